@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (the default pipeline) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+STAMP := $(VENV)/.quantbench-ready
+
+.PHONY: setup run test lint bench-dag rerun clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml tools/setup-env.sh tools/llama-cmake-args.sh
+	bash tools/setup-env.sh $(VENV)
+	touch $@
+
+run: setup
+	$(SNAKEMAKE) --profile profiles/default
+
+# Rerun one precision's jobs (and what depends on them): make rerun PRECISION=gguf-q8_0
+rerun: setup
+	$(SNAKEMAKE) --profile profiles/default --forcerun \
+	  $$($(PY) tools/precision_targets.py $(PRECISION))
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
+	$(SNAKEMAKE) --lint
+
+# Wall time of the default run and of a no-op rerun.
+bench-dag: setup
+	$(PY) tools/bench_pipeline.py
+
+clean:
+	rm -rf results logs benchmarks .snakemake

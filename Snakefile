@@ -1,0 +1,40 @@
+"""quantbench: one model, many precisions, one measurement harness."""
+
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The tested core lives in src/quantbench. Jobs' scripts find it through the link
+# workflow/scripts/quantbench (Snakemake puts the scripts' folder on their path).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from quantbench.config import check_keys  # noqa: E402  (needs src/ on the path)
+
+# A config given with --configfile replaces the default one instead of being merged into it
+# (merging would keep the default model next to the user's).
+if not workflow.overwrite_configfiles:
+    workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
+
+
+check_keys(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/convert.smk"
+include: "workflow/rules/quantize.smk"
+include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/quality.smk"
+include: "workflow/rules/profile.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/plots.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report.md",

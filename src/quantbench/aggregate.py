@@ -1,0 +1,103 @@
+"""Aggregate records into one wide summary (a row per model and precision) and one long table
+(a row per metric), and derive the comparisons with the reference precision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from quantbench import precisions
+from quantbench.records import atomic_write_text
+
+SUMMARY_COLUMNS = [
+    "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
+    "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
+    "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
+    "decode_cv", "peak_mem_mib", "ppl", "ppl_stderr", "ppl_delta_pct", "speedup_vs_ref",
+    "memory_vs_ref", "energy_j_per_tok", "tok_per_j", "quality_status", "profile_status",
+    "reason", "device", "gpu_name",
+]
+TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
+                "profile_status", "reason", "device", "gpu_name"}
+UNITS = (("_tok_s", "tok/s"), ("_mib", "MiB"), ("_ms", "ms"), ("_pct", "%"), ("_s", "s"),
+         ("_w", "W"), ("_j_per_tok", "J/tok"), ("_j", "J"), ("_mhz", "MHz"))
+
+
+def unit_of(metric: str) -> str:
+    for suffix, unit in UNITS:
+        if metric.endswith(suffix):
+            return unit
+    return ""
+
+
+def load_records(paths) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def long_table(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        for metric, value in r["metrics"].items():
+            if isinstance(value, list | dict) or value is None:
+                continue
+            rows.append({
+                "model": r["model"], "precision": r["precision"], "backend": r["backend"],
+                "scenario": r["kind"], "metric": metric, "value": float(value),
+                "unit": unit_of(metric), "status": r["status"],
+                "run_id": r["provenance"].get("config_hash"),
+                "git_commit": r["provenance"].get("git_commit"),
+            })
+    return pd.DataFrame(rows, columns=["model", "precision", "backend", "scenario", "metric",
+                                       "value", "unit", "status", "run_id", "git_commit"])
+
+
+def summary_table(records: list[dict], reference: str) -> pd.DataFrame:
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        key = (r["model"], r["precision"])
+        row = rows.setdefault(key, {"model": r["model"], "precision": r["precision"],
+                                    "backend": r["backend"],
+                                    "family": precisions.get(r["precision"]).family})
+        m = r["metrics"]
+        if r["kind"] == "latency":
+            row.update({k: m.get(k) for k in (
+                "size_mib", "disk_mib", "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s",
+                "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
+                "decode_cv", "peak_mem_mib")})
+            ci = m.get("decode_tok_s_ci95") or [None, None]
+            row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"] = ci
+            row["status"], row["reason"] = r["status"], r["reason"]
+            dev = r["provenance"].get("device", {})
+            row["device"], row["gpu_name"] = dev.get("kind"), dev.get("gpu_name")
+            n_params = r["details"].get("backend", {}).get("n_params")
+            if n_params and m.get("size_mib"):
+                row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params
+        elif r["kind"] == "quality":
+            row.update(ppl=m.get("ppl"), ppl_stderr=m.get("ppl_stderr"),
+                       quality_status=r["status"])
+        elif r["kind"] == "profile":
+            row.update(energy_j_per_tok=m.get("energy_j_per_tok"), tok_per_j=m.get("tok_per_j"),
+                       profile_status=r["status"])
+    df = pd.DataFrame(list(rows.values())).reindex(columns=SUMMARY_COLUMNS)
+    numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
+    df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
+    for _, group in df.groupby("model"):
+        ref = group[group["precision"] == reference]
+        if ref.empty:
+            continue
+        ref = ref.iloc[0]
+        idx = group.index
+        df.loc[idx, "ppl_delta_pct"] = (group["ppl"] / ref["ppl"] - 1) * 100
+        df.loc[idx, "speedup_vs_ref"] = group["decode_tok_s"] / ref["decode_tok_s"]
+        df.loc[idx, "memory_vs_ref"] = group["peak_mem_mib"] / ref["peak_mem_mib"]
+    return df
+
+
+def aggregate(paths, *, reference: str, summary_path, metrics_path) -> pd.DataFrame:
+    records = load_records(paths)
+    summary = summary_table(records, reference)
+    atomic_write_text(summary_path, summary.to_csv(index=False))
+    atomic_write_text(metrics_path, long_table(records).to_csv(index=False))
+    return summary

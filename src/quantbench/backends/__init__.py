@@ -1,0 +1,29 @@
+"""Backends: each knows how to load and run one engine. Scenarios only use this interface.
+
+A backend exposes, for batch size 1 and greedy decoding:
+- ``prefill(ids) -> int``: reset the KV cache, run the prompt, return the next token (argmax);
+- ``decode(token) -> int``: feed one token, return the next one;
+- ``logits(ids) -> np.ndarray``: float32 logits [len(ids), vocab] of one fresh window;
+- ``sync()``: wait for queued device work (a no-op on the CPU);
+- ``info() -> dict``: what was loaded (dtype, quantisation, device).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quantbench.precisions import Precision
+
+
+def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
+                 n_ctx: int, all_logits: bool = False):
+    """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``."""
+    if precision.backend in ("transformers", "bitsandbytes"):
+        from quantbench.backends.hf import HFBackend
+
+        return HFBackend(precision, artifact, device=device, threads=threads)
+    from quantbench.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(
+        precision, artifact, device=device, threads=threads, n_ctx=n_ctx, all_logits=all_logits
+    )

@@ -1,0 +1,91 @@
+"""transformers backend, plain (fp32/fp16/bf16) or quantised on load by bitsandbytes.
+
+The forward passes are called directly with a KV cache (no generate()), so the harness times
+exactly one prefill and one forward per decoded token, as it does for llama.cpp.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+from quantbench.errors import UnsupportedError
+from quantbench.precisions import Precision
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
+    s = precision.settings
+    if precision.backend != "bitsandbytes":
+        return None
+    if s["mode"] == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=s.get("threshold", 6.0))
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=s["mode"],
+        bnb_4bit_use_double_quant=s.get("double_quant", False),
+        bnb_4bit_compute_dtype=DTYPES[s.get("compute_dtype", "bfloat16")],
+    )
+
+
+class HFBackend:
+    def __init__(self, precision: Precision, model_dir, *, device: str, threads: int):
+        torch.set_num_threads(threads)
+        self.device = torch.device("cuda:0" if device == "cuda" else "cpu")
+        self.precision = precision
+        qconfig = quantization_config(precision)
+        dtype = DTYPES[precision.settings.get("dtype", "float32")]
+        if qconfig is not None:
+            dtype = qconfig.bnb_4bit_compute_dtype if qconfig.load_in_4bit else torch.float16
+            if self.device.type == "cpu" and qconfig.load_in_8bit:
+                dtype = torch.float32
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir),
+                dtype=dtype,
+                quantization_config=qconfig,
+                device_map={"": self.device},
+            )
+        except (ImportError, RuntimeError, ValueError, NotImplementedError) as exc:
+            if qconfig is not None or self.device.type == "cuda":
+                raise UnsupportedError(f"{precision.name} on {self.device.type}: {exc}") from exc
+            raise
+        self.model.eval()
+        self.dtype = dtype
+        self.cache = None
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def prefill(self, ids) -> int:
+        x = torch.as_tensor([list(ids)], device=self.device)
+        out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
+        self.cache = out.past_key_values
+        return int(out.logits[0, -1].argmax())
+
+    @torch.inference_mode()
+    def decode(self, token: int) -> int:
+        x = torch.tensor([[token]], device=self.device)
+        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        return int(out.logits[0, -1].argmax())
+
+    @torch.inference_mode()
+    def logits(self, ids) -> np.ndarray:
+        x = torch.as_tensor([list(ids)], device=self.device)
+        out = self.model(input_ids=x, use_cache=False)
+        return out.logits[0].float().cpu().numpy()
+
+    def info(self) -> dict:
+        return {
+            "engine": "transformers",
+            "compute_dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "footprint_mib": self.model.get_memory_footprint() / 2**20,
+            "quantization": self.precision.settings if self.precision.backend != "transformers"
+            else None,
+        }

@@ -1,0 +1,159 @@
+"""Convert stage (HF folder -> GGUF with llama.cpp's own converter) and quantize stage.
+
+The converter is the one vendored in the llama-cpp-python sdist of the installed version
+(convert_hf_to_gguf.py with conversion/ and gguf-py/ beside it), so the GGUF it writes is one
+the installed library reads. It is fetched from PyPI once, or taken from a local source tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from quantbench.errors import ConversionError
+from quantbench.records import atomic_write_text
+
+CONVERTER = "convert_hf_to_gguf.py"
+CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
+GGUF_MAGIC = b"GGUF"
+
+
+def installed_llama_cpp_version() -> str:
+    try:
+        return metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError as exc:
+        raise ConversionError("llama-cpp-python is not installed") from exc
+
+
+def fetch_converter(dest: str | Path, *, source: str | None = None,
+                    version: str | None = None) -> Path:
+    """Place llama.cpp's converter (matching the installed library) in ``dest``."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if source:
+            _copy_from_tree(Path(source), tmp)
+        else:
+            _extract_from_sdist(version or installed_llama_cpp_version(), tmp)
+        if not (tmp / CONVERTER).is_file():
+            raise ConversionError(f"no {CONVERTER} found in the llama-cpp-python source")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _copy_from_tree(source: Path, out: Path) -> None:
+    for root in (source / "vendor" / "llama.cpp", source):
+        if (root / CONVERTER).is_file():
+            out.mkdir(parents=True)
+            for part in CONVERTER_PARTS:
+                src = root / part.rstrip("/")
+                if src.is_dir():
+                    shutil.copytree(src, out / src.name)
+                elif src.is_file():
+                    shutil.copy2(src, out / src.name)
+            return
+    raise ConversionError(f"converter.source {source} holds no {CONVERTER}")
+
+
+def _extract_from_sdist(version: str, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+               ":all:", "--dest", tmp, f"llama-cpp-python=={version}"]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        sdists = list(Path(tmp).glob("*.tar.gz"))
+        if res.returncode != 0 or not sdists:
+            raise ConversionError(
+                f"could not fetch the llama-cpp-python=={version} sdist: {res.stderr[-500:]}"
+                " (offline? set converter.source to an unpacked source tree)"
+            )
+        prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
+        out.mkdir(parents=True)
+        with tarfile.open(sdists[0]) as tar:
+            members = [
+                m for m in tar.getmembers()
+                if m.name.startswith(prefix)
+                and m.name[len(prefix):].startswith(CONVERTER_PARTS)
+                and (m.isfile() or m.isdir())
+            ]
+            for m in members:
+                m.name = m.name[len(prefix):]
+            tar.extractall(out, members=members, filter="data")
+    atomic_write_text(out / "VERSION", version + "\n")
+
+
+def convert(hf_dir: str | Path, out: str | Path, *, outtype: str, converter: str | Path,
+            log_path: str | Path | None = None) -> dict:
+    """HF folder -> GGUF of ``outtype`` (f32, f16, bf16) with llama.cpp's converter."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    cmd = [sys.executable, str(Path(converter) / CONVERTER), str(hf_dir),
+           "--outfile", str(tmp), "--outtype", outtype]
+    env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if log_path:
+        Path(log_path).write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        tail = "\n".join(res.stderr.strip().splitlines()[-3:])
+        if "not supported" in res.stderr:
+            raise ConversionError(f"llama.cpp's converter does not support this model: {tail}")
+        raise ConversionError(f"GGUF conversion failed ({outtype}): {tail}")
+    return _finish(tmp, out)
+
+
+def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int) -> dict:
+    """GGUF -> quantised GGUF with llama_model_quantize (the library's own quantiser)."""
+    import llama_cpp
+
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{gguf_type.upper()}", None)
+    if ftype is None:
+        raise ConversionError(f"llama.cpp has no file type {gguf_type!r}")
+    verify(src)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise ConversionError(f"llama_model_quantize to {gguf_type} failed (code {rc})")
+    return _finish(tmp, out)
+
+
+def verify(path: str | Path) -> None:
+    path = Path(path)
+    with path.open("rb") as fh:
+        if fh.read(4) != GGUF_MAGIC:
+            raise ConversionError(f"{path} is not a GGUF file (bad magic)")
+    if path.stat().st_size < 1024:
+        raise ConversionError(f"{path} is truncated ({path.stat().st_size} bytes)")
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _finish(tmp: Path, out: Path) -> dict:
+    verify(tmp)
+    info = {"path": out.name, "size_bytes": tmp.stat().st_size, "sha256": sha256(tmp)}
+    tmp.replace(out)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,0 +1,49 @@
+"""The precision table: names mapped to a backend and its settings (data, not code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import yaml
+
+BACKENDS = ("transformers", "bitsandbytes", "llama.cpp")
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    backend: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.backend == "llama.cpp"
+
+    @property
+    def family(self) -> str:
+        """Backend family used for colours and grouping in plots."""
+        return {"transformers": "transformers", "bitsandbytes": "bitsandbytes"}.get(
+            self.backend, "llama.cpp"
+        )
+
+
+@cache
+def table() -> dict[str, Precision]:
+    raw = yaml.safe_load(resources.files("quantbench").joinpath("precisions.yaml").read_text())
+    out = {}
+    for name, spec in raw.items():
+        spec = dict(spec)
+        backend = spec.pop("backend")
+        if backend not in BACKENDS:
+            raise ValueError(f"precision {name!r}: unknown backend {backend!r}")
+        out[name] = Precision(name, backend, spec)
+    return out
+
+
+def get(name: str) -> Precision:
+    try:
+        return table()[name]
+    except KeyError:
+        raise KeyError(f"unknown precision {name!r}; allowed: {', '.join(table())}") from None

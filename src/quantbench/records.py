@@ -1,0 +1,115 @@
+"""Result records: one JSON document per measurement, with a schema version and provenance.
+
+Records are written atomically (temporary file, then rename) so that a killed job never leaves
+a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+TRACKED_PACKAGES = ("torch", "transformers", "bitsandbytes", "llama_cpp_python", "numpy")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_hash(obj) -> str:
+    """Stable short hash of the settings a result depends on."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(settings: dict | None = None, device: dict | None = None) -> dict:
+    return {
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "packages": _package_versions(),
+        "git_commit": _git_commit(),
+        "config_hash": config_hash(settings or {}),
+        "device": device or {},
+    }
+
+
+@dataclass
+class Record:
+    """A measurement of one (model, precision) for one scenario."""
+
+    kind: str  # latency | quality | profile | model | ...
+    model: str
+    precision: str
+    backend: str
+    status: str = "ok"  # ok | unsupported | oom | timeout | error | not_applicable | no_gpu
+    reason: str | None = None
+    metrics: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=_json_default) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Record:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def _json_default(obj):
+    # numpy scalars and arrays end up in metrics; store them as plain numbers / lists
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,102 @@
+"""Latency and throughput of one precision, batch size 1, greedy decoding.
+
+Protocol: the model is loaded (timed separately as load_s), then for each prompt length
+``warmup_runs`` untimed runs and ``measured_runs`` timed runs. A run is one prefill of the
+prompt (time to first token: the forward pass and the choice of the first token) followed by
+``new_tokens`` decode steps, each timed on its own. The device is synchronised before every
+clock read; the prompt ids are prepared before timing (tokenisation is not timed). The prompt is
+the start of the evaluation text, so every backend sees the same token ids.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from quantbench.scenarios.common import Job, artifact_size_mib
+from quantbench.stats import summarize
+from quantbench.trackers import MemoryTracker, peak_rss_mib, rss_mib
+
+
+def timed_run(backend, prompt, new_tokens: int) -> tuple[float, list[float]]:
+    """One prefill and ``new_tokens`` decode steps: (ttft seconds, per-token seconds)."""
+    clock = time.perf_counter
+    backend.sync()
+    start = clock()
+    token = backend.prefill(prompt)
+    backend.sync()
+    ttft = clock() - start
+    steps = []
+    for _ in range(new_tokens):
+        start = clock()
+        token = backend.decode(token)
+        backend.sync()
+        steps.append(clock() - start)
+    return ttft, steps
+
+
+def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
+                new_tokens: int, warmup_runs: int, measured_runs: int, device: str = "auto",
+                threads: int = 0):
+    settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+                    warmup_runs=warmup_runs, measured_runs=measured_runs)
+    job = Job("latency", model, precision, device=device, threads=threads, settings=settings)
+    rec = job.record
+    ids = np.load(tokens_path)
+    if len(ids) < max(prompt_tokens):
+        raise ValueError(f"evaluation text has {len(ids)} tokens, fewer than {max(prompt_tokens)}")
+    with job.failures_recorded():
+        rss_before = rss_mib()
+        with MemoryTracker(job.handle) as mem:
+            backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1)
+            rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
+            prefill, decode = {}, {}
+            for n in prompt_tokens:
+                prompt = [int(i) for i in ids[:n]]
+                ttfts, per_token, run_tok_s = [], [], []
+                for run in range(warmup_runs + measured_runs):
+                    ttft, steps = timed_run(backend, prompt, new_tokens)
+                    if run >= warmup_runs:
+                        ttfts.append(ttft * 1e3)
+                        per_token.extend(s * 1e3 for s in steps)
+                        run_tok_s.append(len(steps) / sum(steps))
+                prefill[n] = {
+                    "ttft_ms": summarize(ttfts),
+                    "prefill_tok_s": summarize([n / (t / 1e3) for t in ttfts]),
+                }
+                decode[n] = {
+                    "token_ms": summarize(per_token),
+                    "decode_tok_s": summarize(run_tok_s),
+                }
+        first = prompt_tokens[0]
+        rec.metrics.update(
+            prefill_ms=prefill[first]["ttft_ms"]["p50"],
+            prefill_tok_s=prefill[first]["prefill_tok_s"]["mean"],
+            decode_tok_s=decode[first]["decode_tok_s"]["mean"],
+            decode_tok_s_ci95=[decode[first]["decode_tok_s"]["ci95_low"],
+                               decode[first]["decode_tok_s"]["ci95_high"]],
+            decode_token_ms_p50=decode[first]["token_ms"]["p50"],
+            decode_token_ms_p90=decode[first]["token_ms"]["p90"],
+            decode_token_ms_p99=decode[first]["token_ms"]["p99"],
+            decode_cv=decode[first]["decode_tok_s"]["cv"],
+            peak_rss_mib=peak_rss_mib(),
+            rss_before_load_mib=rss_before,
+            peak_gpu_mib=mem.peak_gpu_mib if job.handle is not None else None,
+        )
+        # One memory figure for every backend: the GPU's if the job ran there, else host RSS.
+        rec.metrics["peak_mem_mib"] = (
+            mem.peak_gpu_mib if job.handle is not None else rec.metrics["peak_rss_mib"]
+        )
+        if job.device == "cuda" and job.precision.backend != "llama.cpp":
+            import torch
+
+            rec.metrics["torch_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        rec.details.update(prefill={str(k): v for k, v in prefill.items()},
+                           decode={str(k): v for k, v in decode.items()})
+    rec.metrics["disk_mib"] = artifact_size_mib(artifact)
+    return rec
+
+
+def _weights_mib(info: dict) -> float | None:
+    return info.get("footprint_mib") or info.get("model_size_mib")

@@ -1,0 +1,84 @@
+"""GPU behaviour of one precision under load, observed by NVML.
+
+A dedicated run (not the latency run, so sampling never perturbs those timings): the model is
+loaded, warmed up, then a prefill phase (repeated prompts) and a decode phase (repeated
+prompt + new_tokens generations) run while a background thread samples utilisation, power,
+clocks, temperature and memory at ``hz``. Energy per phase is read from the GPU's total-energy
+counter at the phase boundaries (the power samples are the fallback when the GPU has no counter).
+On a machine without an NVIDIA GPU the record says so (status no_gpu) and nothing runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from quantbench.scenarios.common import Job
+from quantbench.scenarios.latency import timed_run
+from quantbench.trackers import NvmlSampler
+
+
+def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: int,
+                new_tokens: int, repeats: int, hz: float, device: str = "auto", threads: int = 0):
+    settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, repeats=repeats, hz=hz)
+    job = Job("profile", model, precision, device=device, threads=threads, settings=settings)
+    rec = job.record
+    if job.handle is None:
+        rec.status = "no_gpu"
+        rec.reason = (f"device is {job.device}: no NVIDIA GPU visible to NVML, so power, energy "
+                      "and utilisation were not measured")
+        return rec
+    prompt = [int(i) for i in np.load(tokens_path)[:prompt_tokens]]
+    with job.failures_recorded():
+        backend = job.load(artifact, n_ctx=prompt_tokens + new_tokens + 1)
+        timed_run(backend, prompt, new_tokens)  # warm-up
+        with NvmlSampler(job.handle, hz=hz) as sampler:
+            foreign = sampler.foreign_processes()
+            _phase(sampler, "prefill", repeats * prompt_tokens,
+                   lambda: [backend.prefill(prompt) for _ in range(repeats)], backend)
+            _phase(sampler, "decode", repeats * new_tokens,
+                   lambda: [timed_run(backend, prompt, new_tokens) for _ in range(repeats)],
+                   backend)
+        rec.metrics.update(phase_metrics(sampler))
+        rec.details["foreign_pids"] = foreign
+        rec.details["phases"] = sampler.phases
+        rec.details["samples"] = sampler.samples
+    return rec
+
+
+def _phase(sampler: NvmlSampler, name: str, tokens: int, work, backend) -> None:
+    backend.sync()
+    e0, t0 = sampler.energy_mj(), time.perf_counter()
+    work()
+    backend.sync()
+    e1, t1 = sampler.energy_mj(), time.perf_counter()
+    sampler.phase(name, t0, t1, tokens)
+    if e0 is not None and e1 is not None:
+        sampler.phases[-1]["energy_j"] = (e1 - e0) / 1000
+
+
+def phase_metrics(sampler: NvmlSampler) -> dict:
+    out = {}
+    for ph in sampler.phases:
+        rows = [s for s in sampler.samples if ph["start"] <= s["t"] <= ph["end"]]
+        name, secs = ph["phase"], ph["end"] - ph["start"]
+        power = float(np.mean([r["power_w"] for r in rows])) if rows else float("nan")
+        energy = ph.get("energy_j", power * secs)
+        out.update({
+            f"{name}_s": secs,
+            f"{name}_power_w": power,
+            f"{name}_energy_j": energy,
+            f"{name}_energy_j_per_tok": energy / ph["tokens"],
+            f"{name}_gpu_util_pct": float(np.mean([r["gpu_util_pct"] for r in rows]))
+            if rows else float("nan"),
+            f"{name}_mem_util_pct": float(np.mean([r["mem_util_pct"] for r in rows]))
+            if rows else float("nan"),
+            f"{name}_sm_clock_mhz": float(np.mean([r["sm_clock_mhz"] for r in rows]))
+            if rows else float("nan"),
+            f"{name}_samples": len(rows),
+        })
+    if "decode_energy_j_per_tok" in out:
+        out["energy_j_per_tok"] = out["decode_energy_j_per_tok"]
+        out["tok_per_j"] = 1 / out["decode_energy_j_per_tok"]
+    return out

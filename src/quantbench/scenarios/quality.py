@@ -1,0 +1,68 @@
+"""Quality of one precision: perplexity on the evaluation text and greedy sanity generations.
+
+Every backend gets the same token ids (tokenised once by the model's own tokenizer) and the
+same windows (quantbench.perplexity); llama.cpp is fed ids, never text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from quantbench import perplexity as ppl_mod
+from quantbench.scenarios.common import Job
+
+
+def windows_for(ids, meta: dict, *, mode: str, context_length: int, stride: int | None,
+                max_windows: int):
+    if mode == "llama.cpp":
+        bos = meta["bos_id"] if meta.get("add_bos") else None
+        return ppl_mod.llamacpp_windows(ids, context_length, bos_id=bos, max_windows=max_windows)
+    return ppl_mod.sliding_windows(ids, context_length, stride=stride or context_length // 2,
+                                   max_windows=max_windows)
+
+
+def greedy(backend, prompt: list[int], max_new_tokens: int, eos_ids: set[int]) -> list[int]:
+    out = [backend.prefill(prompt)]
+    while len(out) < max_new_tokens and out[-1] not in eos_ids:
+        out.append(backend.decode(out[-1]))
+    return out
+
+
+def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path, tokenizer, *,
+                mode: str, context_length: int, stride: int | None, max_windows: int,
+                max_new_tokens: int, applicable: bool = True, device: str = "auto",
+                threads: int = 0):
+    settings = dict(mode=mode, context_length=context_length, stride=stride,
+                    max_windows=max_windows, max_new_tokens=max_new_tokens)
+    job = Job("quality", model, precision, device=device, threads=threads, settings=settings)
+    rec = job.record
+    if not applicable:
+        rec.status = "not_applicable"
+        rec.reason = "random weights: perplexity and generations carry no information"
+        return rec
+    ids = np.load(tokens_path)
+    meta = json.loads(Path(tokens_path).with_suffix(".json").read_text())
+    prompts = json.loads(Path(prompts_path).read_text())
+    windows = windows_for(ids, meta, mode=mode, context_length=context_length, stride=stride,
+                          max_windows=max_windows)
+    longest_prompt = max(len(p["ids"]) for p in prompts)
+    with job.failures_recorded():
+        backend = job.load(artifact, n_ctx=max(context_length, longest_prompt + max_new_tokens),
+                           all_logits=True)
+        nll = np.concatenate([ppl_mod.token_nll(backend.logits(w.ids), w) for w in windows])
+        rec.metrics.update(ppl_mod.perplexity(nll))
+        rec.metrics["n_windows"] = len(windows)
+        eos = set(meta.get("eos_ids", []))
+        decoder = Tokenizer.from_file(str(tokenizer))
+        generations = []
+        for p in prompts:
+            out = greedy(backend, p["ids"], max_new_tokens, eos)
+            text = decoder.decode(out, skip_special_tokens=True)
+            generations.append({"prompt": p["text"], "token_ids": out, "text": text})
+        rec.details["generations"] = generations
+        rec.details["perplexity_protocol"] = {**settings, "add_bos": bool(meta.get("add_bos"))}
+    return rec

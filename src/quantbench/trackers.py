@@ -1,0 +1,159 @@
+"""Trackers observe a run without changing it: host memory and NVML (GPU) sampling.
+
+Memory is measured the same way for every backend:
+- host: peak resident set size of the job's process (getrusage, exact, kernel-maintained);
+- GPU: this process's memory as NVML reports it, sampled in a background thread (torch's
+  allocator cannot see llama.cpp's allocations, NVML sees both).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+from dataclasses import dataclass, field
+
+MIB = 2**20
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def nvml_handle():
+    """NVML handle of the GPU this process sees as cuda:0, or None without a GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    if visible.startswith("GPU-"):
+        return pynvml.nvmlDeviceGetHandleByUUID(visible)
+    index = int(visible) if visible.isdigit() else 0
+    if pynvml.nvmlDeviceGetCount() <= index:
+        return None
+    return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def gpu_description(handle) -> dict:
+    if handle is None:
+        return {}
+    import pynvml
+
+    def _s(v):
+        return v.decode() if isinstance(v, bytes) else v
+
+    return {
+        "gpu_name": _s(pynvml.nvmlDeviceGetName(handle)),
+        "gpu_uuid": _s(pynvml.nvmlDeviceGetUUID(handle)),
+        "driver": _s(pynvml.nvmlSystemGetDriverVersion()),
+        "gpu_memory_total_mib": pynvml.nvmlDeviceGetMemoryInfo(handle).total / MIB,
+    }
+
+
+def process_gpu_mib(handle, pid: int) -> float:
+    import pynvml
+
+    for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+        if proc.pid == pid and proc.usedGpuMemory is not None:
+            return proc.usedGpuMemory / MIB
+    return 0.0
+
+
+@dataclass
+class MemoryTracker:
+    """Background sampler of this process's GPU memory (NVML) and host RSS."""
+
+    handle: object = None
+    interval_s: float = 0.01
+    peak_gpu_mib: float = 0.0
+    peak_rss_sampled_mib: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        pid = os.getpid()
+        while not self._stop.is_set():
+            self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())
+            if self.handle is not None:
+                self.peak_gpu_mib = max(self.peak_gpu_mib, process_gpu_mib(self.handle, pid))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> MemoryTracker:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class NvmlSampler:
+    """Samples utilisation, power, clocks, temperature and memory at ``hz``; marks phases."""
+
+    handle: object
+    hz: float = 50.0
+    samples: list[dict] = field(default_factory=list)
+    phases: list[dict] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _read(self) -> dict:
+        import pynvml
+
+        h = self.handle
+        util = pynvml.nvmlDeviceGetUtilizationRates(h)
+        return {
+            "t": time.perf_counter(),
+            "gpu_util_pct": util.gpu,
+            "mem_util_pct": util.memory,
+            "power_w": pynvml.nvmlDeviceGetPowerUsage(h) / 1000,
+            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
+            "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM),
+            "temp_c": pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU),
+            "mem_used_mib": pynvml.nvmlDeviceGetMemoryInfo(h).used / MIB,
+            "energy_mj": self.energy_mj(),
+        }
+
+    def energy_mj(self) -> float | None:
+        import pynvml
+
+        try:
+            return float(pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+        except pynvml.NVMLError:
+            return None
+
+    def foreign_processes(self) -> list[int]:
+        import pynvml
+
+        me = os.getpid()
+        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        return sorted({p.pid for p in procs if p.pid != me})
+
+    def _loop(self) -> None:
+        period = 1.0 / self.hz
+        while not self._stop.is_set():
+            self.samples.append(self._read())
+            self._stop.wait(period)
+
+    def phase(self, name: str, start: float, end: float, tokens: int) -> None:
+        self.phases.append({"phase": name, "start": start, "end": end, "tokens": tokens})
+
+    def __enter__(self) -> NvmlSampler:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny random Llama (hidden 256, so K-quants are genuine), its GGUFs, text."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quantbench.datasets import save_tokens
+from quantbench.gguf import convert, fetch_converter, installed_llama_cpp_version, quantize
+from quantbench.models import prepare_model
+
+DATA = Path(__file__).parent / "data"
+TINY = dict(source="random", architecture="llama", hidden_size=256, num_layers=2, num_heads=4,
+            num_kv_heads=2, intermediate_size=512, vocab_size=512, max_position_embeddings=512,
+            seed=0)
+PROMPTS = ["The river ran past", "Quantization stores"]
+
+
+@pytest.fixture(scope="session")
+def sample_text() -> Path:
+    return DATA / "sample.txt"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, sample_text) -> Path:
+    out = tmp_path_factory.mktemp("model") / "hf"
+    prepare_model(TINY, out, text_path=sample_text)
+    return out
+
+
+@pytest.fixture(scope="session")
+def converter() -> Path:
+    """llama.cpp's converter, fetched once per machine (PyPI) and reused across test runs."""
+    cache = Path(os.environ.get("QUANTBENCH_TEST_CACHE", Path.home() / ".cache" / "quantbench"))
+    dest = cache / f"converter-{installed_llama_cpp_version()}"
+    if not (dest / "convert_hf_to_gguf.py").is_file():
+        fetch_converter(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, tiny_model, converter) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("gguf")
+    files = {"f16": out / "f16.gguf"}
+    convert(tiny_model, files["f16"], outtype="f16", converter=converter)
+    for qtype in ("q8_0", "q4_k_m"):
+        files[qtype] = out / f"{qtype}.gguf"
+        quantize(files["f16"], files[qtype], gguf_type=qtype, threads=2)
+    return files
+
+
+@pytest.fixture(scope="session")
+def tiny_tokens(tmp_path_factory, tiny_model, sample_text) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("tokens")
+    paths = {"ids": out / "text.npy", "meta": out / "text.json", "prompts": out / "prompts.json"}
+    save_tokens(sample_text, tiny_model, PROMPTS, ids_path=paths["ids"],
+                meta_path=paths["meta"], prompts_path=paths["prompts"])
+    assert np.load(paths["ids"]).size > 300
+    return paths

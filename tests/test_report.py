@@ -1,0 +1,70 @@
+import re
+
+import pytest
+
+from quantbench.aggregate import long_table, summary_table
+from quantbench.report import findings, md_escape
+
+
+def _rec(kind, precision, backend, status="ok", **metrics):
+    return {"kind": kind, "model": "m", "precision": precision, "backend": backend,
+            "status": status, "reason": None if status == "ok" else "boom",
+            "metrics": metrics, "details": {"backend": {"n_params": 1_000_000}},
+            "provenance": {"config_hash": "abc", "device": {"kind": "cpu"}}}
+
+
+@pytest.fixture()
+def records():
+    out = []
+    rows = [("fp32", "transformers", 20.0, 4.0, 10.0), ("gguf-q8_0", "llama.cpp", 45.0, 1.1, 10.1),
+            ("gguf-q4_k_m", "llama.cpp", 60.0, 0.6, 10.9)]
+    for precision, backend, tok_s, size, ppl in rows:
+        out.append(_rec("latency", precision, backend, decode_tok_s=tok_s, size_mib=size,
+                        peak_mem_mib=100 * size, prefill_ms=5.0, decode_tok_s_ci95=[tok_s - 1,
+                                                                                   tok_s + 1]))
+        out.append(_rec("quality", precision, backend, ppl=ppl, ppl_stderr=0.1))
+    out.append(_rec("latency", "bnb-int8", "bitsandbytes", status="oom"))
+    return out
+
+
+def test_summary_derives_comparisons_with_the_reference(records):
+    df = summary_table(records, "fp32").set_index("precision")
+    assert df.loc["gguf-q8_0", "speedup_vs_ref"] == pytest.approx(45 / 20)
+    assert df.loc["gguf-q4_k_m", "ppl_delta_pct"] == pytest.approx(9.0)
+    assert df.loc["fp32", "bits_per_weight"] == pytest.approx(4.0 * 2**20 * 8 / 1e6)
+    assert df.loc["bnb-int8", "status"] == "oom"
+    long = long_table(records)
+    assert {"metric", "value", "unit", "run_id"} <= set(long.columns)
+    assert long.query("metric == 'decode_tok_s'")["unit"].unique().tolist() == ["tok/s"]
+
+
+def test_every_number_in_the_findings_comes_from_the_table(records):
+    df = summary_table(records, "fp32")
+    lines = findings(df, "fp32")
+    text = " ".join(lines)
+    assert "gguf-q4_k_m at 60.0 tok/s" in text  # fastest
+    assert "recommendation" in text and "gguf-q8_0" in text  # +1 % is inside the 2 % budget
+    assert "bnb-int8 did not run (oom)" in text
+    table_numbers = set()
+    for col in df.select_dtypes("number"):
+        for v in df[col].dropna():
+            table_numbers |= {f"{v:.{d}f}" for d in range(4)} | {f"{v:+.2f}"}
+    sizes = df["size_mib"].dropna()
+    table_numbers |= {f"{a / b:.1f}" for a in sizes for b in sizes}
+    for number in re.findall(r"[+-]?\d+(?:\.\d+)?", text.replace("+2 %", "")):
+        if number in ("4", "8", "0", "32"):  # model names / precision names
+            continue
+        assert number in table_numbers, f"{number} is not in the summary table"
+
+
+def test_no_findings_claim_without_data():
+    df = summary_table([_rec("latency", "fp32", "transformers", status="error")], "fp32")
+    assert findings(df, "fp32") == ["m: no precision ran successfully."]
+
+
+def test_model_text_cannot_inject_markup():
+    evil = "<script>alert(1)</script> | **bold** [x](http://e) `code`\nnext"
+    out = md_escape(evil)
+    assert "<script>" not in out and "|" not in out.replace("\\|", "")
+    assert "**" not in out.replace("\\*", "") and "\n" not in out
+    assert "](" not in out.replace("\\](", "")

@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+
+from quantbench.errors import UnsupportedError
+from quantbench.records import Record
+from quantbench.scenarios import common
+from quantbench.scenarios.latency import run_latency
+from quantbench.scenarios.profile import run_profile
+from quantbench.scenarios.quality import run_quality
+
+LATENCY = dict(prompt_tokens=[16, 32], new_tokens=8, warmup_runs=1, measured_runs=3,
+               device="cpu", threads=2)
+QUALITY = dict(mode="llama.cpp", context_length=64, stride=None, max_windows=4,
+               max_new_tokens=6, device="cpu", threads=2)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_model, tiny_gguf):
+    return {"fp32": tiny_model, "bf16": tiny_model, "gguf-f16": tiny_gguf["f16"],
+            "gguf-q8_0": tiny_gguf["q8_0"], "gguf-q4_k_m": tiny_gguf["q4_k_m"]}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "gguf-f16", "gguf-q4_k_m"])
+def test_latency_record_has_every_figure_with_spread(precision, artifacts, tiny_tokens, tmp_path):
+    rec = run_latency("tiny", precision, artifacts[precision], tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "ok", rec.reason
+    m = rec.metrics
+    assert m["decode_tok_s"] > 0 and m["prefill_ms"] > 0 and m["load_s"] > 0
+    assert m["decode_tok_s_ci95"][0] <= m["decode_tok_s"] <= m["decode_tok_s_ci95"][1]
+    assert m["decode_token_ms_p50"] <= m["decode_token_ms_p90"] <= m["decode_token_ms_p99"]
+    assert m["peak_mem_mib"] >= m["rss_before_load_mib"] > 0
+    assert m["size_mib"] > 0 and m["disk_mib"] > 0
+    assert set(rec.details["prefill"]) == {"16", "32"}
+    assert rec.details["decode"]["16"]["token_ms"]["n"] == 3 * 8
+    assert rec.provenance["config_hash"] and rec.provenance["packages"]["torch"]
+    rec.save(tmp_path / "r.json")
+    assert Record.load(tmp_path / "r.json").metrics["decode_tok_s"] == m["decode_tok_s"]
+
+
+def test_quantised_weights_are_smaller(artifacts, tiny_tokens):
+    sizes = {p: run_latency("tiny", p, artifacts[p], tiny_tokens["ids"], **LATENCY)
+             .metrics["size_mib"] for p in ("fp32", "gguf-f16", "gguf-q4_k_m")}
+    assert sizes["fp32"] > sizes["gguf-f16"] > sizes["gguf-q4_k_m"]
+
+
+def test_same_ids_same_windows_give_matching_perplexity(artifacts, tiny_tokens):
+    ppl = {}
+    for p in ("fp32", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m"):
+        rec = run_quality("tiny", p, artifacts[p], tiny_tokens["ids"], tiny_tokens["prompts"],
+                          artifacts["fp32"] / "tokenizer.json", **QUALITY)
+        assert rec.status == "ok", rec.reason
+        assert rec.metrics["n_windows"] == 4
+        assert rec.metrics["n_tokens"] == 4 * (64 - 1 - 32)
+        assert len(rec.details["generations"]) == 2
+        assert all(1 <= len(g["token_ids"]) <= 6 for g in rec.details["generations"])
+        ppl[p] = rec.metrics["ppl"]
+    # a random model predicts about uniformly over its 512 tokens
+    assert 200 < ppl["fp32"] < 1500
+    assert abs(ppl["gguf-f16"] / ppl["fp32"] - 1) < 0.005
+    assert abs(ppl["gguf-q4_k_m"] / ppl["fp32"] - 1) >= abs(ppl["gguf-q8_0"] / ppl["fp32"] - 1)
+
+
+def test_random_weights_quality_is_not_applicable(artifacts, tiny_tokens):
+    rec = run_quality("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
+                      tiny_tokens["prompts"], artifacts["fp32"] / "tokenizer.json",
+                      applicable=False, **QUALITY)
+    assert rec.status == "not_applicable" and "random weights" in rec.reason
+    assert "ppl" not in rec.metrics
+
+
+@pytest.mark.parametrize(("exc", "status"), [
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "oom"),
+    (UnsupportedError("bnb-fp4 on cpu: not implemented"), "unsupported"),
+    (RuntimeError("kernel exploded"), "error"),
+])
+def test_failures_become_records(monkeypatch, artifacts, tiny_tokens, tmp_path, exc, status):
+    def boom(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(common, "load_backend", boom)
+    rec = run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"], **LATENCY)
+    assert rec.status == status and str(exc) in rec.reason
+    assert "decode_tok_s" not in rec.metrics
+    rec.save(tmp_path / "fail.json")
+    assert json.loads((tmp_path / "fail.json").read_text())["status"] == status
+
+
+def test_profile_without_gpu_says_so(artifacts, tiny_tokens):
+    rec = run_profile("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"], prompt_tokens=16,
+                      new_tokens=4, repeats=1, hz=50, device="cpu", threads=2)
+    assert rec.status == "no_gpu" and "no NVIDIA GPU" in rec.reason
+
+
+def test_prompt_longer_than_text_is_an_error(artifacts, tiny_tokens):
+    n = np.load(tiny_tokens["ids"]).size
+    with pytest.raises(ValueError, match="fewer than"):
+        run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
+                    **{**LATENCY, "prompt_tokens": [n + 1]})

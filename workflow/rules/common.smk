@@ -1,0 +1,72 @@
+import re
+import shutil
+
+from quantbench import config as qb_config
+from quantbench import precisions as qb_precisions
+from quantbench.datasets import dataset_id
+
+qb_config.check(config)
+
+MODELS = list(config["models"])
+PRECISIONS = list(config["precisions"])
+TABLE = qb_precisions.table()
+DATASET = dataset_id(config["dataset"])
+REFERENCE = qb_config.reference_precision(config)
+CONVERT_TYPES = [
+    p.settings["gguf_type"] for p in TABLE.values() if p.settings.get("made_by") == "convert"
+]
+QUANT_TYPES = [
+    p.settings["gguf_type"].lower()
+    for p in TABLE.values()
+    if p.settings.get("made_by") == "quantize"
+]
+HAS_GPU = config["device"] == "cuda" or (
+    config["device"] == "auto" and shutil.which("nvidia-smi") is not None
+)
+FIGURES = ["perplexity", "decode_throughput", "memory"]
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, MODELS)),
+    precision="|".join(map(re.escape, PRECISIONS)),
+    outtype="|".join(CONVERT_TYPES),
+    qtype="|".join(QUANT_TYPES),
+
+
+def model_dir(model):
+    return f"resources/models/{model}/hf"
+
+
+def get_model_artifact(wildcards):
+    """The file or folder a precision loads: the HF folder, or its GGUF."""
+    precision = TABLE[wildcards.precision]
+    if precision.is_gguf:
+        return f"resources/models/{wildcards.model}/gguf/{precision.settings['gguf_type'].lower()}.gguf"
+    return model_dir(wildcards.model)
+
+
+def get_tokenizer_text(wildcards):
+    """Random-weights models train their tokenizer on the evaluation text."""
+    if config["models"][wildcards.model]["source"] == "random":
+        return f"resources/datasets/{DATASET}.txt"
+    return []
+
+
+def get_conda_env(wildcards):
+    """The toolchain environment of the precision's backend."""
+    name = "llamacpp" if TABLE[wildcards.precision].is_gguf else "hf"
+    return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
+
+
+def needs_gpu(wildcards):
+    return int(HAS_GPU and config["device"] != "cpu")
+
+
+def quality_applicable(wildcards):
+    return config["models"][wildcards.model]["source"] != "random"
+
+
+def results_of(kind):
+    return expand(
+        f"results/{{model}}/{kind}/{{precision}}.json", model=MODELS, precision=PRECISIONS
+    )

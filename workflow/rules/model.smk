@@ -1,0 +1,50 @@
+rule prepare_model:
+    input:
+        text=get_tokenizer_text,
+    output:
+        folder=directory("resources/models/{model}/hf"),
+    log:
+        "logs/prepare_model/{model}.log",
+    benchmark:
+        "benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../../envs/llamacpp.yaml"
+    resources:
+        mem_mb=8000,
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        hub_cache_dir=config["hub"]["cache_dir"],
+    script:
+        "../scripts/prepare_model.py"
+
+
+rule fetch_dataset:
+    output:
+        text=f"resources/datasets/{DATASET}.txt",
+    log:
+        f"logs/fetch_dataset/{DATASET}.log",
+    conda:
+        "../../envs/hf.yaml"
+    params:
+        spec=config["dataset"],
+        hub_cache_dir=config["hub"]["cache_dir"],
+    script:
+        "../scripts/fetch_dataset.py"
+
+
+rule tokenize_dataset:
+    input:
+        text=rules.fetch_dataset.output.text,
+        model=model_dir("{model}"),
+    output:
+        ids=f"resources/models/{{model}}/tokens/{DATASET}.npy",
+        meta=f"resources/models/{{model}}/tokens/{DATASET}.json",
+        prompts="resources/models/{model}/tokens/prompts.json",
+    log:
+        "logs/tokenize_dataset/{model}.log",
+    conda:
+        "../../envs/hf.yaml"
+    params:
+        prompts=config["generation"]["prompts"],
+    script:
+        "../scripts/tokenize_dataset.py"

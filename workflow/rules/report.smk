@@ -1,0 +1,17 @@
+rule render_report:
+    input:
+        summary=rules.aggregate_results.output.summary,
+        figures=rules.plot_results.output.png,
+        quality=results_of("quality"),
+        models=expand("resources/models/{model}/hf", model=MODELS),
+    output:
+        report="results/report.md",
+    log:
+        "logs/render_report.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        reference=REFERENCE,
+        config=config,
+    script:
+        "../scripts/render_report.py"

@@ -1,0 +1,15 @@
+"""Collect every record into results/summary.csv (wide) and results/metrics.csv (long)."""
+
+from quantbench import logs
+from quantbench.aggregate import aggregate
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile],
+              reference=smk.params.reference, summary_path=smk.output.summary,
+              metrics_path=smk.output.metrics)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)

@@ -1,0 +1,16 @@
+"""Measure prefill and decode latency for one model at one precision."""
+
+from quantbench import logs
+from quantbench.scenarios.latency import run_latency
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    record = run_latency(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
+                         smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
+                         **smk.params.protocol)
+    record.save(smk.output.json)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)

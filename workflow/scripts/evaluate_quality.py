@@ -1,0 +1,21 @@
+"""Perplexity and sanity generations for one model at one precision."""
+
+from pathlib import Path
+
+from quantbench import logs
+from quantbench.scenarios.quality import run_quality
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    record = run_quality(
+        smk.wildcards.model, smk.wildcards.precision, smk.input.model, smk.input.tokens,
+        smk.input.prompts, Path(smk.input.tokenizer) / "tokenizer.json",
+        max_new_tokens=smk.params.max_new_tokens, applicable=smk.params.applicable,
+        device=smk.params.device, threads=smk.params.threads, **smk.params.protocol,
+    )
+    record.save(smk.output.json)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)

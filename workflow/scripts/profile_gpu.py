@@ -1,0 +1,16 @@
+"""NVML profile (power, energy, utilisation, clocks) of one model at one precision."""
+
+from quantbench import logs
+from quantbench.scenarios.profile import run_profile
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    record = run_profile(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
+                         smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
+                         **smk.params.protocol)
+    record.save(smk.output.json)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)

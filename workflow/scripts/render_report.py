@@ -1,0 +1,15 @@
+"""Render results/report.md from the summary, the figures and the generations."""
+
+from quantbench import logs
+from quantbench.report import render_report
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    render_report(smk.input.summary, smk.input.figures, smk.input.quality, smk.input.models,
+                  reference=smk.params.reference, config=smk.params.config,
+                  out=smk.output.report)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)

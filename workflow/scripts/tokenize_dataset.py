@@ -1,0 +1,15 @@
+"""Tokenise the evaluation text and the sanity prompts once, with the model's tokenizer."""
+
+from quantbench import logs
+from quantbench.datasets import save_tokens
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    save_tokens(smk.input.text, smk.input.model, smk.params.prompts,
+                ids_path=smk.output.ids, meta_path=smk.output.meta,
+                prompts_path=smk.output.prompts)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)
