@@ -68,3 +68,27 @@ def test_model_text_cannot_inject_markup():
     assert "<script>" not in out and "|" not in out.replace("\\|", "")
     assert "**" not in out.replace("\\*", "") and "\n" not in out
     assert "](" not in out.replace("\\](", "")
+
+
+def test_roofline_counts_weights_kv_and_flops(tmp_path):
+    import json
+
+    from quantbench import roofline
+
+    cfg = {"num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 256,
+           "num_hidden_layers": 2, "intermediate_size": 512, "vocab_size": 1000}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    shape = roofline.Shape.from_config(tmp_path / "config.json")
+    # attention 256*64*(8+4) + mlp 3*256*512, two layers, plus the LM head
+    assert shape.matmul_params == 2 * (256 * 64 * 12 + 3 * 256 * 512) + 256 * 1000
+    assert shape.kv_bytes_per_token(2) == 2 * 2 * 2 * 64 * 2
+    row = {"decode_tok_s": 100.0, "size_mib": 1.0, "decode_ctx_mean": 10.0, "kv_elem_bytes": 2,
+           "prefill_ms": 10.0, "prompt_tokens": 8}
+    out = roofline.derive(row, shape, {"peak_bw_gb_s": 1.0, "matmul_tflops": {"f": 0.5}})
+    bytes_tok = 2**20 + 10 * 1024
+    assert out["decode_gb_s"] == pytest.approx(bytes_tok * 100 / 1e9)
+    assert out["mbu_pct"] == pytest.approx(100 * bytes_tok * 100 / 1e9)
+    flops = 2 * shape.matmul_params * 8 + 2 * 2 * 64 * 4 * 64
+    assert out["prefill_tflops"] == pytest.approx(flops / 0.01 / 1e12)
+    assert out["mfu_pct"] == pytest.approx(100 * flops / 0.01 / 1e12 / 0.5)
+    assert roofline.derive({"decode_tok_s": float("nan")}, shape, {}) == {}

@@ -45,12 +45,19 @@ def test_quantised_weights_are_smaller(artifacts, tiny_tokens):
     assert sizes["fp32"] > sizes["gguf-f16"] > sizes["gguf-q4_k_m"]
 
 
-def test_same_ids_same_windows_give_matching_perplexity(artifacts, tiny_tokens):
-    ppl = {}
+def test_same_ids_same_windows_give_matching_perplexity(artifacts, tiny_tokens, tmp_path):
+    ppl, kld = {}, {}
     for p in ("fp32", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m"):
+        ref = None if p == "fp32" else tmp_path / "fp32.npz"
         rec = run_quality("tiny", p, artifacts[p], tiny_tokens["ids"], tiny_tokens["prompts"],
-                          artifacts["fp32"] / "tokenizer.json", **QUALITY)
+                          artifacts["fp32"] / "tokenizer.json", logprobs_out=tmp_path / f"{p}.npz",
+                          reference=ref, **QUALITY)
         assert rec.status == "ok", rec.reason
+        assert rec.details["is_reference"] == (p == "fp32")
+        if ref is not None:
+            kld[p] = rec.metrics["kld_mean"]
+            assert 0 <= rec.metrics["gen_exact_match_pct"] <= 100
+            assert rec.metrics["delta_p_p01_pct"] <= rec.metrics["delta_p_p99_pct"]
         assert rec.metrics["n_windows"] == 4
         assert rec.metrics["n_tokens"] == 4 * (64 - 1 - 32)
         assert len(rec.details["generations"]) == 2
@@ -60,13 +67,15 @@ def test_same_ids_same_windows_give_matching_perplexity(artifacts, tiny_tokens):
     assert 200 < ppl["fp32"] < 1500
     assert abs(ppl["gguf-f16"] / ppl["fp32"] - 1) < 0.005
     assert abs(ppl["gguf-q4_k_m"] / ppl["fp32"] - 1) >= abs(ppl["gguf-q8_0"] / ppl["fp32"] - 1)
+    assert 0 <= kld["gguf-f16"] < kld["gguf-q8_0"] < kld["gguf-q4_k_m"]
 
 
-def test_random_weights_quality_is_not_applicable(artifacts, tiny_tokens):
+def test_random_weights_quality_is_not_applicable(artifacts, tiny_tokens, tmp_path):
     rec = run_quality("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
                       tiny_tokens["prompts"], artifacts["fp32"] / "tokenizer.json",
-                      applicable=False, **QUALITY)
+                      logprobs_out=tmp_path / "x.npz", applicable=False, **QUALITY)
     assert rec.status == "not_applicable" and "random weights" in rec.reason
+    assert (tmp_path / "x.npz").is_file()
     assert "ppl" not in rec.metrics
 
 

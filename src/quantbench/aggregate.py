@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantbench import precisions
+from quantbench import precisions, roofline
 from quantbench.records import atomic_write_text
 
 SUMMARY_COLUMNS = [
@@ -16,7 +16,9 @@ SUMMARY_COLUMNS = [
     "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
     "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
     "decode_cv", "peak_mem_mib", "ppl", "ppl_stderr", "ppl_delta_pct", "speedup_vs_ref",
-    "memory_vs_ref", "energy_j_per_tok", "tok_per_j", "quality_status", "profile_status",
+    "memory_vs_ref", "kld_mean", "top1_agreement_pct", "gen_exact_match_pct",
+    "decode_gb_s", "mbu_pct", "prefill_tflops", "mfu_pct", "energy_j_per_tok", "tok_per_j",
+    "prompt_tokens", "decode_ctx_mean", "kv_elem_bytes", "quality_status", "profile_status",
     "reason", "device", "gpu_name",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
@@ -53,7 +55,8 @@ def long_table(records: list[dict]) -> pd.DataFrame:
                                        "value", "unit", "status", "run_id", "git_commit"])
 
 
-def summary_table(records: list[dict], reference: str) -> pd.DataFrame:
+def summary_table(records: list[dict], reference: str, *, shapes: dict | None = None,
+                  machine: dict | None = None) -> pd.DataFrame:
     rows: dict[tuple, dict] = {}
     for r in records:
         key = (r["model"], r["precision"])
@@ -65,7 +68,8 @@ def summary_table(records: list[dict], reference: str) -> pd.DataFrame:
             row.update({k: m.get(k) for k in (
                 "size_mib", "disk_mib", "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s",
                 "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
-                "decode_cv", "peak_mem_mib")})
+                "decode_cv", "peak_mem_mib", "prompt_tokens", "decode_ctx_mean",
+                "kv_elem_bytes")})
             ci = m.get("decode_tok_s_ci95") or [None, None]
             row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"] = ci
             row["status"], row["reason"] = r["status"], r["reason"]
@@ -76,6 +80,8 @@ def summary_table(records: list[dict], reference: str) -> pd.DataFrame:
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params
         elif r["kind"] == "quality":
             row.update(ppl=m.get("ppl"), ppl_stderr=m.get("ppl_stderr"),
+                       kld_mean=m.get("kld_mean"), top1_agreement_pct=m.get("top1_agreement_pct"),
+                       gen_exact_match_pct=m.get("gen_exact_match_pct"),
                        quality_status=r["status"])
         elif r["kind"] == "profile":
             row.update(energy_j_per_tok=m.get("energy_j_per_tok"), tok_per_j=m.get("tok_per_j"),
@@ -92,12 +98,21 @@ def summary_table(records: list[dict], reference: str) -> pd.DataFrame:
         df.loc[idx, "ppl_delta_pct"] = (group["ppl"] / ref["ppl"] - 1) * 100
         df.loc[idx, "speedup_vs_ref"] = group["decode_tok_s"] / ref["decode_tok_s"]
         df.loc[idx, "memory_vs_ref"] = group["peak_mem_mib"] / ref["peak_mem_mib"]
+    for i, row in df.iterrows():
+        shape = (shapes or {}).get(row["model"])
+        if shape is not None and machine:
+            for key, value in roofline.derive(row.to_dict(), shape, machine).items():
+                df.loc[i, key] = value
     return df
 
 
-def aggregate(paths, *, reference: str, summary_path, metrics_path) -> pd.DataFrame:
+def aggregate(paths, *, reference: str, summary_path, metrics_path, model_dirs=(),
+              machine_path=None) -> pd.DataFrame:
     records = load_records(paths)
-    summary = summary_table(records, reference)
+    shapes = {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
+              for d in model_dirs}
+    machine = json.loads(Path(machine_path).read_text()) if machine_path else None
+    summary = summary_table(records, reference, shapes=shapes, machine=machine)
     atomic_write_text(summary_path, summary.to_csv(index=False))
     atomic_write_text(metrics_path, long_table(records).to_csv(index=False))
     return summary

@@ -64,12 +64,21 @@ def sliding_windows(ids, n_ctx: int, *, stride: int, max_windows: int = 0):
     return out
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float64)
+    peak = x.max(axis=1, keepdims=True)
+    return x - (np.log(np.exp(x - peak).sum(axis=1, keepdims=True)) + peak)
+
+
+def scored_logprobs(logits: np.ndarray, window: Window) -> np.ndarray:
+    """Log-probabilities (float64) at the positions that predict the window's targets."""
+    return log_softmax(logits[window.first:window.first + len(window.targets)])
+
+
 def token_nll(logits: np.ndarray, window: Window) -> np.ndarray:
-    """Negative log-likelihood of each target, in float64 (log-softmax of the logits)."""
-    rows = logits[window.first:window.first + len(window.targets)].astype(np.float64)
-    peak = rows.max(axis=1, keepdims=True)
-    logz = np.log(np.exp(rows - peak).sum(axis=1)) + peak[:, 0]
-    return logz - rows[np.arange(len(window.targets)), window.targets]
+    """Negative log-likelihood of each target."""
+    lp = scored_logprobs(logits, window)
+    return -lp[np.arange(len(window.targets)), window.targets]
 
 
 def perplexity(nll: np.ndarray) -> dict:

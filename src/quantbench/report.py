@@ -112,8 +112,9 @@ def _provenance(quality_paths) -> dict:
 
 
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
-                  config: dict, out) -> str:
+                  config: dict, out, machine_path=None) -> str:
     df = pd.read_csv(summary_path)
+    machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("quantbench", "templates"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -130,6 +131,7 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
         prov=_provenance(quality_paths),
         config=config,
         budget=QUALITY_BUDGET_PCT,
+        machine=machine,
     )
     atomic_write_text(out, text)
     return text

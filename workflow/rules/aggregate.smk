@@ -1,9 +1,26 @@
+rule measure_machine:
+    output:
+        json="results/machine.json",
+    log:
+        "logs/measure_machine.log",
+    conda:
+        "../../envs/hf.yaml"
+    params:
+        device=config["device"],
+        threads=config["threads"],
+    resources:
+        gpu=needs_gpu,
+    script:
+        "../scripts/measure_machine.py"
+
+
 rule aggregate_results:
     input:
         latency=results_of("latency"),
         quality=results_of("quality"),
         profile=results_of("profile"),
         models=expand("resources/models/{model}/hf", model=MODELS),
+        machine=rules.measure_machine.output.json,
     output:
         summary="results/summary.csv",
         metrics="results/metrics.csv",

@@ -58,6 +58,13 @@ def get_conda_env(wildcards):
     return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
 
 
+def get_reference_logprobs(wildcards):
+    """Non-reference precisions are compared with the reference's stored log-probabilities."""
+    if wildcards.precision == REFERENCE:
+        return []
+    return f"results/{wildcards.model}/logprobs/{REFERENCE}.npz"
+
+
 def needs_gpu(wildcards):
     return int(HAS_GPU and config["device"] != "cpu")
 

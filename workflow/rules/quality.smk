@@ -4,8 +4,10 @@ rule evaluate_quality:
         tokenizer=model_dir("{model}"),
         tokens=f"resources/models/{{model}}/tokens/{DATASET}.npy",
         prompts="resources/models/{model}/tokens/prompts.json",
+        reference=get_reference_logprobs,
     output:
         json="results/{model}/quality/{precision}.json",
+        logprobs="results/{model}/logprobs/{precision}.npz",
     log:
         "logs/evaluate_quality/{model}/{precision}.log",
     benchmark:

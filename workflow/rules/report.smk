@@ -4,6 +4,7 @@ rule render_report:
         figures=rules.plot_results.output.png,
         quality=results_of("quality"),
         models=expand("resources/models/{model}/hf", model=MODELS),
+        machine=rules.measure_machine.output.json,
     output:
         report="results/report.md",
     log:

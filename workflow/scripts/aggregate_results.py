@@ -8,7 +8,8 @@ def main(smk) -> None:
     logs.to_file(smk.log[0])
     aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile],
               reference=smk.params.reference, summary_path=smk.output.summary,
-              metrics_path=smk.output.metrics)
+              metrics_path=smk.output.metrics, model_dirs=smk.input.models,
+              machine_path=smk.input.machine)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ def main(smk) -> None:
         smk.wildcards.model, smk.wildcards.precision, smk.input.model, smk.input.tokens,
         smk.input.prompts, Path(smk.input.tokenizer) / "tokenizer.json",
         max_new_tokens=smk.params.max_new_tokens, applicable=smk.params.applicable,
+        logprobs_out=smk.output.logprobs, reference=smk.input.reference or None,
         device=smk.params.device, threads=smk.params.threads, **smk.params.protocol,
     )
     record.save(smk.output.json)

@@ -6,12 +6,33 @@ exactly one prefill and one forward per decoded token, as it does for llama.cpp.
 
 from __future__ import annotations
 
+import inspect
+import logging
+
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
+
+
+class _FirstOnly(logging.Filter):
+    """Let each distinct message through once (bitsandbytes warns on every int8 matmul)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if msg in self.seen:
+            return False
+        self.seen.add(msg)
+        return True
+
+
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(_FirstOnly())
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -55,6 +76,11 @@ class HFBackend:
         self.model.eval()
         self.dtype = dtype
         self.cache = None
+        # transformers renamed the KV-cache argument and output from past_key_values to cache
+        self._cache_kw = (
+            "cache" if "cache" in inspect.signature(self.model.forward).parameters
+            else "past_key_values"
+        )
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -64,14 +90,14 @@ class HFBackend:
     def prefill(self, ids) -> int:
         x = torch.as_tensor([list(ids)], device=self.device)
         out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
-        self.cache = out.past_key_values
+        self.cache = getattr(out, self._cache_kw)
         return int(out.logits[0, -1].argmax())
 
     @torch.inference_mode()
     def decode(self, token: int) -> int:
         x = torch.tensor([[token]], device=self.device)
-        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True)
-        self.cache = out.past_key_values
+        out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
+        self.cache = getattr(out, self._cache_kw)
         return int(out.logits[0, -1].argmax())
 
     @torch.inference_mode()
@@ -84,6 +110,7 @@ class HFBackend:
         return {
             "engine": "transformers",
             "compute_dtype": str(self.dtype).removeprefix("torch."),
+            "kv_elem_bytes": self.dtype.itemsize,
             "device": str(self.device),
             "footprint_mib": self.model.get_memory_footprint() / 2**20,
             "quantization": self.precision.settings if self.precision.backend != "transformers"

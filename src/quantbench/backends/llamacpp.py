@@ -69,6 +69,7 @@ class LlamaCppBackend:
         llama_cpp.llama_model_desc(self.llm.model, desc, ctypes.sizeof(desc))
         return {
             "engine": "llama.cpp",
+            "kv_elem_bytes": 2,  # the KV cache is F16 unless type_k/type_v say otherwise
             "model_desc": desc.value.decode(errors="replace"),
             "device": self.device,
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),

@@ -71,6 +71,9 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                 }
         first = prompt_tokens[0]
         rec.metrics.update(
+            prompt_tokens=first,
+            decode_ctx_mean=first + (new_tokens + 1) / 2,
+            kv_elem_bytes=rec.details["backend"].get("kv_elem_bytes"),
             prefill_ms=prefill[first]["ttft_ms"]["p50"],
             prefill_tok_s=prefill[first]["prefill_tok_s"]["mean"],
             decode_tok_s=decode[first]["decode_tok_s"]["mean"],

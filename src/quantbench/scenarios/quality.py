@@ -13,6 +13,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from quantbench import perplexity as ppl_mod
+from quantbench.kld import Comparison, ReferenceWriter, save_npz
 from quantbench.scenarios.common import Job
 
 
@@ -34,8 +35,10 @@ def greedy(backend, prompt: list[int], max_new_tokens: int, eos_ids: set[int]) -
 
 def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path, tokenizer, *,
                 mode: str, context_length: int, stride: int | None, max_windows: int,
-                max_new_tokens: int, applicable: bool = True, device: str = "auto",
-                threads: int = 0):
+                max_new_tokens: int, logprobs_out, reference=None, applicable: bool = True,
+                device: str = "auto", threads: int = 0):
+    """Perplexity and generations; with ``reference`` (the reference's stored log-probabilities)
+    also KL divergence and agreement; the reference itself writes them to ``logprobs_out``."""
     settings = dict(mode=mode, context_length=context_length, stride=stride,
                     max_windows=max_windows, max_new_tokens=max_new_tokens)
     job = Job("quality", model, precision, device=device, threads=threads, settings=settings)
@@ -43,6 +46,7 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
     if not applicable:
         rec.status = "not_applicable"
         rec.reason = "random weights: perplexity and generations carry no information"
+        save_npz(logprobs_out, generations=np.zeros((0, 0), dtype=np.int64))
         return rec
     ids = np.load(tokens_path)
     meta = json.loads(Path(tokens_path).with_suffix(".json").read_text())
@@ -53,8 +57,16 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
     with job.failures_recorded():
         backend = job.load(artifact, n_ctx=max(context_length, longest_prompt + max_new_tokens),
                            all_logits=True)
-        nll = np.concatenate([ppl_mod.token_nll(backend.logits(w.ids), w) for w in windows])
-        rec.metrics.update(ppl_mod.perplexity(nll))
+        writer = ReferenceWriter()
+        comparison = Comparison.open(reference) if reference is not None else None
+        nll = []
+        for w in windows:
+            lp = ppl_mod.scored_logprobs(backend.logits(w.ids), w)
+            nll.append(-lp[np.arange(len(w.targets)), w.targets])
+            for acc in (writer, comparison):
+                if acc is not None:
+                    acc.add(lp, w.targets)
+        rec.metrics.update(ppl_mod.perplexity(np.concatenate(nll)))
         rec.metrics["n_windows"] = len(windows)
         eos = set(meta.get("eos_ids", []))
         decoder = Tokenizer.from_file(str(tokenizer))
@@ -64,5 +76,15 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
             text = decoder.decode(out, skip_special_tokens=True)
             generations.append({"prompt": p["text"], "token_ids": out, "text": text})
         rec.details["generations"] = generations
+        outputs = [g["token_ids"] for g in generations]
+        writer.save(logprobs_out, outputs)
+        rec.details["is_reference"] = reference is None
+        if comparison is not None:
+            rec.metrics.update(comparison.metrics())
+            rec.metrics.update(comparison.generation_agreement(outputs))
+        elif reference is not None:
+            rec.details["comparison"] = "the reference precision produced no log-probabilities"
+    if not Path(logprobs_out).exists():  # a failure record still completes the job's outputs
+        save_npz(logprobs_out, generations=np.zeros((0, 0), dtype=np.int64))
         rec.details["perplexity_protocol"] = {**settings, "add_bos": bool(meta.get("add_bos"))}
     return rec

@@ -1,0 +1,84 @@
+"""Roofline figures of a measured precision: bytes and FLOPs per token against the machine.
+
+Decode (batch 1) reads every weight once per token plus the KV cache of the tokens so far and
+does about two FLOPs per weight: it is memory-bound, so its figure of merit is the achieved
+bandwidth and the memory-bandwidth utilisation (MBU = achieved / peak bandwidth). Prefill reuses
+each weight across the prompt: its figure of merit is model-FLOPs utilisation (MFU = model FLOPs
+per second / the device's best measured matmul rate, in any dtype).
+
+Bytes per decode token = weights at this precision (as loaded) + KV cache read at the mean
+context of the decode phase (K and V, every layer, KV heads x head dim, at the cache's element
+size). FLOPs per token = 2 x matmul parameters (attention, MLP, LM head); prefill adds the
+causal attention scores, 2 x layers x P^2 x (heads x head dim).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    vocab: int
+
+    @classmethod
+    def from_config(cls, path) -> Shape:
+        c = json.loads(Path(path).read_text())
+        heads = c["num_attention_heads"]
+        return cls(layers=c["num_hidden_layers"], hidden=c["hidden_size"], heads=heads,
+                   kv_heads=c.get("num_key_value_heads", heads),
+                   head_dim=c.get("head_dim") or c["hidden_size"] // heads,
+                   ffn=c["intermediate_size"], vocab=c["vocab_size"])
+
+    @property
+    def matmul_params(self) -> int:
+        attn = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
+        mlp = 3 * self.hidden * self.ffn
+        return self.layers * (attn + mlp) + self.hidden * self.vocab
+
+    def kv_bytes_per_token(self, elem_bytes: float) -> float:
+        return 2 * self.layers * self.kv_heads * self.head_dim * elem_bytes
+
+
+def decode_bytes_per_token(shape: Shape, weights_bytes: float, ctx: float,
+                           kv_elem_bytes: float) -> float:
+    return weights_bytes + ctx * shape.kv_bytes_per_token(kv_elem_bytes)
+
+
+def prefill_flops(shape: Shape, prompt: int) -> float:
+    attention = 2 * shape.layers * prompt**2 * shape.heads * shape.head_dim
+    return 2 * shape.matmul_params * prompt + attention
+
+
+def derive(row: dict, shape: Shape, machine: dict) -> dict:
+    """MBU / MFU figures for one summary row (empty when the row has no measurement)."""
+    out = {}
+    tok_s, size = row.get("decode_tok_s"), row.get("size_mib")
+    ctx, kv = row.get("decode_ctx_mean"), row.get("kv_elem_bytes")
+    peak_bw = machine.get("peak_bw_gb_s")
+    if all(_num(v) for v in (tok_s, size, ctx, kv)):
+        bytes_tok = decode_bytes_per_token(shape, size * 2**20, ctx, kv)
+        out["decode_bytes_per_tok_mib"] = bytes_tok / 2**20
+        out["decode_gb_s"] = bytes_tok * tok_s / 1e9
+        if _num(peak_bw):
+            out["mbu_pct"] = 100 * out["decode_gb_s"] / peak_bw
+    prefill_ms, prompt = row.get("prefill_ms"), row.get("prompt_tokens")
+    # one ceiling per device: its best measured matmul rate, whatever dtype reached it
+    peak = max((machine.get("matmul_tflops") or {}).values(), default=None)
+    if _num(prefill_ms) and _num(prompt):
+        out["prefill_tflops"] = prefill_flops(shape, int(prompt)) / (prefill_ms / 1e3) / 1e12
+        if _num(peak):
+            out["mfu_pct"] = 100 * out["prefill_tflops"] / peak
+    return out
+
+
+def _num(v) -> bool:
+    return v is not None and v == v  # not None, not NaN

@@ -1,0 +1,17 @@
+"""Measure the machine's memory bandwidth and matmul throughput (the roofline's ceilings)."""
+
+import json
+
+from quantbench import logs
+from quantbench.machine import measure_machine
+from quantbench.records import atomic_write_text
+
+
+def main(smk) -> None:
+    logs.to_file(smk.log[0])
+    result = measure_machine(smk.params.device, smk.params.threads)
+    atomic_write_text(smk.output.json, json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake)
