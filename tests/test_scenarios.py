@@ -107,3 +107,28 @@ def test_prompt_longer_than_text_is_an_error(artifacts, tiny_tokens):
     with pytest.raises(ValueError, match="fewer than"):
         run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
                     **{**LATENCY, "prompt_tokens": [n + 1]})
+
+
+def test_compiled_decode_matches_eager_greedy_tokens(artifacts, tiny_tokens):
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:24]]
+    out = {}
+    for name in ("bf16", "bf16-compiled"):
+        b = load_backend(precisions.get(name), artifacts["fp32"], device="cpu", threads=2,
+                         n_ctx=64)
+        tokens = [b.prefill(prompt)]
+        for _ in range(6):
+            tokens.append(b.decode(tokens[-1]))
+        out[name] = tokens
+        assert (b.info()["compile_s"] is not None) == (name == "bf16-compiled")
+    assert out["bf16"] == out["bf16-compiled"]
+
+
+def test_config_overrides_precision_settings():
+    from quantbench import precisions
+
+    p = precisions.get("bnb-nf4", {"compute_dtype": "float16"})
+    assert p.settings == {"mode": "nf4", "double_quant": False, "compute_dtype": "float16"}
+    assert precisions.get("bnb-nf4").settings.get("compute_dtype") is None

@@ -42,8 +42,12 @@ def table() -> dict[str, Precision]:
     return out
 
 
-def get(name: str) -> Precision:
+def get(name: str, overrides: dict | None = None) -> Precision:
+    """The precision ``name``, its settings updated with ``overrides`` (from the config)."""
     try:
-        return table()[name]
+        base = table()[name]
     except KeyError:
         raise KeyError(f"unknown precision {name!r}; allowed: {', '.join(table())}") from None
+    if not overrides:
+        return base
+    return Precision(base.name, base.backend, {**base.settings, **overrides})

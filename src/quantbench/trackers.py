@@ -59,13 +59,35 @@ def gpu_description(handle) -> dict:
     }
 
 
-def process_gpu_mib(handle, pid: int) -> float:
+def gpu_processes(handle) -> dict[int, float]:
+    """PID -> MiB of the compute processes NVML lists on the GPU."""
     import pynvml
 
-    for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
-        if proc.pid == pid and proc.usedGpuMemory is not None:
-            return proc.usedGpuMemory / MIB
-    return 0.0
+    return {p.pid: (p.usedGpuMemory or 0) / MIB
+            for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)}
+
+
+def own_gpu_mib(handle, pid: int, baseline_used_mib: float) -> tuple[float, str]:
+    """This process's GPU memory and how it was read.
+
+    NVML lists processes by host PID; inside a container our PID differs. Then, if we are the
+    only process on the card, the card's used memory above what was used before we started is
+    ours (the CUDA context included)."""
+    import pynvml
+
+    procs = gpu_processes(handle)
+    if pid in procs:
+        return procs[pid], "nvml_process"
+    used = pynvml.nvmlDeviceGetMemoryInfo(handle).used / MIB
+    return max(0.0, used - baseline_used_mib), "nvml_device_delta"
+
+
+def foreign_gpu_processes(handle, pid: int) -> list[int]:
+    """Other processes on our GPU (a lone unmatched PID is ourselves seen from the host)."""
+    procs = gpu_processes(handle)
+    if pid in procs or len(procs) > 1:
+        return sorted(p for p in procs if p != pid)
+    return []
 
 
 @dataclass
@@ -76,6 +98,7 @@ class MemoryTracker:
     interval_s: float = 0.01
     peak_gpu_mib: float = 0.0
     peak_rss_sampled_mib: float = 0.0
+    gpu_method: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -84,10 +107,15 @@ class MemoryTracker:
         while not self._stop.is_set():
             self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())
             if self.handle is not None:
-                self.peak_gpu_mib = max(self.peak_gpu_mib, process_gpu_mib(self.handle, pid))
+                mib, self.gpu_method = own_gpu_mib(self.handle, pid, self._baseline)
+                self.peak_gpu_mib = max(self.peak_gpu_mib, mib)
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> MemoryTracker:
+        if self.handle is not None:
+            import pynvml
+
+            self._baseline = pynvml.nvmlDeviceGetMemoryInfo(self.handle).used / MIB
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -134,11 +162,7 @@ class NvmlSampler:
             return None
 
     def foreign_processes(self) -> list[int]:
-        import pynvml
-
-        me = os.getpid()
-        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
-        return sorted({p.pid for p in procs if p.pid != me})
+        return foreign_gpu_processes(self.handle, os.getpid())
 
     def _loop(self) -> None:
         period = 1.0 / self.hz

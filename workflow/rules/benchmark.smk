@@ -15,6 +15,7 @@ rule benchmark_latency:
         mem_mb=8000,
     params:
         protocol=config["latency"],
+        overrides=get_precision_overrides,
         device=config["device"],
         threads=config["threads"],
     script:

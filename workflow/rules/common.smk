@@ -65,6 +65,10 @@ def get_reference_logprobs(wildcards):
     return f"results/{wildcards.model}/logprobs/{REFERENCE}.npz"
 
 
+def get_precision_overrides(wildcards):
+    return config["precision_settings"].get(wildcards.precision, {})
+
+
 def needs_gpu(wildcards):
     return int(HAS_GPU and config["device"] != "cpu")
 

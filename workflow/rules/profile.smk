@@ -13,6 +13,7 @@ rule profile_gpu:
         mem_mb=8000,
     params:
         protocol=config["profile"],
+        overrides=get_precision_overrides,
         device=config["device"],
         threads=config["threads"],
     script:

@@ -21,6 +21,7 @@ rule evaluate_quality:
         protocol=config["perplexity"],
         max_new_tokens=config["generation"]["max_new_tokens"],
         applicable=quality_applicable,
+        overrides=get_precision_overrides,
         device=config["device"],
         threads=config["threads"],
     script:

@@ -8,6 +8,7 @@ def main(smk) -> None:
     logs.to_file(smk.log[0])
     record = run_latency(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
                          smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
+                         overrides=smk.params.overrides,
                          **smk.params.protocol)
     record.save(smk.output.json)
 

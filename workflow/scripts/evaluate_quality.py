@@ -13,7 +13,8 @@ def main(smk) -> None:
         smk.input.prompts, Path(smk.input.tokenizer) / "tokenizer.json",
         max_new_tokens=smk.params.max_new_tokens, applicable=smk.params.applicable,
         logprobs_out=smk.output.logprobs, reference=smk.input.reference or None,
-        device=smk.params.device, threads=smk.params.threads, **smk.params.protocol,
+        device=smk.params.device, threads=smk.params.threads,
+        overrides=smk.params.overrides, **smk.params.protocol,
     )
     record.save(smk.output.json)
 

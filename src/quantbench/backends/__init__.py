@@ -21,7 +21,7 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
     if precision.backend in ("transformers", "bitsandbytes"):
         from quantbench.backends.hf import HFBackend
 
-        return HFBackend(precision, artifact, device=device, threads=threads)
+        return HFBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx)
     from quantbench.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(

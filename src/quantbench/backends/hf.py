@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 
 import numpy as np
 import torch
@@ -52,7 +53,8 @@ def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
 
 
 class HFBackend:
-    def __init__(self, precision: Precision, model_dir, *, device: str, threads: int):
+    def __init__(self, precision: Precision, model_dir, *, device: str, threads: int,
+                 n_ctx: int = 2048):
         torch.set_num_threads(threads)
         self.device = torch.device("cuda:0" if device == "cuda" else "cpu")
         self.precision = precision
@@ -81,14 +83,42 @@ class HFBackend:
             "cache" if "cache" in inspect.signature(self.model.forward).parameters
             else "past_key_values"
         )
+        self.compile_s = None
+        if precision.settings.get("compile"):
+            self._compile(n_ctx)
+
+    def _compile(self, n_ctx: int) -> None:
+        """Static KV cache + torch.compile of the decode step (CUDA graphs on a GPU): the way
+        transformers removes the per-token Python and launch overhead of eager decoding."""
+        from transformers import StaticCache
+
+        self.static = StaticCache(config=self.model.config, max_cache_len=n_ctx)
+        mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+        self._step = torch.compile(self._static_forward, mode=mode, fullgraph=True)
+        start = time.perf_counter()
+        token = self.prefill([1] * 8)
+        for _ in range(3):  # the first calls compile (and record the CUDA graph)
+            token = self.decode(token)
+        self.sync()
+        self.compile_s = time.perf_counter() - start
 
     def sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _static_forward(self, x, position):
+        out = self.model(input_ids=x, cache_position=position, use_cache=True, logits_to_keep=1,
+                         **{self._cache_kw: self.static})
+        return out.logits[:, -1].argmax(-1)
+
     @torch.inference_mode()
     def prefill(self, ids) -> int:
         x = torch.as_tensor([list(ids)], device=self.device)
+        if hasattr(self, "_step"):
+            self.static.reset()
+            self.pos = len(ids)
+            positions = torch.arange(len(ids), device=self.device)
+            return int(self._static_forward(x, positions)[0])
         out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
         self.cache = getattr(out, self._cache_kw)
         return int(out.logits[0, -1].argmax())
@@ -96,6 +126,10 @@ class HFBackend:
     @torch.inference_mode()
     def decode(self, token: int) -> int:
         x = torch.tensor([[token]], device=self.device)
+        if hasattr(self, "_step"):
+            position = torch.tensor([self.pos], device=self.device)
+            self.pos += 1
+            return int(self._step(x, position)[0])
         out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
         self.cache = getattr(out, self._cache_kw)
         return int(out.logits[0, -1].argmax())
@@ -111,6 +145,8 @@ class HFBackend:
             "engine": "transformers",
             "compute_dtype": str(self.dtype).removeprefix("torch."),
             "kv_elem_bytes": self.dtype.itemsize,
+            "compiled": self.compile_s is not None,
+            "compile_s": self.compile_s,
             "device": str(self.device),
             "footprint_mib": self.model.get_memory_footprint() / 2**20,
             "quantization": self.precision.settings if self.precision.backend != "transformers"

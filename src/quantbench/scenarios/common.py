@@ -23,15 +23,15 @@ class Job:
     """One scenario run for one (model, precision): device, backend, record."""
 
     def __init__(self, kind: str, model: str, precision: str, *, device: str, threads: int,
-                 settings: dict):
-        self.precision = precisions.get(precision)
+                 settings: dict, overrides: dict | None = None):
+        self.precision = precisions.get(precision, overrides)
         self.device = resolve_device(device)
         self.threads = resolve_threads(threads)
         self.handle = nvml_handle() if self.device == "cuda" else None
         dev = {"kind": self.device, "threads": self.threads, **gpu_description(self.handle)}
         self.record = Record(
             kind=kind, model=model, precision=precision, backend=self.precision.backend,
-            provenance=provenance(settings, dev),
+            provenance=provenance({**settings, "precision": self.precision.settings}, dev),
         )
 
     def load(self, artifact, *, n_ctx: int, all_logits: bool = False):

@@ -38,10 +38,12 @@ def timed_run(backend, prompt, new_tokens: int) -> tuple[float, list[float]]:
 
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
                 new_tokens: int, warmup_runs: int, measured_runs: int, device: str = "auto",
-                threads: int = 0):
+                threads: int = 0,
+                overrides: dict | None = None):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens,
                     warmup_runs=warmup_runs, measured_runs=measured_runs)
-    job = Job("latency", model, precision, device=device, threads=threads, settings=settings)
+    job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
+              overrides=overrides)
     rec = job.record
     ids = np.load(tokens_path)
     if len(ids) < max(prompt_tokens):
@@ -87,6 +89,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             rss_before_load_mib=rss_before,
             peak_gpu_mib=mem.peak_gpu_mib if job.handle is not None else None,
         )
+        rec.details["gpu_memory_method"] = mem.gpu_method
         # One memory figure for every backend: the GPU's if the job ran there, else host RSS.
         rec.metrics["peak_mem_mib"] = (
             mem.peak_gpu_mib if job.handle is not None else rec.metrics["peak_rss_mib"]

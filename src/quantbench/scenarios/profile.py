@@ -20,9 +20,11 @@ from quantbench.trackers import NvmlSampler
 
 
 def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: int,
-                new_tokens: int, repeats: int, hz: float, device: str = "auto", threads: int = 0):
+                new_tokens: int, repeats: int, hz: float, device: str = "auto", threads: int = 0,
+                overrides: dict | None = None):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, repeats=repeats, hz=hz)
-    job = Job("profile", model, precision, device=device, threads=threads, settings=settings)
+    job = Job("profile", model, precision, device=device, threads=threads, settings=settings,
+              overrides=overrides)
     rec = job.record
     if job.handle is None:
         rec.status = "no_gpu"

@@ -36,12 +36,14 @@ def greedy(backend, prompt: list[int], max_new_tokens: int, eos_ids: set[int]) -
 def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path, tokenizer, *,
                 mode: str, context_length: int, stride: int | None, max_windows: int,
                 max_new_tokens: int, logprobs_out, reference=None, applicable: bool = True,
-                device: str = "auto", threads: int = 0):
+                device: str = "auto", threads: int = 0,
+                overrides: dict | None = None):
     """Perplexity and generations; with ``reference`` (the reference's stored log-probabilities)
     also KL divergence and agreement; the reference itself writes them to ``logprobs_out``."""
     settings = dict(mode=mode, context_length=context_length, stride=stride,
                     max_windows=max_windows, max_new_tokens=max_new_tokens)
-    job = Job("quality", model, precision, device=device, threads=threads, settings=settings)
+    job = Job("quality", model, precision, device=device, threads=threads, settings=settings,
+              overrides=overrides)
     rec = job.record
     if not applicable:
         rec.status = "not_applicable"

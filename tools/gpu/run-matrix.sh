@@ -1,0 +1,22 @@
+#!/bin/bash
+# On the device machine (see ../shared/gpu/README.md), from the project root:
+#   bash tools/gpu/run-matrix.sh [CONFIG] [SECONDS]
+# 1) builds the model, its GGUFs and tokens with all cores; 2) runs the measurements one job at
+# a time (--cores 1: nothing else competes with the job being measured); stops cleanly after
+# SECONDS (a later call on the same warm machine continues the cached DAG); copies what exists
+# to $OUT.
+set -uo pipefail
+CONFIG="${1:-config/gpu-tinyllama.yaml}"
+LIMIT="${2:-480}"
+source .gpu/setup-device.sh
+start=$SECONDS
+smk=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1)
+timeout -s INT "$LIMIT" "${smk[@]}" --cores "$(nproc)" --until convert_gguf quantize_gguf tokenize_dataset measure_machine >/tmp/prep.log 2>&1
+echo "preparation: $((SECONDS - start)) s (exit $?)"; tail -3 /tmp/prep.log
+left=$((LIMIT - (SECONDS - start)))
+[ "$left" -gt 20 ] && timeout -s INT "$left" "${smk[@]}" --cores 1 >/tmp/run.log 2>&1
+echo "measurements: exit $?"; grep -E "steps \(|Nothing to be done|Error in rule" /tmp/run.log | tail -5
+mkdir -p "$OUT"
+cp results/summary.csv results/report.md "$OUT/" 2>/dev/null
+tar czf "$OUT/results.tgz" --exclude='*.npz' results logs benchmarks 2>/dev/null
+ls results/*/latency 2>/dev/null | tr '\n' ' '; echo
