@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import llama_cpp  # noqa: F401  (before numpy: see quantbench.backends.preload)
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,6 @@ def llama_perplexity(tools: Path, gguf: Path, text: Path, a) -> tuple[float, flo
 
 
 def ours_perplexity(gguf: Path, text: Path, a) -> tuple[float, float]:
-    import llama_cpp
 
     backend = LlamaCppBackend(precisions.get("gguf-f16"), gguf, device="cuda" if a.ngl else "cpu",
                               threads=a.threads, n_ctx=a.ctx, all_logits=True)

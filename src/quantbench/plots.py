@@ -57,4 +57,11 @@ def plot_all(summary_path, *, html, png) -> None:
         # plotly.js is written once beside the pages, so they open without a network.
         fig.write_html(out, include_plotlyjs="directory", full_html=True)
     for out in png:
-        figs[Path(out).stem].write_image(out, scale=2)
+        try:
+            figs[Path(out).stem].write_image(out, scale=2)
+        except Exception as exc:  # kaleido raises its own types when no browser is found
+            Path(out).unlink(missing_ok=True)
+            raise RuntimeError(
+                f"static export of {out} failed ({exc}); PNG figures need Chromium for kaleido "
+                "(Debian: apt-get install chromium). The HTML figures were written."
+            ) from exc

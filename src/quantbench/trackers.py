@@ -67,19 +67,19 @@ def gpu_processes(handle) -> dict[int, float]:
             for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)}
 
 
-def own_gpu_mib(handle, pid: int, baseline_used_mib: float) -> tuple[float, str]:
+def own_gpu_mib(handle, pid: int) -> tuple[float, str]:
     """This process's GPU memory and how it was read.
 
-    NVML lists processes by host PID; inside a container our PID differs. Then, if we are the
-    only process on the card, the card's used memory above what was used before we started is
-    ours (the CUDA context included)."""
+    NVML lists processes by host PID; inside a container our PID differs. Then the lone process
+    on the card is us; with several unknown processes, the card's used memory is an upper bound."""
     import pynvml
 
     procs = gpu_processes(handle)
     if pid in procs:
         return procs[pid], "nvml_process"
-    used = pynvml.nvmlDeviceGetMemoryInfo(handle).used / MIB
-    return max(0.0, used - baseline_used_mib), "nvml_device_delta"
+    if len(procs) == 1:
+        return next(iter(procs.values())), "nvml_lone_process"
+    return pynvml.nvmlDeviceGetMemoryInfo(handle).used / MIB, "nvml_device_used"
 
 
 def foreign_gpu_processes(handle, pid: int) -> list[int]:
@@ -107,15 +107,11 @@ class MemoryTracker:
         while not self._stop.is_set():
             self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())
             if self.handle is not None:
-                mib, self.gpu_method = own_gpu_mib(self.handle, pid, self._baseline)
+                mib, self.gpu_method = own_gpu_mib(self.handle, pid)
                 self.peak_gpu_mib = max(self.peak_gpu_mib, mib)
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> MemoryTracker:
-        if self.handle is not None:
-            import pynvml
-
-            self._baseline = pynvml.nvmlDeviceGetMemoryInfo(self.handle).used / MIB
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self

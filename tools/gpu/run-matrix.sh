@@ -10,7 +10,8 @@ CONFIG="${1:-config/gpu-tinyllama.yaml}"
 LIMIT="${2:-480}"
 source .gpu/setup-device.sh
 start=$SECONDS
-smk=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1)
+# shellcheck disable=SC2206
+smk=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1 ${SMK_EXTRA:-})
 timeout -s INT "$LIMIT" "${smk[@]}" --cores "$(nproc)" --until convert_gguf quantize_gguf tokenize_dataset measure_machine >/tmp/prep.log 2>&1
 echo "preparation: $((SECONDS - start)) s (exit $?)"; tail -3 /tmp/prep.log
 left=$((LIMIT - (SECONDS - start)))

@@ -5,11 +5,11 @@ rule measure_machine:
         "logs/measure_machine.log",
     conda:
         "../../envs/hf.yaml"
+    resources:
+        gpu=needs_gpu,
     params:
         device=config["device"],
         threads=config["threads"],
-    resources:
-        gpu=needs_gpu,
     script:
         "../scripts/measure_machine.py"
 

@@ -1,11 +1,14 @@
 """Measure prefill and decode latency for one model at one precision."""
 
 from quantbench import logs
-from quantbench.scenarios.latency import run_latency
+from quantbench.backends import preload
 
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
+    preload(smk.wildcards.precision)
+    from quantbench.scenarios.latency import run_latency
+
     record = run_latency(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
                          smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
                          overrides=smk.params.overrides,

@@ -3,11 +3,14 @@
 from pathlib import Path
 
 from quantbench import logs
-from quantbench.scenarios.quality import run_quality
+from quantbench.backends import preload
 
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
+    preload(smk.wildcards.precision)
+    from quantbench.scenarios.quality import run_quality
+
     record = run_quality(
         smk.wildcards.model, smk.wildcards.precision, smk.input.model, smk.input.tokens,
         smk.input.prompts, Path(smk.input.tokenizer) / "tokenizer.json",

@@ -1,11 +1,14 @@
 """NVML profile (power, energy, utilisation, clocks) of one model at one precision."""
 
 from quantbench import logs
-from quantbench.scenarios.profile import run_profile
+from quantbench.backends import preload
 
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
+    preload(smk.wildcards.precision)
+    from quantbench.scenarios.profile import run_profile
+
     record = run_profile(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
                          smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
                          overrides=smk.params.overrides,

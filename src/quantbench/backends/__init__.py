@@ -15,6 +15,18 @@ from pathlib import Path
 from quantbench.precisions import Precision
 
 
+def preload(precision_name: str) -> None:
+    """Import the engine before anything imports numpy.
+
+    With the CUDA build of llama-cpp-python on the GPU machine, loading a model segfaults in a
+    process that imported numpy before llama_cpp (seen on an H200 with numpy 2.5); importing
+    llama_cpp first avoids it. Job scripts call this first thing."""
+    from quantbench import precisions
+
+    if precisions.get(precision_name).is_gguf:
+        import llama_cpp  # noqa: F401
+
+
 def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
                  n_ctx: int, all_logits: bool = False):
     """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``."""

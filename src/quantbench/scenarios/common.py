@@ -27,8 +27,10 @@ class Job:
         self.precision = precisions.get(precision, overrides)
         self.device = resolve_device(device)
         self.threads = resolve_threads(threads)
-        self.handle = nvml_handle() if self.device == "cuda" else None
-        dev = {"kind": self.device, "threads": self.threads, **gpu_description(self.handle)}
+        # NVML is opened only once the backend is loaded: llama.cpp's CUDA model load crashed
+        # (SIGSEGV) in processes that had queried NVML before it (seen on an H200).
+        self.handle = None
+        dev = {"kind": self.device, "threads": self.threads}
         self.record = Record(
             kind=kind, model=model, precision=precision, backend=self.precision.backend,
             provenance=provenance({**settings, "precision": self.precision.settings}, dev),
@@ -41,6 +43,9 @@ class Job:
         backend.sync()
         self.record.metrics["load_s"] = time.perf_counter() - start
         self.record.details["backend"] = backend.info()
+        if self.device == "cuda":
+            self.handle = nvml_handle()
+            self.record.provenance["device"].update(gpu_description(self.handle))
         return backend
 
     @contextmanager

@@ -50,9 +50,10 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         raise ValueError(f"evaluation text has {len(ids)} tokens, fewer than {max(prompt_tokens)}")
     with job.failures_recorded():
         rss_before = rss_mib()
+        backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1)
+        rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
+        # GPU memory is sampled from the end of loading on (see Job), for every backend alike
         with MemoryTracker(job.handle) as mem:
-            backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1)
-            rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
             prefill, decode = {}, {}
             for n in prompt_tokens:
                 prompt = [int(i) for i in ids[:n]]

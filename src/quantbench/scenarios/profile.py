@@ -26,7 +26,7 @@ def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     job = Job("profile", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides)
     rec = job.record
-    if job.handle is None:
+    if job.device != "cuda":
         rec.status = "no_gpu"
         rec.reason = (f"device is {job.device}: no NVIDIA GPU visible to NVML, so power, energy "
                       "and utilisation were not measured")
@@ -34,6 +34,8 @@ def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     prompt = [int(i) for i in np.load(tokens_path)[:prompt_tokens]]
     with job.failures_recorded():
         backend = job.load(artifact, n_ctx=prompt_tokens + new_tokens + 1)
+        if job.handle is None:
+            raise RuntimeError("NVML is unavailable on this CUDA machine")
         timed_run(backend, prompt, new_tokens)  # warm-up
         with NvmlSampler(job.handle, hz=hz) as sampler:
             foreign = sampler.foreign_processes()
