@@ -17,8 +17,9 @@ SUMMARY_COLUMNS = [
     "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
     "decode_cv", "peak_mem_mib", "ppl", "ppl_stderr", "ppl_delta_pct", "speedup_vs_ref",
     "memory_vs_ref", "kld_mean", "top1_agreement_pct", "gen_exact_match_pct",
-    "decode_gb_s", "mbu_pct", "prefill_tflops", "mfu_pct", "energy_j_per_tok", "tok_per_j",
-    "prompt_tokens", "decode_ctx_mean", "kv_elem_bytes", "quality_status", "profile_status",
+    "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
+    "energy_j_per_tok", "tok_per_j", "prompt_tokens", "decode_ctx_mean", "kv_elem_bytes",
+    "quality_status", "profile_status",
     "reason", "device", "gpu_name",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
@@ -100,6 +101,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
         df.loc[idx, "memory_vs_ref"] = group["peak_mem_mib"] / ref["peak_mem_mib"]
     for i, row in df.iterrows():
         shape = (shapes or {}).get(row["model"])
+        if shape is not None:  # one parameter count for every backend of the model
+            df.loc[i, "bits_per_weight"] = row["size_mib"] * 2**20 * 8 / shape.n_params
         if shape is not None and machine:
             for key, value in roofline.derive(row.to_dict(), shape, machine).items():
                 df.loc[i, key] = value

@@ -58,7 +58,8 @@ def _git_commit() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return res.stdout.strip() or None
+    commit = res.stdout.strip()
+    return commit if res.returncode == 0 and len(commit) == 40 else None
 
 
 def _cpu_name() -> str:

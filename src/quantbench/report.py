@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from quantbench import roofline
 from quantbench.records import atomic_write_text
 
 QUALITY_BUDGET_PCT = 2.0
@@ -38,8 +39,54 @@ def fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
-def findings(df: pd.DataFrame, reference: str) -> list[str]:
-    """Sentences whose every figure is read from ``df``."""
+def hardware_findings(model: str, g: pd.DataFrame, reference: str,
+                      machine: dict | None) -> list[str]:
+    """Why precisions are fast or slow, from the roofline columns and the table itself."""
+    out = []
+    ok = g[g["status"] == "ok"]
+    ridge = roofline.ridge_flop_per_byte(machine or {})
+    rated = ok.dropna(subset=["mbu_pct"]) if "mbu_pct" in ok else ok.iloc[0:0]
+    if ridge and not rated.empty:
+        best = rated.loc[rated["mbu_pct"].idxmax()]
+        out.append(
+            f"{model}: decoding one token does {fmt(best['decode_flop_per_byte'], 1)} FLOP per "
+            f"byte read ({best['precision']}), far below this machine's ridge point of "
+            f"{fmt(ridge, 0)} FLOP/byte: decode is memory-bound, so its speed follows the bytes "
+            f"per token and how close a kernel gets to peak bandwidth. {best['precision']} gets "
+            f"closest: {fmt(best['decode_gb_s'], 1)} GB/s, {fmt(best['mbu_pct'], 1)} % MBU."
+        )
+    by_name = ok.set_index("precision")
+    for name in by_name.index:
+        base = name.removesuffix("-compiled")
+        if name.endswith("-compiled") and base in by_name.index:
+            c, e = by_name.loc[name], by_name.loc[base]
+            out.append(
+                f"{model}: {name} decodes at {fmt(c['decode_tok_s'], 1)} tok/s, "
+                f"{fmt(c['decode_tok_s'] / e['decode_tok_s'], 1)}× eager {base} "
+                f"({fmt(e['decode_tok_s'], 1)} tok/s) with the same weights: eager decode "
+                f"({fmt(e['mbu_pct'], 1)} % MBU against {fmt(c['mbu_pct'], 1)} %) is bound by "
+                f"per-token Python and kernel-launch overhead, not by memory."
+            )
+    if reference in by_name.index:
+        ref = by_name.loc[reference]
+        for name, row in by_name.iterrows():
+            if row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]:
+                line = (f"{model}: anomaly — {name} decodes at {fmt(row['speedup_vs_ref'], 2)}× "
+                        f"{reference} although its weights are "
+                        f"{fmt(ref['size_mib'] / row['size_mib'], 1)}× smaller")
+                t0 = f"{name}-t0"
+                if row["backend"] == "bitsandbytes" and t0 in by_name.index:
+                    t0_tok_s = by_name.loc[t0, "decode_tok_s"]
+                    share = "part" if t0_tok_s < ref["decode_tok_s"] else "all"
+                    line += (f"; without outlier decomposition ({t0}) it runs at "
+                             f"{fmt(t0_tok_s, 1)} tok/s, so the LLM.int8 split into an int8 and "
+                             f"an fp16 matmul explains {share} of the loss")
+                out.append(line + ".")
+    return out
+
+
+def findings(df: pd.DataFrame, reference: str, machine: dict | None = None) -> list[str]:
+    """Sentences whose every figure is read from ``df`` (and the measured machine)."""
     out = []
     for model, g in df.groupby("model"):
         ok = g[g["status"] == "ok"]
@@ -79,6 +126,7 @@ def findings(df: pd.DataFrame, reference: str) -> list[str]:
                     f"({fmt(pick['decode_tok_s'], 1)} tok/s, {pick['ppl_delta_pct']:+.2f} % "
                     f"perplexity, {fmt(pick['size_mib'], 1)} MiB of weights)."
                 )
+        out.extend(hardware_findings(model, g, reference, machine))
         failed = g[g["status"] != "ok"]
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
@@ -122,7 +170,7 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
     env.filters["fmt"] = fmt
     out_dir = Path(out).parent
     text = env.get_template("report.md.j2").render(
-        findings=findings(df, reference),
+        findings=findings(df, reference, machine),
         rows=df.to_dict("records"),
         reference=reference,
         models=_models_info(model_dirs),

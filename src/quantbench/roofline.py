@@ -28,6 +28,7 @@ class Shape:
     head_dim: int
     ffn: int
     vocab: int
+    tied_embeddings: bool = False
 
     @classmethod
     def from_config(cls, path) -> Shape:
@@ -36,13 +37,20 @@ class Shape:
         return cls(layers=c["num_hidden_layers"], hidden=c["hidden_size"], heads=heads,
                    kv_heads=c.get("num_key_value_heads", heads),
                    head_dim=c.get("head_dim") or c["hidden_size"] // heads,
-                   ffn=c["intermediate_size"], vocab=c["vocab_size"])
+                   ffn=c["intermediate_size"], vocab=c["vocab_size"],
+                   tied_embeddings=bool(c.get("tie_word_embeddings", False)))
 
     @property
     def matmul_params(self) -> int:
         attn = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
         mlp = 3 * self.hidden * self.ffn
         return self.layers * (attn + mlp) + self.hidden * self.vocab
+
+    @property
+    def n_params(self) -> int:
+        """All weights: matmuls, the input embedding (unless tied to the LM head) and norms."""
+        embedding = 0 if self.tied_embeddings else self.vocab * self.hidden
+        return self.matmul_params + embedding + (2 * self.layers + 1) * self.hidden
 
     def kv_bytes_per_token(self, elem_bytes: float) -> float:
         return 2 * self.layers * self.kv_heads * self.head_dim * elem_bytes
@@ -68,6 +76,7 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
         bytes_tok = decode_bytes_per_token(shape, size * 2**20, ctx, kv)
         out["decode_bytes_per_tok_mib"] = bytes_tok / 2**20
         out["decode_gb_s"] = bytes_tok * tok_s / 1e9
+        out["decode_flop_per_byte"] = 2 * shape.matmul_params / bytes_tok
         if _num(peak_bw):
             out["mbu_pct"] = 100 * out["decode_gb_s"] / peak_bw
     prefill_ms, prompt = row.get("prefill_ms"), row.get("prompt_tokens")
@@ -78,6 +87,13 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
         if _num(peak):
             out["mfu_pct"] = 100 * out["prefill_tflops"] / peak
     return out
+
+
+def ridge_flop_per_byte(machine: dict) -> float | None:
+    """Arithmetic intensity above which the machine is compute-bound (peak FLOP/s / peak B/s)."""
+    peak = max((machine.get("matmul_tflops") or {}).values(), default=None)
+    bw = machine.get("peak_bw_gb_s")
+    return peak * 1e12 / (bw * 1e9) if _num(peak) and _num(bw) else None
 
 
 def _num(v) -> bool:
