@@ -132,3 +132,33 @@ def test_config_overrides_precision_settings():
     p = precisions.get("bnb-nf4", {"compute_dtype": "float16"})
     assert p.settings == {"mode": "nf4", "double_quant": False, "compute_dtype": "float16"}
     assert precisions.get("bnb-nf4").settings.get("compute_dtype") is None
+
+
+@pytest.mark.parametrize("precision", ["fp32", "gguf-f16"])
+def test_batched_decoding_matches_batch_one(precision, artifacts, tiny_tokens):
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:20]]
+    p = precisions.get(precision)
+    one = load_backend(p, artifacts[precision], device="cpu", threads=2, n_ctx=40)
+    tokens = [one.prefill(prompt)]
+    for _ in range(4):
+        tokens.append(one.decode(tokens[-1]))
+    three = load_backend(p, artifacts[precision], device="cpu", threads=2, n_ctx=40,
+                         batch_size=3)
+    rows = [three.prefill_batch(prompt)]
+    for _ in range(4):
+        rows.append(three.decode_batch(rows[-1]))
+    assert all(len(set(r)) == 1 for r in rows)  # the same prompt in each sequence
+    assert [r[0] for r in rows] == tokens
+
+
+def test_batched_latency_counts_every_sequence(artifacts, tiny_tokens):
+    rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
+                      **{**LATENCY, "batch_size": 4})
+    assert rec.status == "ok", rec.reason
+    step_ms = rec.metrics["decode_token_ms_p50"]
+    # tokens/s counts the 4 sequences of each step
+    assert rec.metrics["decode_tok_s"] == pytest.approx(4 * 1e3 / step_ms, rel=0.5)
+    assert rec.metrics["batch_size"] == 4

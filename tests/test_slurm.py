@@ -36,11 +36,35 @@ SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\
 pytestmark = pytest.mark.slurm
 
 
+# The SLURM executor plugin is an optional extra (pyproject's `slurm`): installed into a folder
+# of its own, put on PYTHONPATH only for these runs (and inherited by the SLURM jobs).
+PLUGINS = ["snakemake-executor-plugin-slurm==2.8.0",
+           "snakemake-executor-plugin-slurm-jobstep==0.6.1", "throttler==1.2.3"]
+PLUGIN_DIR = Path.home() / ".cache" / "quantbench" / "slurm-plugin-2.8.0"
+
+
+def plugin_path() -> Path:
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401  (already in this environment)
+
+        return REPO / "src"
+    except ImportError:
+        pass
+    if not (PLUGIN_DIR / "snakemake_executor_plugin_slurm").is_dir():
+        tmp = PLUGIN_DIR.with_name(PLUGIN_DIR.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                        str(tmp), *PLUGINS], check=True, timeout=600)
+        shutil.rmtree(PLUGIN_DIR, ignore_errors=True)
+        tmp.rename(PLUGIN_DIR)
+    return PLUGIN_DIR
+
+
 def env() -> dict[str, str]:
     """SLURM jobs run `python -m snakemake` again: the venv's python must come first on PATH."""
     venv_bin = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
-            "PYTHONPATH": str(REPO / "src")}
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(plugin_path())])}
 
 
 def command(workdir: Path, config: Path, *args: str) -> list[str]:

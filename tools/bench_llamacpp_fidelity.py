@@ -73,9 +73,10 @@ def ours_perplexity(gguf: Path, text: Path, a) -> tuple[float, float]:
 
     backend = LlamaCppBackend(precisions.get("gguf-f16"), gguf, device="cuda" if a.ngl else "cpu",
                               threads=a.threads, n_ctx=a.ctx, all_logits=True)
-    vocab = llama_cpp.llama_model_get_vocab(backend.llm.model)
+    vocab = llama_cpp.llama_model_get_vocab(backend.model)
     bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
-    ids = backend.llm.tokenize(text.read_bytes(), add_bos=False, special=False)
+    tokenizer = llama_cpp.Llama(str(gguf), n_ctx=16, vocab_only=True, verbose=False)
+    ids = tokenizer.tokenize(text.read_bytes(), add_bos=False, special=False)
     windows = llamacpp_windows(ids, a.ctx, bos_id=bos, max_windows=a.chunks)
     nll = np.concatenate([token_nll(backend.logits(w.ids), w) for w in windows])
     out = perplexity(nll)

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from quantbench.errors import ConversionError
-from quantbench.records import atomic_write_text
+from quantbench.records import atomic_dir, atomic_write_text
 
 CONVERTER = "convert_hf_to_gguf.py"
 CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
@@ -36,22 +36,14 @@ def installed_llama_cpp_version() -> str:
 def fetch_converter(dest: str | Path, *, source: str | None = None,
                     version: str | None = None) -> Path:
     """Place llama.cpp's converter (matching the installed library) in ``dest``."""
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(dest) as tmp:
         if source:
             _copy_from_tree(Path(source), tmp)
         else:
             _extract_from_sdist(version or installed_llama_cpp_version(), tmp)
         if not (tmp / CONVERTER).is_file():
             raise ConversionError(f"no {CONVERTER} found in the llama-cpp-python source")
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+    return Path(dest)
 
 
 def _copy_from_tree(source: Path, out: Path) -> None:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import shutil
 from pathlib import Path
 
 from quantbench.errors import ModelSourceError
-from quantbench.records import atomic_write_text
+from quantbench.records import atomic_dir, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +47,8 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
     The folder is built under a temporary name and renamed at the end, so a failure leaves
     nothing that looks finished.
     """
-    outdir = Path(outdir)
-    tmp = outdir.with_name(outdir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(outdir) as tmp:
+        tmp.mkdir(parents=True)
         source = spec["source"]
         if source == "embedded":
             info = _from_embedded(tmp)
@@ -69,11 +65,6 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
         info.update(_describe(tmp))
         info["source"] = source
         atomic_write_text(tmp / "quantbench_model.json", json.dumps(info, indent=2) + "\n")
-        shutil.rmtree(outdir, ignore_errors=True)
-        tmp.rename(outdir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info
 
 

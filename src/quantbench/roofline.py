@@ -6,10 +6,11 @@ bandwidth and the memory-bandwidth utilisation (MBU = achieved / peak bandwidth)
 each weight across the prompt: its figure of merit is model-FLOPs utilisation (MFU = model FLOPs
 per second / the device's best measured matmul rate, in any dtype).
 
-Bytes per decode token = weights at this precision (as loaded) + KV cache read at the mean
-context of the decode phase (K and V, every layer, KV heads x head dim, at the cache's element
-size). FLOPs per token = 2 x matmul parameters (attention, MLP, LM head); prefill adds the
-causal attention scores, 2 x layers x P^2 x (heads x head dim).
+Bytes per decode token = (weights at this precision, as loaded, + batch x KV cache read at the
+mean context of the decode phase (K and V, every layer, KV heads x head dim, at the cache's
+element size)) / batch, since one decode step reads the weights once for the whole batch.
+FLOPs per token = 2 x matmul parameters (attention, MLP, LM head); prefill adds the causal
+attention scores, 2 x layers x P^2 x (heads x head dim).
 """
 
 from __future__ import annotations
@@ -56,11 +57,6 @@ class Shape:
         return 2 * self.layers * self.kv_heads * self.head_dim * elem_bytes
 
 
-def decode_bytes_per_token(shape: Shape, weights_bytes: float, ctx: float,
-                           kv_elem_bytes: float) -> float:
-    return weights_bytes + ctx * shape.kv_bytes_per_token(kv_elem_bytes)
-
-
 def prefill_flops(shape: Shape, prompt: int) -> float:
     attention = 2 * shape.layers * prompt**2 * shape.heads * shape.head_dim
     return 2 * shape.matmul_params * prompt + attention
@@ -71,9 +67,11 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
     out = {}
     tok_s, size = row.get("decode_tok_s"), row.get("size_mib")
     ctx, kv = row.get("decode_ctx_mean"), row.get("kv_elem_bytes")
+    batch = row.get("batch_size") if _num(row.get("batch_size")) else 1
     peak_bw = machine.get("peak_bw_gb_s")
     if all(_num(v) for v in (tok_s, size, ctx, kv)):
-        bytes_tok = decode_bytes_per_token(shape, size * 2**20, ctx, kv)
+        # one decode step reads the weights once and each sequence's KV cache
+        bytes_tok = (size * 2**20 + batch * ctx * shape.kv_bytes_per_token(kv)) / batch
         out["decode_bytes_per_tok_mib"] = bytes_tok / 2**20
         out["decode_gb_s"] = bytes_tok * tok_s / 1e9
         out["decode_flop_per_byte"] = 2 * shape.matmul_params / bytes_tok
@@ -83,7 +81,8 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
     # one ceiling per device: its best measured matmul rate, whatever dtype reached it
     peak = max((machine.get("matmul_tflops") or {}).values(), default=None)
     if _num(prefill_ms) and _num(prompt):
-        out["prefill_tflops"] = prefill_flops(shape, int(prompt)) / (prefill_ms / 1e3) / 1e12
+        flops = batch * prefill_flops(shape, int(prompt))
+        out["prefill_tflops"] = flops / (prefill_ms / 1e3) / 1e12
         if _num(peak):
             out["mfu_pct"] = 100 * out["prefill_tflops"] / peak
     return out

@@ -90,28 +90,21 @@ def foreign_gpu_processes(handle, pid: int) -> list[int]:
     return []
 
 
-@dataclass
-class MemoryTracker:
-    """Background sampler of this process's GPU memory (NVML) and host RSS."""
+class _Background:
+    """Calls ``tick()`` every ``period_s`` in a daemon thread while the context is open."""
 
-    handle: object = None
-    interval_s: float = 0.01
-    peak_gpu_mib: float = 0.0
-    peak_rss_sampled_mib: float = 0.0
-    gpu_method: str | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    period_s: float
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
     def _loop(self) -> None:
-        pid = os.getpid()
         while not self._stop.is_set():
-            self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())
-            if self.handle is not None:
-                mib, self.gpu_method = own_gpu_mib(self.handle, pid)
-                self.peak_gpu_mib = max(self.peak_gpu_mib, mib)
-            self._stop.wait(self.interval_s)
+            self.tick()
+            self._stop.wait(self.period_s)
 
-    def __enter__(self) -> MemoryTracker:
+    def __enter__(self):
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -122,15 +115,30 @@ class MemoryTracker:
 
 
 @dataclass
-class NvmlSampler:
+class MemoryTracker(_Background):
+    """Background sampler of this process's GPU memory (NVML) and host RSS."""
+
+    handle: object = None
+    period_s: float = 0.01
+    peak_gpu_mib: float = 0.0
+    peak_rss_sampled_mib: float = 0.0
+    gpu_method: str | None = None
+
+    def tick(self) -> None:
+        self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())
+        if self.handle is not None:
+            mib, self.gpu_method = own_gpu_mib(self.handle, os.getpid())
+            self.peak_gpu_mib = max(self.peak_gpu_mib, mib)
+
+
+@dataclass
+class NvmlSampler(_Background):
     """Samples utilisation, power, clocks, temperature and memory at ``hz``; marks phases."""
 
     handle: object
     hz: float = 50.0
     samples: list[dict] = field(default_factory=list)
     phases: list[dict] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def _read(self) -> dict:
         import pynvml
@@ -160,20 +168,13 @@ class NvmlSampler:
     def foreign_processes(self) -> list[int]:
         return foreign_gpu_processes(self.handle, os.getpid())
 
-    def _loop(self) -> None:
-        period = 1.0 / self.hz
-        while not self._stop.is_set():
-            self.samples.append(self._read())
-            self._stop.wait(period)
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.hz
+
+    def tick(self) -> None:
+        self.samples.append(self._read())
 
     def phase(self, name: str, start: float, end: float, tokens: int) -> None:
         self.phases.append({"phase": name, "start": start, "end": end, "tokens": tokens})
 
-    def __enter__(self) -> NvmlSampler:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()

@@ -3,6 +3,8 @@
 A backend exposes, for batch size 1 and greedy decoding:
 - ``prefill(ids) -> int``: reset the KV cache, run the prompt, return the next token (argmax);
 - ``decode(token) -> int``: feed one token, return the next one;
+- ``prefill_batch(ids) -> list[int]`` / ``decode_batch(tokens) -> list[int]``: the same for
+  ``batch_size`` sequences decoded together (the prompt repeated in each);
 - ``logits(ids) -> np.ndarray``: float32 logits [len(ids), vocab] of one fresh window;
 - ``sync()``: wait for queued device work (a no-op on the CPU);
 - ``info() -> dict``: what was loaded (dtype, quantisation, device).
@@ -28,14 +30,14 @@ def preload(precision_name: str) -> None:
 
 
 def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
-                 n_ctx: int, all_logits: bool = False):
+                 n_ctx: int, all_logits: bool = False, batch_size: int = 1):
     """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``."""
     if precision.backend in ("transformers", "bitsandbytes"):
         from quantbench.backends.hf import HFBackend
 
-        return HFBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx)
+        return HFBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
+                         batch_size=batch_size)
     from quantbench.backends.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend(
-        precision, artifact, device=device, threads=threads, n_ctx=n_ctx, all_logits=all_logits
-    )
+    return LlamaCppBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
+                           all_logits=all_logits, batch_size=batch_size)

@@ -54,7 +54,7 @@ def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
 
 class HFBackend:
     def __init__(self, precision: Precision, model_dir, *, device: str, threads: int,
-                 n_ctx: int = 2048):
+                 n_ctx: int = 2048, batch_size: int = 1):
         torch.set_num_threads(threads)
         self.device = torch.device("cuda:0" if device == "cuda" else "cpu")
         self.precision = precision
@@ -84,7 +84,10 @@ class HFBackend:
             else "past_key_values"
         )
         self.compile_s = None
+        self.batch_size = batch_size
         if precision.settings.get("compile"):
+            if batch_size != 1:
+                raise UnsupportedError("compiled decoding is measured at batch size 1 only")
             self._compile(n_ctx)
 
     def _compile(self, n_ctx: int) -> None:
@@ -133,6 +136,21 @@ class HFBackend:
         out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
         self.cache = getattr(out, self._cache_kw)
         return int(out.logits[0, -1].argmax())
+
+    @torch.inference_mode()
+    def prefill_batch(self, ids) -> list[int]:
+        """The same prompt in each of ``batch_size`` rows; the next token of each."""
+        x = torch.as_tensor([list(ids)] * self.batch_size, device=self.device)
+        out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
+        self.cache = getattr(out, self._cache_kw)
+        return out.logits[:, -1].argmax(-1).tolist()
+
+    @torch.inference_mode()
+    def decode_batch(self, tokens: list[int]) -> list[int]:
+        x = torch.tensor(tokens, device=self.device)[:, None]
+        out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
+        self.cache = getattr(out, self._cache_kw)
+        return out.logits[:, -1].argmax(-1).tolist()
 
     @torch.inference_mode()
     def logits(self, ids) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""llama.cpp backend through llama-cpp-python.
+"""llama.cpp backend through llama-cpp-python's C API (no Llama class, no sampler chain).
 
-Timed paths (prefill/decode) call the C API directly (llama_batch_get_one, llama_decode,
-llama_get_logits_ith) on the context that ``Llama`` created: no sampler chain, no Python-side
-copy of the logits beyond one row, so the per-token overhead stays close to llama.cpp's own.
-Full-window logits for perplexity go through ``Llama.eval`` with ``logits_all``.
+The model and context are created with the C API so that every setting is ours (threads, batch
+sizes, flash attention, one KV sequence per batch row). Timed paths call llama_decode on
+prepared batches and read one row of logits per sequence: the per-token Python overhead is a few
+ctypes calls and an argmax. Full-window logits for perplexity come from one batch whose every
+token asks for its logits.
 """
 
 from __future__ import annotations
@@ -15,64 +16,149 @@ import numpy as np
 
 from quantbench.precisions import Precision
 
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+
 
 class LlamaCppBackend:
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
-                 n_ctx: int, all_logits: bool = False):
+                 n_ctx: int, all_logits: bool = False, batch_size: int = 1):
+        _init_backend()
         self.precision = precision
         self.device = device
-        self.llm = llama_cpp.Llama(
-            model_path=str(gguf_path),
-            n_ctx=n_ctx,
-            n_batch=n_ctx,
-            n_ubatch=n_ctx,
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_gpu_layers=-1 if device == "cuda" else 0,
-            flash_attn=device == "cuda",
-            logits_all=all_logits,
-            seed=0,
-            verbose=False,
-        )
-        self.ctx = self.llm._ctx.ctx
+        self.batch_size = batch_size
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = -1 if device == "cuda" else 0
+        self.ctx = None
+        self.model = llama_cpp.llama_model_load_from_file(str(gguf_path).encode(), mparams)
+        if not self.model:
+            raise RuntimeError(f"llama.cpp could not load {gguf_path}")
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = n_ctx * batch_size  # the KV cache is split evenly between sequences
+        cparams.n_batch = cparams.n_ubatch = n_ctx * batch_size
+        cparams.n_seq_max = batch_size
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if device == "cuda"
+                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.n_vocab = self.llm.n_vocab()
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
+        # batch-1 decode: one token array and one batch view of it, reused for every token
         self._one = (llama_cpp.llama_token * 1)()
+        self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
+        self._prepared: dict[tuple, llama_cpp.llama_batch] = {}
+        self._step = None
+        self.pos = 0
+
+    def close(self) -> None:
+        for batch in getattr(self, "_prepared", {}).values():
+            llama_cpp.llama_batch_free(batch)
+        self._prepared = {}
+        if getattr(self, "_step", None) is not None:
+            llama_cpp.llama_batch_free(self._step)
+            self._step = None
+        if getattr(self, "ctx", None):
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
+
+    def __del__(self):
+        self.close()
 
     def sync(self) -> None:
         llama_cpp.llama_synchronize(self.ctx)
 
-    def _decode(self, tokens, n: int) -> int:
-        rc = llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(tokens, n))
+    def _run(self, batch) -> None:
+        rc = llama_cpp.llama_decode(self.ctx, batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
-        row = llama_cpp.llama_get_logits_ith(self.ctx, -1)
+
+    def _argmax(self, i: int) -> int:
+        row = llama_cpp.llama_get_logits_ith(self.ctx, i)
         return int(np.ctypeslib.as_array(row, shape=(self.n_vocab,)).argmax())
+
+    def _batch(self, ids, n_seq: int, *, all_logits: bool) -> llama_cpp.llama_batch:
+        """A batch holding ``ids`` once per sequence (prepared once, reused across runs)."""
+        key = (tuple(ids), n_seq, all_logits)
+        if key not in self._prepared:
+            n = len(ids)
+            batch = llama_cpp.llama_batch_init(n * n_seq, 0, 1)
+            batch.n_tokens = n * n_seq
+            for s in range(n_seq):
+                for j, tok in enumerate(ids):
+                    k = s * n + j
+                    batch.token[k], batch.pos[k] = tok, j
+                    batch.n_seq_id[k], batch.seq_id[k][0] = 1, s
+                    batch.logits[k] = all_logits or j == n - 1
+            self._prepared[key] = batch
+        return self._prepared[key]
 
     def prefill(self, ids) -> int:
         llama_cpp.llama_memory_clear(self.memory, True)
         arr = (llama_cpp.llama_token * len(ids))(*ids)
-        return self._decode(arr, len(ids))
+        self._run(llama_cpp.llama_batch_get_one(arr, len(ids)))
+        return self._argmax(-1)
 
     def decode(self, token: int) -> int:
         self._one[0] = token
-        return self._decode(self._one, 1)
+        self._run(self._one_batch)
+        return self._argmax(-1)
+
+    def prefill_batch(self, ids) -> list[int]:
+        """The same prompt in each of ``batch_size`` sequences; the next token of each."""
+        llama_cpp.llama_memory_clear(self.memory, True)
+        n = len(ids)
+        self._run(self._batch(ids, self.batch_size, all_logits=False))
+        self.pos = n
+        if self._step is None:
+            self._step = llama_cpp.llama_batch_init(self.batch_size, 0, 1)
+            self._step.n_tokens = self.batch_size
+            for s in range(self.batch_size):
+                self._step.n_seq_id[s], self._step.seq_id[s][0] = 1, s
+                self._step.logits[s] = True
+        return [self._argmax(s * n + n - 1) for s in range(self.batch_size)]
+
+    def decode_batch(self, tokens: list[int]) -> list[int]:
+        for s, tok in enumerate(tokens):
+            self._step.token[s], self._step.pos[s] = tok, self.pos
+        self.pos += 1
+        self._run(self._step)
+        return [self._argmax(s) for s in range(self.batch_size)]
 
     def logits(self, ids) -> np.ndarray:
         llama_cpp.llama_memory_clear(self.memory, True)
-        self.llm.reset()
-        self.llm.eval(list(ids))
-        return np.array(self.llm.scores[: len(ids)], dtype=np.float32)
+        batch = llama_cpp.llama_batch_init(len(ids), 0, 1)
+        try:
+            batch.n_tokens = len(ids)
+            for j, tok in enumerate(ids):
+                batch.token[j], batch.pos[j] = tok, j
+                batch.n_seq_id[j], batch.seq_id[j][0], batch.logits[j] = 1, 0, True
+            self._run(batch)
+            ptr = llama_cpp.llama_get_logits(self.ctx)
+            flat = np.ctypeslib.as_array(ptr, shape=(len(ids) * self.n_vocab,))
+            return flat.reshape(len(ids), self.n_vocab).copy()
+        finally:
+            llama_cpp.llama_batch_free(batch)
 
     def info(self) -> dict:
         desc = ctypes.create_string_buffer(256)
-        llama_cpp.llama_model_desc(self.llm.model, desc, ctypes.sizeof(desc))
+        llama_cpp.llama_model_desc(self.model, desc, ctypes.sizeof(desc))
         return {
             "engine": "llama.cpp",
             "kv_elem_bytes": 2,  # the KV cache is F16 unless type_k/type_v say otherwise
             "model_desc": desc.value.decode(errors="replace"),
             "device": self.device,
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
-            "n_params": llama_cpp.llama_model_n_params(self.llm.model),
-            "model_size_mib": llama_cpp.llama_model_size(self.llm.model) / 2**20,
+            "n_params": llama_cpp.llama_model_n_params(self.model),
+            "model_size_mib": llama_cpp.llama_model_size(self.model) / 2**20,
         }

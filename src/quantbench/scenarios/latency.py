@@ -1,4 +1,5 @@
-"""Latency and throughput of one precision, batch size 1, greedy decoding.
+"""Latency and throughput of one precision, greedy decoding, batch size configurable (default 1:
+the same prompt in every sequence of a batch, tokens/s counting every sequence's tokens).
 
 Protocol: the model is loaded (timed separately as load_s), then for each prompt length
 ``warmup_runs`` untimed runs and ``measured_runs`` timed runs. A run is one prefill of the
@@ -19,28 +20,31 @@ from quantbench.stats import summarize
 from quantbench.trackers import MemoryTracker, peak_rss_mib, rss_mib
 
 
-def timed_run(backend, prompt, new_tokens: int) -> tuple[float, list[float]]:
-    """One prefill and ``new_tokens`` decode steps: (ttft seconds, per-token seconds)."""
+def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
+    """One prefill and ``new_tokens`` decode steps: (ttft seconds, per-step seconds).
+
+    With batch_size > 1 every step decodes one token in each of the batch's sequences."""
+    prefill, decode = ((backend.prefill, backend.decode) if batch_size == 1
+                       else (backend.prefill_batch, backend.decode_batch))
     clock = time.perf_counter
     backend.sync()
     start = clock()
-    token = backend.prefill(prompt)
+    token = prefill(prompt)
     backend.sync()
     ttft = clock() - start
     steps = []
     for _ in range(new_tokens):
         start = clock()
-        token = backend.decode(token)
+        token = decode(token)
         backend.sync()
         steps.append(clock() - start)
     return ttft, steps
 
 
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
-                new_tokens: int, warmup_runs: int, measured_runs: int, device: str = "auto",
-                threads: int = 0,
-                overrides: dict | None = None):
-    settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+                new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
+                device: str = "auto", threads: int = 0, overrides: dict | None = None):
+    settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_size=batch_size,
                     warmup_runs=warmup_runs, measured_runs=measured_runs)
     job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides)
@@ -50,7 +54,8 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         raise ValueError(f"evaluation text has {len(ids)} tokens, fewer than {max(prompt_tokens)}")
     with job.failures_recorded():
         rss_before = rss_mib()
-        backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1)
+        backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1,
+                           batch_size=batch_size)
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
         with MemoryTracker(job.handle) as mem:
@@ -59,14 +64,14 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                 prompt = [int(i) for i in ids[:n]]
                 ttfts, per_token, run_tok_s = [], [], []
                 for run in range(warmup_runs + measured_runs):
-                    ttft, steps = timed_run(backend, prompt, new_tokens)
+                    ttft, steps = timed_run(backend, prompt, new_tokens, batch_size)
                     if run >= warmup_runs:
                         ttfts.append(ttft * 1e3)
                         per_token.extend(s * 1e3 for s in steps)
-                        run_tok_s.append(len(steps) / sum(steps))
+                        run_tok_s.append(batch_size * len(steps) / sum(steps))
                 prefill[n] = {
                     "ttft_ms": summarize(ttfts),
-                    "prefill_tok_s": summarize([n / (t / 1e3) for t in ttfts]),
+                    "prefill_tok_s": summarize([batch_size * n / (t / 1e3) for t in ttfts]),
                 }
                 decode[n] = {
                     "token_ms": summarize(per_token),
@@ -75,6 +80,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         first = prompt_tokens[0]
         rec.metrics.update(
             prompt_tokens=first,
+            batch_size=batch_size,
             decode_ctx_mean=first + (new_tokens + 1) / 2,
             kv_elem_bytes=rec.details["backend"].get("kv_elem_bytes"),
             prefill_ms=prefill[first]["ttft_ms"]["p50"],

@@ -1,0 +1,66 @@
+"""Run-to-run spread: the latency scenario of one precision in N fresh processes.
+
+    python tools/bench_repeatability.py PRECISION ARTIFACT TOKENS.npy [--processes 3]
+        [--prompt 512 --new 64 --warmup 2 --runs 8 --device auto]
+
+Each process loads the model anew (as each pipeline job does). Prints every process's decode and
+prefill throughput and the coefficient of variation across processes (target for decode: <= 2 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD = """
+import json, sys
+sys.path.insert(0, {src!r})
+from quantbench.backends import preload
+preload({precision!r})
+from quantbench.scenarios.latency import run_latency
+r = run_latency("repeat", {precision!r}, {artifact!r}, {tokens!r}, prompt_tokens=[{prompt}],
+                new_tokens={new}, warmup_runs={warmup}, measured_runs={runs}, device={device!r})
+print(json.dumps({{"status": r.status, "reason": r.reason, **r.metrics}}))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("precision")
+    ap.add_argument("artifact")
+    ap.add_argument("tokens")
+    ap.add_argument("--processes", type=int, default=3)
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=8)
+    ap.add_argument("--device", default="auto")
+    a = ap.parse_args()
+    code = CHILD.format(src=str(REPO / "src"), **vars(a))
+    rows = []
+    for i in range(a.processes):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.stderr.write(res.stderr[-2000:])
+            return 1
+        m = json.loads(res.stdout.strip().splitlines()[-1])
+        if m["status"] != "ok":
+            print(f"process {i}: {m['status']}: {m['reason']}")
+            return 1
+        rows.append(m)
+        print(f"process {i}: decode {m['decode_tok_s']:.2f} tok/s (within-process CV "
+              f"{100 * m['decode_cv']:.2f} %), prefill {m['prefill_tok_s']:.1f} tok/s")
+    decode = [m["decode_tok_s"] for m in rows]
+    cv = statistics.stdev(decode) / statistics.mean(decode) if len(decode) > 1 else 0.0
+    print(f"{a.precision}: decode mean {statistics.mean(decode):.2f} tok/s, "
+          f"CV across {len(decode)} processes {100 * cv:.2f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
