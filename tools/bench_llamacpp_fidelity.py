@@ -40,7 +40,7 @@ PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 def llama_bench(tools: Path, gguf: Path, a) -> dict:
     cmd = [str(tools / "llama-bench"), "-m", str(gguf), "-p", str(a.n_prompt), "-n", str(a.n_gen),
            "-d", f"0,{a.n_prompt}", "-r", str(a.reps), "-t", str(a.threads), "-ngl", str(a.ngl),
-           "-fa", "1" if a.ngl else "0", "-o", "json"]
+           "-fa", "auto", "-o", "json"]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     rows = json.loads(res.stdout)
     pp = next(r for r in rows if r["n_prompt"] == a.n_prompt and r["n_depth"] == 0)
@@ -61,7 +61,8 @@ def ours_speed(gguf: Path, ids_path: Path, a) -> dict:
 
 def llama_perplexity(tools: Path, gguf: Path, text: Path, a) -> tuple[float, float]:
     cmd = [str(tools / "llama-perplexity"), "-m", str(gguf), "-f", str(text), "-c", str(a.ctx),
-           "-b", str(a.ctx), "--chunks", str(a.chunks), "-t", str(a.threads), "-ngl", str(a.ngl)]
+           "-b", str(a.ctx), "--chunks", str(a.chunks), "-t", str(a.threads), "-ngl", str(a.ngl),
+           "-fa", "auto"]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     m = PPL_LINE.search(res.stdout + res.stderr)
     if not m:

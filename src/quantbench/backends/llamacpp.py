@@ -17,6 +17,9 @@ import numpy as np
 from quantbench.precisions import Precision
 
 _backend_ready = False
+FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
+              "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+              "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
 
 
 def _init_backend() -> None:
@@ -44,8 +47,9 @@ class LlamaCppBackend:
         cparams.n_batch = cparams.n_ubatch = n_ctx * batch_size
         cparams.n_seq_max = batch_size
         cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if device == "cuda"
-                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        # llama.cpp's own default ("auto": on where the backend supports it); it changes results
+        # (perplexity differs in the 4th digit on the CPU), so it is a precision setting
+        cparams.flash_attn_type = FLASH_ATTN[precision.settings.get("flash_attn", "auto")]
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens")
@@ -157,6 +161,7 @@ class LlamaCppBackend:
             "engine": "llama.cpp",
             "kv_elem_bytes": 2,  # the KV cache is F16 unless type_k/type_v say otherwise
             "model_desc": desc.value.decode(errors="replace"),
+            "flash_attn": self.precision.settings.get("flash_attn", "auto"),
             "device": self.device,
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
             "n_params": llama_cpp.llama_model_n_params(self.model),
