@@ -1,5 +1,6 @@
 import re
 
+import pandas as pd
 import pytest
 
 from quantbench.aggregate import long_table, summary_table
@@ -92,3 +93,14 @@ def test_roofline_counts_weights_kv_and_flops(tmp_path):
     assert out["prefill_tflops"] == pytest.approx(flops / 0.01 / 1e12)
     assert out["mfu_pct"] == pytest.approx(100 * flops / 0.01 / 1e12 / 0.5)
     assert roofline.derive({"decode_tok_s": float("nan")}, shape, {}) == {}
+
+
+def test_pareto_front_keeps_only_undominated_precisions():
+    from quantbench.aggregate import pareto_front
+
+    df = pd.DataFrame({"mem": [10.0, 5.0, 6.0, 3.0], "tok_s": [1.0, 3.0, 2.0, 4.0],
+                       "ppl": [10.0, 11.0, 12.0, 15.0]})
+    # (6, 12) is beaten by (5, 11); the others each win on one axis
+    assert pareto_front(df, "mem", "ppl").tolist() == [True, True, False, True]
+    assert pareto_front(df, "tok_s", "ppl", maximize_cost=True).tolist() == [
+        True, True, False, True]

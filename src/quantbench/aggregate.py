@@ -20,11 +20,12 @@ SUMMARY_COLUMNS = [
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
     "kv_elem_bytes",
-    "quality_status", "profile_status",
+    "pareto_quality_memory", "pareto_quality_speed", "quality_status", "profile_status",
     "reason", "device", "gpu_name",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
-                "profile_status", "reason", "device", "gpu_name"}
+                "profile_status", "reason", "device", "gpu_name", "pareto_quality_memory",
+                "pareto_quality_speed"}
 UNITS = (("_tok_s", "tok/s"), ("_mib", "MiB"), ("_ms", "ms"), ("_pct", "%"), ("_s", "s"),
          ("_w", "W"), ("_j_per_tok", "J/tok"), ("_j", "J"), ("_mhz", "MHz"))
 
@@ -100,6 +101,12 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
         df.loc[idx, "ppl_delta_pct"] = (group["ppl"] / ref["ppl"] - 1) * 100
         df.loc[idx, "speedup_vs_ref"] = group["decode_tok_s"] / ref["decode_tok_s"]
         df.loc[idx, "memory_vs_ref"] = group["peak_mem_mib"] / ref["peak_mem_mib"]
+    df["pareto_quality_memory"] = df["pareto_quality_speed"] = False
+    for _, group in df.groupby("model"):
+        ok = group[group["status"] == "ok"]
+        df.loc[ok.index, "pareto_quality_memory"] = pareto_front(ok, "peak_mem_mib", "ppl")
+        df.loc[ok.index, "pareto_quality_speed"] = pareto_front(ok, "decode_tok_s", "ppl",
+                                                                maximize_cost=True)
     for i, row in df.iterrows():
         shape = (shapes or {}).get(row["model"])
         if shape is not None:  # one parameter count for every backend of the model
@@ -108,6 +115,20 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             for key, value in roofline.derive(row.to_dict(), shape, machine).items():
                 df.loc[i, key] = value
     return df
+
+
+def pareto_front(df: pd.DataFrame, cost: str, quality: str, *, maximize_cost: bool = False
+                 ) -> pd.Series:
+    """True for rows no other row beats on both axes (lower ``quality`` is better; lower
+    ``cost`` is better unless ``maximize_cost``, as for throughput)."""
+    ok = df.dropna(subset=[cost, quality])
+    c = -ok[cost] if maximize_cost else ok[cost]
+    q = ok[quality]
+    front = pd.Series(False, index=df.index)
+    for i in ok.index:
+        dominated = ((c <= c[i]) & (q <= q[i]) & ((c < c[i]) | (q < q[i]))).any()
+        front[i] = not dominated
+    return front
 
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, model_dirs=(),

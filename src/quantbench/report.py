@@ -126,6 +126,12 @@ def findings(df: pd.DataFrame, reference: str, machine: dict | None = None) -> l
                     f"({fmt(pick['decode_tok_s'], 1)} tok/s, {pick['ppl_delta_pct']:+.2f} % "
                     f"perplexity, {fmt(pick['size_mib'], 1)} MiB of weights)."
                 )
+        for column, what in (("pareto_quality_speed", "perplexity vs decode speed"),
+                             ("pareto_quality_memory", "perplexity vs peak memory")):
+            if column in g and g[column].astype(bool).any() and g["ppl"].notna().any():
+                names = ", ".join(g.loc[g[column].astype(bool), "precision"])
+                out.append(f"{model}: Pareto front of {what} (no other precision is better "
+                           f"on both): {names}.")
         out.extend(hardware_findings(model, g, reference, machine))
         failed = g[g["status"] != "ok"]
         for _, row in failed.iterrows():
@@ -155,7 +161,10 @@ def _generations(quality_paths) -> list[dict]:
 
 def _provenance(quality_paths) -> dict:
     for p in quality_paths:
-        return json.loads(Path(p).read_text())["provenance"]
+        prov = json.loads(Path(p).read_text())["provenance"]
+        if len(prov.get("git_commit") or "") != 40:  # a copy of the tree without git history
+            prov["git_commit"] = None
+        return prov
     return {}
 
 

@@ -4,10 +4,12 @@ from pathlib import Path
 
 from quantbench import logs
 from quantbench.backends import preload
+from quantbench.gpuslots import claim_gpu
 
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
+    claim_gpu(smk.params.device)  # one card per job on a multi-GPU host, before CUDA starts
     preload(smk.wildcards.precision)
     from quantbench.scenarios.quality import run_quality
 

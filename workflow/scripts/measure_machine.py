@@ -3,12 +3,14 @@
 import json
 
 from quantbench import logs
+from quantbench.gpuslots import claim_gpu
 from quantbench.machine import measure_machine
 from quantbench.records import atomic_write_text
 
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
+    claim_gpu(smk.params.device)
     result = measure_machine(smk.params.device, smk.params.threads)
     atomic_write_text(smk.output.json, json.dumps(result, indent=2) + "\n")
 

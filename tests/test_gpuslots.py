@@ -1,0 +1,39 @@
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+CLAIM = (
+    "import sys, time; sys.path.insert(0, {src!r})\n"
+    "from quantbench.gpuslots import claim_gpu\n"
+    "print(claim_gpu(timeout_s={timeout}), flush=True)\n"
+    "time.sleep({hold})\n"
+)
+
+
+def _start(tmp_path, env_extra, hold=3.0, timeout=1):
+    code = CLAIM.format(src=str(SRC), timeout=timeout, hold=hold)
+    env = {"PATH": "/usr/bin:/bin", "QUANTBENCH_GPU_COUNT": "2",
+           "QUANTBENCH_GPU_LOCKS": str(tmp_path), **env_extra}
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_concurrent_jobs_get_different_cards_and_a_third_waits(tmp_path):
+    first, second = _start(tmp_path, {}), _start(tmp_path, {})
+    a, b = first.stdout.readline().strip(), second.stdout.readline().strip()
+    assert {a, b} == {"0", "1"}
+    third = _start(tmp_path, {}, hold=0, timeout=1)
+    _, err = third.communicate(timeout=30)
+    assert third.returncode != 0 and "no free GPU among 2" in err
+    first.wait(timeout=30)
+    second.wait(timeout=30)
+    fourth = _start(tmp_path, {}, hold=0)
+    out, _ = fourth.communicate(timeout=30)  # the cards were released when the jobs ended
+    assert out.strip() in {"0", "1"}
+
+
+def test_a_scheduler_choice_stands(tmp_path):
+    proc = _start(tmp_path, {"CUDA_VISIBLE_DEVICES": "3"}, hold=0)
+    out, _ = proc.communicate(timeout=30)
+    assert out.strip() == "None"
