@@ -73,7 +73,7 @@ def llama_perplexity(tools: Path, gguf: Path, text: Path, a) -> tuple[float, flo
 def ours_perplexity(gguf: Path, text: Path, a) -> tuple[float, float]:
 
     backend = LlamaCppBackend(precisions.get("gguf-f16"), gguf, device="cuda" if a.ngl else "cpu",
-                              threads=a.threads, n_ctx=a.ctx, all_logits=True)
+                              threads=a.threads, n_ctx=a.ctx)
     vocab = llama_cpp.llama_model_get_vocab(backend.model)
     bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
     tokenizer = llama_cpp.Llama(str(gguf), n_ctx=16, vocab_only=True, verbose=False)

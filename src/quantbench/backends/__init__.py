@@ -30,7 +30,7 @@ def preload(precision_name: str) -> None:
 
 
 def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
-                 n_ctx: int, all_logits: bool = False, batch_size: int = 1):
+                 n_ctx: int, batch_size: int = 1):
     """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``."""
     if precision.backend in ("transformers", "bitsandbytes"):
         from quantbench.backends.hf import HFBackend
@@ -40,4 +40,4 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
     from quantbench.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
-                           all_logits=all_logits, batch_size=batch_size)
+                           batch_size=batch_size)

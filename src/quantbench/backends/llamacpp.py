@@ -31,7 +31,7 @@ def _init_backend() -> None:
 
 class LlamaCppBackend:
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
-                 n_ctx: int, all_logits: bool = False, batch_size: int = 1):
+                 n_ctx: int, batch_size: int = 1):
         _init_backend()
         self.precision = precision
         self.device = device
@@ -91,9 +91,9 @@ class LlamaCppBackend:
         row = llama_cpp.llama_get_logits_ith(self.ctx, i)
         return int(np.ctypeslib.as_array(row, shape=(self.n_vocab,)).argmax())
 
-    def _batch(self, ids, n_seq: int, *, all_logits: bool) -> llama_cpp.llama_batch:
+    def _batch(self, ids, n_seq: int) -> llama_cpp.llama_batch:
         """A batch holding ``ids`` once per sequence (prepared once, reused across runs)."""
-        key = (tuple(ids), n_seq, all_logits)
+        key = (tuple(ids), n_seq)
         if key not in self._prepared:
             n = len(ids)
             batch = llama_cpp.llama_batch_init(n * n_seq, 0, 1)
@@ -103,7 +103,7 @@ class LlamaCppBackend:
                     k = s * n + j
                     batch.token[k], batch.pos[k] = tok, j
                     batch.n_seq_id[k], batch.seq_id[k][0] = 1, s
-                    batch.logits[k] = all_logits or j == n - 1
+                    batch.logits[k] = j == n - 1
             self._prepared[key] = batch
         return self._prepared[key]
 
@@ -122,7 +122,7 @@ class LlamaCppBackend:
         """The same prompt in each of ``batch_size`` sequences; the next token of each."""
         llama_cpp.llama_memory_clear(self.memory, True)
         n = len(ids)
-        self._run(self._batch(ids, self.batch_size, all_logits=False))
+        self._run(self._batch(ids, self.batch_size))
         self.pos = n
         if self._step is None:
             self._step = llama_cpp.llama_batch_init(self.batch_size, 0, 1)

@@ -36,11 +36,10 @@ class Job:
             provenance=provenance({**settings, "precision": self.precision.settings}, dev),
         )
 
-    def load(self, artifact, *, n_ctx: int, all_logits: bool = False, batch_size: int = 1):
+    def load(self, artifact, *, n_ctx: int, batch_size: int = 1):
         start = time.perf_counter()
         backend = load_backend(self.precision, artifact, device=self.device,
-                               threads=self.threads, n_ctx=n_ctx, all_logits=all_logits,
-                               batch_size=batch_size)
+                               threads=self.threads, n_ctx=n_ctx, batch_size=batch_size)
         backend.sync()
         self.record.metrics["load_s"] = time.perf_counter() - start
         self.record.details["backend"] = backend.info()

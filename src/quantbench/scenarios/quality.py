@@ -57,8 +57,7 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
                           max_windows=max_windows)
     longest_prompt = max(len(p["ids"]) for p in prompts)
     with job.failures_recorded():
-        backend = job.load(artifact, n_ctx=max(context_length, longest_prompt + max_new_tokens),
-                           all_logits=True)
+        backend = job.load(artifact, n_ctx=max(context_length, longest_prompt + max_new_tokens))
         writer = ReferenceWriter()
         comparison = Comparison.open(reference) if reference is not None else None
         nll = []
