@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 STAMP := $(VENV)/.quantbench-ready
 
-.PHONY: setup run test lint bench-dag rerun clean
+.PHONY: setup run test lint bench-pipeline bench-dag rerun clean
 
 setup: $(STAMP)
 
@@ -28,9 +28,13 @@ lint: setup
 	$(VENV)/bin/snakefmt --check Snakefile workflow/rules
 	$(SNAKEMAKE) --lint
 
-# Wall time of the default run and of a no-op rerun.
-bench-dag: setup
+# Wall time of the default run (from nothing, in a new folder), of a no-op rerun, of a dry run.
+bench-pipeline: setup
 	$(PY) tools/bench_pipeline.py
+
+# DAG building time: a dry run of 3 models x 15 precisions.
+bench-dag: setup
+	$(PY) tools/bench_dag.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake
