@@ -16,6 +16,19 @@ def test_conversion_and_quantization_write_valid_smaller_files(tiny_gguf):
     assert sizes["f16"] > sizes["q8_0"] > sizes["q4_k_m"]
 
 
+def test_tensor_types_tell_what_a_file_really_holds(tiny_gguf):
+    from quantbench.gguf import base_type, tensor_types
+
+    assert base_type("Q4_K_M") == "Q4_K" and base_type("q8_0") == "Q8_0"
+    assert base_type("f16") == "F16" and base_type("Q2_K") == "Q2_K"
+    for name, path in tiny_gguf.items():
+        types = tensor_types(path)
+        assert abs(sum(types.values()) - 100) < 1e-6
+        assert json.loads(path.with_suffix(".json").read_text())["tensor_types_pct"] == types
+        # hidden 256: every matrix row splits into 256-blocks, so no fallback
+        assert types[base_type(name)] > 50, types
+
+
 def test_corrupted_gguf_is_refused_and_leaves_nothing(tmp_path, tiny_gguf):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"NOPE" + tiny_gguf["f16"].read_bytes()[4:4096])

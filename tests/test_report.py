@@ -104,3 +104,16 @@ def test_pareto_front_keeps_only_undominated_precisions():
     assert pareto_front(df, "mem", "ppl").tolist() == [True, True, False, True]
     assert pareto_front(df, "tok_s", "ppl", maximize_cost=True).tolist() == [
         True, True, False, True]
+
+
+def test_a_gguf_file_mostly_in_fallback_types_is_flagged():
+    rec = _rec("latency", "gguf-q4_k_m", "llama.cpp", decode_tok_s=5.0, size_mib=1.0,
+               peak_mem_mib=10.0)
+    rec["details"]["backend"]["tensor_types_pct"] = {"Q5_0": 58.0, "Q8_0": 22.0, "Q4_K": 10.5,
+                                                     "Q6_K": 9.5}
+    df = summary_table([rec], "fp32")
+    row = df.iloc[0]
+    assert row["named_type_pct"] == pytest.approx(10.5)
+    assert row["weight_types"] == "Q5_0 58%, Q8_0 22%, Q4_K 10%, Q6_K 10%"
+    text = " ".join(findings(df, "fp32"))
+    assert "gguf-q4_k_m holds only 10.5 % of its weights in the type it is named after" in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantbench import precisions, roofline
+from quantbench import gguf, precisions, roofline
 from quantbench.records import atomic_write_text
 
 SUMMARY_COLUMNS = [
@@ -20,12 +20,13 @@ SUMMARY_COLUMNS = [
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
     "kv_elem_bytes",
-    "pareto_quality_memory", "pareto_quality_speed", "quality_status", "profile_status",
+    "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
+    "quality_status", "profile_status",
     "reason", "device", "gpu_name",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
                 "profile_status", "reason", "device", "gpu_name", "pareto_quality_memory",
-                "pareto_quality_speed"}
+                "pareto_quality_speed", "weight_types"}
 UNITS = (("_tok_s", "tok/s"), ("_mib", "MiB"), ("_ms", "ms"), ("_pct", "%"), ("_s", "s"),
          ("_w", "W"), ("_j_per_tok", "J/tok"), ("_j", "J"), ("_mhz", "MHz"))
 
@@ -78,6 +79,12 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             row["status"], row["reason"] = r["status"], r["reason"]
             dev = r["provenance"].get("device", {})
             row["device"], row["gpu_name"] = dev.get("kind"), dev.get("gpu_name")
+            types = r["details"].get("backend", {}).get("tensor_types_pct")
+            if types:
+                row["weight_types"] = ", ".join(f"{k} {v:.0f}%" for k, v in types.items()
+                                                if v >= 0.5)
+                base = gguf.base_type(precisions.get(r["precision"]).settings["gguf_type"])
+                row["named_type_pct"] = types.get(base, 0.0)
             n_params = r["details"].get("backend", {}).get("n_params")
             if n_params and m.get("size_mib"):
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params

@@ -135,6 +135,31 @@ def verify(path: str | Path) -> None:
         raise ConversionError(f"{path} is truncated ({path.stat().st_size} bytes)")
 
 
+def tensor_types(path: str | Path) -> dict[str, float]:
+    """Share of the weights (in %) stored in each GGUF tensor type, largest first.
+
+    llama.cpp falls back to other types for tensors whose rows its K-quants cannot split (a row
+    must be a multiple of 256): the file's name then overstates what it holds."""
+    from collections import Counter
+
+    try:
+        from gguf import GGUFReader
+    except ImportError:  # the PyPI gguf package is optional where GGUFs are only read
+        return {}
+
+    counts = Counter()
+    for t in GGUFReader(str(path)).tensors:
+        counts[t.tensor_type.name] += int(t.n_elements)
+    total = sum(counts.values()) or 1
+    return {name: 100 * n / total for name, n in counts.most_common()}
+
+
+def base_type(gguf_type: str) -> str:
+    """The tensor type a file type is named after: Q4_K_M -> Q4_K, q8_0 -> Q8_0, f16 -> F16."""
+    name = gguf_type.upper()
+    return name[:-2] if name.endswith(("_S", "_M", "_L")) and "_K" in name else name
+
+
 def sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -145,7 +170,8 @@ def sha256(path: str | Path) -> str:
 
 def _finish(tmp: Path, out: Path) -> dict:
     verify(tmp)
-    info = {"path": out.name, "size_bytes": tmp.stat().st_size, "sha256": sha256(tmp)}
+    info = {"path": out.name, "size_bytes": tmp.stat().st_size, "sha256": sha256(tmp),
+            "tensor_types_pct": tensor_types(tmp)}
     tmp.replace(out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return info

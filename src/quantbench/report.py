@@ -133,6 +133,15 @@ def findings(df: pd.DataFrame, reference: str, machine: dict | None = None) -> l
                 out.append(f"{model}: Pareto front of {what} (no other precision is better "
                            f"on both): {names}.")
         out.extend(hardware_findings(model, g, reference, machine))
+        if "named_type_pct" in g:
+            for _, row in g[g["named_type_pct"] < 50].iterrows():
+                out.append(
+                    f"{model}: {row['precision']} holds only {fmt(row['named_type_pct'], 1)} % of "
+                    f"its weights in the type it is named after ({row['weight_types']}): "
+                    "llama.cpp fell back to other types for tensors whose rows are not "
+                    "multiples of 256, so its size and quality are not those of this type on "
+                    "other models."
+                )
         failed = g[g["status"] != "ok"]
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "

@@ -14,6 +14,7 @@ import ctypes
 import llama_cpp
 import numpy as np
 
+from quantbench.gguf import tensor_types
 from quantbench.precisions import Precision
 
 _backend_ready = False
@@ -36,6 +37,7 @@ class LlamaCppBackend:
         self.precision = precision
         self.device = device
         self.batch_size = batch_size
+        self.path = str(gguf_path)
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = -1 if device == "cuda" else 0
         self.ctx = None
@@ -166,4 +168,5 @@ class LlamaCppBackend:
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
             "n_params": llama_cpp.llama_model_n_params(self.model),
             "model_size_mib": llama_cpp.llama_model_size(self.model) / 2**20,
+            "tensor_types_pct": tensor_types(self.path),
         }
