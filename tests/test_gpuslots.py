@@ -37,3 +37,12 @@ def test_a_scheduler_choice_stands(tmp_path):
     proc = _start(tmp_path, {"CUDA_VISIBLE_DEVICES": "3"}, hold=0)
     out, _ = proc.communicate(timeout=30)
     assert out.strip() == "None"
+
+
+def test_a_list_of_visible_cards_is_shared_out(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "GPU-aaa,GPU-bbb"}
+    first, second = _start(tmp_path, env), _start(tmp_path, env)
+    got = {first.stdout.readline().strip(), second.stdout.readline().strip()}
+    assert got == {"GPU-aaa", "GPU-bbb"}
+    first.wait(timeout=30)
+    second.wait(timeout=30)

@@ -185,3 +185,22 @@ def test_batched_latency_counts_every_sequence(monkeypatch, artifacts, tiny_toke
     assert 500 < rec.metrics["decode_tok_s"] <= 800
     assert rec.metrics["prefill_tok_s"] <= 4 * 16 / 0.005
     assert rec.metrics["batch_size"] == 4
+
+
+@pytest.mark.parametrize("precision", ["gguf-f16", "gguf-q4_k_m"])
+def test_llamacpp_greedy_token_is_the_argmax_of_its_logits(precision, artifacts, tiny_tokens):
+    """The decode path reads logits through a cached view of llama.cpp's output buffer; it must
+    give the argmax of the full logits, also after a many-output batch has resized that buffer."""
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    ids = [int(i) for i in np.load(tiny_tokens["ids"])[:48]]
+    backend = load_backend(precisions.get(precision), artifacts[precision], device="cpu",
+                           threads=2, n_ctx=64)
+    for n in (8, 16):
+        assert backend.prefill(ids[:n]) == int(backend.logits(ids[:n])[-1].argmax())
+    got = [backend.prefill(ids[:30])]
+    for _ in range(5):
+        got.append(backend.decode(got[-1]))
+    for k, token in enumerate(got):
+        assert token == int(backend.logits(ids[:30] + got[:k])[-1].argmax())

@@ -49,10 +49,11 @@ def llama_bench(tools: Path, gguf: Path, a) -> dict:
             "tg_tok_s": tg["avg_ts"], "tg_sd": tg["stddev_ts"]}
 
 
-def ours_speed(gguf: Path, ids_path: Path, a) -> dict:
+def ours_speed(gguf: Path, ids_path: Path, a, memory_hz: float) -> dict:
     rec = run_latency("fidelity", "gguf-f16", gguf, ids_path, prompt_tokens=[a.n_prompt],
                       new_tokens=a.n_gen, warmup_runs=2, measured_runs=a.reps,
-                      device="cuda" if a.ngl else "cpu", threads=a.threads)
+                      device="cuda" if a.ngl else "cpu", threads=a.threads,
+                      memory_sample_hz=memory_hz)
     if rec.status != "ok":
         raise RuntimeError(rec.reason)
     return {"pp_tok_s": rec.metrics["prefill_tok_s"], "tg_tok_s": rec.metrics["decode_tok_s"],
@@ -96,6 +97,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--chunks", type=int, default=8)
+    ap.add_argument("--memory-hz", type=float, nargs="+", default=[20.0],
+                    help="GPU-memory sampling rates of our runs: the first is the table's, the "
+                         "others are extra decode figures (the sampler's cost)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     a = ap.parse_args()
     from quantbench.device import resolve_threads
@@ -117,7 +121,10 @@ def main() -> int:
             np.save(ids_path, np.asarray(llm.tokenize(a.text.read_bytes(), add_bos=False),
                                          dtype=np.int32))
             del llm
-            ref, ours = llama_bench(tools, gguf, a), ours_speed(gguf, ids_path, a)
+            ref = llama_bench(tools, gguf, a)
+            ours = ours_speed(gguf, ids_path, a, a.memory_hz[0])
+            extra = {f"tg_ratio_mem{hz:g}hz": ours_speed(gguf, ids_path, a, hz)["tg_tok_s"]
+                     / ref["tg_tok_s"] for hz in a.memory_hz[1:]}
             ppl_ref, se_ref = llama_perplexity(tools, gguf, a.text, a)
             ppl_ours, se_ours = ours_perplexity(gguf, a.text, a)
             rows.append({
@@ -125,7 +132,7 @@ def main() -> int:
                 "pp_ratio": ours["pp_tok_s"] / ref["pp_tok_s"], "tg_bench": ref["tg_tok_s"],
                 "tg_ours": ours["tg_tok_s"], "tg_ratio": ours["tg_tok_s"] / ref["tg_tok_s"],
                 "tg_cv_ours": ours["tg_cv"], "ppl_bench": ppl_ref, "ppl_ours": ppl_ours,
-                "ppl_diff_pct": 100 * (ppl_ours / ppl_ref - 1),
+                "ppl_diff_pct": 100 * (ppl_ours / ppl_ref - 1), **extra,
             })
     head = (f"{'file':<16}{'pp bench':>10}{'pp ours':>10}{'ratio':>7}{'tg bench':>10}"
             f"{'tg ours':>10}{'ratio':>7}{'ppl bench':>11}{'ppl ours':>11}{'diff %':>9}")
@@ -135,7 +142,8 @@ def main() -> int:
     for r in rows:
         print(f"{r['file']:<16}{r['pp_bench']:>10.1f}{r['pp_ours']:>10.1f}{r['pp_ratio']:>7.3f}"
               f"{r['tg_bench']:>10.1f}{r['tg_ours']:>10.1f}{r['tg_ratio']:>7.3f}"
-              f"{r['ppl_bench']:>11.4f}{r['ppl_ours']:>11.4f}{r['ppl_diff_pct']:>+9.4f}")
+              f"{r['ppl_bench']:>11.4f}{r['ppl_ours']:>11.4f}{r['ppl_diff_pct']:>+9.4f}"
+              + "".join(f"  {k}={v:.3f}" for k, v in r.items() if k.startswith("tg_ratio_mem")))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=2))
     return 0

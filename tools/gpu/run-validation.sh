@@ -1,6 +1,7 @@
 #!/bin/bash
 # On the device machine, from the project root (see ../shared/gpu/README.md):
 #   bash tools/gpu/run-validation.sh prepare   # CUDA builds, the model and its GGUFs (~8 min)
+#   bash tools/gpu/run-validation.sh tools     # only the CUDA llama-bench / llama-perplexity
 #   bash tools/gpu/run-validation.sh measure   # llama-bench / llama-perplexity fidelity and
 #                                              # decode spread across 3 fresh processes
 # Results (tables) go to $OUT.
@@ -17,16 +18,19 @@ case "${1:-}" in
       --until convert_gguf quantize_gguf tokenize_dataset >/tmp/prep.log 2>&1
     echo "prepare: exit $?"; tail -2 /tmp/prep.log
     bash tools/build-llama-tools.sh "$PY" 2>/tmp/tools.log | tail -1 ;;
+  tools)
+    bash tools/build-llama-tools.sh "$PY" ;;
   measure)
     tools="$(bash tools/build-llama-tools.sh "$PY" 2>/dev/null | tail -1)"
     mkdir -p "$OUT"
     python3 tools/bench_llamacpp_fidelity.py --tools "$tools" --ngl 99 \
       --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 --reps 5 --chunks 4 \
+      --memory-hz 20 100 \
       --json "$OUT/fidelity_gpu.json" "$MODEL"/gguf/{f16,q8_0,q4_k_m}.gguf 2>/dev/null \
       | tee "$OUT/fidelity_gpu.txt"
     for p in gguf-q4_k_m:gguf/q4_k_m.gguf gguf-f16:gguf/f16.gguf bf16-compiled:hf bf16:hf; do
       python3 tools/bench_repeatability.py "${p%%:*}" "$MODEL/${p#*:}" \
         "$MODEL/tokens/file-britannica.npy" --processes 3 --device cuda 2>/dev/null
     done | tee "$OUT/repeatability_gpu.txt" ;;
-  *) echo "usage: run-validation.sh prepare|measure" >&2; exit 2 ;;
+  *) echo "usage: run-validation.sh prepare|tools|measure" >&2; exit 2 ;;
 esac

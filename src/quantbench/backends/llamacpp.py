@@ -18,6 +18,10 @@ from quantbench.gguf import tensor_types
 from quantbench.precisions import Precision
 
 _backend_ready = False
+# llama_get_logits_ith returning a bare address (an int): cheaper than a float pointer, and the
+# key under which a numpy view of that row is kept (the output buffer moves only if it grows)
+_logits_ith_addr = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32)(
+    ("llama_get_logits_ith", llama_cpp.llama_cpp._lib))
 FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
               "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
               "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
@@ -62,6 +66,7 @@ class LlamaCppBackend:
         self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
         self._prepared: dict[tuple, llama_cpp.llama_batch] = {}
         self._step = None
+        self._rows: dict[int, np.ndarray] = {}
         self.pos = 0
 
     def close(self) -> None:
@@ -90,8 +95,14 @@ class LlamaCppBackend:
             raise RuntimeError(f"llama_decode returned {rc}")
 
     def _argmax(self, i: int) -> int:
-        row = llama_cpp.llama_get_logits_ith(self.ctx, i)
-        return int(np.ctypeslib.as_array(row, shape=(self.n_vocab,)).argmax())
+        addr = _logits_ith_addr(self.ctx, i)  # synchronises with the device, like the C API
+        if not addr:
+            raise RuntimeError(f"llama.cpp has no logits for output {i}")
+        row = self._rows.get(addr)
+        if row is None:
+            row = np.ctypeslib.as_array((ctypes.c_float * self.n_vocab).from_address(addr))
+            self._rows[addr] = row
+        return int(row.argmax())
 
     def _batch(self, ids, n_seq: int) -> llama_cpp.llama_batch:
         """A batch holding ``ids`` once per sequence (prepared once, reused across runs)."""

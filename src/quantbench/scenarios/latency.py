@@ -43,9 +43,11 @@ def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
 
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
                 new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
-                device: str = "auto", threads: int = 0, overrides: dict | None = None):
+                device: str = "auto", threads: int = 0, overrides: dict | None = None,
+                memory_sample_hz: float = 20.0):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_size=batch_size,
-                    warmup_runs=warmup_runs, measured_runs=measured_runs)
+                    warmup_runs=warmup_runs, measured_runs=measured_runs,
+                    memory_sample_hz=memory_sample_hz)
     job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides)
     rec = job.record
@@ -58,7 +60,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                            batch_size=batch_size)
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
-        with MemoryTracker(job.handle) as mem:
+        with MemoryTracker(job.handle, period_s=1 / memory_sample_hz) as mem:
             prefill, decode = {}, {}
             for n in prompt_tokens:
                 prompt = [int(i) for i in ids[:n]]
