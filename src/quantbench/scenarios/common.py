@@ -13,6 +13,7 @@ from quantbench import precisions
 from quantbench.backends import load_backend
 from quantbench.device import resolve_device, resolve_threads
 from quantbench.errors import QuantbenchError, UnsupportedError
+from quantbench.models import verify_artifact
 from quantbench.records import Record, provenance
 from quantbench.trackers import gpu_description, nvml_handle
 
@@ -37,6 +38,7 @@ class Job:
         )
 
     def load(self, artifact, *, n_ctx: int, batch_size: int = 1):
+        self.record.details["artifact"] = verify_artifact(artifact)
         start = time.perf_counter()
         backend = load_backend(self.precision, artifact, device=self.device,
                                threads=self.threads, n_ctx=n_ctx, batch_size=batch_size)
