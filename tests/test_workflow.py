@@ -114,6 +114,11 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
     ({"precisions": ["fp32"], "models": {"m": {"source": "local", "path": "/no/such/dir"}}},
      "config key 'models.m.path': model folder '/no/such/dir' does not exist"),
     ({"precisions": ["fp32"], "latency": {"new_tokens": 0}}, "0 is less than the minimum of 1"),
+    ({"precisions": ["fp32"], "models": {"../x": {"source": "embedded"}}},
+     "'../x' does not match"),
+    ({"precisions": ["fp32"], "models": {"Tiny": {"source": "embedded"},
+                                         "tiny": {"source": "embedded"}}},
+     "config key 'models': 'Tiny' and 'tiny' differ only in case"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
     cfg = {"models": {"m": {"source": "embedded"}}, **overrides}
@@ -121,3 +126,43 @@ def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
     assert res.returncode != 0
     assert message in res.stdout + res.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_model_listed_twice_fails_before_any_job(tmp_path):
+    cfg = tmp_path / "twice.yaml"
+    cfg.write_text("models:\n  m: {source: embedded}\n  m: {source: embedded}\n"
+                   "precisions: [fp32]\n")
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode != 0
+    assert "key 'm' is given twice (lines 2 and 3)" in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_unwritable_results_folder_fails_before_any_job(tmp_path):
+    (tmp_path / "results").write_text("a file where the results folder should be")
+    cfg = write_config(tmp_path / "c.yaml", models={"m": {"source": "embedded"}},
+                       precisions=["fp32"])
+    res = snakemake(tmp_path, config=cfg)
+    assert res.returncode != 0
+    assert "output folder" in res.stderr and "results cannot be created" in res.stderr
+    assert (tmp_path / "results").is_file() and not (tmp_path / "resources").exists()
+    assert not (tmp_path / "logs").exists()
+
+
+def test_every_output_stays_in_the_output_folders(tmp_path, sample_text):
+    """Odd but legal model names and a text file outside the project write nothing outside
+    results/, resources/, logs/ and benchmarks/."""
+    work = tmp_path / "project"
+    work.mkdir()
+    cfg = write_config(work / "c.yaml", models={"a..b": {"source": "embedded"},
+                                                "x.-_y": {"source": "embedded"}},
+                       precisions=["fp32", "gguf-q8_0"],
+                       dataset={"name": "file", "path": str(sample_text)})
+    res = snakemake(work, "--summary", config=cfg)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [ln.split("\t") for ln in res.stdout.splitlines()[1:] if "\t" in ln]
+    paths = [r[0] for r in rows] + [f for r in rows for f in r[3].split(",") if f != "-"]
+    assert len(rows) > 20 and any("a..b" in p for p in paths)
+    for path in paths:
+        inside = (work / path).resolve().relative_to(work.resolve())
+        assert inside.parts[0] in ("results", "resources", "logs", "benchmarks"), path

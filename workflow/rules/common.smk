@@ -6,6 +6,7 @@ from quantbench import precisions as qb_precisions
 from quantbench.datasets import dataset_id
 
 qb_config.check(config)
+qb_config.check_output_folders(Path.cwd())
 
 MODELS = list(config["models"])
 PRECISIONS = list(config["precisions"])
