@@ -70,6 +70,13 @@ def get_precision_overrides(wildcards):
     return config["precision_settings"].get(wildcards.precision, {})
 
 
+def get_time_limit(wildcards, resources):
+    """Seconds a measuring job may run before it records a timeout: its runtime resource
+    (minutes), less a tenth so that the job stops itself before a cluster kills it."""
+    runtime = getattr(resources, "runtime", None)
+    return runtime * 60 * 0.9 if isinstance(runtime, (int, float)) and runtime > 0 else None
+
+
 def needs_gpu(wildcards):
     return int(HAS_GPU and config["device"] != "cpu")
 
