@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,29 @@ def test_model_names_cannot_leave_the_output_folders(name):
         validate({"models": {name: {"source": "embedded"}}, "precisions": ["fp32"]}, str(SCHEMA))
     validate({"models": {"ok.name-1_x": {"source": "embedded"}}, "precisions": ["fp32"]},
              str(SCHEMA))
+
+
+def test_stale_snakemake_locks_are_removed_only_when_no_run_is_alive(tmp_path):
+    import subprocess
+    import sys
+
+    from quantbench.locks import clear_stale_locks
+
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("results/x.json\n")
+    # a process of another Snakemake run in this folder (its command line names snakemake)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"],
+                             cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while b"snakemake" not in Path(f"/proc/{alive.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert clear_stale_locks(tmp_path) == []
+        assert (locks / "0.output.lock").is_file()
+    finally:
+        alive.kill()
+        alive.wait()
+    assert clear_stale_locks(tmp_path) == [locks / "0.output.lock"]
+    assert not list(locks.iterdir())

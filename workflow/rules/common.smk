@@ -2,11 +2,13 @@ import re
 import shutil
 
 from quantbench import config as qb_config
+from quantbench import locks as qb_locks
 from quantbench import precisions as qb_precisions
 from quantbench.datasets import dataset_id
 
 qb_config.check(config)
 qb_config.check_output_folders(Path.cwd())
+qb_locks.clear_stale_locks(Path.cwd())
 
 MODELS = list(config["models"])
 PRECISIONS = list(config["precisions"])
