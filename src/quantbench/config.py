@@ -53,6 +53,16 @@ def check_duplicate_keys(paths) -> None:
     silently: a model listed twice would quietly replace the first)."""
     import yaml
 
+    for path in paths:
+        try:
+            _load_unique_keys(Path(path))
+        except yaml.YAMLError:
+            continue  # not YAML: Snakemake itself reports what is wrong with the file
+
+
+def _load_unique_keys(path: Path):
+    import yaml
+
     class Loader(yaml.SafeLoader):
         pass
 
@@ -60,20 +70,17 @@ def check_duplicate_keys(paths) -> None:
         seen = {}
         for key_node, _ in node.value:
             key = loader.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
             if key in seen:
                 raise ConfigError(
                     f"config file {path}: key {key!r} is given twice (lines {seen[key]} and "
-                    f"{key_node.start_mark.line + 1}); each model and setting must be unique"
+                    f"{line}); each model and setting must be unique"
                 )
-            seen[key] = key_node.start_mark.line + 1
+            seen[key] = line
         return loader.construct_mapping(node, deep=deep)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    for path in paths:
-        try:
-            yaml.load(Path(path).read_text(), Loader=Loader)  # a SafeLoader: no objects built
-        except yaml.YAMLError:
-            continue  # not YAML: Snakemake itself reports what is wrong with the file
+    return yaml.load(path.read_text(), Loader=Loader)  # a SafeLoader: no objects built
 
 
 def check_output_folders(workdir: str | Path) -> None:

@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
-class JobTimeout(BaseException):  # not an Exception: a library's `except Exception` must not
-    # swallow it
-    """The job ran past its time limit."""
+class JobTimeout(BaseException):
+    """The job ran past its time limit (not an Exception: a library's ``except Exception``
+    must not swallow it)."""
 
 
 @contextmanager
