@@ -11,7 +11,7 @@ min_version("9.0")
 # workflow/scripts/quantbench (Snakemake puts the scripts' folder on their path).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from quantbench.config import check_keys  # noqa: E402  (needs src/ on the path)
+from quantbench.config import check_duplicate_keys, check_keys  # noqa: E402  (needs src/)
 
 # A config given with --configfile replaces the default one instead of being merged into it
 # (merging would keep the default model next to the user's).
@@ -19,6 +19,7 @@ if not workflow.overwrite_configfiles:
     workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
 
 
+check_duplicate_keys(workflow.configfiles)
 check_keys(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 

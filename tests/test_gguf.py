@@ -3,7 +3,7 @@ import json
 import pytest
 
 from quantbench.errors import ConversionError
-from quantbench.gguf import quantize, verify
+from quantbench.gguf import convert, quantize, verify
 
 
 def test_conversion_and_quantization_write_valid_smaller_files(tiny_gguf):
@@ -44,3 +44,29 @@ def test_corrupted_gguf_is_refused_and_leaves_nothing(tmp_path, tiny_gguf):
 def test_unknown_quant_type_is_refused(tmp_path, tiny_gguf):
     with pytest.raises(ConversionError, match="no file type"):
         quantize(tiny_gguf["f16"], tmp_path / "x.gguf", gguf_type="q9_z", threads=1)
+
+
+def test_truncated_gguf_with_a_valid_header_is_refused(tmp_path, tiny_gguf):
+    whole = tiny_gguf["q8_0"].read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ConversionError, match="truncated"):
+        verify(cut)
+    with pytest.raises(ConversionError, match="truncated"):
+        quantize(cut, tmp_path / "q.gguf", gguf_type="q4_0", threads=1)
+    assert not list(tmp_path.glob("q.gguf*"))
+
+
+def test_unsupported_architecture_is_a_conversion_error_naming_it(tmp_path, tiny_model,
+                                                                  converter):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for f in tiny_model.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "config.json").unlink()
+    config = json.loads((tiny_model / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config,
+                                                    "architectures": ["FooBarForCausalLM"]}))
+    with pytest.raises(ConversionError, match="does not support the FooBarForCausalLM arch"):
+        convert(folder, tmp_path / "f16.gguf", outtype="f16", converter=converter)
+    assert not list(tmp_path.glob("f16.*"))

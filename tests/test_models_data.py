@@ -116,3 +116,86 @@ def test_embedded_model_file_is_found():
     path = embedded_gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.read_bytes()[:4] == b"GGUF"
+
+
+def _copy_model(src: Path, dest: Path, **config_changes) -> Path:
+    """A real copy of the tiny model (not links), its config.json edited."""
+    dest.mkdir()
+    for f in src.iterdir():
+        if f.is_file() and f.name != "quantbench_model.json":
+            (dest / f.name).write_bytes(f.read_bytes())
+    config = json.loads((dest / "config.json").read_text())
+    config.update(config_changes)
+    (dest / "config.json").write_text(json.dumps(config))
+    return dest
+
+
+def _refused(tmp_path, spec: dict, match: str) -> None:
+    with pytest.raises(ModelSourceError, match=match):
+        prepare_model(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda b: b[:len(b) // 2], "truncated or damaged"),
+    (lambda b: b[:8] + b"{not json" + b[17:], "corrupted safetensors header"),
+    (lambda b: b"\xff" * 8 + b[8:], "not a safetensors file or is truncated"),
+], ids=["truncated", "header-not-json", "header-length-too-big"])
+def test_corrupted_safetensors_is_refused(tmp_path, tiny_model, damage, message):
+    folder = _copy_model(tiny_model, tmp_path / "m")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    _refused(tmp_path, {"source": "local", "path": str(folder)}, message)
+
+
+def test_weights_are_hashed_and_checked_before_a_job_trusts_them(tmp_path, tiny_model, tiny_gguf):
+    import hashlib
+
+    from quantbench.models import verify_artifact
+
+    folder = _copy_model(tiny_model, tmp_path / "m")
+    info = prepare_model({"source": "local", "path": str(folder)}, tmp_path / "out")
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert info["weights"]["model.safetensors"]["sha256"] == digest
+    assert verify_artifact(tmp_path / "out")["sha256"] == {"model.safetensors": digest}
+    gguf_info = json.loads(tiny_gguf["f16"].with_suffix(".json").read_text())
+    assert verify_artifact(tiny_gguf["f16"])["sha256"] == {"f16.gguf": gguf_info["sha256"]}
+    # the prepared folder links the weights: a file damaged afterwards is caught at load time
+    with (folder / "model.safetensors").open("r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(ModelSourceError, match="changed since it was checked"):
+        verify_artifact(tmp_path / "out")
+
+
+@pytest.mark.parametrize("changes", [
+    {"architectures": ["BertForMaskedLM"], "model_type": "bert"},
+    {"architectures": ["LlamaModel"]},
+    {"architectures": None, "model_type": "vit"},
+])
+def test_folder_that_is_not_a_causal_lm_is_refused(tmp_path, tiny_model, changes):
+    folder = _copy_model(tiny_model, tmp_path / "m", **changes)
+    _refused(tmp_path, {"source": "local", "path": str(folder)}, "not a causal language model")
+
+
+def test_remote_code_needs_the_config_to_allow_it(tmp_path, tiny_model):
+    from quantbench.models import model_options
+
+    auto_map = {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}
+    spec = {"source": "local", "path": str(_copy_model(tiny_model, tmp_path / "m",
+                                                       auto_map=auto_map))}
+    _refused(tmp_path, spec, "needs trust_remote_code .*auto_map: AutoModelForCausalLM")
+    prepare_model({**spec, "trust_remote_code": True}, tmp_path / "out")
+    assert model_options(tmp_path / "out") == {"trust_remote_code": True}
+
+
+def test_pickle_weights_need_the_config_to_allow_them(tmp_path, tiny_model):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = _copy_model(tiny_model, tmp_path / "m")
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    spec = {"source": "local", "path": str(folder)}
+    _refused(tmp_path, spec, "only pickle weights \\(pytorch_model.bin\\)")
+    info = prepare_model({**spec, "allow_pickle": True}, tmp_path / "out")
+    assert list(info["weights"]) == ["pytorch_model.bin"]

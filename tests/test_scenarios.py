@@ -204,3 +204,111 @@ def test_llamacpp_greedy_token_is_the_argmax_of_its_logits(precision, artifacts,
         got.append(backend.decode(got[-1]))
     for k, token in enumerate(got):
         assert token == int(backend.logits(ids[:30] + got[:k])[-1].argmax())
+
+
+class _HungBackend(_SleepyBackend):
+    """A backend whose prefill never finishes (within the test's patience)."""
+
+    def prefill(self, ids):
+        time.sleep(60)
+        return 1
+
+    def decode(self, token):
+        return token
+
+
+def test_hung_job_is_stopped_by_its_time_limit_and_recorded(monkeypatch, artifacts, tiny_tokens,
+                                                            tmp_path):
+    import signal
+
+    monkeypatch.setattr(common, "load_backend", _HungBackend)
+    start = time.perf_counter()
+    rec = run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
+                      **{**LATENCY, "time_limit_s": 0.5})
+    assert time.perf_counter() - start < 10
+    assert rec.status == "timeout" and "0.5 s, the job's time limit" in rec.reason
+    assert rec.details["time_limit_s"] == 0.5 and "decode_tok_s" not in rec.metrics
+    # the alarm is disarmed and the previous handler is back once the job is over
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    rec.save(tmp_path / "t.json")
+    assert Record.load(tmp_path / "t.json").status == "timeout"
+
+
+OOM_SCRIPT = """
+import resource, sys
+from pathlib import Path
+import tokenizers, safetensors.torch, transformers.models.llama.modeling_llama  # noqa
+import quantbench.backends.hf  # noqa: every library is mapped before the cap
+from quantbench.scenarios.latency import run_latency
+
+model, tokens, out = sys.argv[1:]
+vm = next(int(ln.split()[1]) * 1024 for ln in open("/proc/self/status")
+          if ln.startswith("VmSize"))
+# a cap leaving room for half the weights: loading them must fail
+room = (Path(model) / "model.safetensors").stat().st_size // 2
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (vm + room, hard))
+rec = run_latency("tiny", "fp32", model, tokens, prompt_tokens=[16], new_tokens=2,
+                  warmup_runs=0, measured_runs=1, device="cpu", threads=1)
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+rec.save(out)
+"""
+
+
+def test_memory_cap_becomes_an_oom_record(artifacts, tiny_tokens, tmp_path):
+    """A real address-space cap (RLIMIT_AS) in a fresh process: the job ends normally with a
+    record (so the DAG goes on), and the record says out of memory."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "oom.json"
+    res = subprocess.run(
+        [sys.executable, "-c", OOM_SCRIPT, str(artifacts["fp32"]), str(tiny_tokens["ids"]),
+         str(out)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    rec = Record.load(out)
+    assert rec.status == "oom", rec.reason
+    assert "memory" in rec.reason.lower() and "decode_tok_s" not in rec.metrics
+
+
+PPL_SCRIPT = """
+import sys
+from quantbench.scenarios.quality import run_quality
+
+precision, artifact, ids, prompts, tokenizer, out = sys.argv[1:]
+rec = run_quality("tiny", precision, artifact, ids, prompts, tokenizer, mode="llama.cpp",
+                  context_length=64, stride=None, max_windows=4, max_new_tokens=4,
+                  logprobs_out=out, device="cpu", threads=2)
+assert rec.status == "ok", rec.reason
+print(rec.metrics["ppl"].hex(), rec.metrics["nll_mean"].hex())
+"""
+
+
+@pytest.mark.parametrize("precision", ["fp32", "gguf-q8_0"])
+def test_cpu_perplexity_is_bit_identical_across_reruns(precision, artifacts, tiny_tokens,
+                                                       tmp_path):
+    """Two fresh processes give the same perplexity to the last bit, and the same stored
+    log-probabilities."""
+    import os
+    import subprocess
+    import sys
+
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"{k}.npz"
+        res = subprocess.run(
+            [sys.executable, "-c", PPL_SCRIPT, precision, str(artifacts[precision]),
+             str(tiny_tokens["ids"]), str(tiny_tokens["prompts"]),
+             str(artifacts["fp32"] / "tokenizer.json"), str(out)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs.append((res.stdout.split(), np.load(out)))
+    (bits_a, npz_a), (bits_b, npz_b) = runs
+    assert len(bits_a) == 2 and bits_a == bits_b
+    assert sorted(npz_a.files) == sorted(npz_b.files) and npz_a.files
+    for name in npz_a.files:
+        assert npz_a[name].tobytes() == npz_b[name].tobytes(), name

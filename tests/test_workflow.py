@@ -83,6 +83,11 @@ def test_pipeline_writes_every_output(run_dir):
     profile = json.loads((work / "results" / "tiny" / "profile" / "fp32.json").read_text())
     assert profile["status"] == "no_gpu"
     assert not list(work.rglob("*.partial"))
+    # each record names the checked artefact it measured, and ran under its rule's time limit
+    latency = json.loads((work / "results" / "tiny" / "latency" / "gguf-q8_0.json").read_text())
+    gguf = json.loads((work / "resources" / "models" / "tiny" / "gguf" / "q8_0.json").read_text())
+    assert latency["details"]["artifact"]["sha256"] == {"q8_0.gguf": gguf["sha256"]}
+    assert latency["details"]["time_limit_s"] > 0
 
 
 def test_second_run_has_nothing_to_do(run_dir):
@@ -114,6 +119,11 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
     ({"precisions": ["fp32"], "models": {"m": {"source": "local", "path": "/no/such/dir"}}},
      "config key 'models.m.path': model folder '/no/such/dir' does not exist"),
     ({"precisions": ["fp32"], "latency": {"new_tokens": 0}}, "0 is less than the minimum of 1"),
+    ({"precisions": ["fp32"], "models": {"../x": {"source": "embedded"}}},
+     "'../x' does not match"),
+    ({"precisions": ["fp32"], "models": {"Tiny": {"source": "embedded"},
+                                         "tiny": {"source": "embedded"}}},
+     "config key 'models': 'Tiny' and 'tiny' differ only in case"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
     cfg = {"models": {"m": {"source": "embedded"}}, **overrides}
@@ -121,3 +131,111 @@ def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
     assert res.returncode != 0
     assert message in res.stdout + res.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_model_listed_twice_fails_before_any_job(tmp_path):
+    cfg = tmp_path / "twice.yaml"
+    cfg.write_text("models:\n  m: {source: embedded}\n  m: {source: embedded}\n"
+                   "precisions: [fp32]\n")
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode != 0
+    assert "key 'm' is given twice (lines 2 and 3)" in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_unwritable_results_folder_fails_before_any_job(tmp_path):
+    (tmp_path / "results").write_text("a file where the results folder should be")
+    cfg = write_config(tmp_path / "c.yaml", models={"m": {"source": "embedded"}},
+                       precisions=["fp32"])
+    res = snakemake(tmp_path, config=cfg)
+    assert res.returncode != 0
+    assert "output folder" in res.stderr and "results cannot be created" in res.stderr
+    assert (tmp_path / "results").is_file() and not (tmp_path / "resources").exists()
+    assert not (tmp_path / "logs").exists()
+
+
+def test_every_output_stays_in_the_output_folders(tmp_path, sample_text):
+    """Odd but legal model names and a text file outside the project write nothing outside
+    results/, resources/, logs/ and benchmarks/."""
+    work = tmp_path / "project"
+    work.mkdir()
+    cfg = write_config(work / "c.yaml", models={"a..b": {"source": "embedded"},
+                                                "x.-_y": {"source": "embedded"}},
+                       precisions=["fp32", "gguf-q8_0"],
+                       dataset={"name": "file", "path": str(sample_text)})
+    res = snakemake(work, "--summary", config=cfg)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [ln.split("\t") for ln in res.stdout.splitlines()[1:] if "\t" in ln]
+    paths = [r[0] for r in rows] + [f for r in rows for f in r[3].split(",") if f != "-"]
+    assert len(rows) > 20 and any("a..b" in p for p in paths)
+    for path in paths:
+        inside = (work / path).resolve().relative_to(work.resolve())
+        assert inside.parts[0] in ("results", "resources", "logs", "benchmarks"), path
+
+
+def _job_process(session: int, script: str, timeout_s: float) -> int:
+    """The pid of a process of ``session`` whose command line runs ``script``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                if (proc.name.isdigit() and os.getsid(int(proc.name)) == session
+                        and script in (proc / "cmdline").read_bytes().decode(errors="replace")):
+                    return int(proc.name)
+            except (OSError, ProcessLookupError):
+                continue
+        time.sleep(0.02)
+    raise AssertionError(f"no {script} job started within {timeout_s} s")
+
+
+DOWNSTREAM = ["results/summary.csv", "results/metrics.csv", "results/figures/*",
+              "results/report.md"]
+
+
+@pytest.mark.parametrize(("script", "unfinished", "redo"), [
+    ("benchmark_latency", ["results/tiny/latency/gguf-q8_0.json"],
+     {"benchmark_latency": 1}),
+    ("convert_hf_to_gguf", ["resources/models/tiny/gguf/*", "results/tiny/*/gguf-*"],
+     {"convert_gguf": 1, "quantize_gguf": 2, "benchmark_latency": 3, "evaluate_quality": 3,
+      "profile_gpu": 3}),
+], ids=["benchmark", "conversion"])
+def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
+        run_dir, tmp_path, script, unfinished, redo):
+    """A run is SIGKILLed (Snakemake and its jobs) while a benchmark or the GGUF conversion
+    runs: the next run schedules that job and what depends on it, nothing else."""
+    import shutil
+    import signal
+
+    done, cfg = run_dir
+    work = tmp_path / "work"
+    shutil.copytree(done, work, symlinks=True)  # copy2 keeps mtimes: only changed jobs rerun
+    for pattern in unfinished + DOWNSTREAM:  # where a run that reached this job stands
+        for path in work.glob(pattern):
+            path.unlink()
+    kept = {p: p.read_bytes() for p in work.glob("results/tiny/*/*") if p.is_file()}
+    cmd = [*SNAKEMAKE, "-d", str(work), "--cores", "2", "--configfile", str(cfg)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _job_process(proc.pid, script, timeout_s=120)
+        time.sleep(0.3)  # past the job's start-up
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for pattern in unfinished:  # nothing of the killed job looks finished
+        assert not [p for p in work.glob(pattern) if not p.name.endswith(".partial")], pattern
+    dry = snakemake(work, "-n", config=cfg)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert job_counts(dry.stdout + dry.stderr) == {
+        **redo, "aggregate_results": 1, "plot_results": 1, "render_report": 1, "all": 1,
+    }
+    if script != "benchmark_latency":
+        return  # the conversion's redo is the whole GGUF branch: its dry run is the proof
+    res = snakemake(work, config=cfg)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert json.loads(work.joinpath(unfinished[0]).read_text())["status"] == "ok"
+    assert {p: p.read_bytes() for p in kept} == kept  # finished records were reused as they were
+    assert not [p for p in work.rglob("*") if p.name.endswith((".partial", ".tmp"))]

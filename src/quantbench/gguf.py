@@ -7,10 +7,11 @@ the installed library reads. It is fetched from PyPI once, or taken from a local
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
@@ -19,11 +20,12 @@ from importlib import metadata
 from pathlib import Path
 
 from quantbench.errors import ConversionError
-from quantbench.records import atomic_dir, atomic_write_text
+from quantbench.records import atomic_dir, atomic_write_text, sha256
 
 CONVERTER = "convert_hf_to_gguf.py"
 CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
 GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)
 
 
 def installed_llama_cpp_version() -> str:
@@ -100,6 +102,12 @@ def convert(hf_dir: str | Path, out: str | Path, *, outtype: str, converter: str
     if res.returncode != 0:
         tmp.unlink(missing_ok=True)
         tail = "\n".join(res.stderr.strip().splitlines()[-3:])
+        unsupported = re.search(r"Model (\S+) is not supported", res.stderr)
+        if unsupported:
+            raise ConversionError(
+                f"llama.cpp's converter does not support the {unsupported.group(1)} architecture "
+                f"(model {hf_dir}): no GGUF precision can be made for this model"
+            )
         if "not supported" in res.stderr:
             raise ConversionError(f"llama.cpp's converter does not support this model: {tail}")
         raise ConversionError(f"GGUF conversion failed ({outtype}): {tail}")
@@ -127,12 +135,29 @@ def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int) 
 
 
 def verify(path: str | Path) -> None:
+    """Refuse a file that is not a whole GGUF: magic, version, and every tensor's data within
+    the file (a truncated or damaged file fails here, before anything trusts it)."""
     path = Path(path)
+    size = path.stat().st_size
     with path.open("rb") as fh:
-        if fh.read(4) != GGUF_MAGIC:
-            raise ConversionError(f"{path} is not a GGUF file (bad magic)")
-    if path.stat().st_size < 1024:
-        raise ConversionError(f"{path} is truncated ({path.stat().st_size} bytes)")
+        head = fh.read(8)
+    if head[:4] != GGUF_MAGIC:
+        raise ConversionError(f"{path} is not a GGUF file (bad magic)")
+    if size < 1024:
+        raise ConversionError(f"{path} is truncated ({size} bytes)")
+    version = struct.unpack("<I", head[4:8])[0]
+    if version not in GGUF_VERSIONS:
+        raise ConversionError(f"{path} has GGUF version {version}; readable: {GGUF_VERSIONS}")
+    try:
+        from gguf import GGUFReader
+    except ImportError:  # the PyPI gguf package is optional where GGUFs are only read
+        return
+    try:
+        end = max((t.data_offset + t.n_bytes for t in GGUFReader(str(path)).tensors), default=0)
+    except (ValueError, IndexError, KeyError, struct.error) as exc:
+        raise ConversionError(f"{path} is truncated or damaged: {exc}") from exc
+    if end > size:
+        raise ConversionError(f"{path} is truncated: its tensors need {end} bytes, it has {size}")
 
 
 def tensor_types(path: str | Path) -> dict[str, float]:
@@ -158,14 +183,6 @@ def base_type(gguf_type: str) -> str:
     """The tensor type a file type is named after: Q4_K_M -> Q4_K, q8_0 -> Q8_0, f16 -> F16."""
     name = gguf_type.upper()
     return name[:-2] if name.endswith(("_S", "_M", "_L")) and "_K" in name else name
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _finish(tmp: Path, out: Path) -> dict:

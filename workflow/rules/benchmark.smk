@@ -16,6 +16,7 @@ rule benchmark_latency:
     params:
         protocol=config["latency"],
         overrides=get_precision_overrides,
+        time_limit_s=get_time_limit,
         device=config["device"],
         threads=config["threads"],
     script:

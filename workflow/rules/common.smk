@@ -2,10 +2,13 @@ import re
 import shutil
 
 from quantbench import config as qb_config
+from quantbench import locks as qb_locks
 from quantbench import precisions as qb_precisions
 from quantbench.datasets import dataset_id
 
 qb_config.check(config)
+qb_config.check_output_folders(Path.cwd())
+qb_locks.clear_stale_locks(Path.cwd())
 
 MODELS = list(config["models"])
 PRECISIONS = list(config["precisions"])
@@ -67,6 +70,13 @@ def get_reference_logprobs(wildcards):
 
 def get_precision_overrides(wildcards):
     return config["precision_settings"].get(wildcards.precision, {})
+
+
+def get_time_limit(wildcards, resources):
+    """Seconds a measuring job may run before it records a timeout: its runtime resource
+    (minutes), less a tenth so that the job stops itself before a cluster kills it."""
+    runtime = getattr(resources, "runtime", None)
+    return runtime * 60 * 0.9 if isinstance(runtime, (int, float)) and runtime > 0 else None
 
 
 def needs_gpu(wildcards):

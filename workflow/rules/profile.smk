@@ -14,6 +14,7 @@ rule profile_gpu:
     params:
         protocol=config["profile"],
         overrides=get_precision_overrides,
+        time_limit_s=get_time_limit,
         device=config["device"],
         threads=config["threads"],
     script:

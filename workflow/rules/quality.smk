@@ -22,6 +22,7 @@ rule evaluate_quality:
         max_new_tokens=config["generation"]["max_new_tokens"],
         applicable=quality_applicable,
         overrides=get_precision_overrides,
+        time_limit_s=get_time_limit,
         device=config["device"],
         threads=config["threads"],
     script:

@@ -19,7 +19,8 @@ def main(smk) -> None:
         max_new_tokens=smk.params.max_new_tokens, applicable=smk.params.applicable,
         logprobs_out=smk.output.logprobs, reference=smk.input.reference or None,
         device=smk.params.device, threads=smk.params.threads,
-        overrides=smk.params.overrides, **smk.params.protocol,
+        overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s,
+        **smk.params.protocol,
     )
     record.save(smk.output.json)
 

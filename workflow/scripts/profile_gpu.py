@@ -13,7 +13,7 @@ def main(smk) -> None:
 
     record = run_profile(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
                          smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
-                         overrides=smk.params.overrides,
+                         overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s,
                          **smk.params.protocol)
     record.save(smk.output.json)
 

@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.errors import UnsupportedError
+from quantbench.models import model_options
 from quantbench.precisions import Precision
 
 
@@ -70,6 +71,7 @@ class HFBackend:
                 dtype=dtype,
                 quantization_config=qconfig,
                 device_map={"": self.device},
+                **model_options(model_dir),
             )
         except (ImportError, RuntimeError, ValueError, NotImplementedError) as exc:
             if qconfig is not None or self.device.type == "cuda":

@@ -1,9 +1,15 @@
 """What every scenario does around its measurement: resolve the device, load the backend,
-and turn a failure into a record with a status instead of a crash."""
+and turn a failure into a record with a status instead of a crash.
+
+A job with a time limit is interrupted by SIGALRM when the limit passes, between two Python
+steps (a single native call that never returns is left to the executor's own limit, e.g.
+SLURM's, and then treated like a killed job)."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -13,18 +19,46 @@ from quantbench import precisions
 from quantbench.backends import load_backend
 from quantbench.device import resolve_device, resolve_threads
 from quantbench.errors import QuantbenchError, UnsupportedError
+from quantbench.models import verify_artifact
 from quantbench.records import Record, provenance
 from quantbench.trackers import gpu_description, nvml_handle
 
 log = logging.getLogger(__name__)
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+class JobTimeout(BaseException):
+    """The job ran past its time limit (not an Exception: a library's ``except Exception``
+    must not swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise JobTimeout in the main thread once ``seconds`` have passed (None or 0: no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise JobTimeout(f"stopped after {seconds:g} s, the job's time limit")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Job:
     """One scenario run for one (model, precision): device, backend, record."""
 
     def __init__(self, kind: str, model: str, precision: str, *, device: str, threads: int,
-                 settings: dict, overrides: dict | None = None):
+                 settings: dict, overrides: dict | None = None,
+                 time_limit_s: float | None = None):
         self.precision = precisions.get(precision, overrides)
+        self.time_limit_s = time_limit_s
         self.device = resolve_device(device)
         self.threads = resolve_threads(threads)
         # NVML is opened only once the backend is loaded: llama.cpp's CUDA model load crashed
@@ -37,6 +71,7 @@ class Job:
         )
 
     def load(self, artifact, *, n_ctx: int, batch_size: int = 1):
+        self.record.details["artifact"] = verify_artifact(artifact)
         start = time.perf_counter()
         backend = load_backend(self.precision, artifact, device=self.device,
                                threads=self.threads, n_ctx=n_ctx, batch_size=batch_size)
@@ -50,9 +85,14 @@ class Job:
 
     @contextmanager
     def failures_recorded(self):
-        """Unsupported precisions, out-of-memory and errors become the record's status."""
+        """Unsupported precisions, out-of-memory, timeouts and errors become the record's
+        status."""
+        self.record.details["time_limit_s"] = self.time_limit_s
         try:
-            yield
+            with time_limit(self.time_limit_s):
+                yield
+        except JobTimeout as exc:
+            self._fail("timeout", exc)
         except UnsupportedError as exc:
             self._fail("unsupported", exc)
         except MemoryError as exc:
@@ -60,13 +100,13 @@ class Job:
         except QuantbenchError:
             raise  # bad input: the user must fix it, not read it in a table
         except Exception as exc:  # noqa: BLE001 - every other failure is data for the report
-            kind = "oom" if "out of memory" in str(exc).lower() else "error"
+            kind = "oom" if any(m in str(exc).lower() for m in OOM_MESSAGES) else "error"
             self._fail(kind, exc)
 
     def _fail(self, status: str, exc: BaseException) -> None:
         log.error("%s %s failed: %s", self.record.kind, self.precision.name, exc)
         self.record.status = status
-        self.record.reason = f"{type(exc).__name__}: {exc}"[:2000]
+        self.record.reason = f"{type(exc).__name__}: {exc or 'no message'}"[:2000]
         self.record.details["traceback"] = traceback.format_exc(limit=8)
 
 

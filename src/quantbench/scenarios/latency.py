@@ -44,12 +44,12 @@ def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
                 new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
                 device: str = "auto", threads: int = 0, overrides: dict | None = None,
-                memory_sample_hz: float = 20.0):
+                memory_sample_hz: float = 20.0, time_limit_s: float | None = None):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_size=batch_size,
                     warmup_runs=warmup_runs, measured_runs=measured_runs,
                     memory_sample_hz=memory_sample_hz)
     job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
-              overrides=overrides)
+              overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     ids = np.load(tokens_path)
     if len(ids) < max(prompt_tokens):

@@ -21,10 +21,10 @@ from quantbench.trackers import NvmlSampler
 
 def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: int,
                 new_tokens: int, repeats: int, hz: float, device: str = "auto", threads: int = 0,
-                overrides: dict | None = None):
+                overrides: dict | None = None, time_limit_s: float | None = None):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, repeats=repeats, hz=hz)
     job = Job("profile", model, precision, device=device, threads=threads, settings=settings,
-              overrides=overrides)
+              overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     if job.device != "cuda":
         rec.status = "no_gpu"

@@ -37,13 +37,13 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
                 mode: str, context_length: int, stride: int | None, max_windows: int,
                 max_new_tokens: int, logprobs_out, reference=None, applicable: bool = True,
                 device: str = "auto", threads: int = 0,
-                overrides: dict | None = None):
+                overrides: dict | None = None, time_limit_s: float | None = None):
     """Perplexity and generations; with ``reference`` (the reference's stored log-probabilities)
     also KL divergence and agreement; the reference itself writes them to ``logprobs_out``."""
     settings = dict(mode=mode, context_length=context_length, stride=stride,
                     max_windows=max_windows, max_new_tokens=max_new_tokens)
     job = Job("quality", model, precision, device=device, threads=threads, settings=settings,
-              overrides=overrides)
+              overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     if not applicable:
         rec.status = "not_applicable"

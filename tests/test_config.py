@@ -1,0 +1,125 @@
+"""Config checks that run while the DAG is built (no job has started yet)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from quantbench import config as qb_config
+from quantbench.config import ConfigError
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _unprivileged(fn) -> str | None:
+    """Run ``fn`` as user nobody (root writes into read-only folders); return its ConfigError."""
+    if os.getuid() != 0:
+        try:
+            fn()
+        except ConfigError as exc:
+            return str(exc)
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child only drops its rights and runs fn: nothing else is imported
+        os.close(read)
+        code = 0
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            fn()
+        except ConfigError as exc:
+            os.write(write, str(exc).encode())
+            code = 3
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            os.write(write, f"unexpected {exc!r}".encode())
+            code = 4
+        os._exit(code)
+    os.close(write)
+    message = os.read(read, 4096).decode()
+    os.close(read)
+    status = os.waitpid(pid, 0)[1]
+    assert os.WEXITSTATUS(status) in (0, 3), message
+    return message or None
+
+
+def test_unwritable_output_folders_are_refused():
+    # not pytest's tmp_path: its parents are closed to the unprivileged user
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        work.chmod(0o777)  # writable by the unprivileged user, except what the test closes
+        _check_unwritable(work)
+
+
+def _check_unwritable(tmp_path: Path) -> None:
+    qb_config.check_output_folders(tmp_path)  # an empty folder is fine
+    (tmp_path / "results").write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"output folder .*results cannot be created: .* file"):
+        qb_config.check_output_folders(tmp_path)
+    (tmp_path / "results").unlink()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs").chmod(0o555)
+    try:
+        message = _unprivileged(lambda: qb_config.check_output_folders(tmp_path))
+    finally:
+        (tmp_path / "logs").chmod(0o755)
+    assert message is not None and "logs cannot be written" in message
+
+
+def test_model_listed_twice_is_refused(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  tiny: {source: embedded}\n  other: {source: embedded}\n"
+                   "  tiny: {source: random}\nprecisions: [fp32]\n")
+    with pytest.raises(ConfigError, match=r"key 'tiny' is given twice \(lines 2 and 4\)"):
+        qb_config.check_duplicate_keys([cfg])
+    cfg.write_text("models:\n  tiny: {source: embedded}\nprecisions: [fp32]\n")
+    qb_config.check_duplicate_keys([cfg])
+
+
+def test_model_names_equal_but_for_case_are_refused():
+    cfg = {"models": {"Tiny": {"source": "embedded"}, "tiny": {"source": "embedded"}},
+           "precisions": ["fp32"], "dataset": {"name": "britannica"},
+           "perplexity": {"context_length": 64}}
+    with pytest.raises(ConfigError, match="'Tiny' and 'tiny' differ only in case"):
+        qb_config.check(cfg)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", "/abs", "x\\y", "-rf", ".hidden",
+                                  "a\nb", ""])
+def test_model_names_cannot_leave_the_output_folders(name):
+    with pytest.raises(WorkflowError, match="does not match"):
+        validate({"models": {name: {"source": "embedded"}}, "precisions": ["fp32"]}, str(SCHEMA))
+    validate({"models": {"ok.name-1_x": {"source": "embedded"}}, "precisions": ["fp32"]},
+             str(SCHEMA))
+
+
+def test_stale_snakemake_locks_are_removed_only_when_no_run_is_alive(tmp_path):
+    import subprocess
+    import sys
+
+    from quantbench.locks import clear_stale_locks
+
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("results/x.json\n")
+    # a process of another Snakemake run in this folder (its command line names snakemake)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"],
+                             cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while b"snakemake" not in Path(f"/proc/{alive.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert clear_stale_locks(tmp_path) == []
+        assert (locks / "0.output.lock").is_file()
+    finally:
+        alive.kill()
+        alive.wait()
+    assert clear_stale_locks(tmp_path) == [locks / "0.output.lock"]
+    assert not list(locks.iterdir())
