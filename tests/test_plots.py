@@ -89,6 +89,12 @@ def test_bars_follow_the_precision_table_and_spread_decades_on_a_log_axis(summar
     assert plots._axis([800.0, 4000.0]) == {"type": "linear"}
 
 
+def test_perplexity_bars_carry_their_confidence_interval(summary):
+    summary["ppl_stderr"] = 0.5
+    fig = plots.figures(summary)["perplexity"]
+    assert list(fig.data[0].error_y.array) == pytest.approx([1.959964 * 0.5] * 2)
+
+
 def test_quality_figure_has_ppl_and_kld_panels(summary):
     fig = plots.figures(summary, reference="fp32")["quality"]
     by_axis = {}

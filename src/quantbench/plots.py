@@ -374,11 +374,15 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
     """Every figure, by file stem: the summary's figures and one NVML time series per profile
     record."""
     df = _ordered(summary)
+    # normal 95 % interval from the standard error over the evaluated tokens
+    df["ppl_ci_low"] = df["ppl"] - 1.959964 * df["ppl_stderr"].fillna(0)
+    df["ppl_ci_high"] = df["ppl"] + 1.959964 * df["ppl_stderr"].fillna(0)
     ok = df[df["status"] == "ok"]
     no_ppl = "no perplexity measured (random-weights models have none)"
     figs = {
-        "perplexity": _bars(df, "ppl", "Perplexity by precision", "perplexity (lower is better)",
-                            error=None, empty=no_ppl),
+        "perplexity": _bars(df, "ppl", "Perplexity by precision",
+                            "perplexity (lower is better; 95 % CI)",
+                            error=("ppl_ci_low", "ppl_ci_high"), empty=no_ppl),
         "quality": quality_figure(df, reference),
         "decode_throughput": _bars(ok, "decode_tok_s", "Decode throughput (batch 1)",
                                    "decode tokens / s (95 % CI)",
