@@ -89,6 +89,12 @@ def test_bars_follow_the_precision_table_and_spread_decades_on_a_log_axis(summar
     assert plots._axis([800.0, 4000.0]) == {"type": "linear"}
 
 
+def test_prefill_title_names_the_prompt_length(summary):
+    summary["prompt_tokens"] = 512.0
+    assert plots.figures(summary)["prefill_throughput"].layout.title.text == (
+        "Prefill throughput (prompts of 512 tokens)")
+
+
 def test_perplexity_bars_carry_their_confidence_interval(summary):
     summary["ppl_stderr"] = 0.5
     fig = plots.figures(summary)["perplexity"]

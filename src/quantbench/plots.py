@@ -369,6 +369,12 @@ def _wrap(text: str, width: int = 90) -> str:
     return "<br>".join([*lines, line])
 
 
+def _prefill_title(df: pd.DataFrame) -> str:
+    lengths = sorted(df["prompt_tokens"].dropna().astype(int).unique())
+    what = f"prompts of {', '.join(map(str, lengths))} tokens" if lengths else "prompt processing"
+    return f"Prefill throughput ({what})"
+
+
 def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
             reference: str | None = None) -> dict[str, go.Figure]:
     """Every figure, by file stem: the summary's figures and one NVML time series per profile
@@ -387,8 +393,7 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
         "decode_throughput": _bars(ok, "decode_tok_s", "Decode throughput (batch 1)",
                                    "decode tokens / s (95 % CI)",
                                    error=("decode_tok_s_ci_low", "decode_tok_s_ci_high")),
-        "prefill_throughput": _bars(ok, "prefill_tok_s", "Prefill throughput (prompt processing)",
-                                    "prompt tokens / s"),
+        "prefill_throughput": _bars(ok, "prefill_tok_s", _prefill_title(ok), "prompt tokens / s"),
         "speedup": speedup_figure(ok, reference),
         "memory": memory_figure(ok),
         "pareto_speed": pareto_figure(df, "decode_tok_s", "pareto_quality_speed",
