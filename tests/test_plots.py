@@ -201,3 +201,11 @@ def test_the_workflow_plots_every_figure_with_a_caption():
     assert re.findall(r'"(\w+)"', block) == list(plots.SUMMARY_FIGURES)
     for name in [*plots.SUMMARY_FIGURES, "nvml_timeseries", "workflow"]:
         assert (REPO / "workflow" / "report" / f"{name}.rst").stat().st_size > 100, name
+
+
+def test_two_models_get_one_front_each_and_labelled_bars(summary):
+    other = summary.assign(model="n", decode_tok_s=summary["decode_tok_s"] * 2)
+    figs = plots.figures(pd.concat([summary, other]), machine=MACHINE)
+    fronts = [t.name for t in figs["pareto_speed"].data if t.name.startswith("Pareto front")]
+    assert fronts == ["Pareto front (m)", "Pareto front (n)"]
+    assert "n / gguf-q2_k" in figs["decode_throughput"].layout.xaxis.categoryarray
