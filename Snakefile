@@ -24,6 +24,9 @@ check_keys(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.sch
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/convert.smk"

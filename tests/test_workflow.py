@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from quantbench.plots import SUMMARY_FIGURES
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PRECISIONS = ["fp32", "bnb-int8", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m"]
@@ -75,11 +77,17 @@ def test_pipeline_writes_every_output(run_dir):
         assert summary[col].notna().all() and (summary[col] > 0).all(), col
     ppl = summary.set_index("precision")["ppl"]
     assert abs(ppl["gguf-f16"] / ppl["fp32"] - 1) < 0.005
-    for fig in ("perplexity", "decode_throughput", "memory"):
+    nvml = [f"nvml_tiny_{p}" for p in PRECISIONS]
+    for fig in [*SUMMARY_FIGURES, *nvml]:
         assert (work / "results" / "figures" / f"{fig}.html").stat().st_size > 1000
         assert (work / "results" / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
     report = (work / "results" / "report.md").read_text()
     assert "## Findings" in report and "gguf-q4_k_m" in report
+    for fig in [*SUMMARY_FIGURES, *nvml]:
+        assert f"](figures/{fig}.png)" in report
+    metrics = pd.read_parquet(work / "results" / "metrics.parquet")
+    assert metrics["run_id"].nunique() == 1 and set(summary["run_id"]) == set(metrics["run_id"])
+    assert set(metrics["precision"]) == set(PRECISIONS)
     profile = json.loads((work / "results" / "tiny" / "profile" / "fp32.json").read_text())
     assert profile["status"] == "no_gpu"
     assert not list(work.rglob("*.partial"))
@@ -88,6 +96,21 @@ def test_pipeline_writes_every_output(run_dir):
     gguf = json.loads((work / "resources" / "models" / "tiny" / "gguf" / "q8_0.json").read_text())
     assert latency["details"]["artifact"]["sha256"] == {"q8_0.gguf": gguf["sha256"]}
     assert latency["details"]["time_limit_s"] > 0
+
+
+def test_snakemake_report_shows_the_figures_with_their_captions(run_dir):
+    work, cfg = run_dir
+    res = snakemake(work, "--report", str(work / "snakemake-report.html"), config=cfg)
+    assert res.returncode == 0, res.stderr[-4000:]
+    html = (work / "snakemake-report.html").read_text()
+    captions = REPO / "workflow" / "report"
+    for name in [*SUMMARY_FIGURES, "nvml_timeseries"]:
+        first_words = " ".join((captions / f"{name}.rst").read_text().split()[:4])
+        assert first_words in html, name
+        if name != "nvml_timeseries":
+            assert f"{name}.png" in html
+    assert "nvml_tiny_fp32.png" in html
+    assert "one model, many precisions, one measurement harness" in html  # workflow.rst
 
 
 def test_second_run_has_nothing_to_do(run_dir):

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from quantbench import gguf, precisions, roofline
-from quantbench.records import atomic_write_text
+from quantbench.records import atomic_write_text, config_hash
 
 SUMMARY_COLUMNS = [
     "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
@@ -22,11 +23,11 @@ SUMMARY_COLUMNS = [
     "kv_elem_bytes",
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
     "quality_status", "profile_status",
-    "reason", "device", "gpu_name",
+    "reason", "device", "gpu_name", "run_id",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
                 "profile_status", "reason", "device", "gpu_name", "pareto_quality_memory",
-                "pareto_quality_speed", "weight_types"}
+                "pareto_quality_speed", "weight_types", "run_id"}
 UNITS = (("_tok_s", "tok/s"), ("_mib", "MiB"), ("_ms", "ms"), ("_pct", "%"), ("_s", "s"),
          ("_w", "W"), ("_j_per_tok", "J/tok"), ("_j", "J"), ("_mhz", "MHz"))
 
@@ -42,21 +43,54 @@ def load_records(paths) -> list[dict]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
 
-def long_table(records: list[dict]) -> pd.DataFrame:
+LONG_COLUMNS = ["model", "precision", "backend", "scenario", "metric", "value", "unit", "ci_low",
+                "ci_high", "status", "run_id", "provenance"]
+Z95 = 1.959964  # two-sided 95 % quantile of the normal distribution
+
+
+def run_id(records: list[dict]) -> str:
+    """A stable id of the run the records belong to: when its first record was made, and a hash
+    of every job's settings (the same records always give the same id; a rerun with other
+    settings, or from scratch, gives another)."""
+    created = sorted(r["provenance"].get("created_utc") or "" for r in records)
+    start = datetime.fromisoformat(created[0]).strftime("%Y%m%dT%H%M%SZ") if created[0] else "na"
+    jobs = sorted((r["kind"], r["model"], r["precision"], r["provenance"].get("config_hash"))
+                  for r in records)
+    return f"{start}-{config_hash(jobs)[:8]}"
+
+
+def _interval(metrics: dict, name: str) -> tuple[float, float]:
+    """The 95 % interval of one metric: measured (``<name>_ci95``) or normal from a standard
+    error (``<name>_stderr``; ``kld_mean`` has ``kld_stderr``); NaN when the record has none."""
+    ci = metrics.get(f"{name}_ci95")
+    if isinstance(ci, list | tuple) and len(ci) == 2 and None not in ci:
+        return float(ci[0]), float(ci[1])
+    for key in (f"{name}_stderr", f"{name.removesuffix('_mean')}_stderr"):
+        se = metrics.get(key)
+        if key != name and isinstance(se, int | float) and se == se:
+            return float(metrics[name]) - Z95 * se, float(metrics[name]) + Z95 * se
+    return float("nan"), float("nan")
+
+
+def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
+    """One row per measured number (tidy): model, precision, backend, scenario, metric, value,
+    unit, its 95 % interval where the record has one, the record's status, the run id and the
+    record's provenance (JSON)."""
+    run = run or (run_id(records) if records else None)
     rows = []
     for r in records:
+        prov = json.dumps(r["provenance"], sort_keys=True, separators=(",", ":"))
         for metric, value in r["metrics"].items():
-            if isinstance(value, list | dict) or value is None:
+            if isinstance(value, list | dict | str) or value is None:
                 continue
+            low, high = _interval(r["metrics"], metric)
             rows.append({
                 "model": r["model"], "precision": r["precision"], "backend": r["backend"],
                 "scenario": r["kind"], "metric": metric, "value": float(value),
-                "unit": unit_of(metric), "status": r["status"],
-                "run_id": r["provenance"].get("config_hash"),
-                "git_commit": r["provenance"].get("git_commit"),
+                "unit": unit_of(metric), "ci_low": low, "ci_high": high, "status": r["status"],
+                "run_id": run, "provenance": prov,
             })
-    return pd.DataFrame(rows, columns=["model", "precision", "backend", "scenario", "metric",
-                                       "value", "unit", "status", "run_id", "git_commit"])
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
 def summary_table(records: list[dict], reference: str, *, shapes: dict | None = None,
@@ -138,13 +172,30 @@ def pareto_front(df: pd.DataFrame, cost: str, quality: str, *, maximize_cost: bo
     return front
 
 
-def aggregate(paths, *, reference: str, summary_path, metrics_path, model_dirs=(),
-              machine_path=None) -> pd.DataFrame:
+def write_parquet(df: pd.DataFrame, path) -> None:
+    """Write ``df`` as parquet under a temporary name, then rename (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,
+              model_dirs=(), machine_path=None) -> pd.DataFrame:
     records = load_records(paths)
+    run = run_id(records) if records else None
     shapes = {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
               for d in model_dirs}
     machine = json.loads(Path(machine_path).read_text()) if machine_path else None
     summary = summary_table(records, reference, shapes=shapes, machine=machine)
+    summary["run_id"] = run
+    long = long_table(records, run)
     atomic_write_text(summary_path, summary.to_csv(index=False))
-    atomic_write_text(metrics_path, long_table(records).to_csv(index=False))
+    atomic_write_text(metrics_path, long.to_csv(index=False))
+    if parquet_path is not None:
+        write_parquet(long, parquet_path)
     return summary

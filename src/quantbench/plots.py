@@ -1,20 +1,85 @@
-"""Figures from the summary table (plotly): interactive HTML that opens offline, and PNG.
+"""Figures from the summary table, the machine and the profile records (plotly): interactive HTML
+that opens offline, and PNG.
 
-One colour per backend family in every figure.
+One colour per backend family in every figure (``COLOURS``); precisions are in the order of the
+precision table. An axis is logarithmic when its values span more than a decade (``WIDE``).
+A figure without data (no perplexity for a random-weights model, no GPU for the NVML time
+series) is still written, with a note saying why it is empty: the outputs of a run do not depend
+on what it measured.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.subplots import make_subplots
+
+from quantbench import precisions
 
 COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "llama.cpp": "#2ca02c"}
+OTHER = "#7f7f7f"
+PHASE_COLOURS = {"prefill": "#9467bd", "decode": "#8c564b"}  # no family colour: shading only
+WIDE = 20.0  # max / min above which an axis is logarithmic (more than a decade and a bit)
+LAYOUT = dict(template="plotly_white", width=900, height=500, legend_title="backend",
+              font=dict(size=13))
+SUMMARY_FIGURES = ("perplexity", "quality", "decode_throughput", "prefill_throughput", "speedup",
+                   "memory", "pareto_speed", "pareto_memory", "roofline")
 
 
-def _bars(df: pd.DataFrame, column: str, title: str, yaxis: str, *, error=None) -> go.Figure:
-    fig = go.Figure()
+def colour(family: str) -> str:
+    return COLOURS.get(family, OTHER)
+
+
+def timeseries_name(model: str, precision: str) -> str:
+    """File stem of one precision's NVML time series (the rule writes the same names)."""
+    return f"nvml_{model}_{precision}"
+
+
+def _axis(values) -> dict:
+    """A linear axis, or a logarithmic one when the values span more than ``WIDE``: ticks at
+    the decades when they span more than three, else at 1, 2 and 5 of each decade, written out
+    (plotly's own minor labels drop the leading "0.", so 0.5 would read 5)."""
+    v = pd.Series(values, dtype=float).dropna()
+    v = v[v > 0]
+    if len(v) < 2 or v.max() / v.min() <= WIDE:
+        return {"type": "linear"}
+    if v.max() / v.min() > 1e3:
+        return {"type": "log", "dtick": 1}
+    lo, hi = int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
+    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5)]
+    return {"type": "log", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
+
+
+def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the precision table's order, each with the label its bars and points get."""
+    from quantbench.aggregate import SUMMARY_COLUMNS
+
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary]
+    df = summary.reindex(columns=[*summary.columns, *missing])
+    rank = {name: i for i, name in enumerate(precisions.table())}
+    df["_rank"] = df["precision"].map(rank).fillna(len(rank))
+    df = df.sort_values(["model", "_rank", "precision"], kind="stable").drop(columns="_rank")
+    multi = df["model"].nunique() > 1
+    df["label"] = (df["model"] + " / " + df["precision"]) if multi else df["precision"]
+    return df.reset_index(drop=True)
+
+
+def _note(fig: go.Figure, text: str) -> go.Figure:
+    """An empty figure's explanation, in the middle of the plot."""
+    fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                       font=dict(size=15, color="#444"), align="center")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _bar_traces(fig: go.Figure, df: pd.DataFrame, column: str, *, error=None, row=None,
+                col=None, showlegend=True) -> None:
     for family, group in df.groupby("family", sort=False):
         kwargs = {}
         if error is not None:
@@ -22,32 +87,343 @@ def _bars(df: pd.DataFrame, column: str, title: str, yaxis: str, *, error=None) 
             kwargs["error_y"] = dict(type="data", symmetric=False,
                                      array=(group[high] - group[column]).tolist(),
                                      arrayminus=(group[column] - group[low]).tolist())
-        fig.add_bar(x=group["label"], y=group[column], name=family,
-                    marker_color=COLOURS.get(family, "#7f7f7f"), **kwargs)
-    fig.update_layout(title=title, yaxis_title=yaxis, xaxis_title="precision",
-                      template="plotly_white", width=900, height=500, legend_title="backend")
+        fig.add_bar(x=group["label"], y=group[column], name=family, legendgroup=family,
+                    marker_color=colour(family), showlegend=showlegend, row=row, col=col,
+                    hovertemplate="%{x}: %{y:.4g}<extra>" + family + "</extra>", **kwargs)
+
+
+def _bars(df: pd.DataFrame, column: str, title: str, yaxis: str, *, error=None,
+          empty: str = "no data") -> go.Figure:
+    df = df.dropna(subset=[column])
+    fig = go.Figure()
+    fig.update_layout(title=title, **LAYOUT)
+    if df.empty:
+        return _note(fig, empty)
+    _bar_traces(fig, df, column, error=error)
+    fig.update_layout(yaxis_title=yaxis, xaxis_title="precision")
+    fig.update_xaxes(categoryorder="array", categoryarray=df["label"].tolist())
+    fig.update_yaxes(**_axis(df[column]))
     return fig
 
 
-def figures(summary: pd.DataFrame) -> dict[str, go.Figure]:
-    df = summary.copy()
-    multi = df["model"].nunique() > 1
-    df["label"] = (df["model"] + " / " + df["precision"]) if multi else df["precision"]
+def quality_figure(df: pd.DataFrame, reference: str | None = None) -> go.Figure:
+    """Perplexity change and KL divergence against the reference, one above the other."""
+    ref = f" vs {reference}" if reference else " vs reference"
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=(f"Δ perplexity{ref} (lower is better)",
+                                        f"mean KL divergence{ref} (lower is better)"))
+    fig.update_layout(title="Quality against the reference precision",
+                      **{**LAYOUT, "height": 750})
+    ppl = df.dropna(subset=["ppl_delta_pct"])
+    kld = df.dropna(subset=["kld_mean"])
+    if ppl.empty and kld.empty:
+        return _note(fig, "no quality measured (random-weights models have no perplexity)")
+    order = df["label"].tolist()
+    _bar_traces(fig, ppl, "ppl_delta_pct", row=1, col=1)
+    _bar_traces(fig, kld, "kld_mean", row=2, col=1, showlegend=ppl.empty)
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    fig.update_xaxes(title_text="precision", row=2, col=1)
+    fig.update_yaxes(title_text="Δ perplexity (%)", row=1, col=1)
+    fig.update_yaxes(title_text="KL divergence (nats)", exponentformat="power",
+                     **_axis(kld["kld_mean"]), row=2, col=1)
+    return fig
+
+
+def speedup_figure(df: pd.DataFrame, reference: str | None = None) -> go.Figure:
+    ref = reference or "reference"
+    fig = _bars(df, "speedup_vs_ref", f"Decode speed-up over {ref}",
+                f"decode tok/s ÷ {ref} decode tok/s (×)", empty=f"no {ref} run to compare with")
+    if df["speedup_vs_ref"].notna().any():
+        fig.add_hline(y=1, line_dash="dash", line_color="#444")
+        # annotations on a log axis take log10 of the value
+        fig.add_annotation(text=f"{ref} = 1×", x=0, xref="paper", xanchor="left",
+                           y=0 if fig.layout.yaxis.type == "log" else 1, yanchor="bottom",
+                           showarrow=False, bgcolor="white")
+    return fig
+
+
+def memory_figure(df: pd.DataFrame) -> go.Figure:
+    """Peak memory (bars) with the weights' own size (markers) for each precision."""
+    fig = _bars(df, "peak_mem_mib", "Peak memory during the latency run and size of the weights",
+                "MiB (peak: GPU if used, else host RSS)")
+    w = df.dropna(subset=["size_mib", "peak_mem_mib"])
+    if not w.empty:
+        fig.add_scatter(x=w["label"], y=w["size_mib"], mode="markers", name="weights",
+                        marker=dict(symbol="diamond", size=10, color="#222"),
+                        hovertemplate="%{x}: weights %{y:.4g} MiB<extra></extra>")
+        fig.update_yaxes(**_axis(pd.concat([w["size_mib"], w["peak_mem_mib"]])))
+    return fig
+
+
+PARETO_SIZE = dict(width=1000, height=600, margin=dict(l=80, r=30, t=70, b=115))
+LABEL_FONT = 11
+
+
+def _span(values, axis_type: str) -> list[float]:
+    """The axis range (plotly's units: log10 on a log axis) with 6 % padding on each side."""
+    v = pd.Series(values, dtype=float)
+    v = np.log10(v) if axis_type == "log" else v
+    lo, hi = float(v.min()), float(v.max())
+    pad = (hi - lo) * 0.06 or 0.5
+    return [lo - pad, hi + pad]
+
+
+def _place_labels(fig: go.Figure, x, y, texts, *, xrange, yrange, xlog, ylog) -> None:
+    """Label every point without overlaps where one can: each label, in turn, takes the first
+    offset (nearest first, eight directions) whose box touches no label or point placed so far;
+    a label away from its point gets a thin leader line."""
+    width = PARETO_SIZE["width"] - PARETO_SIZE["margin"]["l"] - PARETO_SIZE["margin"]["r"]
+    height = PARETO_SIZE["height"] - PARETO_SIZE["margin"]["t"] - PARETO_SIZE["margin"]["b"]
+    fx = np.log10(np.asarray(x, float)) if xlog else np.asarray(x, float)
+    fy = np.log10(np.asarray(y, float)) if ylog else np.asarray(y, float)
+    px = (fx - xrange[0]) / (xrange[1] - xrange[0]) * width
+    py = (fy - yrange[0]) / (yrange[1] - yrange[0]) * height  # upwards
+    boxes = [(a - 7, b - 7, a + 7, b + 7) for a, b in zip(px, py, strict=True)]
+    directions = [(0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    candidates = [(dx * r, dy * r) for r in (14, 30, 50, 75, 105) for dx, dy in directions]
+
+    def overlap(box) -> float:
+        out = 0.0
+        for b in boxes:
+            w = min(box[2], b[2]) - max(box[0], b[0])
+            h = min(box[3], b[3]) - max(box[1], b[1])
+            out += max(w, 0) * max(h, 0)
+        outside = box[0] < -40 or box[2] > width + 20 or box[1] < 0 or box[3] > height + 30
+        return out + (1e6 if outside else 0)
+
+    for i in np.argsort(px, kind="stable"):
+        half_w, half_h = 0.31 * LABEL_FONT * len(texts[i]) + 2, LABEL_FONT * 0.7
+        best, best_cost = candidates[0], float("inf")
+        for dx, dy in candidates:
+            cx = px[i] + (dx / abs(dx)) * (abs(dx) + half_w - 6) if dx else px[i]
+            cy = py[i] + dy
+            box = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+            cost = overlap(box)
+            if cost < best_cost:
+                best, best_cost, best_box = (cx - px[i], cy - py[i]), cost, box
+            if cost == 0:
+                break
+        boxes.append(best_box)
+        far = abs(best[0]) > half_w + 16 or abs(best[1]) > 20
+        fig.add_annotation(x=fx[i], y=fy[i], text=texts[i], ax=best[0], ay=-best[1],
+                           axref="pixel", ayref="pixel", showarrow=True, arrowhead=0,
+                           arrowwidth=0.7, arrowcolor="#999" if far else "rgba(0,0,0,0)",
+                           font=dict(size=LABEL_FONT), standoff=6)
+
+
+def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis: str,
+                  maximize_cost: bool = False, reference: str | None = None) -> go.Figure:
+    """Quality (Δ perplexity, lower is better) against a cost, points labelled by precision and
+    the Pareto front (``front`` column of the summary) drawn as a line through its points."""
+    from quantbench.aggregate import pareto_front
+
+    fig = go.Figure()
+    fig.update_layout(title=title, **{**LAYOUT, **PARETO_SIZE})
+    quality = "ppl_delta_pct" if df["ppl_delta_pct"].notna().any() else "ppl"
+    ok = df[(df["status"] == "ok")].dropna(subset=[cost, quality]).copy()
+    if ok.empty:
+        return _note(fig, "no precision has both a perplexity and this measurement<br>"
+                          "(random-weights models have no perplexity)")
+    if front not in ok or ok[front].isna().all():
+        ok[front] = False
+        for _, g in ok.groupby("model"):
+            ok.loc[g.index, front] = pareto_front(g, cost, quality, maximize_cost=maximize_cost)
+    ok[front] = ok[front].astype(bool)
+    for family, g in ok.groupby("family", sort=False):
+        fig.add_scatter(x=g[cost], y=g[quality], mode="markers", name=family, text=g["label"],
+                        marker=dict(color=colour(family), size=11,
+                                    line=dict(width=1, color="#222")),
+                        hovertemplate="%{text}: %{x:.4g}, %{y:.4g}<extra>" + family + "</extra>")
+    for model, g in ok[ok[front]].groupby("model"):
+        g = g.sort_values(cost)
+        name = "Pareto front" + (f" ({model})" if ok["model"].nunique() > 1 else "")
+        fig.add_scatter(x=g[cost], y=g[quality], mode="lines", name=name,
+                        line=dict(color="#222", dash="dash", width=1.5), hoverinfo="skip")
+    ref = reference or "reference"
+    ytitle = (f"Δ perplexity vs {ref} (%, lower is better)" if quality == "ppl_delta_pct"
+              else "perplexity (lower is better)")
+    fig.update_layout(xaxis_title=xaxis, yaxis_title=ytitle, legend_title="",
+                      legend=dict(orientation="h", x=0, y=-0.15, yanchor="top"))
+    xaxis_kw = _axis(ok[cost])
+    yaxis_kw = _axis(ok[quality]) if (ok[quality] > 0).all() else {"type": "linear"}
+    xrange, yrange = _span(ok[cost], xaxis_kw["type"]), _span(ok[quality], yaxis_kw["type"])
+    fig.update_xaxes(range=xrange, **xaxis_kw)
+    fig.update_yaxes(range=yrange, **yaxis_kw)
+    _place_labels(fig, ok[cost], ok[quality], ok["label"].tolist(), xrange=xrange,
+                  yrange=yrange, xlog=xaxis_kw["type"] == "log",
+                  ylog=yaxis_kw["type"] == "log")
+    return fig
+
+
+def roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
+    """Achieved FLOP/s against arithmetic intensity, under the machine's bandwidth slope and
+    compute roofs (log-log). Decode: bytes are the weights + KV cache read per token (see
+    quantbench.roofline); prefill: the weights read once per prompt."""
+    machine = machine or {}
+    fig = go.Figure()
+    fig.update_layout(title="Roofline: decode and prefill against the machine's ceilings",
+                      **LAYOUT)
+    ok = df[df["status"] == "ok"].copy()
+    ok["decode_ai"] = ok["decode_flop_per_byte"]
+    ok["decode_tflops"] = ok["decode_gb_s"] * ok["decode_ai"] / 1e3
+    prefill_flops = ok["prefill_tflops"] * 1e12 * ok["prefill_ms"] / 1e3
+    ok["prefill_ai"] = prefill_flops / (ok["size_mib"] * 2**20)
+    points = {"decode": ("decode_ai", "decode_tflops", "circle"),
+              "prefill": ("prefill_ai", "prefill_tflops", "triangle-up-open")}
+    xs, ys = [], []
+    for phase, (x, y, symbol) in points.items():
+        d = ok.dropna(subset=[x, y])
+        d = d[(d[x] > 0) & (d[y] > 0)]
+        xs += d[x].tolist()
+        ys += d[y].tolist()
+        for family, g in d.groupby("family", sort=False):
+            fig.add_scatter(x=g[x], y=g[y], mode="markers", name=f"{family} · {phase}",
+                            legendgroup=family, text=g["label"],
+                            marker=dict(color=colour(family), symbol=symbol, size=10,
+                                        line=dict(width=1.5, color=colour(family))),
+                            hovertemplate="%{text} " + phase + ": %{x:.3g} FLOP/byte, "
+                                          "%{y:.3g} TFLOP/s<extra></extra>")
+    if not xs:
+        return _note(fig, "no roofline data (needs the model's shape and results/machine.json)")
+    bw = machine.get("peak_bw_gb_s")
+    roofs = {k: v for k, v in (machine.get("matmul_tflops") or {}).items() if v}
+    peak = max(roofs.values(), default=None)
+    ridge = peak * 1e12 / (bw * 1e9) if bw and peak else None
+    lo = min(xs) / 3
+    hi = max([*xs, ridge or 0]) * 3
+    if bw:
+        x_end = min(hi, ridge) if ridge else hi
+        fig.add_scatter(x=[lo, x_end], y=[bw * lo / 1e3, bw * x_end / 1e3], mode="lines",
+                        name=f"peak bandwidth {_num(bw)} GB/s", line=dict(color="#222", width=2),
+                        hoverinfo="skip")
+    for dtype, tflops in sorted(roofs.items(), key=lambda kv: -kv[1]):
+        start = tflops * 1e12 / (bw * 1e9) if bw else lo
+        best = tflops == peak
+        fig.add_scatter(x=[start, hi], y=[tflops, tflops], mode="lines",
+                        name=f"{dtype} matmul {_num(tflops)} TFLOP/s",
+                        line=dict(color="#222" if best else "#888", width=2 if best else 1,
+                                  dash="solid" if best else "dot"), hoverinfo="skip")
+    if not (bw and roofs):
+        fig.add_annotation(text="machine ceilings unknown (results/machine.json)", x=0.02,
+                           y=0.98, xref="paper", yref="paper", showarrow=False)
+    fig.update_xaxes(type="log", dtick=1, title_text="arithmetic intensity (FLOP/byte)")
+    fig.update_yaxes(type="log", dtick=1, title_text="achieved performance (TFLOP/s)")
+    fig.update_layout(legend_title="", legend_tracegroupgap=2)
+    return fig
+
+
+def timeseries_figure(record: dict) -> go.Figure:
+    """One precision's NVML samples over time: power, utilisation and clocks, with the prefill
+    and decode phases shaded. A record without samples (no GPU, a failed run) gives a figure
+    that says so."""
+    model, precision = record["model"], record["precision"]
+    family = precisions.get(precision).family if precision in precisions.table() else "other"
+    samples = record.get("details", {}).get("samples") or []
+    phases = record.get("details", {}).get("phases") or []
+    title = f"GPU over time (NVML), phases shaded: {model} / {precision}"
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    fig.update_layout(title=title, **{**LAYOUT, "height": 700, "legend_title": ""})
+    if not samples:
+        fig.update_layout(height=350)
+        why = record.get("reason") or "the profile record holds no samples"
+        return _note(fig, f"no GPU samples (status {record.get('status')}):<br>" + _wrap(why))
+    s = pd.DataFrame(samples)
+    t0 = min([s["t"].min(), *(p["start"] for p in phases)])
+    s["time_s"] = s["t"] - t0
+    c = colour(family)
+    series = [(1, "power_w", "power", "solid"), (2, "gpu_util_pct", "GPU utilisation", "solid"),
+              (2, "mem_util_pct", "memory utilisation", "dash"),
+              (3, "sm_clock_mhz", "SM clock", "solid"), (3, "mem_clock_mhz", "memory clock",
+                                                          "dash")]
+    for row, column, name, dash in series:
+        if column in s:
+            fig.add_scatter(x=s["time_s"], y=s[column], mode="lines", name=name, row=row, col=1,
+                            line=dict(color=c, dash=dash, width=1.5))
+    for ph in phases:
+        x0, x1 = ph["start"] - t0, ph["end"] - t0
+        shade = PHASE_COLOURS.get(ph["phase"], OTHER)
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=shade, opacity=0.15, line_width=0, layer="below",
+                      row="all", col=1)
+        fig.add_annotation(x=(x0 + x1) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
+                           text=f"{ph['phase']} ({ph['tokens']} tokens)", showarrow=False,
+                           font=dict(color=shade))
+    fig.update_yaxes(title_text="power (W)", row=1, col=1)
+    fig.update_yaxes(title_text="utilisation (%)", range=[0, 105], row=2, col=1)
+    fig.update_yaxes(title_text="clock (MHz)", row=3, col=1)
+    fig.update_xaxes(title_text="time since the first sample (s)", row=3, col=1)
+    return fig
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _wrap(text: str, width: int = 90) -> str:
+    words, lines, line = str(text).split(), [], ""
+    for w in words:
+        if line and len(line) + len(w) + 1 > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    return "<br>".join([*lines, line])
+
+
+def _prefill_title(df: pd.DataFrame) -> str:
+    lengths = sorted(df["prompt_tokens"].dropna().astype(int).unique())
+    what = f"prompts of {', '.join(map(str, lengths))} tokens" if lengths else "prompt processing"
+    return f"Prefill throughput ({what})"
+
+
+def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
+            reference: str | None = None) -> dict[str, go.Figure]:
+    """Every figure, by file stem: the summary's figures and one NVML time series per profile
+    record."""
+    df = _ordered(summary)
+    # normal 95 % interval from the standard error over the evaluated tokens
+    df["ppl_ci_low"] = df["ppl"] - 1.959964 * df["ppl_stderr"].fillna(0)
+    df["ppl_ci_high"] = df["ppl"] + 1.959964 * df["ppl_stderr"].fillna(0)
     ok = df[df["status"] == "ok"]
-    return {
-        "perplexity": _bars(df.dropna(subset=["ppl"]), "ppl", "Perplexity by precision",
-                            "perplexity (lower is better)", error=None),
+    no_ppl = "no perplexity measured (random-weights models have none)"
+    figs = {
+        "perplexity": _bars(df, "ppl", "Perplexity by precision",
+                            "perplexity (lower is better; 95 % CI)",
+                            error=("ppl_ci_low", "ppl_ci_high"), empty=no_ppl),
+        "quality": quality_figure(df, reference),
         "decode_throughput": _bars(ok, "decode_tok_s", "Decode throughput (batch 1)",
-                                   "tokens / s (95 % CI)",
+                                   "decode tokens / s (95 % CI)",
                                    error=("decode_tok_s_ci_low", "decode_tok_s_ci_high")),
-        "memory": _bars(ok, "peak_mem_mib", "Peak memory during the latency run",
-                        "MiB (GPU if used, else host RSS)"),
+        "prefill_throughput": _bars(ok, "prefill_tok_s", _prefill_title(ok), "prompt tokens / s"),
+        "speedup": speedup_figure(ok, reference),
+        "memory": memory_figure(ok),
+        "pareto_speed": pareto_figure(df, "decode_tok_s", "pareto_quality_speed",
+                                      title="Quality against decode speed (Pareto front)",
+                                      xaxis="decode tokens / s (higher is better)",
+                                      maximize_cost=True, reference=reference),
+        "pareto_memory": pareto_figure(df, "peak_mem_mib", "pareto_quality_memory",
+                                       title="Quality against peak memory (Pareto front)",
+                                       xaxis="peak memory (MiB, lower is better)",
+                                       reference=reference),
+        "roofline": roofline_figure(df, machine),
     }
+    for rec in profiles:
+        figs[timeseries_name(rec["model"], rec["precision"])] = timeseries_figure(rec)
+    return figs
 
 
-def plot_all(summary_path, *, html, png) -> None:
+def write_pngs(figs: list[go.Figure], paths: list, scale: float = 2) -> None:
+    """Static images through one browser session (one per image is seconds each), each at its
+    layout's size."""
+    pio.write_images(figs, [str(p) for p in paths], scale=scale,
+                     width=[f.layout.width for f in figs], height=[f.layout.height for f in figs])
+
+
+def plot_all(summary_path, *, html, png, machine_path=None, profile_paths=(),
+             reference: str | None = None) -> None:
     summary = pd.read_csv(summary_path)
-    figs = figures(summary)
+    machine = json.loads(Path(machine_path).read_text()) if machine_path else None
+    profiles = [json.loads(Path(p).read_text()) for p in profile_paths]
+    figs = figures(summary, machine=machine, profiles=profiles, reference=reference)
     for out in list(html) + list(png):
         name = Path(out).stem
         if name not in figs:
@@ -56,12 +432,13 @@ def plot_all(summary_path, *, html, png) -> None:
         fig = figs[Path(out).stem]
         # plotly.js is written once beside the pages, so they open without a network.
         fig.write_html(out, include_plotlyjs="directory", full_html=True)
-    for out in png:
-        try:
-            figs[Path(out).stem].write_image(out, scale=2)
-        except Exception as exc:  # kaleido raises its own types when no browser is found
+    png = list(png)
+    try:
+        write_pngs([figs[Path(out).stem] for out in png], png)
+    except Exception as exc:  # kaleido raises its own types when no browser is found
+        for out in png:
             Path(out).unlink(missing_ok=True)
-            raise RuntimeError(
-                f"static export of {out} failed ({exc}); PNG figures need Chromium for kaleido "
-                "(Debian: apt-get install chromium). The HTML figures were written."
-            ) from exc
+        raise RuntimeError(
+            f"static export of the PNG figures failed ({exc}); PNG figures need Chromium for "
+            "kaleido (Debian: apt-get install chromium). The HTML figures were written."
+        ) from exc

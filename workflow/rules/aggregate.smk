@@ -24,6 +24,7 @@ rule aggregate_results:
     output:
         summary="results/summary.csv",
         metrics="results/metrics.csv",
+        metrics_parquet="results/metrics.parquet",
     log:
         "logs/aggregate_results.log",
     conda:

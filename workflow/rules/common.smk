@@ -26,7 +26,21 @@ QUANT_TYPES = [
 HAS_GPU = config["device"] == "cuda" or (
     config["device"] == "auto" and shutil.which("nvidia-smi") is not None
 )
-FIGURES = ["perplexity", "decode_throughput", "memory"]
+# The summary's figures (quantbench.plots.SUMMARY_FIGURES; each has a caption in workflow/report/)
+# and one NVML time series per model and precision.
+FIGURES = [
+    "perplexity",
+    "quality",
+    "decode_throughput",
+    "prefill_throughput",
+    "speedup",
+    "memory",
+    "pareto_speed",
+    "pareto_memory",
+    "roofline",
+]
+NVML_FIGURES = expand("nvml_{model}_{precision}", model=MODELS, precision=PRECISIONS)
+FIGURE_PNGS = [f"results/figures/{name}.png" for name in FIGURES + NVML_FIGURES]
 
 
 wildcard_constraints:
@@ -90,4 +104,14 @@ def quality_applicable(wildcards):
 def results_of(kind):
     return expand(
         f"results/{{model}}/{kind}/{{precision}}.json", model=MODELS, precision=PRECISIONS
+    )
+
+
+def figure_png(name):
+    """A summary figure's PNG, shown in Snakemake's report with its caption (a path relative to
+    workflow/rules, where the rule that calls this is)."""
+    return report(
+        f"results/figures/{name}.png",
+        caption=f"../report/{name}.rst",
+        category="Figures",
     )

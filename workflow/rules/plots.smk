@@ -1,12 +1,22 @@
 rule plot_results:
     input:
         summary=rules.aggregate_results.output.summary,
+        machine=rules.measure_machine.output.json,
+        profile=results_of("profile"),
     output:
-        html=expand("results/figures/{figure}.html", figure=FIGURES),
-        png=expand("results/figures/{figure}.png", figure=FIGURES),
+        **{name: figure_png(name) for name in FIGURES},
+        nvml=report(
+            expand("results/figures/{name}.png", name=NVML_FIGURES),
+            caption="../report/nvml_timeseries.rst",
+            category="GPU over time (NVML)",
+        ),
+        html=expand("results/figures/{name}.html", name=FIGURES + NVML_FIGURES),
     log:
         "logs/plot_results.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        reference=REFERENCE,
+        figures=FIGURES,
     script:
         "../scripts/plot_results.py"

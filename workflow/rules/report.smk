@@ -1,7 +1,7 @@
 rule render_report:
     input:
         summary=rules.aggregate_results.output.summary,
-        figures=rules.plot_results.output.png,
+        figures=FIGURE_PNGS,
         quality=results_of("quality"),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,

@@ -1,4 +1,5 @@
-"""Collect every record into results/summary.csv (wide) and results/metrics.csv (long)."""
+"""Collect every record into results/summary.csv (wide) and results/metrics.{csv,parquet}
+(long)."""
 
 from quantbench import logs
 from quantbench.aggregate import aggregate
@@ -8,7 +9,8 @@ def main(smk) -> None:
     logs.to_file(smk.log[0])
     aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile],
               reference=smk.params.reference, summary_path=smk.output.summary,
-              metrics_path=smk.output.metrics, model_dirs=smk.input.models,
+              metrics_path=smk.output.metrics,
+              parquet_path=smk.output.metrics_parquet, model_dirs=smk.input.models,
               machine_path=smk.input.machine)
 
 

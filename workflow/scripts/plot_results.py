@@ -1,4 +1,4 @@
-"""Plot the summary: interactive HTML and static PNG figures."""
+"""Plot the summary, the machine's ceilings and the NVML samples: interactive HTML and PNG."""
 
 from quantbench import logs
 from quantbench.plots import plot_all
@@ -6,7 +6,9 @@ from quantbench.plots import plot_all
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
-    plot_all(smk.input.summary, html=smk.output.html, png=smk.output.png)
+    png = [getattr(smk.output, name) for name in smk.params.figures] + list(smk.output.nvml)
+    plot_all(smk.input.summary, html=smk.output.html, png=png, machine_path=smk.input.machine,
+             profile_paths=smk.input.profile, reference=smk.params.reference)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,211 @@
+"""The figures on small tables: traces, colours, Pareto fronts, ceilings, phases, empty cases."""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from quantbench import plots
+from quantbench.aggregate import pareto_front
+
+REPO = Path(__file__).resolve().parents[1]
+MACHINE = {"peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16": 100.0, "float32": 20.0}}
+
+
+@pytest.fixture()
+def summary():
+    rows = [  # precision, backend, decode tok/s, peak MiB, Δppl %, kld
+        ("fp32", "transformers", 10.0, 4000.0, 0.0, None),
+        ("bf16", "transformers", 20.0, 2000.0, 0.1, 1e-4),
+        ("bnb-nf4", "bitsandbytes", 15.0, 900.0, 4.0, 3e-2),
+        ("gguf-q8_0", "llama.cpp", 300.0, 1200.0, 0.2, 5e-4),
+        ("gguf-q4_k_m", "llama.cpp", 400.0, 800.0, 2.0, 1e-2),
+        ("gguf-q2_k", "llama.cpp", 250.0, 700.0, 9.0, 1e-1),  # beaten on speed by q4_k_m
+    ]
+    df = pd.DataFrame(rows, columns=["precision", "family", "decode_tok_s", "peak_mem_mib",
+                                     "ppl_delta_pct", "kld_mean"])
+    df["backend"] = df["family"]
+    df["model"], df["status"] = "m", "ok"
+    df["ppl"] = 10 * (1 + df["ppl_delta_pct"] / 100)
+    df["size_mib"] = df["peak_mem_mib"] / 2
+    df["decode_tok_s_ci_low"], df["decode_tok_s_ci_high"] = df["decode_tok_s"] * 0.9, \
+        df["decode_tok_s"] * 1.1
+    df["prefill_tok_s"] = df["decode_tok_s"] * 20
+    df["speedup_vs_ref"] = df["decode_tok_s"] / 10
+    df["decode_flop_per_byte"] = [0.5, 1.0, 3.0, 1.8, 3.0, 5.0]
+    df["decode_gb_s"] = [40.0, 40.0, 10.0, 360.0, 240.0, 100.0]
+    df["prefill_tflops"], df["prefill_ms"] = 5.0, 10.0
+    # the shuffled row order must not matter: figures follow the precision table
+    return df.sample(frac=1, random_state=1).reset_index(drop=True)
+
+
+def _profile(status="ok"):
+    samples = [{"t": 100.0 + i / 10, "power_w": 100.0 + i, "gpu_util_pct": 50.0,
+                "mem_util_pct": 20.0, "sm_clock_mhz": 1500.0, "mem_clock_mhz": 2600.0}
+               for i in range(30)]
+    phases = [{"phase": "prefill", "start": 100.5, "end": 101.0, "tokens": 64},
+              {"phase": "decode", "start": 101.2, "end": 102.5, "tokens": 32}]
+    rec = {"kind": "profile", "model": "m", "precision": "bf16", "backend": "transformers",
+           "status": status, "reason": None, "metrics": {}, "provenance": {},
+           "details": {"samples": samples, "phases": phases}}
+    if status == "no_gpu":
+        rec["reason"] = "device is cpu: no NVIDIA GPU visible to NVML"
+        rec["details"] = {}
+    return rec
+
+
+def _family_colours(fig):
+    """(family, colour) of every trace that stands for a backend family."""
+    out = set()
+    for t in fig.data:
+        family = t.legendgroup or t.name
+        if family in plots.COLOURS and t.marker is not None and t.marker.color is not None:
+            out.add((family, t.marker.color))
+    return out
+
+
+def test_every_figure_colours_a_family_the_same_way(summary):
+    figs = plots.figures(summary, machine=MACHINE, profiles=[_profile()], reference="fp32")
+    assert set(plots.SUMMARY_FIGURES) <= set(figs)
+    seen = set()
+    for name, fig in figs.items():
+        pairs = _family_colours(fig)
+        assert all(c == plots.COLOURS[f] for f, c in pairs), name
+        seen |= {f for f, _ in pairs}
+    assert seen == set(plots.COLOURS)
+
+
+def test_bars_follow_the_precision_table_and_spread_decades_on_a_log_axis(summary):
+    fig = plots.figures(summary)["decode_throughput"]
+    assert [t.name for t in fig.data] == ["transformers", "bitsandbytes", "llama.cpp"]
+    assert list(fig.layout.xaxis.categoryarray) == ["fp32", "bf16", "bnb-nf4", "gguf-q8_0",
+                                                   "gguf-q4_k_m", "gguf-q2_k"]
+    assert fig.layout.yaxis.type == "log"  # 10 to 400 tok/s
+    llama = fig.data[2]
+    assert list(llama.error_y.array) == pytest.approx([30.0, 40.0, 25.0])
+    assert "0.5" in plots._axis([0.3, 12.0])["ticktext"]  # not plotly's bare "5"
+    assert plots._axis([800.0, 4000.0]) == {"type": "linear"}
+
+
+def test_prefill_title_names_the_prompt_length(summary):
+    summary["prompt_tokens"] = 512.0
+    assert plots.figures(summary)["prefill_throughput"].layout.title.text == (
+        "Prefill throughput (prompts of 512 tokens)")
+
+
+def test_perplexity_bars_carry_their_confidence_interval(summary):
+    summary["ppl_stderr"] = 0.5
+    fig = plots.figures(summary)["perplexity"]
+    assert list(fig.data[0].error_y.array) == pytest.approx([1.959964 * 0.5] * 2)
+
+
+def test_quality_figure_has_ppl_and_kld_panels(summary):
+    fig = plots.figures(summary, reference="fp32")["quality"]
+    by_axis = {}
+    for t in fig.data:
+        by_axis.setdefault(t.yaxis, []).extend(t.x)
+    assert sorted(by_axis["y"]) == sorted(summary["precision"])
+    assert "fp32" not in by_axis["y2"]  # the reference has no KL divergence with itself
+    assert fig.layout.yaxis2.type == "log"
+
+
+@pytest.mark.parametrize("with_column", [True, False])
+def test_pareto_front_is_drawn_through_the_undominated_points(summary, with_column):
+    if with_column:
+        summary["pareto_quality_speed"] = pareto_front(summary, "decode_tok_s", "ppl",
+                                                       maximize_cost=True)
+    fig = plots.figures(summary)["pareto_speed"]
+    (line,) = [t for t in fig.data if t.name == "Pareto front"]
+    # fastest first would be q4_k_m; sorted by speed: fp32 ... ; fp32 is the best quality
+    assert list(line.x) == [10.0, 20.0, 300.0, 400.0]
+    assert list(line.y) == [0.0, 0.1, 0.2, 2.0]
+    labels = {a.text for a in fig.layout.annotations}
+    assert labels == set(summary["precision"])  # every point is labelled
+    memory = plots.figures(summary)["pareto_memory"]
+    (line,) = [t for t in memory.data if t.name == "Pareto front"]
+    assert list(line.x) == [700.0, 800.0, 1200.0, 2000.0, 4000.0]
+
+
+def test_labels_of_coinciding_points_are_placed_apart(summary):
+    same = summary.copy()
+    same["decode_tok_s"], same["ppl_delta_pct"] = 100.0, 1.0
+    fig = plots.pareto_figure(plots._ordered(same), "decode_tok_s", "none", title="t", xaxis="x")
+    offsets = {(a.ax, a.ay) for a in fig.layout.annotations}
+    assert len(offsets) == len(same)
+
+
+def test_pareto_without_perplexity_says_why(summary):
+    summary["ppl"] = summary["ppl_delta_pct"] = float("nan")
+    fig = plots.figures(summary)["pareto_memory"]
+    assert not fig.data
+    assert "no perplexity" in fig.layout.annotations[0].text
+
+
+def test_roofline_draws_points_under_the_machine_ceilings(summary):
+    fig = plots.figures(summary, machine=MACHINE)["roofline"]
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    slope = next(t for t in fig.data if t.name.startswith("peak bandwidth"))
+    x0, x1 = slope.x
+    assert slope.y[0] == pytest.approx(1000.0 * x0 / 1e3)
+    assert x1 == pytest.approx(100.0)  # ridge: 100 TFLOP/s / 1000 GB/s = 100 FLOP/byte
+    roof = next(t for t in fig.data if t.name.startswith("bfloat16"))
+    assert list(roof.y) == [100.0, 100.0] and roof.x[0] == pytest.approx(100.0)
+    assert any(t.name.startswith("float32") for t in fig.data)
+    decode = next(t for t in fig.data if t.name == "llama.cpp · decode")
+    assert sorted(decode.x) == [1.8, 3.0, 5.0]
+    assert sorted(decode.y) == pytest.approx(sorted([360 * 1.8 / 1e3, 240 * 3.0 / 1e3,
+                                                     100 * 5.0 / 1e3]))
+
+
+def test_nvml_time_series_shades_the_phases():
+    fig = plots.timeseries_figure(_profile())
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    spans = sorted({(round(s.x0, 6), round(s.x1, 6), s.fillcolor) for s in rects})
+    assert spans == [(0.5, 1.0, plots.PHASE_COLOURS["prefill"]),
+                     (1.2, 2.5, plots.PHASE_COLOURS["decode"])]
+    assert {s.yref for s in rects} >= {"y domain", "y2 domain", "y3 domain"}  # every panel
+    names = {t.name for t in fig.data}
+    assert {"power", "GPU utilisation", "SM clock"} <= names
+    assert {t.line.color for t in fig.data} == {plots.COLOURS["transformers"]}
+    power = next(t for t in fig.data if t.name == "power")
+    assert power.x[0] == 0.0 and power.yaxis == "y"
+
+
+def test_a_profile_without_gpu_gives_a_figure_that_says_so():
+    fig = plots.timeseries_figure(_profile("no_gpu"))
+    assert not fig.data and not fig.layout.shapes
+    text = fig.layout.annotations[0].text
+    assert "no GPU samples (status no_gpu)" in text and "NVIDIA" in text
+
+
+def test_plot_all_writes_html_and_png_and_rejects_unknown_names(tmp_path, summary):
+    path = tmp_path / "summary.csv"
+    summary.to_csv(path, index=False)
+    (tmp_path / "p.json").write_text(json.dumps(_profile("no_gpu")))
+    html = [tmp_path / "roofline.html"]
+    png = [tmp_path / "speedup.png", tmp_path / "nvml_m_bf16.png"]
+    (tmp_path / "machine.json").write_text(json.dumps(MACHINE))
+    plots.plot_all(path, html=html, png=png, machine_path=tmp_path / "machine.json",
+                   profile_paths=[tmp_path / "p.json"], reference="fp32")
+    assert html[0].stat().st_size > 1000 and (tmp_path / "plotly.min.js").is_file()
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in png)
+    with pytest.raises(ValueError, match="no figure named 'nope'"):
+        plots.plot_all(path, html=[tmp_path / "nope.html"], png=[])
+
+
+def test_the_workflow_plots_every_figure_with_a_caption():
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    block = re.search(r"^FIGURES = \[(.*?)\]", common, re.S | re.M).group(1)
+    assert re.findall(r'"(\w+)"', block) == list(plots.SUMMARY_FIGURES)
+    for name in [*plots.SUMMARY_FIGURES, "nvml_timeseries", "workflow"]:
+        assert (REPO / "workflow" / "report" / f"{name}.rst").stat().st_size > 100, name
+
+
+def test_two_models_get_one_front_each_and_labelled_bars(summary):
+    other = summary.assign(model="n", decode_tok_s=summary["decode_tok_s"] * 2)
+    figs = plots.figures(pd.concat([summary, other]), machine=MACHINE)
+    fronts = [t.name for t in figs["pareto_speed"].data if t.name.startswith("Pareto front")]
+    assert fronts == ["Pareto front (m)", "Pareto front (n)"]
+    assert "n / gguf-q2_k" in figs["decode_throughput"].layout.xaxis.categoryarray
