@@ -1,3 +1,4 @@
+import os
 import re
 import shutil
 
@@ -24,6 +25,15 @@ HAS_GPU = config["device"] == "cuda" or (
     config["device"] == "auto" and shutil.which("nvidia-smi") is not None
 )
 FIGURES = ["perplexity", "decode_throughput", "memory"]
+# the config files of this run, as the report's "Reproduce" section should name them
+CONFIGFILES = [
+    (
+        os.path.relpath(Path(f).resolve(), workflow.basedir)
+        if Path(f).resolve().is_relative_to(workflow.basedir)
+        else str(f)
+    )
+    for f in (workflow.overwrite_configfiles or ["config/config.yaml"])
+]
 
 
 wildcard_constraints:
