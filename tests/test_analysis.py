@@ -174,7 +174,7 @@ def test_limitations_follow_the_model_source_and_the_measurements(measured):
     assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in text
     assert "r has random weights" in text
     assert "a CPU shared with other work" in text and "2.0 % in the median" in text
-    assert "20 measured runs after 3 warm-up runs" in text
+    assert "20 measured runs after 3 warm-up run(s)" in text
     assert "top-32" not in text  # no KL measured
     measured["kld_mean"] = 0.01
     assert "top-32" in " ".join(limitations(measured, {}, _config(), {}))
@@ -243,3 +243,14 @@ def test_hardware_analysis_reads_the_roofline_columns():
     anomaly = " ".join(anomalies(df, "fp16", Budgets()))
     assert "without outlier decomposition (bnb-int8-t0) it runs at 30.0 tok/s" in anomaly
     assert "explains part of the loss" in anomaly
+
+
+def test_a_bandwidth_above_the_peak_is_explained_by_the_caches():
+    df = table(("fp32", "transformers", 300.0, 5.5, 360.0, 10.0),
+               ("gguf-f16", "llama.cpp", 2500.0, 1.4, 160.0, 10.0))
+    df["mbu_pct"] = [30.0, 168.2]
+    df["decode_flop_per_byte"] = [0.5, 1.0]
+    df["decode_gb_s"] = [1.3, 7.3]
+    text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 4.4, "matmul_tflops": {"f32": 0.7}}))
+    assert "gguf-f16 reads its weights and KV cache at 7.3 GB/s, 168.2 % of the measured" in text
+    assert "memory-bound" not in text

@@ -272,10 +272,10 @@ def tradeoffs(df: pd.DataFrame) -> list[str]:
                 line = f"{model}, front of {what}: {members}."
                 dom = _dominated(rated, cost, maximize)
                 if dom:
-                    better = "faster" if maximize else "less memory"
-                    line += " Dominated (a front member has " + better + " and no higher " \
-                            "perplexity): " + "; ".join(f"{k} by {v}" for k, v in dom.items()) \
-                            + "."
+                    better = "is at least as fast" if maximize else "needs no more memory"
+                    pairs = "; ".join(f"{k} by {v}" for k, v in dom.items())
+                    line += (f" Dominated (a front member {better} with no higher perplexity, "
+                             f"and is better on one of the two): {pairs}.")
                 out.append(line)
         speed = ok.dropna(subset=["decode_tok_s", "peak_mem_mib"]).copy()
         if len(speed) >= 2:
@@ -372,7 +372,8 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
         if info.get("source") == "embedded":
             out.append(f"{name}'s reference weights are a Q4_1 GGUF dequantized to FP32: "
                        "differences in perplexity measure the distance from those weights, not "
-                       "from the original model, and flatter the 8-bit and 4-bit formats.")
+                       "from the original model; formats of 4 bits and more re-quantize "
+                       "weights that already sit on a 4-bit grid, which likely flatters them.")
     ok = df[df["status"] == "ok"]
     device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
                                                 if "device" in ok and ok["device"].notna().any()
@@ -387,7 +388,7 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
     lat = config.get("latency", {})
     if lat:
         out.append(f"Each latency figure comes from {lat.get('measured_runs', '?')} measured runs "
-                   f"after {lat.get('warmup_runs', '?')} warm-up runs in one process; the 95 % "
+                   f"after {lat.get('warmup_runs', '?')} warm-up run(s) in one process; the 95 % "
                    "intervals are bootstrap intervals over those runs and do not include "
                    "process-to-process or machine-to-machine variation. Batch size "
                    f"{lat.get('batch_size', 1)}, prompts of "
@@ -398,8 +399,10 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
         ppl_cfg = config.get("perplexity", {})
         out.append(f"Perplexity is measured on at most {ppl_cfg.get('max_windows', '?')} windows "
                    f"of {ppl_cfg.get('context_length', '?')} tokens; its standard error is up "
-                   f"to {fmt(float(rel.max()), 2)} % of the perplexity, so smaller differences "
-                   "between precisions are within the sampling noise of the text.")
+                   f"to {fmt(float(rel.max()), 2)} % of the perplexity: the text is a sample. "
+                   "Every precision is scored on the same tokens, so differences between "
+                   "precisions are more precise than that, but a ranking by a smaller margin "
+                   "may not hold on other text.")
     if ok["kld_mean"].notna().any():
         out.append(f"KL divergence is computed over the reference's top-{TOPK} tokens plus one "
                    "bucket for the rest of the vocabulary: a lower bound of the full KL.")
@@ -416,7 +419,15 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
         if ridge and not rated.empty:
             best = rated.loc[rated["mbu_pct"].idxmax()]
             top = rated.loc[rated["decode_flop_per_byte"].idxmax()]
-            if top["decode_flop_per_byte"] < ridge:
+            if best["mbu_pct"] > 100:
+                out.append(
+                    f"{model}: {best['precision']} reads its weights and KV cache at "
+                    f"{fmt(best['decode_gb_s'], 1)} GB/s, {fmt(best['mbu_pct'], 1)} % of the "
+                    f"measured peak bandwidth: its {fmt(best['size_mib'], 1)} MiB of weights "
+                    "are served from the caches, not from main memory, so the bandwidth "
+                    "roofline does not bound this model's decode here."
+                )
+            elif top["decode_flop_per_byte"] < ridge:
                 out.append(
                     f"{model}: decoding one token does at most "
                     f"{fmt(top['decode_flop_per_byte'], 1)} FLOP per byte read "
