@@ -254,3 +254,14 @@ def test_a_bandwidth_above_the_peak_is_explained_by_the_caches():
     text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 4.4, "matmul_tflops": {"f32": 0.7}}))
     assert "gguf-f16 reads its weights and KV cache at 7.3 GB/s, 168.2 % of the measured" in text
     assert "memory-bound" not in text
+
+
+def test_the_summary_says_when_the_reference_is_dequantized(measured):
+    note = "Full-precision weights are the embedded Q4_1 GGUF dequantized to FP32"
+    models = {"m": {"source": "embedded", "quality_applicable": True, "weights_note": note}}
+    text = report_text(measured, reference=REF, config=_config(), models=models)
+    summary = text.split("## Summary")[1].split("## Findings")[0]
+    assert f"**m:** {note}" in summary
+    assert "quality unknown" not in summary
+    limits = text.split("## Limitations")[1].split("## Figures")[0]
+    assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in limits

@@ -31,7 +31,7 @@ def runs(tmp_path):
         ("m", "gguf-q8_0", "llama.cpp", "ok", 60.0, 90.0, 500.0, 10.1, 1.0, "cpu", None),
         ("m", "bnb-int8", "bitsandbytes", "unsupported", None, None, None, None, None, "cpu",
          None),
-    ], machine={"device": "cpu", "provenance": {"git_commit": "a" * 40}})
+    ], machine={"device": "cpu", "provenance": {"git_commit": "a" * 40, "cpu": "Xeon 8480"}})
     gpu = write_run(tmp_path / "big", [
         ("m", "fp32", "transformers", "ok", 80.0, 10.0, 3000.0, 10.0, 0.0, "cuda", "NVIDIA H100"),
         ("m", "gguf-q8_0", "llama.cpp", "ok", 300.0, 8.0, 1500.0, 10.1, 1.0, "cuda",
@@ -47,7 +47,8 @@ def runs(tmp_path):
 def test_run_ids_come_from_the_column_or_the_folder_and_machine(runs):
     df = combine(runs)
     assert list(dict.fromkeys(df["run_id"])) == ["laptop-cpu", "h100-run"]
-    assert df.loc[df["run_id"] == "laptop-cpu", "commit"].iloc[0] == "a" * 40
+    laptop = df[df["run_id"] == "laptop-cpu"].iloc[0]
+    assert laptop["commit"] == "a" * 40 and laptop["machine"] == "cpu (Xeon 8480)"
 
 
 def test_the_same_run_twice_gets_two_ids(runs):

@@ -114,6 +114,8 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
     ({"precisions": ["fp32"], "models": {"m": {"source": "local", "path": "/no/such/dir"}}},
      "config key 'models.m.path': model folder '/no/such/dir' does not exist"),
     ({"precisions": ["fp32"], "latency": {"new_tokens": 0}}, "0 is less than the minimum of 1"),
+    ({"precisions": ["fp32"], "report": {"quality_budget": 1}},
+     "config key 'report.quality_budget' is not known; allowed here: quality_budget_pct"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
     cfg = {"models": {"m": {"source": "embedded"}}, **overrides}

@@ -69,7 +69,9 @@ def load_run(folder) -> pd.DataFrame:
     if "run_id" not in df or df["run_id"].isna().all():
         df["run_id"] = derive_run_id(folder, machine, df)
     df["run_id"] = df["run_id"].astype(str)
-    df["machine"] = machine_label(machine, df)
+    cpu = (machine.get("provenance") or {}).get("cpu")
+    label = machine_label(machine, df)
+    df["machine"] = f"{label} ({cpu})" if cpu and label == "cpu" else label
     commit = (machine.get("provenance") or {}).get("git_commit")
     df["commit"] = commit if commit and len(commit) == 40 else None
     df["folder"] = str(folder)
