@@ -60,6 +60,13 @@ def findings(df: pd.DataFrame, reference: str) -> list[str]:
                 f"perplexity) and the furthest is {worst['precision']} "
                 f"({worst['ppl_delta_pct']:+.2f} %)."
             )
+        if "tok_per_j" in ok and ok["tok_per_j"].notna().any():
+            frugal = ok.loc[ok["tok_per_j"].idxmax()]
+            line = (f"{model}: most decoded tokens per joule: {frugal['precision']} "
+                    f"({fmt(frugal['tok_per_j'], 2)} tok/J")
+            if not ref.empty and not pd.isna(ref.iloc[0]["tok_per_j"]):
+                line += f", {fmt(frugal['tok_per_j'] / ref.iloc[0]['tok_per_j'], 1)}× {reference}"
+            out.append(line + ").")
         failed = g[g["status"] != "ok"]
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
