@@ -267,3 +267,21 @@ def test_the_summary_says_when_the_reference_is_dequantized(measured):
     assert "quality unknown" not in summary
     limits = text.split("## Limitations")[1].split("## Figures")[0]
     assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in limits
+
+
+def test_without_the_reference_perplexity_no_budget_is_applied(measured):
+    measured.loc[measured["precision"] == REF, "ppl"] = float("nan")
+    measured["ppl_delta_pct"] = float("nan")  # aggregate derives it from the reference
+    for scenario in (fastest_within_quality, smallest_within_quality):
+        pick = scenario("m", measured, REF, Budgets())
+        assert pick.precision is None and "fp32 has no measured perplexity" in pick.text
+    # the memory scenario still ranks by the perplexities that exist
+    assert best_quality_within_memory("m", measured, REF,
+                                      Budgets(memory_budget_mib=450)).precision == "gguf-q8_0"
+
+
+def test_precisions_without_kl_are_named_when_a_kl_budget_is_set(measured):
+    measured.loc[measured["precision"] == "gguf-f16", "kld_mean"] = 0.001
+    pick = fastest_within_quality("m", measured, REF, Budgets(kld_budget=0.01))
+    assert pick.precision == "gguf-f16"
+    assert "Not ranked (KL divergence not measured): gguf-q8_0, gguf-q4_k_m, bnb-nf4" in pick.text

@@ -105,9 +105,25 @@ def _budget_words(reference: str, b: Budgets) -> str:
     return words
 
 
-def _unmeasured(g: pd.DataFrame) -> str:
-    missing = _ok(g)[_ok(g)["ppl"].isna()]["precision"].tolist()
-    return f" Not ranked (quality not measured): {', '.join(missing)}." if missing else ""
+def _unmeasured(g: pd.DataFrame, b: Budgets | None = None, reference: str = "") -> str:
+    ok = _ok(g)
+    missing = ok[ok["ppl"].isna()]["precision"].tolist()
+    out = f" Not ranked (quality not measured): {', '.join(missing)}." if missing else ""
+    if b is not None and b.kld_budget is not None:
+        no_kl = ok[ok["ppl"].notna() & ok["kld_mean"].isna() & (ok["precision"] != reference)]
+        if not no_kl.empty:
+            out += f" Not ranked (KL divergence not measured): {', '.join(no_kl['precision'])}."
+    return out
+
+
+def _no_reference_quality(g: pd.DataFrame) -> bool:
+    return not _ok(g)["ppl_delta_pct"].notna().any()
+
+
+def _no_reference_text(model: str, what: str, reference: str) -> str:
+    return (f"{model}, {what} within a quality budget: {reference} has no measured perplexity, "
+            "so no precision can be placed against the budget; see the perplexities in the "
+            "results table.")
 
 
 def _ties(names: list[str], then: str) -> str:
@@ -141,6 +157,8 @@ def fastest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budge
                     f"{model}, fastest: quality was not measured, so by speed alone "
                     f"{pick['precision']} ({fmt(pick['decode_tok_s'], 1)} tok/s); its quality "
                     f"loss is unknown.{_ties(ties, 'lower peak memory')}", False)
+    if _no_reference_quality(g):
+        return Pick(model, scenario, None, _no_reference_text(model, "fastest", reference), True)
     within = _within_quality(g, reference, b)
     if within.empty:
         q = ok.dropna(subset=["ppl_delta_pct"])
@@ -148,7 +166,8 @@ def fastest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budge
         return Pick(model, scenario, None,
                     f"{model}, fastest within {_budget_words(reference, b)}: no precision "
                     f"qualifies; the closest is {closest['precision']} "
-                    f"({closest['ppl_delta_pct']:+.2f} % perplexity).{_unmeasured(g)}", True)
+                    f"({closest['ppl_delta_pct']:+.2f} % perplexity)."
+                    f"{_unmeasured(g, b, reference)}", True)
     pick, ties = _rank(within, "decode_tok_s", largest=True, then="peak_mem_mib",
                        then_largest=False)
     return Pick(model, scenario, pick["precision"],
@@ -156,7 +175,7 @@ def fastest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budge
                 f"{pick['precision']} — {fmt(pick['decode_tok_s'], 1)} tok/s "
                 f"({pick['ppl_delta_pct']:+.2f} % perplexity, {fmt(pick['size_mib'], 1)} MiB of "
                 f"weights).{_ties(ties, 'lower peak memory')}{_speed_overlap(pick, within)}"
-                f"{_unmeasured(g)}", True)
+                f"{_unmeasured(g, b, reference)}", True)
 
 
 def smallest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budgets) -> Pick:
@@ -170,17 +189,20 @@ def smallest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budg
                     f"{model}, smallest: quality was not measured, so by size alone "
                     f"{pick['precision']} ({fmt(pick['size_mib'], 1)} MiB of weights); its "
                     f"quality loss is unknown.{_ties(ties, 'faster decode')}", False)
+    if _no_reference_quality(g):
+        return Pick(model, scenario, None, _no_reference_text(model, "smallest", reference), True)
     within = _within_quality(g, reference, b).dropna(subset=["size_mib"])
     if within.empty:
         return Pick(model, scenario, None,
                     f"{model}, smallest within {_budget_words(reference, b)}: no precision "
-                    f"qualifies.{_unmeasured(g)}", True)
+                    f"qualifies.{_unmeasured(g, b, reference)}", True)
     pick, ties = _rank(within, "size_mib", largest=False, then="decode_tok_s", then_largest=True)
     return Pick(model, scenario, pick["precision"],
                 f"{model}, smallest within {_budget_words(reference, b)}: "
                 f"{pick['precision']} — {fmt(pick['size_mib'], 1)} MiB of weights, "
                 f"{fmt(pick['peak_mem_mib'], 0)} MiB peak ({pick['ppl_delta_pct']:+.2f} % "
-                f"perplexity).{_ties(ties, 'faster decode')}{_unmeasured(g)}", True)
+                f"perplexity).{_ties(ties, 'faster decode')}{_unmeasured(g, b, reference)}",
+                True)
 
 
 def memory_budget(g: pd.DataFrame, reference: str, b: Budgets) -> tuple[float | None, str]:
