@@ -245,6 +245,8 @@ def test_hardware_analysis_reads_the_roofline_columns():
     anomaly = " ".join(anomalies(df, "fp16", Budgets()))
     assert "without outlier decomposition (bnb-int8-t0) it runs at 30.0 tok/s" in anomaly
     assert "explains part of the loss" in anomaly
+    alone = " ".join(anomalies(df[df["precision"] != "bnb-int8-t0"], "fp16", Budgets()))
+    assert "run bnb-int8-t0 as well" in alone
 
 
 def test_a_bandwidth_above_the_peak_is_explained_by_the_caches():

@@ -102,3 +102,12 @@ def test_runs_with_several_models_are_compared_by_model_and_precision(tmp_path):
     two = write_run(tmp_path / "two", [r[:4] + (r[4] * 3,) + r[5:] for r in rows], run_id="two")
     wide = side_by_side(combine([one, two]))
     assert wide.loc[("b", "fp32"), ("speed_ratio", "two")] == pytest.approx(3.0)
+
+
+def test_run_ids_cannot_inject_markup(tmp_path):
+    row = ("m", "fp32", "transformers", "ok", 10.0, 1.0, 100.0, None, None, "cpu", None)
+    evil = write_run(tmp_path / "evil", [row], run_id="a|b <script>")
+    plain = write_run(tmp_path / "plain", [row], run_id="plain")
+    text = compare([evil, plain], tmp_path / "out")
+    assert "<script>" not in text and "a|b" not in text
+    assert "| fp32 | 10.0 | 10.0 |" in text

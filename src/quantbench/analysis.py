@@ -360,6 +360,10 @@ def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
                 line += (f"; without outlier decomposition ({t0}) it runs at "
                          f"{fmt(t0_tok_s, 1)} tok/s, so the LLM.int8 split into an int8 and "
                          f"an fp16 matmul explains {share} of the loss")
+            elif row["backend"] == "bitsandbytes" and precisions.get(name).settings.get(
+                    "threshold"):
+                line += (f"; run {t0} as well (no outlier decomposition) to measure how much "
+                         "of this the LLM.int8 split into an int8 and an fp16 matmul explains")
             out.append(line + ".")
         for _, row in g[g["ppl_delta_pct"] > b.ppl_jump_pct].iterrows():
             out.append(f"{model}: {row['precision']} loses {row['ppl_delta_pct']:+.2f} % "

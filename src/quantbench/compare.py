@@ -21,6 +21,7 @@ import pandas as pd
 
 from quantbench.analysis import fmt
 from quantbench.records import atomic_write_text
+from quantbench.report import md_escape
 
 METRICS = (("decode_tok_s", "decode tok/s", 1), ("prefill_ms", "prefill ms", 1),
            ("peak_mem_mib", "peak memory MiB", 0), ("ppl_delta_pct", "Δ perplexity %", 2))
@@ -168,25 +169,29 @@ def markdown(df: pd.DataFrame, wide: pd.DataFrame) -> str:
     for run in runs:
         g = df[df["run_id"] == run]
         device = _first(g, "device") or "?"
-        lines.append(f"| {run} | `{g['folder'].iloc[0]}` | {', '.join(g['model'].unique())} | "
-                     f"{g['machine'].iloc[0]} | {device} | {(g['status'] == 'ok').sum()} / "
-                     f"{len(g)} | `{_first(g, 'commit') or 'unknown'}` |")
-    lines += ["", "## Findings", ""] + [f"- {line}" for line in findings(df, wide)]
+        models = md_escape(", ".join(g["model"].unique()))
+        lines.append(f"| {md_escape(run)} | {md_escape(g['folder'].iloc[0])} | {models} | "
+                     f"{md_escape(g['machine'].iloc[0])} | {md_escape(device)} | "
+                     f"{(g['status'] == 'ok').sum()} / {len(g)} | "
+                     f"`{_first(g, 'commit') or 'unknown'}` |")
+    shown = df.assign(run_id=df["run_id"].map(md_escape))  # run ids may hold markup
+    lines += ["", "## Findings", ""] + [f"- {line}" for line in findings(shown, wide.rename(
+        columns=md_escape, level=1))]
     keys = wide.index.names
     for metric, title, digits in METRICS:
         cols = [(metric, r) for r in runs]
         if wide[cols].isna().all().all():
             continue
         lines += ["", f"## {title}", "",
-                  "| " + " | ".join(keys) + " | " + " | ".join(runs) + " |",
+                  "| " + " | ".join(keys) + " | " + " | ".join(map(md_escape, runs)) + " |",
                   "|" + "---|" * len(keys) + "---:|" * len(runs)]
         for key, row in wide.iterrows():
             key = key if isinstance(key, tuple) else (key,)
             lines.append("| " + " | ".join(key) + " | "
                          + " | ".join(_cell(row, metric, r, digits) for r in runs) + " |")
     if len(runs) > 1:
-        lines += ["", f"## Decode speed relative to {runs[0]}", "",
-                  "| " + " | ".join(keys) + " | " + " | ".join(runs[1:]) + " |",
+        lines += ["", f"## Decode speed relative to {md_escape(runs[0])}", "",
+                  "| " + " | ".join(keys) + " | " + " | ".join(map(md_escape, runs[1:])) + " |",
                   "|" + "---|" * len(keys) + "---:|" * (len(runs) - 1)]
         for key, row in wide.iterrows():
             key = key if isinstance(key, tuple) else (key,)
