@@ -156,8 +156,8 @@ def test_anomalies_are_computed_from_the_table(measured):
     measured.loc[q4, "weight_types"] = "Q5_0 60%, Q8_0 28%, Q4_K 12%"
     lines = anomalies(measured, REF, Budgets(ppl_jump_pct=3.0))
     text = " ".join(lines)
-    # bnb-nf4 (10 tok/s) is compared with its own backend's baseline when there is one, else
-    # the reference: fp32 at 20 tok/s, its weights 5.7x larger
+    # bnb-nf4 (10 tok/s) is compared with the unquantized transformers precision it stands
+    # in for (fp32 here, at 20 tok/s, weights 5.7x larger); the GGUFs with gguf-f16
     assert "bnb-nf4 decodes slower than its baseline fp32 (10.0 against 20.0 tok/s, 0.50×)" in text
     assert "gguf-q4_k_m loses +5.00 % perplexity" in text
     assert "gguf-q4_k_m's decode timings are noisy: coefficient of variation 25.0 %" in text

@@ -308,8 +308,8 @@ def tradeoffs(df: pd.DataFrame) -> list[str]:
                                 f"{fmt(r['decode_tok_s'], 1)} tok/s)" for _, r in front.iterrows())
             caveat = "" if quality_known(g) else " (quality not measured: speed and memory only)"
             out.append(f"{model}, front of decode speed vs peak memory{caveat}: {members}; "
-                       f"the other {len(speed) - len(front)} precisions are slower than a "
-                       "precision that needs no more memory.")
+                       f"each of the other {len(speed) - len(front)} precisions is beaten on "
+                       "speed or memory by one of these that is no worse on the other.")
     return out
 
 
@@ -319,12 +319,11 @@ def baseline_of(precision: str, available, reference: str) -> str | None:
         p = precisions.get(precision)
     except KeyError:
         return None
-    candidates = BASELINES.get(p.backend, ())
-    if p.backend == "llama.cpp" and p.settings.get("made_by") != "quantize":
+    unquantized = p.backend == "transformers" or (p.is_gguf and
+                                                  p.settings.get("made_by") != "quantize")
+    if unquantized:
         return None
-    if p.backend == "transformers":
-        return None
-    for name in candidates:
+    for name in BASELINES.get(p.backend, ()):
         if name in available:
             return name
     return reference if reference in available and reference != precision else None

@@ -1,7 +1,8 @@
 """The markdown report: every figure in it comes from the summary table or the records.
 
-Findings are computed here (``findings``) and rendered by a jinja2 template; model-generated
-text is escaped so that it cannot inject markdown or HTML into the report.
+The headline findings are computed here (``findings``), the recommendations, trade-offs,
+hardware analysis, anomalies and limitations in ``quantbench.analysis``; a jinja2 template renders
+them. Model-generated text is escaped so that it cannot inject markdown or HTML into the report.
 """
 
 from __future__ import annotations
