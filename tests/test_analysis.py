@@ -287,3 +287,12 @@ def test_precisions_without_kl_are_named_when_a_kl_budget_is_set(measured):
     pick = fastest_within_quality("m", measured, REF, Budgets(kld_budget=0.01))
     assert pick.precision == "gguf-f16"
     assert "Not ranked (KL divergence not measured): gguf-q8_0, gguf-q4_k_m, bnb-nf4" in pick.text
+
+
+def test_a_bigger_format_losing_more_than_a_smaller_one_is_flagged(measured):
+    assert not any("out of line" in line for line in anomalies(measured, REF, Budgets()))
+    measured.loc[measured["precision"] == "gguf-q8_0", "ppl_delta_pct"] = 4.0  # 110 MiB
+    lines = [line for line in anomalies(measured, REF, Budgets()) if "out of line" in line]
+    # nf4 (70 MiB, +1.5 %) is smaller and loses 2.5 points less: beyond the 2 % budget
+    assert lines == ["m: gguf-q8_0 (110.0 MiB) loses +4.00 % perplexity, more than the smaller "
+                     "bnb-nf4 (70.0 MiB, +1.50 %): a perplexity jump out of line with its size."]

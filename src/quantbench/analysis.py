@@ -368,6 +368,19 @@ def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
             out.append(f"{model}: {row['precision']} loses {row['ppl_delta_pct']:+.2f} % "
                        f"perplexity against {reference}, beyond the {b.ppl_jump_pct:g} % "
                        "expected of these formats (report.ppl_jump_pct).")
+        rated = _ok(g).dropna(subset=["ppl_delta_pct", "size_mib"])
+        for _, big in rated.iterrows():
+            # a bigger format should not lose more quality than a smaller one; flag it when the
+            # gap exceeds the quality budget (a difference the budget calls significant)
+            small = rated[(rated["size_mib"] < big["size_mib"])
+                          & (rated["ppl_delta_pct"] < big["ppl_delta_pct"] - b.quality_budget_pct)]
+            if not small.empty:
+                best = small.loc[small["ppl_delta_pct"].idxmin()]
+                out.append(f"{model}: {big['precision']} ({fmt(big['size_mib'], 1)} MiB) loses "
+                           f"{big['ppl_delta_pct']:+.2f} % perplexity, more than the smaller "
+                           f"{best['precision']} ({fmt(best['size_mib'], 1)} MiB, "
+                           f"{best['ppl_delta_pct']:+.2f} %): a perplexity jump out of line "
+                           "with its size.")
         if "decode_cv" in g:
             noisy = _ok(g)[_ok(g)["decode_cv"] * 100 > b.cv_threshold_pct]
             for _, row in noisy.iterrows():
