@@ -296,3 +296,16 @@ def test_a_bigger_format_losing_more_than_a_smaller_one_is_flagged(measured):
     # nf4 (70 MiB, +1.5 %) is smaller and loses 2.5 points less: beyond the 2 % budget
     assert lines == ["m: gguf-q8_0 (110.0 MiB) loses +4.00 % perplexity, more than the smaller "
                      "bnb-nf4 (70.0 MiB, +1.50 %): a perplexity jump out of line with its size."]
+
+
+def test_the_report_has_every_section_in_order(measured):
+    text = report_text(measured, reference=REF, config=_config(), models={},
+                       prov={"git_commit": "b" * 40}, configfiles=["config/my.yaml"])
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Summary", "## Findings", "## Set-up and provenance", "## Methodology",
+                        "## Results", "## Hardware analysis", "## Trade-offs", "## Anomalies",
+                        "## Limitations", "## Figures", "## Sanity generations (greedy)",
+                        "## Reproduce"]
+    reproduce = text.split("## Reproduce")[1]
+    assert f"git checkout {'b' * 40}" in reproduce
+    assert "snakemake --cores 1 --configfile config/my.yaml" in reproduce
