@@ -147,6 +147,8 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
     ({"precisions": ["fp32"], "models": {"Tiny": {"source": "embedded"},
                                          "tiny": {"source": "embedded"}}},
      "config key 'models': 'Tiny' and 'tiny' differ only in case"),
+    ({"precisions": ["fp32"], "report": {"quality_budget": 1}},
+     "config key 'report.quality_budget' is not known; allowed here: quality_budget_pct"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
     cfg = {"models": {"m": {"source": "embedded"}}, **overrides}

@@ -1,25 +1,23 @@
 """The markdown report: every figure in it comes from the summary table or the records.
 
-Findings are computed here (``findings``) and rendered by a jinja2 template; model-generated
-text is escaped so that it cannot inject markdown or HTML into the report.
+The headline findings are computed here (``findings``), the recommendations, trade-offs,
+hardware analysis, anomalies and limitations in ``quantbench.analysis``; a jinja2 template renders
+them. Model-generated text is escaped so that it cannot inject markdown or HTML into the report.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
-from quantbench import roofline
+from quantbench import analysis
+from quantbench.analysis import Budgets, fmt
 from quantbench.records import atomic_write_text
-
-QUALITY_BUDGET_PCT = 2.0
-
 
 MD_SPECIAL = "\\`*_[]|#~!"
 
@@ -31,62 +29,8 @@ def md_escape(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ⏎ ")
 
 
-def fmt(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
-def hardware_findings(model: str, g: pd.DataFrame, reference: str,
-                      machine: dict | None) -> list[str]:
-    """Why precisions are fast or slow, from the roofline columns and the table itself."""
-    out = []
-    ok = g[g["status"] == "ok"]
-    ridge = roofline.ridge_flop_per_byte(machine or {})
-    rated = ok.dropna(subset=["mbu_pct"]) if "mbu_pct" in ok else ok.iloc[0:0]
-    if ridge and not rated.empty:
-        best = rated.loc[rated["mbu_pct"].idxmax()]
-        out.append(
-            f"{model}: decoding one token does {fmt(best['decode_flop_per_byte'], 1)} FLOP per "
-            f"byte read ({best['precision']}), far below this machine's ridge point of "
-            f"{fmt(ridge, 0)} FLOP/byte: decode is memory-bound, so its speed follows the bytes "
-            f"per token and how close a kernel gets to peak bandwidth. {best['precision']} gets "
-            f"closest: {fmt(best['decode_gb_s'], 1)} GB/s, {fmt(best['mbu_pct'], 1)} % MBU."
-        )
-    by_name = ok.set_index("precision")
-    for name in by_name.index:
-        base = name.removesuffix("-compiled")
-        if name.endswith("-compiled") and base in by_name.index:
-            c, e = by_name.loc[name], by_name.loc[base]
-            out.append(
-                f"{model}: {name} decodes at {fmt(c['decode_tok_s'], 1)} tok/s, "
-                f"{fmt(c['decode_tok_s'] / e['decode_tok_s'], 1)}× eager {base} "
-                f"({fmt(e['decode_tok_s'], 1)} tok/s) with the same weights: eager decode "
-                f"({fmt(e['mbu_pct'], 1)} % MBU against {fmt(c['mbu_pct'], 1)} %) is bound by "
-                f"per-token Python and kernel-launch overhead, not by memory."
-            )
-    if reference in by_name.index:
-        ref = by_name.loc[reference]
-        for name, row in by_name.iterrows():
-            if row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]:
-                line = (f"{model}: anomaly — {name} decodes at {fmt(row['speedup_vs_ref'], 2)}× "
-                        f"{reference} although its weights are "
-                        f"{fmt(ref['size_mib'] / row['size_mib'], 1)}× smaller")
-                t0 = f"{name}-t0"
-                if row["backend"] == "bitsandbytes" and t0 in by_name.index:
-                    t0_tok_s = by_name.loc[t0, "decode_tok_s"]
-                    share = "part" if t0_tok_s < ref["decode_tok_s"] else "all"
-                    line += (f"; without outlier decomposition ({t0}) it runs at "
-                             f"{fmt(t0_tok_s, 1)} tok/s, so the LLM.int8 split into an int8 and "
-                             f"an fp16 matmul explains {share} of the loss")
-                out.append(line + ".")
-    return out
-
-
-def findings(df: pd.DataFrame, reference: str, machine: dict | None = None) -> list[str]:
-    """Sentences whose every figure is read from ``df`` (and the measured machine)."""
+def findings(df: pd.DataFrame, reference: str) -> list[str]:
+    """The headline figures per model, every one read from ``df``."""
     out = []
     for model, g in df.groupby("model"):
         ok = g[g["status"] == "ok"]
@@ -117,31 +61,13 @@ def findings(df: pd.DataFrame, reference: str, machine: dict | None = None) -> l
                 f"perplexity) and the furthest is {worst['precision']} "
                 f"({worst['ppl_delta_pct']:+.2f} %)."
             )
-            within = q[(q["ppl_delta_pct"] <= QUALITY_BUDGET_PCT) & (q["status"] == "ok")]
-            if not within.empty:
-                pick = within.loc[within["decode_tok_s"].idxmax()]
-                out.append(
-                    f"{model}: recommendation — within +{QUALITY_BUDGET_PCT:g} % perplexity of "
-                    f"{reference}, the fastest precision is {pick['precision']} "
-                    f"({fmt(pick['decode_tok_s'], 1)} tok/s, {pick['ppl_delta_pct']:+.2f} % "
-                    f"perplexity, {fmt(pick['size_mib'], 1)} MiB of weights)."
-                )
-        for column, what in (("pareto_quality_speed", "perplexity vs decode speed"),
-                             ("pareto_quality_memory", "perplexity vs peak memory")):
-            if column in g and g[column].astype(bool).any() and g["ppl"].notna().any():
-                names = ", ".join(g.loc[g[column].astype(bool), "precision"])
-                out.append(f"{model}: Pareto front of {what} (no other precision is better "
-                           f"on both): {names}.")
-        out.extend(hardware_findings(model, g, reference, machine))
-        if "named_type_pct" in g:
-            for _, row in g[g["named_type_pct"] < 50].iterrows():
-                out.append(
-                    f"{model}: {row['precision']} holds only {fmt(row['named_type_pct'], 1)} % of "
-                    f"its weights in the type it is named after ({row['weight_types']}): "
-                    "llama.cpp fell back to other types for tensors whose rows are not "
-                    "multiples of 256, so its size and quality are not those of this type on "
-                    "other models."
-                )
+        if "tok_per_j" in ok and ok["tok_per_j"].notna().any():
+            frugal = ok.loc[ok["tok_per_j"].idxmax()]
+            line = (f"{model}: most decoded tokens per joule: {frugal['precision']} "
+                    f"({fmt(frugal['tok_per_j'], 2)} tok/J")
+            if not ref.empty and not pd.isna(ref.iloc[0]["tok_per_j"]):
+                line += f", {fmt(frugal['tok_per_j'] / ref.iloc[0]['tok_per_j'], 1)}× {reference}"
+            out.append(line + ").")
         failed = g[g["status"] != "ok"]
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
@@ -168,36 +94,66 @@ def _generations(quality_paths) -> list[dict]:
     return [{"prompt": md_escape(k), "outputs": v} for k, v in by_prompt.items()]
 
 
-def _provenance(quality_paths) -> dict:
+def _provenance(quality_paths, machine: dict) -> dict:
+    """The provenance of the measurements (the first quality record's, else the machine's)."""
+    prov = {}
     for p in quality_paths:
         prov = json.loads(Path(p).read_text())["provenance"]
-        if len(prov.get("git_commit") or "") != 40:  # a copy of the tree without git history
-            prov["git_commit"] = None
-        return prov
-    return {}
+        break
+    prov = dict(prov or machine.get("provenance") or {})
+    if len(prov.get("git_commit") or "") != 40:  # a copy of the tree without git history
+        prov["git_commit"] = None
+    return prov
 
 
-def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
-                  config: dict, out, machine_path=None) -> str:
-    df = pd.read_csv(summary_path)
-    machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
+def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
+                models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
+                configfiles=()) -> str:
+    """The report's markdown from the summary table and what describes the run."""
+    machine, models, prov = machine or {}, models or {}, prov or {}
+    budgets = Budgets.from_config(config.get("report"))
+    picks = analysis.recommendations(df, reference, budgets)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("quantbench", "templates"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
     )
     env.filters["fmt"] = fmt
-    out_dir = Path(out).parent
-    text = env.get_template("report.md.j2").render(
-        findings=findings(df, reference, machine),
+    return env.get_template("report.md.j2").render(
+        summary=[p.text for p in picks],
+        quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
+        findings=findings(df, reference),
+        hardware=analysis.hardware(df, reference, machine),
+        speed_vs_bytes=[r for _, g in df.groupby("model")
+                        for r in analysis.speed_vs_bytes(g, reference)],
+        tradeoffs=analysis.tradeoffs(df),
+        anomalies=analysis.anomalies(df, reference, budgets),
+        limitations=analysis.limitations(df, models, config, machine),
+        budgets=budgets,
         rows=df.to_dict("records"),
         reference=reference,
+        models=models,
+        figures=list(figures),
+        generations=list(generations),
+        prov=prov,
+        config=config,
+        machine=machine,
+        peak_tflops=max((machine.get("matmul_tflops") or {}).values(), default=None),
+        configfiles=list(configfiles) or ["config/config.yaml"],
+    )
+
+
+def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
+                  config: dict, out, machine_path=None, configfiles=()) -> str:
+    df = pd.read_csv(summary_path)
+    machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
+    out_dir = Path(out).parent
+    text = report_text(
+        df, reference=reference, config=config, machine=machine,
         models=_models_info(model_dirs),
         figures=[os.path.relpath(f, out_dir) for f in figures],
         generations=_generations(quality_paths),
-        prov=_provenance(quality_paths),
-        config=config,
-        budget=QUALITY_BUDGET_PCT,
-        machine=machine,
+        prov=_provenance(quality_paths, machine),
+        configfiles=configfiles,
     )
     atomic_write_text(out, text)
     return text

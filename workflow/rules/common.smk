@@ -1,3 +1,4 @@
+import os
 import re
 import shutil
 
@@ -41,6 +42,15 @@ FIGURES = [
 ]
 NVML_FIGURES = expand("nvml_{model}_{precision}", model=MODELS, precision=PRECISIONS)
 FIGURE_PNGS = [f"results/figures/{name}.png" for name in FIGURES + NVML_FIGURES]
+# the config files of this run, as the report's "Reproduce" section should name them
+CONFIGFILES = [
+    (
+        os.path.relpath(Path(f).resolve(), workflow.basedir)
+        if Path(f).resolve().is_relative_to(workflow.basedir)
+        else str(f)
+    )
+    for f in (workflow.overwrite_configfiles or ["config/config.yaml"])
+]
 
 
 wildcard_constraints:

@@ -14,5 +14,6 @@ rule render_report:
     params:
         reference=REFERENCE,
         config=config,
+        configfiles=CONFIGFILES,
     script:
         "../scripts/render_report.py"

@@ -8,7 +8,8 @@ def main(smk) -> None:
     logs.to_file(smk.log[0])
     render_report(smk.input.summary, smk.input.figures, smk.input.quality, smk.input.models,
                   reference=smk.params.reference, config=smk.params.config,
-                  out=smk.output.report, machine_path=smk.input.machine)
+                  out=smk.output.report, machine_path=smk.input.machine,
+                  configfiles=smk.params.configfiles)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,544 @@
+"""The report's analysis: recommendations per scenario, trade-offs, anomalies and limitations.
+
+Every sentence is computed from the summary table (one row per model and precision, as written
+by ``aggregate.summary_table``), the budgets of the config's ``report:`` section and the model
+descriptions; nothing here is boilerplate that would read the same whatever was measured.
+
+Scenarios (per model, over the precisions that ran):
+- fastest within a quality budget: highest decode tok/s among precisions within
+  ``quality_budget_pct`` % perplexity of the reference (and ``kld_budget``, if set);
+- smallest within a quality budget: smallest weights among the same;
+- best quality within a memory budget: lowest perplexity among precisions whose peak memory is
+  at most ``memory_budget_mib`` (default: half the reference's peak memory).
+When no quality was measured (random weights), each scenario says so and ranks by speed or size.
+Ties (values equal as displayed) are broken by the other axis, then by name, and are reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import pandas as pd
+
+from quantbench import precisions, roofline
+from quantbench.aggregate import pareto_front
+from quantbench.kld import TOPK
+
+# A quantized precision is compared with the unquantized precision of its own backend when the
+# run has one (bitsandbytes computes in fp16/bf16 through transformers), else with the reference.
+BASELINES = {
+    "llama.cpp": ("gguf-f16", "gguf-bf16", "gguf-f32"),
+    "bitsandbytes": ("fp16", "bf16", "fp32"),
+}
+# digits shown for each ranked column: values equal at this precision are a tie for the reader
+DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The config's ``report:`` section (defaults as in workflow/schemas/config.schema.yaml)."""
+
+    quality_budget_pct: float = 2.0
+    kld_budget: float | None = None
+    memory_budget_mib: float | None = None
+    cv_threshold_pct: float = 10.0
+    ppl_jump_pct: float = 10.0
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> Budgets:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (section or {}).items() if k in names})
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One scenario's answer for one model: the precision (None if nothing qualifies)."""
+
+    model: str
+    scenario: str
+    precision: str | None
+    text: str
+    quality_known: bool
+
+
+def fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _ok(g: pd.DataFrame) -> pd.DataFrame:
+    return g[(g["status"] == "ok") & g["decode_tok_s"].notna()]
+
+
+def quality_known(g: pd.DataFrame) -> bool:
+    return bool(_ok(g)["ppl"].notna().any())
+
+
+def _rank(df: pd.DataFrame, column: str, *, largest: bool, then: str, then_largest: bool
+          ) -> tuple[pd.Series, list[str]]:
+    """The best row by ``column`` and the names of rows tied with it as displayed."""
+    key = df[column].round(DIGITS.get(column, 3))
+    best = key.max() if largest else key.min()
+    tied = df[key == best]
+    tied = tied.sort_values([then, "precision"], ascending=[not then_largest, True])
+    pick = tied.iloc[0]
+    return pick, [p for p in tied["precision"] if p != pick["precision"]]
+
+
+def _within_quality(g: pd.DataFrame, reference: str, b: Budgets) -> pd.DataFrame:
+    ok = _ok(g).dropna(subset=["ppl_delta_pct"])
+    within = ok[ok["ppl_delta_pct"] <= b.quality_budget_pct]
+    if b.kld_budget is not None:  # the reference has no KL against itself: it is within
+        kld = within["kld_mean"].where(within["precision"] != reference, 0.0)
+        within = within[kld <= b.kld_budget]
+    return within
+
+
+def _budget_words(reference: str, b: Budgets) -> str:
+    words = f"+{b.quality_budget_pct:g} % perplexity of {reference}"
+    if b.kld_budget is not None:
+        words += f" and a mean KL divergence of at most {b.kld_budget:g}"
+    return words
+
+
+def _unmeasured(g: pd.DataFrame, b: Budgets | None = None, reference: str = "") -> str:
+    ok = _ok(g)
+    missing = ok[ok["ppl"].isna()]["precision"].tolist()
+    out = f" Not ranked (quality not measured): {', '.join(missing)}." if missing else ""
+    if b is not None and b.kld_budget is not None:
+        no_kl = ok[ok["ppl"].notna() & ok["kld_mean"].isna() & (ok["precision"] != reference)]
+        if not no_kl.empty:
+            out += f" Not ranked (KL divergence not measured): {', '.join(no_kl['precision'])}."
+    return out
+
+
+def _no_reference_quality(g: pd.DataFrame) -> bool:
+    return not _ok(g)["ppl_delta_pct"].notna().any()
+
+
+def _no_reference_text(model: str, what: str, reference: str) -> str:
+    return (f"{model}, {what} within a quality budget: {reference} has no measured perplexity, "
+            "so no precision can be placed against the budget; see the perplexities in the "
+            "results table.")
+
+
+def _ties(names: list[str], then: str) -> str:
+    return f" Tied with {', '.join(names)} as shown; {then} decides." if names else ""
+
+
+def _speed_overlap(pick: pd.Series, pool: pd.DataFrame) -> str:
+    """Name the runner-up when its 95 % CI overlaps the pick's: the order is not resolved."""
+    rest = pool[pool["precision"] != pick["precision"]].dropna(subset=["decode_tok_s"])
+    if rest.empty or pd.isna(pick.get("decode_tok_s_ci_low")):
+        return ""
+    second = rest.loc[rest["decode_tok_s"].idxmax()]
+    if pd.isna(second.get("decode_tok_s_ci_high")):
+        return ""
+    if second["decode_tok_s_ci_high"] >= pick["decode_tok_s_ci_low"]:
+        return (f" The runner-up {second['precision']} "
+                f"({fmt(second['decode_tok_s'], 1)} tok/s) is within the 95 % confidence "
+                "intervals: the two are not distinguished by this run.")
+    return ""
+
+
+def fastest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budgets) -> Pick:
+    scenario = "fastest within quality budget"
+    ok = _ok(g)
+    if ok.empty:
+        return Pick(model, scenario, None, f"{model}: no precision ran successfully.", False)
+    if not quality_known(g):
+        pick, ties = _rank(ok, "decode_tok_s", largest=True, then="peak_mem_mib",
+                           then_largest=False)
+        return Pick(model, scenario, pick["precision"],
+                    f"{model}, fastest: quality was not measured, so by speed alone "
+                    f"{pick['precision']} ({fmt(pick['decode_tok_s'], 1)} tok/s); its quality "
+                    f"loss is unknown.{_ties(ties, 'lower peak memory')}", False)
+    if _no_reference_quality(g):
+        return Pick(model, scenario, None, _no_reference_text(model, "fastest", reference), True)
+    within = _within_quality(g, reference, b)
+    if within.empty:
+        q = ok.dropna(subset=["ppl_delta_pct"])
+        closest = q.loc[q["ppl_delta_pct"].idxmin()]
+        return Pick(model, scenario, None,
+                    f"{model}, fastest within {_budget_words(reference, b)}: no precision "
+                    f"qualifies; the closest is {closest['precision']} "
+                    f"({closest['ppl_delta_pct']:+.2f} % perplexity)."
+                    f"{_unmeasured(g, b, reference)}", True)
+    pick, ties = _rank(within, "decode_tok_s", largest=True, then="peak_mem_mib",
+                       then_largest=False)
+    return Pick(model, scenario, pick["precision"],
+                f"{model}, fastest within {_budget_words(reference, b)}: "
+                f"{pick['precision']} — {fmt(pick['decode_tok_s'], 1)} tok/s "
+                f"({pick['ppl_delta_pct']:+.2f} % perplexity, {fmt(pick['size_mib'], 1)} MiB of "
+                f"weights).{_ties(ties, 'lower peak memory')}{_speed_overlap(pick, within)}"
+                f"{_unmeasured(g, b, reference)}", True)
+
+
+def smallest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budgets) -> Pick:
+    scenario = "smallest within quality budget"
+    ok = _ok(g).dropna(subset=["size_mib"])
+    if ok.empty:
+        return Pick(model, scenario, None, f"{model}: no precision ran successfully.", False)
+    if not quality_known(g):
+        pick, ties = _rank(ok, "size_mib", largest=False, then="decode_tok_s", then_largest=True)
+        return Pick(model, scenario, pick["precision"],
+                    f"{model}, smallest: quality was not measured, so by size alone "
+                    f"{pick['precision']} ({fmt(pick['size_mib'], 1)} MiB of weights); its "
+                    f"quality loss is unknown.{_ties(ties, 'faster decode')}", False)
+    if _no_reference_quality(g):
+        return Pick(model, scenario, None, _no_reference_text(model, "smallest", reference), True)
+    within = _within_quality(g, reference, b).dropna(subset=["size_mib"])
+    if within.empty:
+        return Pick(model, scenario, None,
+                    f"{model}, smallest within {_budget_words(reference, b)}: no precision "
+                    f"qualifies.{_unmeasured(g, b, reference)}", True)
+    pick, ties = _rank(within, "size_mib", largest=False, then="decode_tok_s", then_largest=True)
+    return Pick(model, scenario, pick["precision"],
+                f"{model}, smallest within {_budget_words(reference, b)}: "
+                f"{pick['precision']} — {fmt(pick['size_mib'], 1)} MiB of weights, "
+                f"{fmt(pick['peak_mem_mib'], 0)} MiB peak ({pick['ppl_delta_pct']:+.2f} % "
+                f"perplexity).{_ties(ties, 'faster decode')}{_unmeasured(g, b, reference)}",
+                True)
+
+
+def memory_budget(g: pd.DataFrame, reference: str, b: Budgets) -> tuple[float | None, str]:
+    """The memory budget in MiB and how it was set."""
+    if b.memory_budget_mib is not None:
+        return float(b.memory_budget_mib), f"{fmt(float(b.memory_budget_mib), 0)} MiB"
+    ref = g[(g["precision"] == reference) & g["peak_mem_mib"].notna()]
+    if ref.empty:
+        return None, ""
+    half = ref.iloc[0]["peak_mem_mib"] / 2
+    return half, f"{fmt(half, 0)} MiB, half of {reference}'s peak memory"
+
+
+def best_quality_within_memory(model: str, g: pd.DataFrame, reference: str, b: Budgets) -> Pick:
+    scenario = "best quality within memory budget"
+    ok = _ok(g).dropna(subset=["peak_mem_mib"])
+    budget, words = memory_budget(g, reference, b)
+    if ok.empty or budget is None:
+        return Pick(model, scenario, None,
+                    f"{model}: no memory budget (set report.memory_budget_mib) or no peak "
+                    "memory measured.", quality_known(g))
+    fits = ok[ok["peak_mem_mib"] <= budget]
+    if fits.empty:
+        least = ok.loc[ok["peak_mem_mib"].idxmin()]
+        return Pick(model, scenario, None,
+                    f"{model}, best quality within {words}: nothing fits; the lowest peak "
+                    f"memory is {least['precision']} at {fmt(least['peak_mem_mib'], 0)} MiB.",
+                    quality_known(g))
+    rated = fits.dropna(subset=["ppl"])
+    if rated.empty:
+        pick, ties = _rank(fits, "decode_tok_s", largest=True, then="peak_mem_mib",
+                           then_largest=False)
+        why = ("quality was not measured" if not quality_known(g)
+               else "no precision that fits has a measured quality")
+        return Pick(model, scenario, pick["precision"],
+                    f"{model}, within {words}: {why}, so by speed alone the fastest that fits "
+                    f"is {pick['precision']} ({fmt(pick['decode_tok_s'], 1)} tok/s, "
+                    f"{fmt(pick['peak_mem_mib'], 0)} MiB peak); its quality loss is unknown."
+                    f"{_ties(ties, 'lower peak memory')}", False)
+    pick, ties = _rank(rated, "ppl", largest=False, then="decode_tok_s", then_largest=True)
+    delta = (f", {pick['ppl_delta_pct']:+.2f} % against {reference}"
+             if not pd.isna(pick["ppl_delta_pct"]) else "")
+    return Pick(model, scenario, pick["precision"],
+                f"{model}, best quality within {words}: {pick['precision']} — perplexity "
+                f"{fmt(pick['ppl'], 3)}{delta}, {fmt(pick['peak_mem_mib'], 0)} MiB peak, "
+                f"{fmt(pick['decode_tok_s'], 1)} tok/s.{_ties(ties, 'faster decode')}"
+                f"{_unmeasured(fits)}", True)
+
+
+SCENARIOS = (fastest_within_quality, smallest_within_quality, best_quality_within_memory)
+
+
+def recommendations(df: pd.DataFrame, reference: str, budgets: Budgets) -> list[Pick]:
+    return [scenario(model, g, reference, budgets)
+            for model, g in df.groupby("model") for scenario in SCENARIOS]
+
+
+def _dominated(ok: pd.DataFrame, cost: str, maximize: bool) -> dict[str, str]:
+    """For each precision off the (cost, perplexity) front, the front member that beats it by
+    the widest margin on cost."""
+    c = -ok[cost] if maximize else ok[cost]
+    front = pareto_front(ok, cost, "ppl", maximize_cost=maximize)
+    out = {}
+    for i in ok.index[~front[ok.index]]:
+        beats = ok[front & (c <= c[i]) & (ok["ppl"] <= ok.loc[i, "ppl"])]
+        if not beats.empty:
+            out[ok.loc[i, "precision"]] = beats.loc[c[beats.index].idxmin(), "precision"]
+    return out
+
+
+def tradeoffs(df: pd.DataFrame) -> list[str]:
+    """The quality/speed and quality/memory Pareto fronts (aggregate.pareto_front), which
+    precisions are dominated and by what; without quality, the speed/memory front."""
+    out = []
+    for model, g in df.groupby("model"):
+        ok = _ok(g)
+        if ok.empty:
+            continue
+        rated = ok.dropna(subset=["ppl", "decode_tok_s", "peak_mem_mib"])
+        if len(rated) >= 2:
+            for cost, maximize, what, unit, digits in (
+                    ("decode_tok_s", True, "perplexity vs decode speed", "tok/s", 1),
+                    ("peak_mem_mib", False, "perplexity vs peak memory", "MiB", 0)):
+                front = rated[pareto_front(rated, cost, "ppl", maximize_cost=maximize)]
+                front = front.sort_values("ppl")
+                members = ", ".join(f"{r['precision']} ({fmt(r[cost], digits)} {unit}, "
+                                    f"perplexity {fmt(r['ppl'], 3)})"
+                                    for _, r in front.iterrows())
+                line = f"{model}, front of {what}: {members}."
+                dom = _dominated(rated, cost, maximize)
+                if dom:
+                    better = "is at least as fast" if maximize else "needs no more memory"
+                    pairs = "; ".join(f"{k} by {v}" for k, v in dom.items())
+                    line += (f" Dominated (a front member {better} with no higher perplexity, "
+                             f"and is better on one of the two): {pairs}.")
+                out.append(line)
+        speed = ok.dropna(subset=["decode_tok_s", "peak_mem_mib"]).copy()
+        if len(speed) >= 2:
+            speed["slowness"] = -speed["decode_tok_s"]
+            front = speed[pareto_front(speed, "peak_mem_mib", "slowness")]
+            front = front.sort_values("peak_mem_mib")
+            members = ", ".join(f"{r['precision']} ({fmt(r['peak_mem_mib'], 0)} MiB, "
+                                f"{fmt(r['decode_tok_s'], 1)} tok/s)" for _, r in front.iterrows())
+            caveat = "" if quality_known(g) else " (quality not measured: speed and memory only)"
+            out.append(f"{model}, front of decode speed vs peak memory{caveat}: {members}; "
+                       f"each of the other {len(speed) - len(front)} precisions is beaten on "
+                       "speed or memory by one of these that is no worse on the other.")
+    return out
+
+
+def baseline_of(precision: str, available, reference: str) -> str | None:
+    """The unquantized precision a quantized one is compared with (None for unquantized)."""
+    try:
+        p = precisions.get(precision)
+    except KeyError:
+        return None
+    unquantized = p.backend == "transformers" or (p.is_gguf and
+                                                  p.settings.get("made_by") != "quantize")
+    if unquantized:
+        return None
+    for name in BASELINES.get(p.backend, ()):
+        if name in available:
+            return name
+    return reference if reference in available and reference != precision else None
+
+
+def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
+    """Quantized formats slower than their baseline, perplexity jumps, noisy timings, GGUF
+    files mostly not in their named type."""
+    out = []
+    for model, g in df.groupby("model"):
+        ok = _ok(g).set_index("precision")
+        for name, row in ok.iterrows():
+            base = baseline_of(name, ok.index, reference)
+            if base is None:
+                continue
+            ref = ok.loc[base]
+            smaller, slower = (row["size_mib"] < ref["size_mib"],
+                               row["decode_tok_s"] < ref["decode_tok_s"])
+            if not (smaller and slower):
+                continue
+            resolved = (not pd.isna(row["decode_tok_s_ci_high"])
+                        and not pd.isna(ref["decode_tok_s_ci_low"])
+                        and row["decode_tok_s_ci_high"] < ref["decode_tok_s_ci_low"])
+            line = (f"{model}: {name} decodes slower than its baseline {base} "
+                    f"({fmt(row['decode_tok_s'], 1)} against {fmt(ref['decode_tok_s'], 1)} tok/s, "
+                    f"{fmt(row['decode_tok_s'] / ref['decode_tok_s'], 2)}×) although its weights "
+                    f"are {fmt(ref['size_mib'] / row['size_mib'], 1)}× smaller"
+                    + ("" if resolved else " (the 95 % confidence intervals overlap)"))
+            t0 = f"{name}-t0"
+            if row["backend"] == "bitsandbytes" and t0 in ok.index:
+                t0_tok_s = ok.loc[t0, "decode_tok_s"]
+                share = "part" if t0_tok_s < ref["decode_tok_s"] else "all"
+                line += (f"; without outlier decomposition ({t0}) it runs at "
+                         f"{fmt(t0_tok_s, 1)} tok/s, so the LLM.int8 split into an int8 and "
+                         f"an fp16 matmul explains {share} of the loss")
+            elif row["backend"] == "bitsandbytes" and precisions.get(name).settings.get(
+                    "threshold"):
+                line += (f"; run {t0} as well (no outlier decomposition) to measure how much "
+                         "of this the LLM.int8 split into an int8 and an fp16 matmul explains")
+            out.append(line + ".")
+        for _, row in g[g["ppl_delta_pct"] > b.ppl_jump_pct].iterrows():
+            out.append(f"{model}: {row['precision']} loses {row['ppl_delta_pct']:+.2f} % "
+                       f"perplexity against {reference}, beyond the {b.ppl_jump_pct:g} % "
+                       "expected of these formats (report.ppl_jump_pct).")
+        rated = _ok(g).dropna(subset=["ppl_delta_pct", "size_mib"])
+        for _, big in rated.iterrows():
+            # a bigger format should not lose more quality than a smaller one; flag it when the
+            # gap exceeds the quality budget (a difference the budget calls significant)
+            small = rated[(rated["size_mib"] < big["size_mib"])
+                          & (rated["ppl_delta_pct"] < big["ppl_delta_pct"] - b.quality_budget_pct)]
+            if not small.empty:
+                best = small.loc[small["ppl_delta_pct"].idxmin()]
+                out.append(f"{model}: {big['precision']} ({fmt(big['size_mib'], 1)} MiB) loses "
+                           f"{big['ppl_delta_pct']:+.2f} % perplexity, more than the smaller "
+                           f"{best['precision']} ({fmt(best['size_mib'], 1)} MiB, "
+                           f"{best['ppl_delta_pct']:+.2f} %): a perplexity jump out of line "
+                           "with its size.")
+        if "decode_cv" in g:
+            noisy = _ok(g)[_ok(g)["decode_cv"] * 100 > b.cv_threshold_pct]
+            for _, row in noisy.iterrows():
+                out.append(f"{model}: {row['precision']}'s decode timings are noisy: coefficient "
+                           f"of variation {fmt(row['decode_cv'] * 100, 1)} % across runs (above "
+                           f"{b.cv_threshold_pct:g} %); compare it with care.")
+        if "named_type_pct" in g:
+            for _, row in g[g["named_type_pct"] < 50].iterrows():
+                out.append(
+                    f"{model}: {row['precision']} holds only {fmt(row['named_type_pct'], 1)} % of "
+                    f"its weights in the type it is named after ({row['weight_types']}): "
+                    "llama.cpp fell back to other types for tensors whose rows are not "
+                    "multiples of 256, so its size and quality are not those of this type on "
+                    "other models."
+                )
+    return out
+
+
+def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | None) -> list[str]:
+    """What the numbers cannot say, from the model sources, the device and the protocol."""
+    out = []
+    for name, info in models.items():
+        if info.get("quality_applicable") is False:
+            out.append(f"{name} has random weights: perplexity, KL divergence and generations "
+                       "are meaningless and were not measured, so every recommendation for it "
+                       "rests on speed and memory only.")
+        if info.get("source") == "embedded":
+            out.append(f"{name}'s reference weights are a Q4_1 GGUF dequantized to FP32: "
+                       "differences in perplexity measure the distance from those weights, not "
+                       "from the original model; formats of 4 bits and more re-quantize "
+                       "weights that already sit on a 4-bit grid, which likely flatters them.")
+    ok = df[df["status"] == "ok"]
+    device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
+                                                if "device" in ok and ok["device"].notna().any()
+                                                else None)
+    cv = ok["decode_cv"].dropna() * 100 if "decode_cv" in ok else pd.Series(dtype=float)
+    if not cv.empty:
+        worst = ok.loc[(ok["decode_cv"]).idxmax()]
+        where = "a CPU shared with other work" if device == "cpu" else f"device `{device}`"
+        out.append(f"Timings are from {where}: the decode coefficient of variation is "
+                   f"{fmt(float(cv.median()), 1)} % in the median and "
+                   f"{fmt(float(cv.max()), 1)} % at worst ({worst['precision']}).")
+    lat = config.get("latency", {})
+    if lat:
+        out.append(f"Each latency figure comes from {lat.get('measured_runs', '?')} measured runs "
+                   f"after {lat.get('warmup_runs', '?')} warm-up run(s) in one process; the 95 % "
+                   "intervals are bootstrap intervals over those runs and do not include "
+                   "process-to-process or machine-to-machine variation. Batch size "
+                   f"{lat.get('batch_size', 1)}, prompts of "
+                   f"{', '.join(map(str, lat.get('prompt_tokens', [])))} tokens.")
+    rated = ok.dropna(subset=["ppl", "ppl_stderr"])
+    if not rated.empty:
+        rel = rated["ppl_stderr"] / rated["ppl"] * 100
+        ppl_cfg = config.get("perplexity", {})
+        out.append(f"Perplexity is measured on at most {ppl_cfg.get('max_windows', '?')} windows "
+                   f"of {ppl_cfg.get('context_length', '?')} tokens; its standard error is up "
+                   f"to {fmt(float(rel.max()), 2)} % of the perplexity: the text is a sample. "
+                   "Every precision is scored on the same tokens, so differences between "
+                   "precisions are more precise than that, but a ranking by a smaller margin "
+                   "may not hold on other text.")
+    if ok["kld_mean"].notna().any():
+        out.append(f"KL divergence is computed over the reference's top-{TOPK} tokens plus one "
+                   "bucket for the rest of the vocabulary: a lower bound of the full KL.")
+    return out
+
+
+def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str]:
+    """Why precisions are fast or slow, from the roofline columns and the table itself."""
+    out = []
+    ridge = roofline.ridge_flop_per_byte(machine or {})
+    for model, g in df.groupby("model"):
+        ok = _ok(g)
+        rated = ok.dropna(subset=["mbu_pct"]) if "mbu_pct" in ok else ok.iloc[0:0]
+        if ridge and not rated.empty:
+            best = rated.loc[rated["mbu_pct"].idxmax()]
+            top = rated.loc[rated["decode_flop_per_byte"].idxmax()]
+            if best["mbu_pct"] > 100:
+                out.append(
+                    f"{model}: {best['precision']} reads its weights and KV cache at "
+                    f"{fmt(best['decode_gb_s'], 1)} GB/s, {fmt(best['mbu_pct'], 1)} % of the "
+                    f"measured peak bandwidth: its {fmt(best['size_mib'], 1)} MiB of weights "
+                    "are served from the caches, not from main memory, so the bandwidth "
+                    "roofline does not bound this model's decode here."
+                )
+            elif top["decode_flop_per_byte"] < ridge:
+                out.append(
+                    f"{model}: decoding one token does at most "
+                    f"{fmt(top['decode_flop_per_byte'], 1)} FLOP per byte read "
+                    f"({top['precision']}), below this machine's ridge point of "
+                    f"{fmt(ridge, 0)} FLOP/byte: decode is memory-bound, so its speed follows "
+                    "the bytes per token and how close a kernel gets to peak bandwidth. "
+                    f"{best['precision']} gets closest: {fmt(best['decode_gb_s'], 1)} GB/s, "
+                    f"{fmt(best['mbu_pct'], 1)} % MBU."
+                )
+            else:
+                out.append(
+                    f"{model}: {top['precision']} does {fmt(top['decode_flop_per_byte'], 1)} "
+                    f"FLOP per byte read while decoding, above this machine's ridge point of "
+                    f"{fmt(ridge, 0)} FLOP/byte: its decode is compute-bound, not memory-bound."
+                )
+        pre = ok.dropna(subset=["prefill_tflops", "prefill_ms", "size_mib"])
+        if ridge and not pre.empty and "mfu_pct" in pre:
+            intensity = (pre["prefill_tflops"] * 1e12 * pre["prefill_ms"] / 1e3
+                         / (pre["size_mib"] * 2**20))
+            low = pre.loc[intensity.idxmin()]
+            bound = "compute-bound" if intensity.min() > ridge else "not compute-bound"
+            best = pre.loc[pre["mfu_pct"].idxmax()] if pre["mfu_pct"].notna().any() else None
+            line = (f"{model}: prefill of {fmt(low['prompt_tokens'], 0)} tokens does at least "
+                    f"{fmt(float(intensity.min()), 0)} FLOP per byte of weights "
+                    f"({low['precision']}) against a ridge of {fmt(ridge, 0)}: it is {bound}")
+            if best is not None:
+                line += (f"; the best model-FLOPs utilisation is {best['precision']}'s "
+                         f"{fmt(best['mfu_pct'], 1)} % ({fmt(best['prefill_tflops'], 1)} "
+                         "TFLOP/s)")
+            out.append(line + ".")
+        by_name = ok.set_index("precision")
+        for name in by_name.index:
+            base = name.removesuffix("-compiled")
+            if name.endswith("-compiled") and base in by_name.index:
+                c, e = by_name.loc[name], by_name.loc[base]
+                out.append(
+                    f"{model}: {name} decodes at {fmt(c['decode_tok_s'], 1)} tok/s, "
+                    f"{fmt(c['decode_tok_s'] / e['decode_tok_s'], 1)}× eager {base} "
+                    f"({fmt(e['decode_tok_s'], 1)} tok/s) with the same weights: eager decode "
+                    f"({fmt(e['mbu_pct'], 1)} % MBU against {fmt(c['mbu_pct'], 1)} %) is bound by "
+                    f"per-token Python and kernel-launch overhead, not by memory."
+                )
+        rows = speed_vs_bytes(g, reference)
+        if rows:
+            kept = [r for r in rows if r["realised_pct"] >= 80]
+            worst = min(rows, key=lambda r: r["realised_pct"])
+            out.append(
+                f"{model}: {len(kept)} of {len(rows)} quantized precisions turn their fewer bytes "
+                f"per token into a matching speed-up (at least 80 % of it); furthest off is "
+                f"{worst['precision']}, which reads {fmt(worst['bytes_ratio'], 1)}× fewer bytes "
+                f"than {worst['baseline']} but decodes {fmt(worst['speed_ratio'], 2)}× as fast: "
+                "its time per token goes to dequantizing and to kernel overhead, not to reading "
+                "memory."
+            )
+    return out
+
+
+def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:
+    """Each quantized precision against its baseline: how much of the byte saving per decode
+    token shows up as speed (100 % = exactly as a bandwidth-bound kernel would predict)."""
+    bytes_col = ("decode_bytes_per_tok_mib" if "decode_bytes_per_tok_mib" in g
+                 and g["decode_bytes_per_tok_mib"].notna().any() else "size_mib")
+    ok = _ok(g).dropna(subset=[bytes_col]).set_index("precision")
+    rows = []
+    for name, row in ok.iterrows():
+        base = baseline_of(name, ok.index, reference)
+        if base is None:
+            continue
+        b = ok.loc[base]
+        bytes_ratio = b[bytes_col] / row[bytes_col]
+        speed_ratio = row["decode_tok_s"] / b["decode_tok_s"]
+        rows.append({"model": row["model"], "precision": name, "baseline": base,
+                     "bytes_ratio": bytes_ratio, "speed_ratio": speed_ratio,
+                     "realised_pct": 100 * speed_ratio / bytes_ratio,
+                     "mbu_pct": row.get("mbu_pct"), "baseline_mbu_pct": b.get("mbu_pct")})
+    return rows

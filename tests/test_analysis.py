@@ -1,0 +1,311 @@
+"""The report's analysis on small summary tables: recommendations, trade-offs, anomalies."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from quantbench.aggregate import SUMMARY_COLUMNS
+from quantbench.analysis import (
+    Budgets,
+    anomalies,
+    best_quality_within_memory,
+    fastest_within_quality,
+    hardware,
+    limitations,
+    recommendations,
+    smallest_within_quality,
+    tradeoffs,
+)
+from quantbench.report import findings, report_text
+
+REF = "fp32"
+
+
+def table(*rows, reference=REF) -> pd.DataFrame:
+    """A summary table from (precision, backend, decode tok/s, weights MiB, peak MiB, ppl)."""
+    recs = []
+    for precision, backend, tok_s, size, peak, ppl, *extra in rows:
+        rec = {"model": "m", "precision": precision, "backend": backend, "status": "ok",
+               "decode_tok_s": tok_s, "decode_tok_s_ci_low": tok_s * 0.99,
+               "decode_tok_s_ci_high": tok_s * 1.01, "size_mib": size, "peak_mem_mib": peak,
+               "ppl": ppl, "ppl_stderr": None if ppl is None else 0.05, "decode_cv": 0.02}
+        rec.update(extra[0] if extra else {})
+        recs.append(rec)
+    df = pd.DataFrame(recs).reindex(columns=SUMMARY_COLUMNS)
+    numeric = ["decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high", "size_mib",
+               "peak_mem_mib", "ppl", "ppl_stderr", "decode_cv", "kld_mean", "named_type_pct"]
+    df[numeric] = df[numeric].astype(float)
+    ref = df.loc[df["precision"] == reference]
+    if not ref.empty:
+        df["ppl_delta_pct"] = (df["ppl"] / ref["ppl"].iloc[0] - 1) * 100
+        df["speedup_vs_ref"] = df["decode_tok_s"] / ref["decode_tok_s"].iloc[0]
+    return df
+
+
+@pytest.fixture()
+def measured():
+    return table(
+        ("fp32", "transformers", 20.0, 400.0, 900.0, 10.00),
+        ("gguf-f16", "llama.cpp", 40.0, 200.0, 500.0, 10.00),
+        ("gguf-q8_0", "llama.cpp", 60.0, 110.0, 400.0, 10.10),   # +1 %
+        ("gguf-q4_k_m", "llama.cpp", 80.0, 60.0, 350.0, 10.50),  # +5 %
+        ("bnb-nf4", "bitsandbytes", 10.0, 70.0, 600.0, 10.15),   # +1.5 %, slow
+    )
+
+
+def test_fastest_within_the_quality_budget_ignores_faster_precisions_outside_it(measured):
+    pick = fastest_within_quality("m", measured, REF, Budgets(quality_budget_pct=2.0))
+    assert pick.precision == "gguf-q8_0" and pick.quality_known
+    wider = fastest_within_quality("m", measured, REF, Budgets(quality_budget_pct=6.0))
+    assert wider.precision == "gguf-q4_k_m"
+
+
+def test_smallest_within_the_quality_budget(measured):
+    assert smallest_within_quality("m", measured, REF, Budgets()).precision == "bnb-nf4"
+    assert smallest_within_quality("m", measured, REF,
+                                   Budgets(quality_budget_pct=0.5)).precision == "gguf-f16"
+
+
+def test_best_quality_within_the_memory_budget(measured):
+    # 450 MiB: q8_0 (10.10) and q4_k_m (10.50) fit; f16 (500 MiB) does not
+    pick = best_quality_within_memory("m", measured, REF, Budgets(memory_budget_mib=450))
+    assert pick.precision == "gguf-q8_0"
+    # default budget: half of fp32's 900 MiB -> 450 MiB, said in the text
+    default = best_quality_within_memory("m", measured, REF, Budgets())
+    assert default.precision == "gguf-q8_0"
+    assert "450 MiB, half of fp32's peak memory" in default.text
+
+
+def test_nothing_within_budget_names_no_precision_and_the_closest(measured):
+    tight = measured[measured["precision"].isin(["fp32", "gguf-q4_k_m"])].copy()
+    tight = tight[tight["precision"] != "fp32"]  # the reference itself did not run
+    pick = fastest_within_quality("m", tight, REF, Budgets())
+    assert pick.precision is None
+    assert "no precision qualifies; the closest is gguf-q4_k_m (+5.00 %" in pick.text
+    assert smallest_within_quality("m", tight, REF, Budgets()).precision is None
+    none_fit = best_quality_within_memory("m", measured, REF, Budgets(memory_budget_mib=100))
+    assert none_fit.precision is None
+    assert "nothing fits; the lowest peak memory is gguf-q4_k_m at 350 MiB" in none_fit.text
+
+
+def test_the_kl_budget_excludes_precisions_beyond_it(measured):
+    measured.loc[measured["precision"] == "gguf-q8_0", "kld_mean"] = 0.05
+    measured.loc[measured["precision"] == "gguf-f16", "kld_mean"] = 0.001
+    measured.loc[measured["precision"] == "bnb-nf4", "kld_mean"] = 0.03
+    pick = fastest_within_quality("m", measured, REF, Budgets(kld_budget=0.01))
+    assert pick.precision == "gguf-f16"
+    assert "mean KL divergence of at most 0.01" in pick.text
+
+
+def test_ties_are_broken_by_the_other_axis_and_reported():
+    df = table(("fp32", "transformers", 20.0, 400.0, 900.0, 10.0),
+               ("gguf-q8_0", "llama.cpp", 50.0, 110.0, 420.0, 10.05),
+               ("gguf-q6_k", "llama.cpp", 50.0, 90.0, 400.0, 10.05))
+    pick = fastest_within_quality("m", df, REF, Budgets())
+    assert pick.precision == "gguf-q6_k"  # same speed, less memory
+    assert "Tied with gguf-q8_0" in pick.text
+    mem = best_quality_within_memory("m", df, REF, Budgets(memory_budget_mib=500))
+    assert mem.precision == "gguf-q6_k" and "Tied with gguf-q8_0" in mem.text
+
+
+def test_overlapping_confidence_intervals_are_named():
+    df = table(("fp32", "transformers", 20.0, 400.0, 900.0, 10.0),
+               ("gguf-q8_0", "llama.cpp", 50.0, 110.0, 420.0, 10.05),
+               ("gguf-q6_k", "llama.cpp", 50.4, 90.0, 400.0, 10.05))
+    pick = fastest_within_quality("m", df, REF, Budgets())
+    assert pick.precision == "gguf-q6_k"
+    assert "runner-up gguf-q8_0 (50.0 tok/s) is within the 95 % confidence" in pick.text
+
+
+def test_without_quality_every_scenario_says_so_and_ranks_by_speed_or_size():
+    df = table(("bf16", "transformers", 70.0, 2000.0, 2800.0, None),
+               ("gguf-q4_0", "llama.cpp", 870.0, 600.0, 1260.0, None),
+               ("gguf-q2_k", "llama.cpp", 740.0, 410.0, 1080.0, None), reference="bf16")
+    picks = recommendations(df, "bf16", Budgets())
+    assert [p.precision for p in picks] == ["gguf-q4_0", "gguf-q2_k", "gguf-q4_0"]
+    assert all(not p.quality_known and "quality" in p.text and "unknown" in p.text
+               for p in picks)
+    text = report_text(df, reference="bf16", config=_config(), models={})
+    summary = text.split("## Summary")[1].split("## Findings")[0]
+    assert "**Caveat — m: quality unknown.**" in summary
+
+
+def test_precisions_without_quality_are_not_ranked_but_named(measured):
+    measured.loc[measured["precision"] == "gguf-q8_0", ["ppl", "ppl_delta_pct"]] = float("nan")
+    pick = fastest_within_quality("m", measured, REF, Budgets())
+    assert pick.precision == "gguf-f16"
+    assert "Not ranked (quality not measured): gguf-q8_0" in pick.text
+
+
+def test_trade_offs_name_the_fronts_and_what_dominates(measured):
+    lines = tradeoffs(measured)
+    speed = next(line for line in lines if "perplexity vs decode speed" in line)
+    # nf4 (slower than q8_0, worse perplexity) is dominated by q8_0
+    assert "bnb-nf4 by gguf-q8_0" in speed
+    assert "gguf-q4_k_m (80.0 tok/s" in speed and "fp32 by gguf-f16" in speed
+    memory = next(line for line in lines if "perplexity vs peak memory" in line)
+    assert "bnb-nf4 by gguf-q8_0" in memory
+
+
+def test_anomalies_are_computed_from_the_table(measured):
+    measured.loc[measured["precision"] == "gguf-q4_k_m", "decode_cv"] = 0.25
+    q4 = measured["precision"] == "gguf-q4_k_m"
+    measured["weight_types"] = measured["weight_types"].astype(object)
+    measured.loc[q4, "named_type_pct"] = 12.0
+    measured.loc[q4, "weight_types"] = "Q5_0 60%, Q8_0 28%, Q4_K 12%"
+    lines = anomalies(measured, REF, Budgets(ppl_jump_pct=3.0))
+    text = " ".join(lines)
+    # bnb-nf4 (10 tok/s) is compared with the unquantized transformers precision it stands
+    # in for (fp32 here, at 20 tok/s, weights 5.7x larger); the GGUFs with gguf-f16
+    assert "bnb-nf4 decodes slower than its baseline fp32 (10.0 against 20.0 tok/s, 0.50×)" in text
+    assert "gguf-q4_k_m loses +5.00 % perplexity" in text
+    assert "gguf-q4_k_m's decode timings are noisy: coefficient of variation 25.0 %" in text
+    assert "gguf-q4_k_m holds only 12.0 %" in text
+    assert not any("gguf-q8_0" in line for line in lines)  # faster than f16, +1 %, quiet
+    assert anomalies(measured, REF, Budgets(ppl_jump_pct=3.0, cv_threshold_pct=30.0)) != lines
+
+
+def test_limitations_follow_the_model_source_and_the_measurements(measured):
+    models = {"m": {"source": "embedded", "quality_applicable": True},
+              "r": {"source": "random", "quality_applicable": False}}
+    lines = limitations(measured, models, _config(), {"device": "cpu"})
+    text = " ".join(lines)
+    assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in text
+    assert "r has random weights" in text
+    assert "a CPU shared with other work" in text and "2.0 % in the median" in text
+    assert "20 measured runs after 3 warm-up run(s)" in text
+    assert "top-32" not in text  # no KL measured
+    measured["kld_mean"] = 0.01
+    assert "top-32" in " ".join(limitations(measured, {}, _config(), {}))
+
+
+def _config() -> dict:
+    return {"dataset": {"name": "britannica"},
+            "latency": {"prompt_tokens": [128], "new_tokens": 32, "batch_size": 1,
+                        "warmup_runs": 3, "measured_runs": 20},
+            "perplexity": {"mode": "llama.cpp", "context_length": 512, "max_windows": 8},
+            "report": {"quality_budget_pct": 2.0}}
+
+
+def _allowed_numbers(df: pd.DataFrame, budgets: Budgets) -> set[str]:
+    """The table's values as the report may print them, and the ratios between them."""
+    out = set()
+    numeric = df.select_dtypes("number")
+    for col in numeric:
+        values = numeric[col].dropna().tolist()
+        for v in values:
+            out |= {f"{v:.{d}f}" for d in range(4)} | {f"{v:+.2f}"}
+        for a in values:  # ratios within a column (x smaller, x as fast), halves of a value
+            out |= {f"{a / 2:.0f}"}
+            for b in values:
+                if b:
+                    out |= {f"{a / b:.{d}f}" for d in (1, 2)}
+    for v in vars(budgets).values():
+        if v is not None:
+            out |= {f"{v:g}", f"+{v:g}"}
+    return out
+
+
+def test_every_number_in_the_summary_and_findings_comes_from_the_table(measured):
+    measured["tok_per_j"] = [0.5, 1.25, 2.0, 3.5, 0.25]
+    budgets = Budgets.from_config(_config()["report"])
+    text = report_text(measured, reference=REF, config=_config(), models={})
+    body = text.split("## Summary")[1].split("## Set-up")[0]
+    lines = [ln for ln in body.splitlines() if ln.startswith("- ")]
+    assert len(lines) >= 7
+    assert "most decoded tokens per joule: gguf-q4_k_m (3.50 tok/J, 7.0× fp32)" in body
+    assert lines == [f"- {t}" for t in
+                     [p.text for p in recommendations(measured, REF, budgets)]
+                     + findings(measured, REF)]
+    allowed = _allowed_numbers(measured, budgets)
+    names = r"(?:fp|bf|q|f|int|nf|top-)\d+(?:_\d+)?"  # numbers inside precision names
+    for line in lines:
+        for number in re.findall(r"[+-]?\d[\d,]*(?:\.\d+)?", re.sub(names, "", line)):
+            assert number.replace(",", "") in allowed, f"{number!r} in {line!r}"
+
+
+def test_a_number_not_in_the_table_is_caught(measured):
+    allowed = _allowed_numbers(measured, Budgets())
+    assert "80.0" in allowed and "81.3" not in allowed and "+7.00" not in allowed
+
+
+def test_hardware_analysis_reads_the_roofline_columns():
+    df = table(("fp16", "transformers", 60.0, 2000.0, 2800.0, None),
+               ("bnb-int8", "bitsandbytes", 20.0, 1100.0, 2000.0, None),
+               ("bnb-int8-t0", "bitsandbytes", 30.0, 1100.0, 2000.0, None), reference="fp16")
+    df["mbu_pct"] = [3.0, 0.5, 0.8]
+    df["decode_flop_per_byte"] = [0.9, 1.7, 1.7]
+    df["decode_gb_s"] = [130.0, 24.0, 36.0]
+    machine = {"peak_bw_gb_s": 4000.0, "matmul_tflops": {"bf16": 800.0}}
+    text = " ".join(hardware(df, "fp16", machine))
+    assert "at most 1.7 FLOP per byte read (bnb-int8), below this machine's ridge point of " \
+           "200 FLOP/byte: decode is memory-bound" in text
+    assert "0 of 2 quantized precisions" in text and "furthest off is bnb-int8" in text
+    anomaly = " ".join(anomalies(df, "fp16", Budgets()))
+    assert "without outlier decomposition (bnb-int8-t0) it runs at 30.0 tok/s" in anomaly
+    assert "explains part of the loss" in anomaly
+    alone = " ".join(anomalies(df[df["precision"] != "bnb-int8-t0"], "fp16", Budgets()))
+    assert "run bnb-int8-t0 as well" in alone
+
+
+def test_a_bandwidth_above_the_peak_is_explained_by_the_caches():
+    df = table(("fp32", "transformers", 300.0, 5.5, 360.0, 10.0),
+               ("gguf-f16", "llama.cpp", 2500.0, 1.4, 160.0, 10.0))
+    df["mbu_pct"] = [30.0, 168.2]
+    df["decode_flop_per_byte"] = [0.5, 1.0]
+    df["decode_gb_s"] = [1.3, 7.3]
+    text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 4.4, "matmul_tflops": {"f32": 0.7}}))
+    assert "gguf-f16 reads its weights and KV cache at 7.3 GB/s, 168.2 % of the measured" in text
+    assert "memory-bound" not in text
+
+
+def test_the_summary_says_when_the_reference_is_dequantized(measured):
+    note = "Full-precision weights are the embedded Q4_1 GGUF dequantized to FP32"
+    models = {"m": {"source": "embedded", "quality_applicable": True, "weights_note": note}}
+    text = report_text(measured, reference=REF, config=_config(), models=models)
+    summary = text.split("## Summary")[1].split("## Findings")[0]
+    assert f"**m:** {note}" in summary
+    assert "quality unknown" not in summary
+    limits = text.split("## Limitations")[1].split("## Figures")[0]
+    assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in limits
+
+
+def test_without_the_reference_perplexity_no_budget_is_applied(measured):
+    measured.loc[measured["precision"] == REF, "ppl"] = float("nan")
+    measured["ppl_delta_pct"] = float("nan")  # aggregate derives it from the reference
+    for scenario in (fastest_within_quality, smallest_within_quality):
+        pick = scenario("m", measured, REF, Budgets())
+        assert pick.precision is None and "fp32 has no measured perplexity" in pick.text
+    # the memory scenario still ranks by the perplexities that exist
+    assert best_quality_within_memory("m", measured, REF,
+                                      Budgets(memory_budget_mib=450)).precision == "gguf-q8_0"
+
+
+def test_precisions_without_kl_are_named_when_a_kl_budget_is_set(measured):
+    measured.loc[measured["precision"] == "gguf-f16", "kld_mean"] = 0.001
+    pick = fastest_within_quality("m", measured, REF, Budgets(kld_budget=0.01))
+    assert pick.precision == "gguf-f16"
+    assert "Not ranked (KL divergence not measured): gguf-q8_0, gguf-q4_k_m, bnb-nf4" in pick.text
+
+
+def test_a_bigger_format_losing_more_than_a_smaller_one_is_flagged(measured):
+    assert not any("out of line" in line for line in anomalies(measured, REF, Budgets()))
+    measured.loc[measured["precision"] == "gguf-q8_0", "ppl_delta_pct"] = 4.0  # 110 MiB
+    lines = [line for line in anomalies(measured, REF, Budgets()) if "out of line" in line]
+    # nf4 (70 MiB, +1.5 %) is smaller and loses 2.5 points less: beyond the 2 % budget
+    assert lines == ["m: gguf-q8_0 (110.0 MiB) loses +4.00 % perplexity, more than the smaller "
+                     "bnb-nf4 (70.0 MiB, +1.50 %): a perplexity jump out of line with its size."]
+
+
+def test_the_report_has_every_section_in_order(measured):
+    text = report_text(measured, reference=REF, config=_config(), models={},
+                       prov={"git_commit": "b" * 40}, configfiles=["config/my.yaml"])
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Summary", "## Findings", "## Set-up and provenance", "## Methodology",
+                        "## Results", "## Hardware analysis", "## Trade-offs", "## Anomalies",
+                        "## Limitations", "## Figures", "## Sanity generations (greedy)",
+                        "## Reproduce"]
+    reproduce = text.split("## Reproduce")[1]
+    assert f"git checkout {'b' * 40}" in reproduce
+    assert "snakemake --cores 1 --configfile config/my.yaml" in reproduce
