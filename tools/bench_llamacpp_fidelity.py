@@ -97,9 +97,10 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--chunks", type=int, default=8)
-    ap.add_argument("--memory-hz", type=float, nargs="+", default=[20.0],
-                    help="GPU-memory sampling rates of our runs: the first is the table's, the "
-                         "others are extra decode figures (the sampler's cost)")
+    ap.add_argument("--memory-hz", type=float, nargs="+", default=[0.0],
+                    help="background GPU-memory sampling rates of our runs (0: between runs "
+                         "only, the default): the first is the table's, the others are extra "
+                         "decode figures (the sampler's cost)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     a = ap.parse_args()
     from quantbench.device import resolve_threads

@@ -91,9 +91,10 @@ def foreign_gpu_processes(handle, pid: int) -> list[int]:
 
 
 class _Background:
-    """Calls ``tick()`` every ``period_s`` in a daemon thread while the context is open."""
+    """Calls ``tick()`` on entry, on exit and, unless ``period_s`` is None, every ``period_s`` in
+    a daemon thread while the context is open (a caller may also tick between measurements)."""
 
-    period_s: float
+    period_s: float | None
 
     def tick(self) -> None:
         raise NotImplementedError
@@ -106,27 +107,34 @@ class _Background:
     def __enter__(self):
         self.tick()  # one sample at the start and one at the end, whatever the period
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        self._thread = None
+        if self.period_s is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         self.tick()
 
 
 @dataclass
 class MemoryTracker(_Background):
-    """Background sampler of this process's GPU memory (NVML) and host RSS.
+    """This process's GPU memory (NVML) and host RSS: sampled on entry, on exit, whenever the
+    caller ticks (the latency scenario ticks after every run, outside the timed region) and, if
+    ``period_s`` is set, in a background thread.
 
-    NVML's process list is a slow driver query: sampled often, it slows the measured decode
-    (by a few % on an H200 for a ~1 ms token). 20 Hz loses no peak in practice: what NVML
-    reports is what the process reserved (torch's caching allocator and llama.cpp's buffers
-    keep it), not a transient, and a sample is also taken on entry and on exit."""
+    NVML's process list is a slow driver query and sampling it during decode slows the decode
+    being measured: llama.cpp q4_k_m on an H100 (TinyLlama-1.1B shape, tools/
+    bench_llamacpp_fidelity.py --memory-hz) decoded at 0.968 x llama-bench with the thread at
+    1 Hz, 0.957 at 20 Hz, 0.897 at 100 Hz. Sampling between runs loses no peak in practice:
+    NVML reports what the process reserved (torch's caching allocator and llama.cpp's buffers
+    keep it after a run), not a transient."""
 
     handle: object = None
-    period_s: float = 0.05
+    period_s: float | None = None
     peak_gpu_mib: float = 0.0
     peak_rss_sampled_mib: float = 0.0
     gpu_method: str | None = None

@@ -25,7 +25,7 @@ case "${1:-}" in
     mkdir -p "$OUT"
     python3 tools/bench_llamacpp_fidelity.py --tools "$tools" --ngl 99 \
       --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 --reps 5 --chunks 4 \
-      --memory-hz 20 100 \
+      --memory-hz 0 20 100 \
       --json "$OUT/fidelity_gpu.json" "$MODEL"/gguf/{f16,q8_0,q4_k_m}.gguf 2>/dev/null \
       | tee "$OUT/fidelity_gpu.txt"
     for p in gguf-q4_k_m:gguf/q4_k_m.gguf gguf-f16:gguf/f16.gguf bf16-compiled:hf bf16:hf; do

@@ -44,7 +44,7 @@ def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
                 new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
                 device: str = "auto", threads: int = 0, overrides: dict | None = None,
-                memory_sample_hz: float = 20.0, time_limit_s: float | None = None):
+                memory_sample_hz: float = 0.0, time_limit_s: float | None = None):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_size=batch_size,
                     warmup_runs=warmup_runs, measured_runs=measured_runs,
                     memory_sample_hz=memory_sample_hz)
@@ -60,13 +60,16 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                            batch_size=batch_size)
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
-        with MemoryTracker(job.handle, period_s=1 / memory_sample_hz) as mem:
+        # between runs (untimed), and in a background thread only if asked (it slows decode)
+        period = 1 / memory_sample_hz if memory_sample_hz > 0 else None
+        with MemoryTracker(job.handle, period_s=period) as mem:
             prefill, decode = {}, {}
             for n in prompt_tokens:
                 prompt = [int(i) for i in ids[:n]]
                 ttfts, per_token, run_tok_s = [], [], []
                 for run in range(warmup_runs + measured_runs):
                     ttft, steps = timed_run(backend, prompt, new_tokens, batch_size)
+                    mem.tick()
                     if run >= warmup_runs:
                         ttfts.append(ttft * 1e3)
                         per_token.extend(s * 1e3 for s in steps)
