@@ -1,13 +1,21 @@
-"""Draw the figures and the report again from a finished results folder (e.g. one brought back
-from the GPU machine, which has no browser for PNG export).
+"""Aggregate, plot and report again from a finished results folder (e.g. one brought back from
+the GPU machine, which has no browser for PNG export), with this checkout's code.
 
     python tools/render_results.py RESULTS_DIR --config CONFIG [--out OUT_DIR]
+
+The records (RESULTS_DIR/<model>/{latency,quality,profile}/*.json) and RESULTS_DIR/machine.json
+are read; summary.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR
+(default RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are
+here; a random-weights model's shape and description are rebuilt from the config without
+weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -15,11 +23,26 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from quantbench.config import reference_precision  # noqa: E402
-from quantbench.plots import plot_all  # noqa: E402
+from quantbench import config as qb_config  # noqa: E402
+from quantbench.aggregate import aggregate  # noqa: E402
+from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info  # noqa: E402
+from quantbench.plots import SUMMARY_FIGURES, plot_all, timeseries_name  # noqa: E402
 from quantbench.report import render_report  # noqa: E402
 
-FIGURES = ("perplexity", "decode_throughput", "memory")
+
+def model_dirs(config: dict, scratch: Path) -> list[Path]:
+    dirs = []
+    for name, spec in config["models"].items():
+        here = REPO / "resources" / "models" / name / "hf"
+        if (here / "config.json").is_file():
+            dirs.append(here)
+        elif spec.get("source") == "random":
+            d = scratch / name / "hf"
+            random_llama_config(spec).save_pretrained(d)
+            info = {**random_model_info(spec), **_describe(d), "source": "random"}
+            (d / MODEL_JSON).write_text(json.dumps(info, indent=2))
+            dirs.append(d)
+    return dirs
 
 
 def main() -> int:
@@ -31,17 +54,29 @@ def main() -> int:
     out = a.out or a.results
     (out / "figures").mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(a.config.read_text())
-    for key, default in (("dataset", {"name": "britannica"}),
-                         ("perplexity", {"mode": "llama.cpp", "context_length": 512,
-                                         "max_windows": 8})):
-        config.setdefault(key, default)
-    summary = a.results / "summary.csv"
-    html = [out / "figures" / f"{f}.html" for f in FIGURES]
-    png = [out / "figures" / f"{f}.png" for f in FIGURES]
-    plot_all(summary, html=html, png=png)
-    quality = sorted(a.results.glob("*/quality/*.json"))
-    render_report(summary, png, quality, [], reference=reference_precision(config),
-                  config=config, out=out / "report.md", machine_path=a.results / "machine.json")
+    from snakemake.utils import validate
+
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # + defaults
+    reference = qb_config.reference_precision(config)
+    records = sorted(p for kind in ("latency", "quality", "profile")
+                     for p in a.results.glob(f"*/{kind}/*.json"))
+    profiles = sorted(a.results.glob("*/profile/*.json"))
+    machine = a.results / "machine.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = model_dirs(config, Path(tmp))
+        aggregate(records, reference=reference, summary_path=out / "summary.csv",
+                  metrics_path=out / "metrics.csv", parquet_path=out / "metrics.parquet",
+                  model_dirs=dirs, machine_path=machine)
+        recs = [json.loads(p.read_text()) for p in profiles]
+        names = list(SUMMARY_FIGURES) + [timeseries_name(r["model"], r["precision"]) for r in recs]
+        html = [out / "figures" / f"{n}.html" for n in names]
+        png = [out / "figures" / f"{n}.png" for n in names]
+        plot_all(out / "summary.csv", html=html, png=png, machine_path=machine,
+                 profile_paths=profiles, reference=reference)
+        quality = sorted(a.results.glob("*/quality/*.json"))
+        render_report(out / "summary.csv", png, quality, dirs, reference=reference,
+                      config=config, out=out / "report.md", machine_path=machine,
+                      configfiles=[str(a.config)])
     print(f"wrote {out / 'report.md'} and {len(png)} figures")
     return 0
 

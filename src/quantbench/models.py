@@ -261,32 +261,41 @@ def _from_hub(spec: dict, out: Path, cache_dir: str | None) -> dict:
     return info
 
 
-def _from_random(spec: dict, out: Path, text_path: Path) -> dict:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def random_llama_config(spec: dict):
+    """The transformers config of a random-weights model spec (no weights are made)."""
+    from transformers import LlamaConfig
 
-    vocab = spec["vocab_size"]
-    train_tokenizer(text_path, out, vocab_size=min(8000, vocab))
-    config = LlamaConfig(
+    return LlamaConfig(
         hidden_size=spec["hidden_size"],
         num_hidden_layers=spec["num_layers"],
         num_attention_heads=spec["num_heads"],
         num_key_value_heads=spec["num_kv_heads"],
         intermediate_size=spec["intermediate_size"],
-        vocab_size=vocab,
+        vocab_size=spec["vocab_size"],
         max_position_embeddings=spec.get("max_position_embeddings", 2048),
         tie_word_embeddings=False,
         bos_token_id=1,
         eos_token_id=2,
     )
-    torch.manual_seed(spec.get("seed", 0))
-    LlamaForCausalLM(config).to(torch.float32).save_pretrained(out)
+
+
+def random_model_info(spec: dict) -> dict:
     return {
         "origin": f"random weights, {spec.get('architecture', 'llama')} architecture",
         "weights_note": "Random weights: speed, memory and energy are meaningful; perplexity, "
         "KL divergence and generations are not.",
         "quality_applicable": False,
     }
+
+
+def _from_random(spec: dict, out: Path, text_path: Path) -> dict:
+    import torch
+    from transformers import LlamaForCausalLM
+
+    train_tokenizer(text_path, out, vocab_size=min(8000, spec["vocab_size"]))
+    torch.manual_seed(spec.get("seed", 0))
+    LlamaForCausalLM(random_llama_config(spec)).to(torch.float32).save_pretrained(out)
+    return random_model_info(spec)
 
 
 def train_tokenizer(text_path: Path, out: Path, vocab_size: int) -> None:
