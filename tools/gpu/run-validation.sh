@@ -14,10 +14,12 @@ export LCP_SRC=/tmp/lcp-src/llama_cpp_python-0.3.36
 PY="$(dirname "$(command -v python3)")/.."
 case "${1:-}" in
   prepare)
+    # llama.cpp's tools build while the model and its GGUFs are made
+    bash tools/build-llama-tools.sh "$PY" >/tmp/tools.out 2>/tmp/tools.log &
     snakemake --profile profiles/default --configfile "$CONFIG" --cores "$(nproc)" \
       --until convert_gguf quantize_gguf tokenize_dataset >/tmp/prep.log 2>&1
     echo "prepare: exit $?"; tail -2 /tmp/prep.log
-    bash tools/build-llama-tools.sh "$PY" 2>/tmp/tools.log | tail -1 ;;
+    wait; tail -1 /tmp/tools.out ;;
   tools)
     bash tools/build-llama-tools.sh "$PY" ;;
   measure)
