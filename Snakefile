@@ -42,3 +42,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "results/report.md",
+
+
+# after `all`, the default target; its rule names are checked against the rules above
+include: "workflow/rules/targets.smk"

@@ -48,6 +48,18 @@ def write_config(path: Path, **overrides) -> Path:
     return path
 
 
+def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs = []
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            jobs.append((line.split()[1][:-1], {}))
+        elif line.strip().startswith("wildcards:") and jobs:
+            pairs = line.split(":", 1)[1].strip().split(", ")
+            jobs[-1][1].update(pair.split("=", 1) for pair in pairs)
+    return jobs
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_model, converter, sample_text):
     work = tmp_path_factory.mktemp("wf")
@@ -264,3 +276,52 @@ def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
     assert json.loads(work.joinpath(unfinished[0]).read_text())["status"] == "ok"
     assert {p: p.read_bytes() for p in kept} == kept  # finished records were reused as they were
     assert not [p for p in work.rglob("*") if p.name.endswith((".partial", ".tmp"))]
+
+
+MEASURING = ("benchmark_latency", "evaluate_quality", "profile_gpu")
+DOWNSTREAM_RULES = {"measure_machine", "aggregate_results", "plot_results", "render_report", "all"}
+
+
+@pytest.fixture
+def two_model_config(tmp_path) -> Path:
+    return write_config(tmp_path / "c.yaml",
+                        models={"m1": {"source": "embedded"}, "m2.x": {"source": "embedded"}},
+                        precisions=PRECISIONS)
+
+
+def test_a_precision_target_schedules_that_precision_only(tmp_path, two_model_config):
+    res = snakemake(tmp_path, "-n", "gguf_q8_0", config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    measured = {(rule, wc["model"], wc["precision"]) for rule, wc in jobs if "precision" in wc}
+    assert measured == {
+        *((rule, model, "gguf-q8_0") for rule in MEASURING for model in ("m1", "m2.x")),
+        # upstream: quality is measured against the reference's log-probabilities
+        ("evaluate_quality", "m1", "fp32"), ("evaluate_quality", "m2.x", "fp32"),
+    }
+    ggufs = {(rule, wc.get("outtype") or wc.get("qtype")) for rule, wc in jobs
+             if rule in ("convert_gguf", "quantize_gguf")}
+    assert ggufs == {("convert_gguf", "f16"), ("quantize_gguf", "q8_0")}  # f16 is its input
+    rules = {rule for rule, _ in jobs}
+    assert "gguf_q8_0" in rules and not rules & DOWNSTREAM_RULES
+
+
+def test_a_model_target_schedules_that_model_only(tmp_path, two_model_config):
+    res = snakemake(tmp_path, "-n", "model_m2_x", config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    assert {wc["model"] for _, wc in jobs if "model" in wc} == {"m2.x"}
+    measured = {(rule, wc["precision"]) for rule, wc in jobs if "precision" in wc}
+    assert measured == {(rule, p) for rule in MEASURING for p in PRECISIONS}
+    rules = {rule for rule, _ in jobs}
+    assert "model_m2_x" in rules and not rules & DOWNSTREAM_RULES
+
+
+def test_model_names_with_the_same_target_fail_before_any_job(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", precisions=["fp32"],
+                       models={"a.b": {"source": "embedded"}, "a-b": {"source": "embedded"}})
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode != 0
+    assert "models 'a-b' and 'a.b' would both get the target rule 'model_a_b'" in (  # sorted
+        res.stdout + res.stderr)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
