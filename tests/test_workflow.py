@@ -150,7 +150,7 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
     ({"precisions": ["fp32", "fp33"]}, "config key 'precisions': unknown precision(s) 'fp33'; "
                                        "allowed: fp32"),
     ({"precisions": ["fp32"], "latncy": {}}, "config key 'latncy' is not known; allowed here: "
-                                             "models, precisions"),
+                                             "models, model_sheet, precisions"),
     ({"precisions": ["fp32"], "models": {"m": {"source": "local", "path": "/no/such/dir"}}},
      "config key 'models.m.path': model folder '/no/such/dir' does not exist"),
     ({"precisions": ["fp32"], "latency": {"new_tokens": 0}}, "0 is less than the minimum of 1"),
@@ -317,6 +317,35 @@ def test_a_model_target_schedules_that_model_only(tmp_path, two_model_config):
     assert "model_m2_x" in rules and not rules & DOWNSTREAM_RULES
 
 
+def pretend_finished(workdir: Path, config: Path) -> None:
+    """Create every output of the run, all with one mtime, the way a finished run leaves them
+    (without Snakemake's metadata: then outputs newer than the rules' code count as current)."""
+    res = snakemake(workdir, "--summary", config=config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stamp = time.time()
+    for row in (ln.split("\t") for ln in res.stdout.splitlines()[1:] if "\t" in ln):
+        path = workdir / row[0]
+        if row[2] in ("prepare_model", "fetch_converter"):  # directory() outputs
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        os.utime(path, (stamp, stamp))
+
+
+def test_forcing_a_precision_target_reruns_its_measurements_only(tmp_path, two_model_config):
+    pretend_finished(tmp_path, two_model_config)
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", config=two_model_config).stdout
+    files = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "precision_targets.py"), "gguf-q8_0",
+         str(two_model_config)], capture_output=True, text=True, check=True).stdout.split()
+    res = snakemake(tmp_path, "-n", "gguf_q8_0", "--forcerun", *files, config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert job_counts(res.stdout) == {
+        "benchmark_latency": 2, "evaluate_quality": 2, "profile_gpu": 2, "gguf_q8_0": 1}
+    assert {wc["precision"] for _, wc in dry_run_jobs(res.stdout) if wc} == {"gguf-q8_0"}
+
+
 def test_model_names_with_the_same_target_fail_before_any_job(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", precisions=["fp32"],
                        models={"a.b": {"source": "embedded"}, "a-b": {"source": "embedded"}})
@@ -324,4 +353,59 @@ def test_model_names_with_the_same_target_fail_before_any_job(tmp_path):
     assert res.returncode != 0
     assert "models 'a-b' and 'a.b' would both get the target rule 'model_a_b'" in (  # sorted
         res.stdout + res.stderr)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def write_sheet(path: Path, *rows: str) -> Path:
+    path.write_text("".join(f"{row}\n" for row in rows))
+    return path
+
+
+def test_a_model_sheet_adds_its_models_to_the_configs(tmp_path):
+    sheet = write_sheet(tmp_path / "models.tsv",
+                        "name\tsource\thidden_size\tnum_layers\tnum_heads\tnum_kv_heads"
+                        "\tintermediate_size\tvocab_size\ttrust_remote_code",
+                        "sheet-a\tembedded\t\t\t\t\t\t\tfalse",
+                        "sheet-b\trandom\t64\t1\t4\t2\t128\t512\t")
+    cfg = write_config(tmp_path / "c.yaml", models={"conf": {"source": "embedded"}},
+                       model_sheet=str(sheet), precisions=["fp32", "gguf-q8_0"])
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    measured = {(wc["model"], wc["precision"]) for rule, wc in jobs if rule == "benchmark_latency"}
+    assert measured == {(m, p) for m in ("conf", "sheet-a", "sheet-b")
+                        for p in ("fp32", "gguf-q8_0")}
+    assert snakemake(tmp_path, "-n", "model_sheet_b", config=cfg).returncode == 0  # its target
+
+
+def test_the_example_model_sheet_is_valid(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", model_sheet=str(REPO / "config/models.example.tsv"),
+                       precisions=["fp32"])
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {wc["model"] for _, wc in dry_run_jobs(res.stdout) if "model" in wc} == {
+        "smollm2-360m", "tinyllama-shape"}
+
+
+@pytest.mark.parametrize(("rows", "models", "message"), [
+    (["name\tsource", "a\tembedded", "b\tembedded", "a\tembedded"], {},
+     "model 'a' is given twice (rows 1 and 3 below the header)"),
+    (["name\tsource", "a\tembedded"], {"a": {"source": "embedded"}},
+     "model 'a' is given twice: in the config's models and in the model sheet"),
+    (["name\tsource\tcolour", "a\tembedded\tred"], {},
+     "unknown column(s) 'colour'; allowed: name, source, path"),
+    (["name\tsource", "a\tembeded"], {}, "'embeded' is not one of ['embedded'"),
+    (["name\tsource\tseed", "a\tembedded\tzero"], {}, "'zero' is not of type 'integer'"),
+    (None, {}, "config key 'model_sheet': file"),
+], ids=["twice-in-sheet", "in-sheet-and-config", "unknown-column", "bad-source", "bad-int",
+        "missing-file"])
+def test_bad_model_sheet_fails_before_any_job(tmp_path, rows, models, message):
+    sheet = tmp_path / "models.tsv"
+    if rows is not None:
+        write_sheet(sheet, *rows)
+    cfg = write_config(tmp_path / "c.yaml", model_sheet=str(sheet), precisions=["fp32"],
+                       **({"models": models} if models else {}))
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode != 0
+    assert message in res.stdout + res.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
