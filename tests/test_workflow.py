@@ -351,7 +351,7 @@ def test_model_names_with_the_same_target_fail_before_any_job(tmp_path):
                        models={"a.b": {"source": "embedded"}, "a-b": {"source": "embedded"}})
     res = snakemake(tmp_path, "-n", config=cfg)
     assert res.returncode != 0
-    assert "models 'a-b' and 'a.b' would both get the target rule 'model_a_b'" in (  # sorted
+    assert "models 'a-b' and 'a.b' would both get the target rule 'model_a_b'" in (
         res.stdout + res.stderr)
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
