@@ -16,9 +16,10 @@ run: setup
 	$(SNAKEMAKE) --profile profiles/default
 
 # Rerun one precision's jobs (and what depends on them): make rerun PRECISION=gguf-q8_0
+# Its measurements only, not the summary and report: add TARGET=gguf_q8_0 (its named target).
 rerun: setup
-	$(SNAKEMAKE) --profile profiles/default --forcerun \
-	  $$($(PY) tools/precision_targets.py $(PRECISION))
+	files=$$($(PY) tools/precision_targets.py $(PRECISION)) && \
+	  $(SNAKEMAKE) --profile profiles/default $(TARGET) --forcerun $$files
 
 test: setup
 	$(PY) -m pytest -q

@@ -11,7 +11,8 @@ min_version("9.0")
 # workflow/scripts/quantbench (Snakemake puts the scripts' folder on their path).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from quantbench.config import check_duplicate_keys, check_keys  # noqa: E402  (needs src/)
+from quantbench import modelsheet  # noqa: E402  (needs src/)
+from quantbench.config import check_duplicate_keys, check_keys  # noqa: E402
 
 # A config given with --configfile replaces the default one instead of being merged into it
 # (merging would keep the default model next to the user's).
@@ -21,6 +22,16 @@ if not workflow.overwrite_configfiles:
 
 check_duplicate_keys(workflow.configfiles)
 check_keys(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+# The model sheet's rows join the config's models before the config is validated as a whole.
+if config.get("model_sheet"):
+    config["models"] = modelsheet.merge(
+        config.get("models"),
+        modelsheet.load(
+            config["model_sheet"],
+            Path(workflow.basedir) / "workflow" / "schemas" / "models.schema.yaml",
+        ),
+        config["model_sheet"],
+    )
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -42,3 +53,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "results/report.md",
+
+
+# after `all`, the default target; its rule names are checked against the rules above
+include: "workflow/rules/targets.smk"

@@ -123,3 +123,35 @@ def test_stale_snakemake_locks_are_removed_only_when_no_run_is_alive(tmp_path):
         alive.wait()
     assert clear_stale_locks(tmp_path) == [locks / "0.output.lock"]
     assert not list(locks.iterdir())
+
+
+SHEET_SCHEMA = SCHEMA.with_name("models.schema.yaml")
+
+
+def test_the_model_sheet_has_the_fields_of_a_models_entry():
+    import yaml
+
+    config = yaml.safe_load(SCHEMA.read_text())
+    sheet = yaml.safe_load(SHEET_SCHEMA.read_text())
+    entry = config["$defs"]["model"]
+    assert {k: v for k, v in sheet["properties"].items() if k != "name"} == entry["properties"]
+    assert sheet["allOf"] == entry["allOf"]
+    assert sheet["properties"]["name"]["pattern"] == config["properties"]["models"][
+        "propertyNames"]["pattern"]
+
+
+def test_model_sheet_cells_are_typed_and_blanks_left_out(tmp_path):
+    from quantbench import modelsheet
+
+    sheet = tmp_path / "m.tsv"
+    sheet.write_text("name\tsource\trepo_id\trevision\tnum_layers\tallow_pickle\n"
+                     "a\thub\to/r\t0123456\t\tTRUE\n"
+                     "b\tembedded\t\t\t2\t\n")
+    models = modelsheet.merge({"c": {"source": "embedded"}}, modelsheet.load(sheet, SHEET_SCHEMA),
+                              sheet)
+    assert models["c"] == {"source": "embedded"}
+    assert models["a"]["revision"] == "0123456"  # a commit stays text
+    assert models["a"]["allow_pickle"] is True and "num_layers" not in models["a"]
+    assert models["b"]["num_layers"] == 2 and type(models["b"]["num_layers"]) is int
+    assert models["b"]["revision"] == "main"  # the schema's default
+    assert type(models["b"]["seed"]) is int

@@ -45,3 +45,34 @@ def test_every_rule_environment_exists():
     for env in ("hf", "llamacpp", "report"):
         assert (REPO / "envs" / f"{env}.yaml").is_file()
         assert f"envs/{env}.yaml" in rules or f'"{env}"' in rules
+
+
+def _rule_environments() -> dict[str, set[str]]:
+    """Each rule's environment(s), from its conda directive; get_conda_env picks hf or llamacpp."""
+    import re
+
+    envs = {}
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n|\n)*)", smk.read_text(), re.M):
+            conda = re.search(r"conda:\n\s+(\S+)", body)
+            if conda is None:
+                continue
+            value = conda.group(1)
+            envs[rule] = ({"hf", "llamacpp"} if value == "get_conda_env"
+                          else {Path(value.strip('"')).stem})
+    return envs
+
+
+def test_readme_names_each_rules_environment():
+    documented: dict[str, set[str]] = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("| `envs/"):
+            env_cell, rules_cell = line.split("|")[1:3]
+            env = Path(env_cell.split("`")[1]).stem
+            for rule in rules_cell.split("`")[1::2]:
+                if not rule.isidentifier():
+                    continue  # a precision pattern such as gguf-*
+                documented.setdefault(rule, set()).add(env)
+    rules = _rule_environments()
+    assert len(rules) >= 13
+    assert documented == rules

@@ -48,6 +48,18 @@ def write_config(path: Path, **overrides) -> Path:
     return path
 
 
+def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs = []
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            jobs.append((line.split()[1][:-1], {}))
+        elif line.strip().startswith("wildcards:") and jobs:
+            pairs = line.split(":", 1)[1].strip().split(", ")
+            jobs[-1][1].update(pair.split("=", 1) for pair in pairs)
+    return jobs
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_model, converter, sample_text):
     work = tmp_path_factory.mktemp("wf")
@@ -138,7 +150,7 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
     ({"precisions": ["fp32", "fp33"]}, "config key 'precisions': unknown precision(s) 'fp33'; "
                                        "allowed: fp32"),
     ({"precisions": ["fp32"], "latncy": {}}, "config key 'latncy' is not known; allowed here: "
-                                             "models, precisions"),
+                                             "models, model_sheet, precisions"),
     ({"precisions": ["fp32"], "models": {"m": {"source": "local", "path": "/no/such/dir"}}},
      "config key 'models.m.path': model folder '/no/such/dir' does not exist"),
     ({"precisions": ["fp32"], "latency": {"new_tokens": 0}}, "0 is less than the minimum of 1"),
@@ -264,3 +276,136 @@ def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
     assert json.loads(work.joinpath(unfinished[0]).read_text())["status"] == "ok"
     assert {p: p.read_bytes() for p in kept} == kept  # finished records were reused as they were
     assert not [p for p in work.rglob("*") if p.name.endswith((".partial", ".tmp"))]
+
+
+MEASURING = ("benchmark_latency", "evaluate_quality", "profile_gpu")
+DOWNSTREAM_RULES = {"measure_machine", "aggregate_results", "plot_results", "render_report", "all"}
+
+
+@pytest.fixture
+def two_model_config(tmp_path) -> Path:
+    return write_config(tmp_path / "c.yaml",
+                        models={"m1": {"source": "embedded"}, "m2.x": {"source": "embedded"}},
+                        precisions=PRECISIONS)
+
+
+def test_a_precision_target_schedules_that_precision_only(tmp_path, two_model_config):
+    res = snakemake(tmp_path, "-n", "gguf_q8_0", config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    measured = {(rule, wc["model"], wc["precision"]) for rule, wc in jobs if "precision" in wc}
+    assert measured == {
+        *((rule, model, "gguf-q8_0") for rule in MEASURING for model in ("m1", "m2.x")),
+        # upstream: quality is measured against the reference's log-probabilities
+        ("evaluate_quality", "m1", "fp32"), ("evaluate_quality", "m2.x", "fp32"),
+    }
+    ggufs = {(rule, wc.get("outtype") or wc.get("qtype")) for rule, wc in jobs
+             if rule in ("convert_gguf", "quantize_gguf")}
+    assert ggufs == {("convert_gguf", "f16"), ("quantize_gguf", "q8_0")}  # f16 is its input
+    rules = {rule for rule, _ in jobs}
+    assert "gguf_q8_0" in rules and not rules & DOWNSTREAM_RULES
+
+
+def test_a_model_target_schedules_that_model_only(tmp_path, two_model_config):
+    res = snakemake(tmp_path, "-n", "model_m2_x", config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    assert {wc["model"] for _, wc in jobs if "model" in wc} == {"m2.x"}
+    measured = {(rule, wc["precision"]) for rule, wc in jobs if "precision" in wc}
+    assert measured == {(rule, p) for rule in MEASURING for p in PRECISIONS}
+    rules = {rule for rule, _ in jobs}
+    assert "model_m2_x" in rules and not rules & DOWNSTREAM_RULES
+
+
+def pretend_finished(workdir: Path, config: Path) -> None:
+    """Create every output of the run, all with one mtime, the way a finished run leaves them
+    (without Snakemake's metadata: then outputs newer than the rules' code count as current)."""
+    res = snakemake(workdir, "--summary", config=config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stamp = time.time()
+    for row in (ln.split("\t") for ln in res.stdout.splitlines()[1:] if "\t" in ln):
+        path = workdir / row[0]
+        if row[2] in ("prepare_model", "fetch_converter"):  # directory() outputs
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        os.utime(path, (stamp, stamp))
+
+
+def test_forcing_a_precision_target_reruns_its_measurements_only(tmp_path, two_model_config):
+    pretend_finished(tmp_path, two_model_config)
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", config=two_model_config).stdout
+    files = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "precision_targets.py"), "gguf-q8_0",
+         str(two_model_config)], capture_output=True, text=True, check=True).stdout.split()
+    res = snakemake(tmp_path, "-n", "gguf_q8_0", "--forcerun", *files, config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert job_counts(res.stdout) == {
+        "benchmark_latency": 2, "evaluate_quality": 2, "profile_gpu": 2, "gguf_q8_0": 1}
+    assert {wc["precision"] for _, wc in dry_run_jobs(res.stdout) if wc} == {"gguf-q8_0"}
+
+
+def test_model_names_with_the_same_target_fail_before_any_job(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", precisions=["fp32"],
+                       models={"a.b": {"source": "embedded"}, "a-b": {"source": "embedded"}})
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode != 0
+    assert "models 'a-b' and 'a.b' would both get the target rule 'model_a_b'" in (
+        res.stdout + res.stderr)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def write_sheet(path: Path, *rows: str) -> Path:
+    path.write_text("".join(f"{row}\n" for row in rows))
+    return path
+
+
+def test_a_model_sheet_adds_its_models_to_the_configs(tmp_path):
+    sheet = write_sheet(tmp_path / "models.tsv",
+                        "name\tsource\thidden_size\tnum_layers\tnum_heads\tnum_kv_heads"
+                        "\tintermediate_size\tvocab_size\ttrust_remote_code",
+                        "sheet-a\tembedded\t\t\t\t\t\t\tfalse",
+                        "sheet-b\trandom\t64\t1\t4\t2\t128\t512\t")
+    cfg = write_config(tmp_path / "c.yaml", models={"conf": {"source": "embedded"}},
+                       model_sheet=str(sheet), precisions=["fp32", "gguf-q8_0"])
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    measured = {(wc["model"], wc["precision"]) for rule, wc in jobs if rule == "benchmark_latency"}
+    assert measured == {(m, p) for m in ("conf", "sheet-a", "sheet-b")
+                        for p in ("fp32", "gguf-q8_0")}
+    assert snakemake(tmp_path, "-n", "model_sheet_b", config=cfg).returncode == 0  # its target
+
+
+def test_the_example_model_sheet_is_valid(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", model_sheet=str(REPO / "config/models.example.tsv"),
+                       precisions=["fp32"])
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {wc["model"] for _, wc in dry_run_jobs(res.stdout) if "model" in wc} == {
+        "smollm2-360m", "tinyllama-shape"}
+
+
+@pytest.mark.parametrize(("rows", "models", "message"), [
+    (["name\tsource", "a\tembedded", "b\tembedded", "a\tembedded"], {},
+     "model 'a' is given twice (rows 1 and 3 below the header)"),
+    (["name\tsource", "a\tembedded"], {"a": {"source": "embedded"}},
+     "model 'a' is given twice: in the config's models and in the model sheet"),
+    (["name\tsource\tcolour", "a\tembedded\tred"], {},
+     "unknown column(s) 'colour'; allowed: name, source, path"),
+    (["name\tsource", "a\tembeded"], {}, "'embeded' is not one of ['embedded'"),
+    (["name\tsource\tseed", "a\tembedded\tzero"], {}, "'zero' is not of type 'integer'"),
+    (None, {}, "config key 'model_sheet': file"),
+], ids=["twice-in-sheet", "in-sheet-and-config", "unknown-column", "bad-source", "bad-int",
+        "missing-file"])
+def test_bad_model_sheet_fails_before_any_job(tmp_path, rows, models, message):
+    sheet = tmp_path / "models.tsv"
+    if rows is not None:
+        write_sheet(sheet, *rows)
+    cfg = write_config(tmp_path / "c.yaml", model_sheet=str(sheet), precisions=["fp32"],
+                       **({"models": models} if models else {}))
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode != 0
+    assert message in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
