@@ -37,3 +37,15 @@ def test_summarize_single_sample_and_empty():
     assert summarize([3.0])["ci95_low"] == 3.0
     with pytest.raises(ValueError):
         summarize([])
+
+
+def test_readme_lists_every_precision_of_the_table():
+    import re
+    from pathlib import Path
+
+    from quantbench import precisions
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"\(`src/quantbench/precisions.yaml`\): `([^`]+)`", readme)
+    assert block, "README no longer lists the precisions"
+    assert block.group(1).split() == list(precisions.table())
