@@ -7,16 +7,18 @@
 
 Each file type is quantized from the F16 GGUF with quantbench.gguf.quantize (the pipeline's own
 call; files already in --out are reused). llama.cpp's K-quants need rows that are multiples of
-256; for other tensors it falls back (Q2_K, Q3_K -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1,
-Q6_K -> Q8_0), so a "Q5_K_M" file may hold no Q5_K at all. For each file:
+256; for other tensors it falls back (0.3.36: Q2_K, Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1,
+Q6_K -> Q8_0), so a "Q5_K_M" file may hold little or no Q5_K. For each file:
 - the share of the weights in each tensor type;
 - the relative RMS error of the weights against the F16 file, sqrt(sum (Wq - W)^2 / sum W^2)
-  over every tensor, each dequantized with gguf-py (gguf.quants.dequantize);
+  over every tensor, each dequantized with gguf-py (gguf.quants.dequantize), and its gain
+  sum((Wq - W) W) / sum(W^2), the systematic part of that error (see weight_error);
 - unless --no-ppl: the perplexity with quantbench's llama.cpp-compatible protocol (windows of
   --ctx tokens, second half scored, the first --chunks windows), its change against the F16 file,
   and the mean KL divergence from the F16 file on the same positions (quantbench.kld: top-32 of
   the F16 distribution plus a tail bucket).
---by-role adds, per tensor role (attn_q, ffn_down, token_embd, ...), the types and the error.
+--by-role adds, per tensor role (attn_q, ffn_down, token_embd, ...), the types, error and gain;
+--json also keeps the type of every tensor.
 Run with threads fixed (--threads): llama.cpp's results do not depend on timing, only on threads.
 """
 
