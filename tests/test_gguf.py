@@ -70,3 +70,26 @@ def test_unsupported_architecture_is_a_conversion_error_naming_it(tmp_path, tiny
     with pytest.raises(ConversionError, match="does not support the FooBarForCausalLM arch"):
         convert(folder, tmp_path / "f16.gguf", outtype="f16", converter=converter)
     assert not list(tmp_path.glob("f16.*"))
+
+
+def test_each_gguf_precision_writes_the_llama_cpp_file_type_of_its_name(tmp_path, tiny_gguf):
+    """gguf-q5_k_m must write a file that says LLAMA_FTYPE_MOSTLY_Q5_K_M (17), and so on: the
+    name, the table's gguf_type, llama-cpp-python's constant, gguf-py's LlamaFileType (a second
+    copy of llama.h's enum) and the written general.file_type all agree."""
+    import llama_cpp
+    from gguf import GGUFReader, LlamaFileType
+
+    from quantbench import precisions
+
+    quantized = [p for p in precisions.table().values()
+                 if p.is_gguf and p.settings["made_by"] == "quantize"]
+    assert {"gguf-q5_k_m", "gguf-q4_k_m", "gguf-q2_k"} <= {p.name for p in quantized}
+    for p in quantized:
+        gguf_type = p.settings["gguf_type"]
+        assert p.name == f"gguf-{gguf_type.lower()}"
+        expected = LlamaFileType[f"MOSTLY_{gguf_type.upper()}"].value
+        assert getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{gguf_type.upper()}") == expected
+        out = tmp_path / f"{gguf_type}.gguf"
+        quantize(tiny_gguf["f16"], out, gguf_type=gguf_type, threads=1)
+        written = GGUFReader(str(out)).get_field("general.file_type").contents()
+        assert written == expected, (p.name, written, expected)
