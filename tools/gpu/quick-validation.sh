@@ -1,0 +1,43 @@
+#!/bin/bash
+# On a fresh single-GPU device machine, from the project root, in one call (about 8 minutes):
+#   bash tools/gpu/quick-validation.sh
+# The llama.cpp fidelity check (decode/prefill vs llama-bench, perplexity vs llama-perplexity)
+# and the run-to-run spread (3 fresh processes) for gguf-f16 and gguf-q4_k_m, with ONE CUDA build
+# of llama.cpp: the shared libraries and the two tools are built together, and llama-cpp-python's
+# Python package is used from its source tree with LLAMA_CPP_LIB_PATH pointing at that build
+# (what ../shared/gpu/setup-device.sh does takes a second, separate build). Tables go to $OUT.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+start=$SECONDS
+mkdir -p /tmp/site "$OUT"
+python3 -m pip install -q --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/wheels/*.whl
+rm -rf /tmp/lcp-src && mkdir -p /tmp/lcp-src && tar xzf .gpu/llama-cpp-python-src.tar.gz -C /tmp/lcp-src
+SRC="$(ls -d /tmp/lcp-src/llama_cpp_python-*)"
+version="${SRC##*-}"
+mkdir -p "/tmp/site/llama_cpp_python-$version.dist-info"  # so that its version is known
+cp "$SRC/PKG-INFO" "/tmp/site/llama_cpp_python-$version.dist-info/METADATA"
+arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)"
+cmake -S "$SRC/vendor/llama.cpp" -B /tmp/lb -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+  -DLLAMA_BUILD_TOOLS=ON -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF -DGGML_CUDA=on \
+  -DCMAKE_CUDA_ARCHITECTURES="${arch:-90}" >/tmp/cmake.log 2>&1
+cmake --build /tmp/lb -j "$(nproc)" --target llama llama-bench llama-perplexity >/tmp/build.log 2>&1 \
+  || { tail -20 /tmp/build.log; exit 1; }
+lib="$(dirname "$(find /tmp/lb -name 'libllama.so' | head -1)")"
+export LLAMA_CPP_LIB_PATH="$lib" PYTHONPATH="/tmp/site:$SRC:$PWD/src" PATH="/tmp/site/bin:$PATH"
+echo "CUDA build of llama.cpp: $((SECONDS - start)) s"
+python3 -c "import llama_cpp; print('llama_cpp', llama_cpp.__version__, 'offload', llama_cpp.llama_supports_gpu_offload())"
+M=resources/models/tinyllama-1.1b-shape
+snakemake --profile profiles/default --configfile config/gpu-tinyllama.yaml --cores "$(nproc)" \
+  "$M/gguf/q4_k_m.gguf" "$M/tokens/file-britannica.npy" >/tmp/prep.log 2>&1
+echo "model and GGUFs: exit $? at $((SECONDS - start)) s"
+python3 tools/bench_llamacpp_fidelity.py "$M/gguf/q4_k_m.gguf" "$M/gguf/f16.gguf" \
+  --tools "$(dirname "$(find /tmp/lb -name llama-bench -type f | head -1)")" --ngl 99 \
+  --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 --reps 5 --chunks 4 \
+  --memory-hz 0 20 --json "$OUT/fidelity_gpu.json" 2>/dev/null | tee "$OUT/fidelity_gpu.txt"
+for p in gguf-q4_k_m:gguf/q4_k_m.gguf gguf-f16:gguf/f16.gguf; do
+  python3 tools/bench_repeatability.py "${p%%:*}" "$M/${p#*:}" "$M/tokens/file-britannica.npy" \
+    --processes 3 --device cuda 2>/dev/null
+done | tee "$OUT/repeatability_gpu.txt"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/repeatability_gpu.txt"
+echo "total: $((SECONDS - start)) s"
