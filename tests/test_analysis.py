@@ -249,7 +249,7 @@ def test_hardware_analysis_reads_the_roofline_columns():
     assert "run bnb-int8-t0 as well" in alone
 
 
-def test_a_bandwidth_above_the_peak_is_explained_by_the_caches():
+def test_a_bandwidth_above_the_peak_is_not_called_memory_bound():
     df = table(("fp32", "transformers", 300.0, 5.5, 360.0, 10.0),
                ("gguf-f16", "llama.cpp", 2500.0, 1.4, 160.0, 10.0))
     df["mbu_pct"] = [30.0, 168.2]
@@ -258,6 +258,7 @@ def test_a_bandwidth_above_the_peak_is_explained_by_the_caches():
     text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 4.4, "matmul_tflops": {"f32": 0.7}}))
     assert "gguf-f16 reads its weights and KV cache at 7.3 GB/s, 168.2 % of the measured" in text
     assert "memory-bound" not in text
+    assert "MBU cannot be judged against this peak" in text
 
 
 def test_the_summary_says_when_the_reference_is_dequantized(measured):
@@ -309,3 +310,17 @@ def test_the_report_has_every_section_in_order(measured):
     reproduce = text.split("## Reproduce")[1]
     assert f"git checkout {'b' * 40}" in reproduce
     assert "snakemake --cores 1 --configfile config/my.yaml" in reproduce
+
+
+def test_an_mfu_above_100_percent_is_called_an_underestimated_peak():
+    df = table(("fp32", "transformers", 300.0, 5.5, 360.0, 10.0),
+               ("bf16", "transformers", 150.0, 6.0, 200.0, 10.0))
+    df["prompt_tokens"] = 128
+    df["prefill_ms"] = [200.0, 90.0]
+    df["prefill_tflops"] = [0.2, 0.4]
+    df["mfu_pct"] = [55.0, 106.5]
+    text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 9.7, "matmul_tflops": {"f32": 0.361}}))
+    assert "bf16's 106.5 %" in text and "the measured matmul peak is an underestimate" in text
+    df["mfu_pct"] = [55.0, 96.0]
+    text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 9.7, "matmul_tflops": {"f32": 0.361}}))
+    assert "underestimate" not in text

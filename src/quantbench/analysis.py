@@ -461,9 +461,11 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                 out.append(
                     f"{model}: {best['precision']} reads its weights and KV cache at "
                     f"{fmt(best['decode_gb_s'], 1)} GB/s, {fmt(best['mbu_pct'], 1)} % of the "
-                    f"measured peak bandwidth: its {fmt(best['size_mib'], 1)} MiB of weights "
-                    "are served from the caches, not from main memory, so the bandwidth "
-                    "roofline does not bound this model's decode here."
+                    f"measured peak bandwidth ({fmt(best['size_mib'], 1)} MiB of weights): the peak "
+                    "underestimates what decode can read (it is measured with a copy, which "
+                    "also writes, on a machine that may be busy) or part of the weights is "
+                    "served from the caches; either way MBU cannot be judged against this peak "
+                    "and the bandwidth roofline does not bound this model's decode here."
                 )
             elif top["decode_flop_per_byte"] < ridge:
                 out.append(
@@ -495,6 +497,11 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                 line += (f"; the best model-FLOPs utilisation is {best['precision']}'s "
                          f"{fmt(best['mfu_pct'], 1)} % ({fmt(best['prefill_tflops'], 1)} "
                          "TFLOP/s)")
+                if best["mfu_pct"] > 100:
+                    line += (" — above 100 %: the measured matmul peak is an underestimate "
+                             "(a busy machine while it was measured, or a matmul shape that "
+                             "runs slower than the model's), so MFU is only a relative figure "
+                             "here")
             out.append(line + ".")
         by_name = ok.set_index("precision")
         for name in by_name.index:
