@@ -461,8 +461,8 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                 out.append(
                     f"{model}: {best['precision']} reads its weights and KV cache at "
                     f"{fmt(best['decode_gb_s'], 1)} GB/s, {fmt(best['mbu_pct'], 1)} % of the "
-                    f"measured peak bandwidth ({fmt(best['size_mib'], 1)} MiB of weights): the peak "
-                    "underestimates what decode can read (it is measured with a copy, which "
+                    f"measured peak bandwidth ({fmt(best['size_mib'], 1)} MiB of weights): the "
+                    "peak underestimates what decode can read (it is measured with a copy, which "
                     "also writes, on a machine that may be busy) or part of the weights is "
                     "served from the caches; either way MBU cannot be judged against this peak "
                     "and the bandwidth roofline does not bound this model's decode here."
