@@ -312,3 +312,41 @@ def test_cpu_perplexity_is_bit_identical_across_reruns(precision, artifacts, tin
     assert sorted(npz_a.files) == sorted(npz_b.files) and npz_a.files
     for name in npz_a.files:
         assert npz_a[name].tobytes() == npz_b[name].tobytes(), name
+
+
+@pytest.mark.parametrize("precision", ["gguf-f16", "gguf-q4_k_m"])
+def test_llamacpp_device_greedy_picks_the_same_tokens_as_host_argmax(precision, artifacts,
+                                                                    tiny_tokens):
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:20]]
+    p = precisions.get(precision)
+    runs = {}
+    for greedy in ("host", "device"):
+        one = load_backend(p, artifacts[precision], device="cpu", threads=2, n_ctx=40,
+                           greedy=greedy)
+        tokens = [one.prefill(prompt)]
+        for _ in range(6):
+            tokens.append(one.decode(tokens[-1]))
+        three = load_backend(p, artifacts[precision], device="cpu", threads=2, n_ctx=40,
+                             batch_size=3, greedy=greedy)
+        rows = [three.prefill_batch(prompt)]
+        for _ in range(3):
+            rows.append(three.decode_batch(rows[-1]))
+        runs[greedy] = (tokens, rows)
+        if greedy == "device":
+            assert one.info()["greedy"] == "device"
+            with pytest.raises(RuntimeError, match="no logits"):
+                one.logits(prompt)
+    assert runs["device"] == runs["host"]
+    assert [r[0] for r in runs["device"][1]] == runs["device"][0][:4]
+
+
+def test_latency_with_device_greedy_is_recorded(artifacts, tiny_tokens):
+    recs = {g: run_latency("tiny", "gguf-q8_0", artifacts["gguf-q8_0"], tiny_tokens["ids"],
+                           llamacpp_greedy=g, **LATENCY) for g in ("host", "device")}
+    assert all(r.status == "ok" for r in recs.values())
+    assert recs["device"].details["backend"]["greedy"] == "device"
+    assert recs["host"].details["backend"]["greedy"] == "host"
+    assert recs["device"].provenance["config_hash"] != recs["host"].provenance["config_hash"]

@@ -49,11 +49,11 @@ def llama_bench(tools: Path, gguf: Path, a) -> dict:
             "tg_tok_s": tg["avg_ts"], "tg_sd": tg["stddev_ts"]}
 
 
-def ours_speed(gguf: Path, ids_path: Path, a, memory_hz: float) -> dict:
+def ours_speed(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str = "host") -> dict:
     rec = run_latency("fidelity", "gguf-f16", gguf, ids_path, prompt_tokens=[a.n_prompt],
                       new_tokens=a.n_gen, warmup_runs=2, measured_runs=a.reps,
                       device="cuda" if a.ngl else "cpu", threads=a.threads,
-                      memory_sample_hz=memory_hz)
+                      memory_sample_hz=memory_hz, llamacpp_greedy=greedy)
     if rec.status != "ok":
         raise RuntimeError(rec.reason)
     return {"pp_tok_s": rec.metrics["prefill_tok_s"], "tg_tok_s": rec.metrics["decode_tok_s"],
@@ -101,6 +101,9 @@ def main() -> int:
                     help="background GPU-memory sampling rates of our runs (0: between runs "
                          "only, the default): the first is the table's, the others are extra "
                          "decode figures (the sampler's cost)")
+    ap.add_argument("--greedy", choices=("host", "device"), nargs="+", default=["host"],
+                    help="where our decode picks the greedy token (see latency.llamacpp_greedy): "
+                         "the first is the table's, the others extra decode figures")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     a = ap.parse_args()
     from quantbench.device import resolve_threads
@@ -123,9 +126,11 @@ def main() -> int:
                                          dtype=np.int32))
             del llm
             ref = llama_bench(tools, gguf, a)
-            ours = ours_speed(gguf, ids_path, a, a.memory_hz[0])
+            ours = ours_speed(gguf, ids_path, a, a.memory_hz[0], a.greedy[0])
             extra = {f"tg_ratio_mem{hz:g}hz": ours_speed(gguf, ids_path, a, hz)["tg_tok_s"]
                      / ref["tg_tok_s"] for hz in a.memory_hz[1:]}
+            extra.update({f"tg_ratio_greedy_{g}": ours_speed(gguf, ids_path, a, a.memory_hz[0], g)
+                          ["tg_tok_s"] / ref["tg_tok_s"] for g in a.greedy[1:]})
             ppl_ref, se_ref = llama_perplexity(tools, gguf, a.text, a)
             ppl_ours, se_ours = ours_perplexity(gguf, a.text, a)
             rows.append({
@@ -144,7 +149,8 @@ def main() -> int:
         print(f"{r['file']:<16}{r['pp_bench']:>10.1f}{r['pp_ours']:>10.1f}{r['pp_ratio']:>7.3f}"
               f"{r['tg_bench']:>10.1f}{r['tg_ours']:>10.1f}{r['tg_ratio']:>7.3f}"
               f"{r['ppl_bench']:>11.4f}{r['ppl_ours']:>11.4f}{r['ppl_diff_pct']:>+9.4f}"
-              + "".join(f"  {k}={v:.3f}" for k, v in r.items() if k.startswith("tg_ratio_mem")))
+              + "".join(f"  {k}={v:.3f}" for k, v in r.items()
+                        if k.startswith(("tg_ratio_mem", "tg_ratio_greedy"))))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -34,7 +34,7 @@ echo "model and GGUFs: exit $? at $((SECONDS - start)) s"
 python3 tools/bench_llamacpp_fidelity.py "$M/gguf/q4_k_m.gguf" "$M/gguf/f16.gguf" \
   --tools "$(dirname "$(find /tmp/lb -name llama-bench -type f | head -1)")" --ngl 99 \
   --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 --reps 5 --chunks 4 \
-  --memory-hz 0 20 --json "$OUT/fidelity_gpu.json" 2>/dev/null | tee "$OUT/fidelity_gpu.txt"
+  --memory-hz 0 20 --greedy host device --json "$OUT/fidelity_gpu.json" 2>/dev/null | tee "$OUT/fidelity_gpu.txt"
 for p in gguf-q4_k_m:gguf/q4_k_m.gguf gguf-f16:gguf/f16.gguf; do
   python3 tools/bench_repeatability.py "${p%%:*}" "$M/${p#*:}" "$M/tokens/file-britannica.npy" \
     --processes 3 --device cuda 2>/dev/null

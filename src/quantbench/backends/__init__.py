@@ -30,8 +30,13 @@ def preload(precision_name: str) -> None:
 
 
 def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
-                 n_ctx: int, batch_size: int = 1):
-    """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``."""
+                 n_ctx: int, batch_size: int = 1, greedy: str = "host"):
+    """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``.
+
+    ``greedy`` says where llama.cpp picks the greedy token: "host" (argmax of the logits row
+    copied back) or "device" (llama.cpp's backend sampler; only the token comes back, and no
+    logits are produced, so ``logits()`` is refused). transformers always takes the argmax on
+    the model's device."""
     if precision.backend in ("transformers", "bitsandbytes"):
         from quantbench.backends.hf import HFBackend
 
@@ -40,4 +45,4 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
     from quantbench.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
-                           batch_size=batch_size)
+                           batch_size=batch_size, greedy=greedy)

@@ -36,8 +36,12 @@ def _init_backend() -> None:
 
 class LlamaCppBackend:
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
-                 n_ctx: int, batch_size: int = 1):
+                 n_ctx: int, batch_size: int = 1, greedy: str = "host"):
         _init_backend()
+        if greedy not in ("host", "device"):
+            raise ValueError(f"greedy must be 'host' or 'device', not {greedy!r}")
+        self.greedy = greedy
+        self._chains = []
         self.precision = precision
         self.device = device
         self.batch_size = batch_size
@@ -56,6 +60,20 @@ class LlamaCppBackend:
         # llama.cpp's own default ("auto": on where the backend supports it); it changes results
         # (perplexity differs in the 4th digit on the CPU), so it is a precision setting
         cparams.flash_attn_type = FLASH_ATTN[precision.settings.get("flash_attn", "auto")]
+        if greedy == "device":
+            # one greedy sampler chain per sequence, run by llama.cpp in the compute graph; the
+            # chains must outlive the context (freed in close())
+            self._seq_samplers = (llama_cpp.llama_sampler_seq_config * batch_size)()
+            for s in range(batch_size):
+                chain = llama_cpp.llama_sampler_chain_init(
+                    llama_cpp.llama_sampler_chain_default_params())
+                llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+                self._chains.append(chain)
+                self._seq_samplers[s].seq_id = s
+                self._seq_samplers[s].sampler = ctypes.cast(chain, ctypes.c_void_p)
+            cparams.samplers = ctypes.cast(self._seq_samplers,
+                                           ctypes.POINTER(llama_cpp.llama_sampler_seq_config))
+            cparams.n_samplers = batch_size
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens")
@@ -82,6 +100,9 @@ class LlamaCppBackend:
         if getattr(self, "model", None):
             llama_cpp.llama_model_free(self.model)
             self.model = None
+        for chain in getattr(self, "_chains", []):
+            llama_cpp.llama_sampler_free(chain)
+        self._chains = []
 
     def __del__(self):
         self.close()
@@ -95,6 +116,11 @@ class LlamaCppBackend:
             raise RuntimeError(f"llama_decode returned {rc}")
 
     def _argmax(self, i: int) -> int:
+        if self.greedy == "device":
+            token = llama_cpp.llama_get_sampled_token_ith(self.ctx, i)
+            if token < 0:
+                raise RuntimeError(f"llama.cpp sampled no token for output {i}")
+            return token
         addr = _logits_ith_addr(self.ctx, i)  # synchronises with the device, like the C API
         if not addr:
             raise RuntimeError(f"llama.cpp has no logits for output {i}")
@@ -153,6 +179,8 @@ class LlamaCppBackend:
         return [self._argmax(s) for s in range(self.batch_size)]
 
     def logits(self, ids) -> np.ndarray:
+        if self.greedy == "device":
+            raise RuntimeError("a llama.cpp context with device-side greedy sampling has no logits")
         llama_cpp.llama_memory_clear(self.memory, True)
         batch = llama_cpp.llama_batch_init(len(ids), 0, 1)
         try:
@@ -175,6 +203,7 @@ class LlamaCppBackend:
             "kv_elem_bytes": 2,  # the KV cache is F16 unless type_k/type_v say otherwise
             "model_desc": desc.value.decode(errors="replace"),
             "flash_attn": self.precision.settings.get("flash_attn", "auto"),
+            "greedy": self.greedy,
             "device": self.device,
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
             "n_params": llama_cpp.llama_model_n_params(self.model),

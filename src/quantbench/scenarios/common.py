@@ -70,11 +70,12 @@ class Job:
             provenance=provenance({**settings, "precision": self.precision.settings}, dev),
         )
 
-    def load(self, artifact, *, n_ctx: int, batch_size: int = 1):
+    def load(self, artifact, *, n_ctx: int, batch_size: int = 1, greedy: str = "host"):
         self.record.details["artifact"] = verify_artifact(artifact)
         start = time.perf_counter()
         backend = load_backend(self.precision, artifact, device=self.device,
-                               threads=self.threads, n_ctx=n_ctx, batch_size=batch_size)
+                               threads=self.threads, n_ctx=n_ctx, batch_size=batch_size,
+                               greedy=greedy)
         backend.sync()
         self.record.metrics["load_s"] = time.perf_counter() - start
         self.record.details["backend"] = backend.info()

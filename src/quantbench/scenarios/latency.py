@@ -44,10 +44,11 @@ def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
                 new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
                 device: str = "auto", threads: int = 0, overrides: dict | None = None,
-                memory_sample_hz: float = 0.0, time_limit_s: float | None = None):
+                memory_sample_hz: float = 0.0, time_limit_s: float | None = None,
+                llamacpp_greedy: str = "host"):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_size=batch_size,
                     warmup_runs=warmup_runs, measured_runs=measured_runs,
-                    memory_sample_hz=memory_sample_hz)
+                    memory_sample_hz=memory_sample_hz, llamacpp_greedy=llamacpp_greedy)
     job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
@@ -57,7 +58,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     with job.failures_recorded():
         rss_before = rss_mib()
         backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1,
-                           batch_size=batch_size)
+                           batch_size=batch_size, greedy=llamacpp_greedy)
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
         # between runs (untimed), and in a background thread only if asked (it slows decode)
