@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml tools/setup-env.sh tools/llama-cmake-args.sh
 run: setup
 	$(SNAKEMAKE) --profile profiles/default
 
-# Rerun one precision's jobs (and what depends on them): make rerun PRECISION=gguf-q8_0
-# Its measurements only, not the summary and report: add TARGET=gguf_q8_0 (its named target).
+# Rerun one precision's or one model's jobs (and what depends on them):
+#   make rerun PRECISION=gguf-q8_0 | MODEL=smollm2-135m | both  [CONFIG=my.yaml]
+# Their measurements only, not the summary and report: add TARGET=gguf_q8_0 (a named target).
 rerun: setup
-	files=$$($(PY) tools/precision_targets.py $(PRECISION)) && \
-	  $(SNAKEMAKE) --profile profiles/default $(TARGET) --forcerun $$files
+	files=$$($(PY) tools/precision_targets.py $(if $(PRECISION),--precision $(PRECISION)) \
+	  $(if $(MODEL),--model $(MODEL)) $(if $(CONFIG),--config $(CONFIG))) && \
+	  $(SNAKEMAKE) --profile profiles/default $(if $(CONFIG),--configfile $(CONFIG)) \
+	  $(TARGET) --forcerun $$files
 
 test: setup
 	$(PY) -m pytest -q

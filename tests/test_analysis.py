@@ -324,3 +324,17 @@ def test_an_mfu_above_100_percent_is_called_an_underestimated_peak():
     df["mfu_pct"] = [55.0, 96.0]
     text = " ".join(hardware(df, REF, {"peak_bw_gb_s": 9.7, "matmul_tflops": {"f32": 0.361}}))
     assert "underestimate" not in text
+
+
+def test_the_report_embeds_gpu_time_series_only_where_the_profile_has_samples(measured):
+    measured["profile_status"] = ["ok", "no_gpu", "no_gpu", "error", None]
+    figures = ["figures/quality_vs_memory.png", "figures/nvml_m_fp32.png",
+               "figures/nvml_m_gguf-f16.png", "figures/nvml_m_gguf-q8_0.png",
+               "figures/nvml_m_gguf-q4_k_m.png", "figures/nvml_m_bnb-nf4.png"]
+    text = report_text(measured, reference=REF, config=_config(), models={}, figures=figures)
+    shown = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text.split("## Figures")[1])
+    # no profile record at all (bnb-nf4): its figure says so, as before
+    assert shown == ["figures/quality_vs_memory.png", "figures/nvml_m_fp32.png",
+                     "figures/nvml_m_bnb-nf4.png"]
+    assert ("NVML time series left out for 3 precisions whose profile has no GPU samples "
+            "(2 with profile status `no_gpu`, 1 with profile status `error`).") in text

@@ -7,7 +7,7 @@ import pytest
 from quantbench.errors import UnsupportedError
 from quantbench.records import Record
 from quantbench.scenarios import common
-from quantbench.scenarios.latency import run_latency
+from quantbench.scenarios.latency import decode_rates, run_latency
 from quantbench.scenarios.profile import run_profile
 from quantbench.scenarios.quality import run_quality
 
@@ -31,6 +31,8 @@ def test_latency_record_has_every_figure_with_spread(precision, artifacts, tiny_
     assert m["decode_tok_s"] > 0 and m["prefill_ms"] > 0 and m["load_s"] > 0
     assert m["decode_tok_s_ci95"][0] <= m["decode_tok_s"] <= m["decode_tok_s_ci95"][1]
     assert m["decode_token_ms_p50"] <= m["decode_token_ms_p90"] <= m["decode_token_ms_p99"]
+    assert m["decode_steady_tok_s"] > 0 and m["decode_first_step_ms"] > 0
+    assert rec.details["decode"]["16"]["first_step_ms"]["n"] == 3
     assert m["peak_mem_mib"] >= m["rss_before_load_mib"] > 0
     assert m["size_mib"] > 0 and m["disk_mib"] > 0
     assert set(rec.details["prefill"]) == {"16", "32"}
@@ -38,6 +40,14 @@ def test_latency_record_has_every_figure_with_spread(precision, artifacts, tiny_
     assert rec.provenance["config_hash"] and rec.provenance["packages"]["torch"]
     rec.save(tmp_path / "r.json")
     assert Record.load(tmp_path / "r.json").metrics["decode_tok_s"] == m["decode_tok_s"]
+
+
+def test_steady_decode_rate_leaves_out_the_first_step_after_the_prefill():
+    # a first step of 10 ms (graph re-capture) and three of 1 ms, batch of two sequences
+    every, steady = decode_rates([0.010, 0.001, 0.001, 0.001], batch_size=2)
+    assert every == pytest.approx(2 * 4 / 0.013)
+    assert steady == pytest.approx(2 * 3 / 0.003)
+    assert decode_rates([0.002])[1] is None
 
 
 def test_quantised_weights_are_smaller(artifacts, tiny_tokens):
@@ -240,7 +250,7 @@ import resource, sys
 from pathlib import Path
 import tokenizers, safetensors.torch, transformers.models.llama.modeling_llama  # noqa
 import quantbench.backends.hf  # noqa: every library is mapped before the cap
-from quantbench.scenarios.latency import run_latency
+from quantbench.scenarios.latency import decode_rates, run_latency
 
 model, tokens, out = sys.argv[1:]
 vm = next(int(ln.split()[1]) * 1024 for ln in open("/proc/self/status")

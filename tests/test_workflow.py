@@ -337,13 +337,31 @@ def test_forcing_a_precision_target_reruns_its_measurements_only(tmp_path, two_m
     pretend_finished(tmp_path, two_model_config)
     assert "Nothing to be done" in snakemake(tmp_path, "-n", config=two_model_config).stdout
     files = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "precision_targets.py"), "gguf-q8_0",
-         str(two_model_config)], capture_output=True, text=True, check=True).stdout.split()
+        [sys.executable, str(REPO / "tools" / "precision_targets.py"), "--precision", "gguf-q8_0",
+         "--config", str(two_model_config)], capture_output=True, text=True, check=True
+    ).stdout.split()
     res = snakemake(tmp_path, "-n", "gguf_q8_0", "--forcerun", *files, config=two_model_config)
     assert res.returncode == 0, res.stderr[-3000:]
     assert job_counts(res.stdout) == {
         "benchmark_latency": 2, "evaluate_quality": 2, "profile_gpu": 2, "gguf_q8_0": 1}
     assert {wc["precision"] for _, wc in dry_run_jobs(res.stdout) if wc} == {"gguf-q8_0"}
+
+
+def precision_targets(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "tools" / "precision_targets.py"), *args],
+                          capture_output=True, text=True)
+
+
+def test_rerun_targets_select_a_model_a_precision_or_both(two_model_config):
+    cfg = ("--config", str(two_model_config))
+    model = precision_targets("--model", "m2.x", *cfg).stdout.split()
+    assert len(model) == 3 * len(PRECISIONS)
+    assert all(f.startswith("results/m2.x/") for f in model)
+    both = precision_targets("--model", "m1", "--precision", "gguf-q8_0", *cfg).stdout.split()
+    assert both == [f"results/m1/{k}/gguf-q8_0.json" for k in ("latency", "quality", "profile")]
+    bad = precision_targets("--model", "m3", *cfg)
+    assert bad.returncode == 2 and "model 'm3' is not in" in bad.stderr and "m1, m2.x" in bad.stderr
+    assert precision_targets(*cfg).returncode == 2  # neither named
 
 
 def test_model_names_with_the_same_target_fail_before_any_job(tmp_path):

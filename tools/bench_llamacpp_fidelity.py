@@ -5,7 +5,10 @@
 
 Speed: llama-bench's prompt processing (pp) and token generation at depth (tg @ d) against
 quantbench's latency scenario with the same prompt length, decoded tokens and threads:
-ratio = ours / llama-bench (target for decode: >= 0.97).
+ratio = ours / llama-bench (target for decode: >= 0.97). llama-bench's tg decodes after a decode
+(its depth comes from a saved state), so the table compares our steady-state decode (every step
+but the first after the prefill); the ratio over every step and our first step's time are
+printed beside it. Both sides run in fresh processes, alternating, --rounds times (medians).
 Perplexity: llama-perplexity (-c CTX -b CTX --chunks N) against quantbench's llama.cpp-compatible
 protocol on the same file, fed the ids of llama.cpp's own tokenizer (so that only the protocol
 is compared), target |difference| <= 0.05 %.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,13 +38,14 @@ from quantbench.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from quantbench.perplexity import llamacpp_windows, perplexity, token_nll  # noqa: E402
 from quantbench.scenarios.latency import run_latency  # noqa: E402
 
+OURS_FLAG = "--ours-once"  # internal: one run of ours in this process, JSON out
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 
 
 def llama_bench(tools: Path, gguf: Path, a) -> dict:
     cmd = [str(tools / "llama-bench"), "-m", str(gguf), "-p", str(a.n_prompt), "-n", str(a.n_gen),
-           "-d", f"0,{a.n_prompt}", "-r", str(a.reps), "-t", str(a.threads), "-ngl", str(a.ngl),
-           "-fa", "auto", "-o", "json"]
+           "-d", f"0,{a.n_prompt}", "-r", str(a.bench_reps), "-t", str(a.threads),
+           "-ngl", str(a.ngl), "-fa", "auto", "-o", "json"]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     rows = json.loads(res.stdout)
     pp = next(r for r in rows if r["n_prompt"] == a.n_prompt and r["n_depth"] == 0)
@@ -51,13 +56,49 @@ def llama_bench(tools: Path, gguf: Path, a) -> dict:
 
 def ours_speed(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str = "host") -> dict:
     rec = run_latency("fidelity", "gguf-f16", gguf, ids_path, prompt_tokens=[a.n_prompt],
-                      new_tokens=a.n_gen, warmup_runs=2, measured_runs=a.reps,
+                      new_tokens=a.n_gen, warmup_runs=a.warmup, measured_runs=a.reps,
                       device="cuda" if a.ngl else "cpu", threads=a.threads,
                       memory_sample_hz=memory_hz, llamacpp_greedy=greedy)
     if rec.status != "ok":
         raise RuntimeError(rec.reason)
-    return {"pp_tok_s": rec.metrics["prefill_tok_s"], "tg_tok_s": rec.metrics["decode_tok_s"],
-            "tg_cv": rec.metrics["decode_cv"]}
+    m = rec.metrics
+    return {"pp_tok_s": m["prefill_tok_s"], "tg_tok_s": m["decode_steady_tok_s"],
+            "tg_all_tok_s": m["decode_tok_s"], "first_step_ms": m["decode_first_step_ms"],
+            "tg_cv": m["decode_cv"]}
+
+
+def ours_speed_fresh(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str) -> dict:
+    """ours_speed in a fresh process, as every benchmark job of the pipeline runs."""
+    spec = {"gguf": str(gguf), "ids": str(ids_path), "hz": memory_hz, "greedy": greedy,
+            **{k: getattr(a, k) for k in ("n_prompt", "n_gen", "warmup", "reps", "threads", "ngl")}}
+    res = subprocess.run([sys.executable, __file__, OURS_FLAG, json.dumps(spec)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"our latency run failed: {res.stderr.strip()[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def compare_speed(tools: Path, gguf: Path, ids_path: Path, a, variants) -> dict:
+    """llama-bench and each of our variants in alternating order, ``a.rounds`` times, each run a
+    fresh process: run-to-run drift of the machine falls on both sides alike. Medians over the
+    rounds; the per-round decode ratios give the range."""
+    runs = [("bench", None, None)] + variants
+    got = {name: [] for name, _, _ in runs}
+    for r in range(a.rounds):
+        for name, hz, greedy in (runs if r % 2 == 0 else runs[::-1]):
+            got[name].append(llama_bench(tools, gguf, a) if name == "bench"
+                             else ours_speed_fresh(gguf, ids_path, a, hz, greedy))
+    out = {}
+    for name, rows in got.items():
+        out[name] = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+        if name != "bench":
+            ratios = [o["tg_tok_s"] / b["tg_tok_s"]
+                      for o, b in zip(rows, got["bench"], strict=True)]
+            out[name]["tg_ratio_min"], out[name]["tg_ratio_max"] = min(ratios), max(ratios)
+            tg = [row["tg_tok_s"] for row in rows]
+            out[name]["tg_cv_processes"] = (statistics.stdev(tg) / statistics.mean(tg)
+                                            if len(tg) > 1 else float("nan"))
+    return out
 
 
 def llama_perplexity(tools: Path, gguf: Path, text: Path, a) -> tuple[float, float]:
@@ -86,6 +127,12 @@ def ours_perplexity(gguf: Path, text: Path, a) -> tuple[float, float]:
 
 
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == OURS_FLAG:
+        spec = json.loads(sys.argv[2])
+        a = argparse.Namespace(**{k: v for k, v in spec.items() if k not in ("gguf", "ids")})
+        print(json.dumps(ours_speed(Path(spec["gguf"]), Path(spec["ids"]), a, spec["hz"],
+                                    spec["greedy"])))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("gguf", nargs="+", type=Path)
     ap.add_argument("--text", type=Path, required=True)
@@ -94,7 +141,10 @@ def main() -> int:
     ap.add_argument("--ngl", type=int, default=0, help="layers on the GPU (99 = all)")
     ap.add_argument("--n-prompt", type=int, default=128)
     ap.add_argument("--n-gen", type=int, default=32)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=5, help="our measured runs per process")
+    ap.add_argument("--bench-reps", type=int, default=5, help="llama-bench's -r")
+    ap.add_argument("--warmup", type=int, default=10,
+                    help="our warm-up runs before the measured ones (the protocol's default)")
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--chunks", type=int, default=8)
     ap.add_argument("--memory-hz", type=float, nargs="+", default=[0.0],
@@ -104,6 +154,8 @@ def main() -> int:
     ap.add_argument("--greedy", choices=("host", "device"), nargs="+", default=["host"],
                     help="where our decode picks the greedy token (see latency.llamacpp_greedy): "
                          "the first is the table's, the others extra decode figures")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating llama-bench / ours rounds, each a fresh process")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     a = ap.parse_args()
     from quantbench.device import resolve_threads
@@ -114,8 +166,9 @@ def main() -> int:
         res = subprocess.run(["bash", *build], capture_output=True, text=True, check=True)
         a.tools = Path(res.stdout.strip().splitlines()[-1])
     tools = a.tools
-    # extra decode figures, each changing one setting of the table's run
-    variants = ([(f"tg_ratio_mem{hz:g}hz", hz, a.greedy[0]) for hz in a.memory_hz[1:]]
+    # the table's run, then extra decode figures, each changing one of its settings
+    variants = ([("ours", a.memory_hz[0], a.greedy[0])]
+                + [(f"tg_ratio_mem{hz:g}hz", hz, a.greedy[0]) for hz in a.memory_hz[1:]]
                 + [(f"tg_ratio_greedy_{g}", a.memory_hz[0], g) for g in a.greedy[1:]])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,29 +181,37 @@ def main() -> int:
             np.save(ids_path, np.asarray(llm.tokenize(a.text.read_bytes(), add_bos=False),
                                          dtype=np.int32))
             del llm
-            ref = llama_bench(tools, gguf, a)
-            ours = ours_speed(gguf, ids_path, a, a.memory_hz[0], a.greedy[0])
-            extra = {name: ours_speed(gguf, ids_path, a, hz, greedy)["tg_tok_s"] / ref["tg_tok_s"]
-                     for name, hz, greedy in variants}
+            speed = compare_speed(tools, gguf, ids_path, a, variants)
+            ref, ours = speed["bench"], speed["ours"]
+            extra = {name: speed[name]["tg_tok_s"] / ref["tg_tok_s"] for name, _, _ in variants[1:]}
             ppl_ref, se_ref = llama_perplexity(tools, gguf, a.text, a)
             ppl_ours, se_ours = ours_perplexity(gguf, a.text, a)
             rows.append({
                 "file": gguf.name, "pp_bench": ref["pp_tok_s"], "pp_ours": ours["pp_tok_s"],
                 "pp_ratio": ours["pp_tok_s"] / ref["pp_tok_s"], "tg_bench": ref["tg_tok_s"],
                 "tg_ours": ours["tg_tok_s"], "tg_ratio": ours["tg_tok_s"] / ref["tg_tok_s"],
-                "tg_cv_ours": ours["tg_cv"], "ppl_bench": ppl_ref, "ppl_ours": ppl_ours,
+                "tg_ratio_min": ours["tg_ratio_min"], "tg_ratio_max": ours["tg_ratio_max"],
+                "tg_ratio_all_steps": ours["tg_all_tok_s"] / ref["tg_tok_s"],
+                "first_step_ms": ours["first_step_ms"], "step_ms": 1e3 / ours["tg_tok_s"],
+                "tg_cv_ours": ours["tg_cv"], "tg_cv_processes": ours["tg_cv_processes"],
+                "ppl_bench": ppl_ref, "ppl_ours": ppl_ours,
                 "ppl_diff_pct": 100 * (ppl_ours / ppl_ref - 1), **extra,
             })
     head = (f"{'file':<16}{'pp bench':>10}{'pp ours':>10}{'ratio':>7}{'tg bench':>10}"
             f"{'tg ours':>10}{'ratio':>7}{'ppl bench':>11}{'ppl ours':>11}{'diff %':>9}")
-    print(f"threads={a.threads} ngl={a.ngl} prompt={a.n_prompt} gen={a.n_gen} reps={a.reps} "
-          f"ctx={a.ctx} chunks={a.chunks}")
+    print(f"threads={a.threads} ngl={a.ngl} prompt={a.n_prompt} gen={a.n_gen} "
+          f"ours: warmup={a.warmup} reps={a.reps}; llama-bench reps={a.bench_reps} "
+          f"ctx={a.ctx} chunks={a.chunks} rounds={a.rounds} (speed: medians over rounds)")
     print(head)
     for r in rows:
         print(f"{r['file']:<16}{r['pp_bench']:>10.1f}{r['pp_ours']:>10.1f}{r['pp_ratio']:>7.3f}"
               f"{r['tg_bench']:>10.1f}{r['tg_ours']:>10.1f}{r['tg_ratio']:>7.3f}"
               f"{r['ppl_bench']:>11.4f}{r['ppl_ours']:>11.4f}{r['ppl_diff_pct']:>+9.4f}"
-              + "".join(f"  {name}={r[name]:.3f}" for name, _, _ in variants))
+              + f"  tg ratio per round {r['tg_ratio_min']:.3f}..{r['tg_ratio_max']:.3f}"
+              + f"  over every step {r['tg_ratio_all_steps']:.3f} (first step "
+              f"{r['first_step_ms']:.2f} ms, then {r['step_ms']:.2f} ms)"
+              + f"  our tg CV across {a.rounds} processes {100 * r['tg_cv_processes']:.2f} %"
+              + "".join(f"  {name}={r[name]:.3f}" for name, _, _ in variants[1:]))
     if a.json:
         a.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -1,10 +1,14 @@
-"""Print the result files of one precision (every model), for `snakemake --forcerun`.
+"""Print the result files of one precision and/or one model, for `snakemake --forcerun`.
 
-    python tools/precision_targets.py gguf-q8_0 [config/config.yaml]
+    python tools/precision_targets.py [--precision gguf-q8_0] [--model smollm2-135m]
+        [--config config/config.yaml]
 
-The models are the config's and those of its model sheet (config key model_sheet).
+At least one of --precision and --model: the records of that precision for every model, of every
+precision for that model, or of that one pair. The models are the config's and those of its
+model sheet (config key model_sheet). An unknown name is refused with the configured ones.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -18,21 +22,29 @@ from quantbench.targets import KINDS  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: precision_targets.py PRECISION [CONFIG]", file=sys.stderr)
-        return 2
-    precision = argv[0]
-    config = yaml.safe_load(Path(argv[1] if len(argv) > 1 else "config/config.yaml").read_text())
-    if precision not in config["precisions"]:
-        print(f"precision {precision!r} is not in the config; configured: "
-              f"{', '.join(config['precisions'])}", file=sys.stderr)
-        return 2
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--precision")
+    ap.add_argument("--model")
+    ap.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
+    a = ap.parse_args(argv)
+    if not (a.precision or a.model):
+        ap.error("name a --precision, a --model or both")
+    config = yaml.safe_load(a.config.read_text())
     models = config.get("models") or {}
     if config.get("model_sheet"):
         sheet = modelsheet.read(config["model_sheet"],
                                 REPO / "workflow" / "schemas" / "models.schema.yaml")
         models = modelsheet.merge(models, sheet, config["model_sheet"])
-    print(" ".join(f"results/{m}/{k}/{precision}.json" for m in models for k in KINDS))
+    for kind, name, known in (("precision", a.precision, config["precisions"]),
+                              ("model", a.model, list(models))):
+        if name is not None and name not in known:
+            print(f"{kind} {name!r} is not in {a.config}; configured: {', '.join(known)}",
+                  file=sys.stderr)
+            return 2
+    chosen_models = [a.model] if a.model else list(models)
+    chosen_precisions = [a.precision] if a.precision else config["precisions"]
+    print(" ".join(f"results/{m}/{k}/{p}.json"
+                   for m in chosen_models for p in chosen_precisions for k in KINDS))
     return 0
 
 

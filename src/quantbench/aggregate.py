@@ -16,7 +16,8 @@ SUMMARY_COLUMNS = [
     "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
     "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
     "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
-    "decode_cv", "peak_mem_mib", "ppl", "ppl_stderr", "ppl_delta_pct", "speedup_vs_ref",
+    "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib", "ppl",
+    "ppl_stderr", "ppl_delta_pct", "speedup_vs_ref",
     "memory_vs_ref", "kld_mean", "top1_agreement_pct", "gen_exact_match_pct",
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
@@ -106,7 +107,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             row.update({k: m.get(k) for k in (
                 "size_mib", "disk_mib", "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s",
                 "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
-                "decode_cv", "peak_mem_mib", "prompt_tokens", "batch_size", "decode_ctx_mean",
+                "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib",
+                "prompt_tokens", "batch_size", "decode_ctx_mean",
                 "kv_elem_bytes")})
             ci = m.get("decode_tok_s_ci95") or [None, None]
             row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"] = ci

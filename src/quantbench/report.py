@@ -106,6 +106,29 @@ def _provenance(quality_paths, machine: dict) -> dict:
     return prov
 
 
+def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
+    """The figures the report embeds: a precision's NVML time series only where its profile has
+    GPU samples; the others are named in one line instead of as empty figures."""
+    from quantbench.plots import timeseries_name
+
+    empty: dict[str, list[str]] = {}
+    for r in df.to_dict("records"):
+        status = r.get("profile_status")
+        if isinstance(status, str) and status != "ok":
+            empty.setdefault(timeseries_name(r["model"], r["precision"]), []).append(status)
+    shown = [f for f in figures if Path(f).stem not in empty]
+    left_out = sorted({(Path(f).stem, empty[Path(f).stem][0]) for f in figures
+                       if Path(f).stem in empty})
+    if not left_out:
+        return shown, None
+    by_status: dict[str, int] = {}
+    for _, status in left_out:
+        by_status[status] = by_status.get(status, 0) + 1
+    what = ", ".join(f"{n} with profile status `{status}`" for status, n in by_status.items())
+    return shown, (f"NVML time series left out for {len(left_out)} precisions whose profile has "
+                   f"no GPU samples ({what}).")
+
+
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
                 models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
                 configfiles=()) -> str:
@@ -118,6 +141,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
     )
     env.filters["fmt"] = fmt
+    shown, figures_note = _shown_figures(df, figures)
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
@@ -132,7 +156,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         rows=df.to_dict("records"),
         reference=reference,
         models=models,
-        figures=list(figures),
+        figures=shown,
+        figures_note=figures_note,
         generations=list(generations),
         prov=prov,
         config=config,

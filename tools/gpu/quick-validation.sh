@@ -1,8 +1,8 @@
 #!/bin/bash
-# On a fresh single-GPU device machine, from the project root, in one call (about 8 minutes):
-#   bash tools/gpu/quick-validation.sh
+# On a fresh single-GPU device machine, from the project root, in one call (about 9 minutes):
+#   bash tools/gpu/quick-validation.sh        [env: ROUNDS=3 REPS=50 GREEDY=device DIAG=1]
 # The llama.cpp fidelity check (decode/prefill vs llama-bench, perplexity vs llama-perplexity)
-# and the run-to-run spread (3 fresh processes) for gguf-f16 and gguf-q4_k_m, with ONE CUDA build
+# and the run-to-run spread (ROUNDS fresh processes) for gguf-f16 and gguf-q4_k_m, with ONE CUDA build
 # of llama.cpp: the shared libraries and the two tools are built together, and llama-cpp-python's
 # Python package is used from its source tree with LLAMA_CPP_LIB_PATH pointing at that build
 # (what ../shared/gpu/setup-device.sh does takes a second, separate build). Tables go to $OUT.
@@ -17,6 +17,12 @@ version="${SRC##*-}"
 mkdir -p "/tmp/site/llama_cpp_python-$version.dist-info"  # so that its version is known
 cp "$SRC/PKG-INFO" "/tmp/site/llama_cpp_python-$version.dist-info/METADATA"
 arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)"
+export PYTHONPATH="/tmp/site:$SRC:$PWD/src" PATH="/tmp/site/bin:$PATH"
+M=resources/models/tinyllama-1.1b-shape
+SMK=(snakemake --profile profiles/default --configfile config/gpu-tinyllama.yaml --cores 4)
+# the model, its F16 GGUF and the token file need no llama.cpp library: made during the build
+"${SMK[@]}" "$M/gguf/f16.gguf" "$M/tokens/file-britannica.npy" >/tmp/prep0.log 2>&1 &
+prep=$!
 cmake -S "$SRC/vendor/llama.cpp" -B /tmp/lb -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
   -DLLAMA_BUILD_TOOLS=ON -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF -DGGML_CUDA=on \
@@ -24,20 +30,26 @@ cmake -S "$SRC/vendor/llama.cpp" -B /tmp/lb -DCMAKE_BUILD_TYPE=Release -DLLAMA_C
 cmake --build /tmp/lb -j "$(nproc)" --target llama llama-bench llama-perplexity >/tmp/build.log 2>&1 \
   || { tail -20 /tmp/build.log; exit 1; }
 lib="$(dirname "$(find /tmp/lb -name 'libllama.so' | head -1)")"
-export LLAMA_CPP_LIB_PATH="$lib" PYTHONPATH="/tmp/site:$SRC:$PWD/src" PATH="/tmp/site/bin:$PATH"
+tools="$(dirname "$(find /tmp/lb -name llama-bench -type f | head -1)")"
+export LLAMA_CPP_LIB_PATH="$lib"
 echo "CUDA build of llama.cpp: $((SECONDS - start)) s"
+wait "$prep"; echo "model and F16 GGUF during the build: exit $?"
 python3 -c "import llama_cpp; print('llama_cpp', llama_cpp.__version__, 'offload', llama_cpp.llama_supports_gpu_offload())"
-M=resources/models/tinyllama-1.1b-shape
-snakemake --profile profiles/default --configfile config/gpu-tinyllama.yaml --cores "$(nproc)" \
-  "$M/gguf/q4_k_m.gguf" "$M/tokens/file-britannica.npy" >/tmp/prep.log 2>&1
-echo "model and GGUFs: exit $? at $((SECONDS - start)) s"
+"${SMK[@]}" "$M/gguf/q4_k_m.gguf" "$M/tokens/file-britannica.npy" >/tmp/prep.log 2>&1 \
+  || { tail -20 /tmp/prep.log; exit 1; }
+echo "GGUFs: $((SECONDS - start)) s"
+# speed: llama-bench and ours (the pipeline's protocol, 10 + ${REPS:-50} runs) alternate in fresh
+# processes, ROUNDS times; the CV of ours across those processes is the run-to-run spread
 python3 tools/bench_llamacpp_fidelity.py "$M/gguf/q4_k_m.gguf" "$M/gguf/f16.gguf" \
-  --tools "$(dirname "$(find /tmp/lb -name llama-bench -type f | head -1)")" --ngl 99 \
-  --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 --reps 5 --chunks 4 \
-  --memory-hz 0 20 --greedy host device --json "$OUT/fidelity_gpu.json" 2>/dev/null | tee "$OUT/fidelity_gpu.txt"
-for p in gguf-q4_k_m:gguf/q4_k_m.gguf gguf-f16:gguf/f16.gguf; do
-  python3 tools/bench_repeatability.py "${p%%:*}" "$M/${p#*:}" "$M/tokens/file-britannica.npy" \
-    --processes 3 --device cuda 2>/dev/null
-done | tee "$OUT/repeatability_gpu.txt"
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/repeatability_gpu.txt"
+  --tools "$tools" --ngl 99 --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 \
+  --warmup 10 --reps "${REPS:-50}" --rounds "${ROUNDS:-3}" --chunks 4 ${GREEDY:+--greedy host $GREEDY} \
+  --json "$OUT/fidelity_gpu.json" 2>/tmp/fidelity.err | tee "$OUT/fidelity_gpu.txt"
+[ -s "$OUT/fidelity_gpu.json" ] || tail -20 /tmp/fidelity.err
+if [ -n "${DIAG:-}" ]; then  # where the decode time goes (interleaved in-process variants)
+  for f in q4_k_m f16; do
+    python3 tools/diag_decode_gap.py "$M/gguf/$f.gguf" --ngl 99 --tools "$tools" 2>/tmp/diag.err \
+      || tail -5 /tmp/diag.err
+  done | tee "$OUT/decode_gap_gpu.txt"
+fi
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/fidelity_gpu.txt"
 echo "total: $((SECONDS - start)) s"

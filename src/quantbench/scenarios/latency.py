@@ -7,6 +7,13 @@ prompt (time to first token: the forward pass and the choice of the first token)
 ``new_tokens`` decode steps, each timed on its own. The device is synchronised before every
 clock read; the prompt ids are prepared before timing (tokenisation is not timed). The prompt is
 the start of the evaluation text, so every backend sees the same token ids.
+
+Decode throughput is given two ways: over every step (what a user waits for after the first
+token) and in the steady state, without the first step after the prefill. That first step can
+cost more (llama.cpp on a GPU rebuilds its graph for the new batch shape and runs a changed
+graph without a CUDA graph; measured in docs/examples/h100/README.md), so it is also reported
+on its own (``decode_first_step_ms``). llama-bench's token generation measures
+the steady state.
 """
 
 from __future__ import annotations
@@ -41,6 +48,14 @@ def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
     return ttft, steps
 
 
+def decode_rates(steps: list[float], batch_size: int = 1) -> tuple[float, float | None]:
+    """Tokens/s of one run's decode steps (seconds): over every step, and without the first
+    (None when there is only one step)."""
+    every = batch_size * len(steps) / sum(steps)
+    steady = batch_size * (len(steps) - 1) / sum(steps[1:]) if len(steps) > 1 else None
+    return every, steady
+
+
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
                 new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
                 device: str = "auto", threads: int = 0, overrides: dict | None = None,
@@ -67,14 +82,18 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             prefill, decode = {}, {}
             for n in prompt_tokens:
                 prompt = [int(i) for i in ids[:n]]
-                ttfts, per_token, run_tok_s = [], [], []
+                ttfts, per_token, run_tok_s, steady_tok_s, first_ms = [], [], [], [], []
                 for run in range(warmup_runs + measured_runs):
                     ttft, steps = timed_run(backend, prompt, new_tokens, batch_size)
                     mem.tick()
                     if run >= warmup_runs:
                         ttfts.append(ttft * 1e3)
                         per_token.extend(s * 1e3 for s in steps)
-                        run_tok_s.append(batch_size * len(steps) / sum(steps))
+                        every, steady = decode_rates(steps, batch_size)
+                        run_tok_s.append(every)
+                        first_ms.append(steps[0] * 1e3)
+                        if steady is not None:
+                            steady_tok_s.append(steady)
                 prefill[n] = {
                     "ttft_ms": summarize(ttfts),
                     "prefill_tok_s": summarize([batch_size * n / (t / 1e3) for t in ttfts]),
@@ -82,6 +101,8 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                 decode[n] = {
                     "token_ms": summarize(per_token),
                     "decode_tok_s": summarize(run_tok_s),
+                    "steady_tok_s": summarize(steady_tok_s) if steady_tok_s else None,
+                    "first_step_ms": summarize(first_ms),
                 }
         first = prompt_tokens[0]
         rec.metrics.update(
@@ -98,6 +119,8 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             decode_token_ms_p90=decode[first]["token_ms"]["p90"],
             decode_token_ms_p99=decode[first]["token_ms"]["p99"],
             decode_cv=decode[first]["decode_tok_s"]["cv"],
+            decode_steady_tok_s=(decode[first]["steady_tok_s"] or {}).get("mean"),
+            decode_first_step_ms=decode[first]["first_step_ms"]["p50"],
             peak_rss_mib=peak_rss_mib(),
             rss_before_load_mib=rss_before,
             peak_gpu_mib=mem.peak_gpu_mib if job.handle is not None else None,
