@@ -338,3 +338,14 @@ def test_the_report_embeds_gpu_time_series_only_where_the_profile_has_samples(me
                      "figures/nvml_m_bnb-nf4.png"]
     assert ("NVML time series left out for 3 precisions whose profile has no GPU samples "
             "(2 with profile status `no_gpu`, 1 with profile status `error`).") in text
+
+
+def test_the_results_table_gives_the_paired_interval_of_the_perplexity_change(measured):
+    measured["ppl_delta_pct_ci_low"] = [None, None, 0.91, 4.83, None]
+    measured["ppl_delta_pct_ci_high"] = [None, None, 1.09, 5.17, None]
+    text = report_text(measured, reference=REF, config=_config(), models={})
+    results = text.split("## Results")[1].split("### ")[0]
+    rows = {line.split(" | ")[1]: line for line in results.splitlines() if line.startswith("| m |")}
+    assert rows["gguf-q8_0"].endswith("| 1.00 [0.91, 1.09] |")
+    assert rows["gguf-q4_k_m"].endswith("| 5.00 [4.83, 5.17] |")
+    assert rows["bnb-nf4"].endswith("| 1.50 |")  # no paired data: no interval

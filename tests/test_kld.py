@@ -58,3 +58,20 @@ def test_mismatched_protocols_are_refused(tmp_path, dists):
     c = _compare(tmp_path, lp_ref[:10], lp_q[:10], targets[:10], k=4)
     with pytest.raises(ValueError, match="protocols differ"):
         c.add(lp_q[:5], targets[:5])
+
+
+def test_paired_perplexity_change_equals_the_ratio_of_perplexities(tmp_path, dists):
+    lp_ref, lp_q, targets = dists
+    m = _compare(tmp_path, lp_ref, lp_q, targets, k=8).metrics()
+    rows = np.arange(len(targets))
+    ppl_ref = np.exp(-lp_ref[rows, targets].mean())
+    ppl_q = np.exp(-lp_q[rows, targets].mean())
+    assert m["ln_ppl_ratio"] == pytest.approx(np.log(ppl_q / ppl_ref), abs=1e-6)
+    low, high = m["ppl_delta_pct_ci95"]
+    assert m["ppl_delta_pct"] == pytest.approx(100 * (ppl_q / ppl_ref - 1), abs=1e-4)
+    assert low < m["ppl_delta_pct"] < high
+    # the paired error is that of the per-position differences, not of either perplexity
+    d = lp_ref[rows, targets] - lp_q[rows, targets]
+    assert m["ln_ppl_ratio_stderr"] == pytest.approx(d.std(ddof=1) / np.sqrt(d.size), rel=1e-5)
+    same = _compare(tmp_path, lp_ref, lp_ref, targets, k=8).metrics()
+    assert same["ppl_delta_pct_ci95"] == pytest.approx([0, 0], abs=1e-4)

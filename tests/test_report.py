@@ -117,3 +117,14 @@ def test_a_gguf_file_mostly_in_fallback_types_is_flagged():
     assert row["weight_types"] == "Q5_0 58%, Q8_0 22%, Q4_K 10%, Q6_K 10%"
     text = " ".join(anomalies(df, "fp32", Budgets()))
     assert "gguf-q4_k_m holds only 10.5 % of its weights in the type it is named after" in text
+
+
+def test_the_paired_interval_of_the_perplexity_change_reaches_both_tables(records):
+    records.append(_rec("quality", "gguf-q6_k", "llama.cpp", ppl=10.3, ppl_stderr=0.1,
+                        ppl_delta_pct=3.0, ppl_delta_pct_ci95=[2.5, 3.5]))
+    df = summary_table(records, "fp32").set_index("precision")
+    assert df.loc["gguf-q6_k", ["ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high"]].tolist() == [
+        2.5, 3.5]
+    assert pd.isna(df.loc["gguf-q8_0", "ppl_delta_pct_ci_low"])  # no paired data
+    long = long_table(records).set_index(["precision", "metric"])
+    assert long.loc[("gguf-q6_k", "ppl_delta_pct"), ["ci_low", "ci_high"]].tolist() == [2.5, 3.5]

@@ -16,7 +16,8 @@ Q6_K -> Q8_0), so a "Q5_K_M" file may hold little or no Q5_K. For each file:
 - unless --no-ppl: the perplexity with quantbench's llama.cpp-compatible protocol (windows of
   --ctx tokens, second half scored, the first --chunks windows), its change against the F16 file,
   and the mean KL divergence from the F16 file on the same positions (quantbench.kld: top-32 of
-  the F16 distribution plus a tail bucket).
+  the F16 distribution plus a tail bucket), with the 95 % interval of the perplexity change from
+  the paired per-position differences of negative log-likelihood (quantbench.kld).
 --by-role adds, per tensor role (attn_q, ffn_down, token_embd, ...), the types, error and gain;
 --json also keeps the type of every tensor.
 Run with threads fixed (--threads): llama.cpp's results do not depend on timing, only on threads.
@@ -120,7 +121,8 @@ class Scorer:
     def score(self, path: Path) -> dict:
         cmp = Comparison(self.ref)
         out = self._run(path, cmp.add)
-        out["kld_mean"] = cmp.metrics()["kld_mean"]
+        m = cmp.metrics()
+        out["kld_mean"], out["ppl_delta_pct_ci95"] = m["kld_mean"], m["ppl_delta_pct_ci95"]
         out["ppl_delta_pct"] = 100 * (out["ppl"] / self.ref_ppl["ppl"] - 1)
         return out
 
@@ -189,7 +191,8 @@ def print_head(scorer: Scorer | None) -> None:
         print(f"F16 reference: PPL {ref['ppl']:.4f} ± {ref['ppl_stderr']:.4f} over "
               f"{ref['n_tokens']} tokens")
     print(f"{'type':<8}{'MiB':>7}{'rel RMS %':>10}{'gain %':>8}"
-          + (f"{'PPL':>9}{'ΔPPL %':>8}{'KLD':>8}" if scorer else "") + "  weights by type %")
+          + (f"{'PPL':>11}{'ΔPPL %':>8}{'paired 95 % CI':>18}{'KLD':>10}" if scorer else "")
+          + "  weights by type %")
 
 
 def print_row(row: dict, scorer: Scorer | None) -> None:
@@ -197,7 +200,9 @@ def print_row(row: dict, scorer: Scorer | None) -> None:
     line = (f"{row['type']:<8}{row['size_mib']:>7.1f}{100 * row['weight_rel_rms']:>10.3f}"
             f"{100 * row['weight_gain']:>+8.3f}")
     if scorer:
-        line += f"{row['ppl']:>9.4f}{row['ppl_delta_pct']:>+8.2f}{row['kld_mean']:>8.4f}"
+        low, high = row["ppl_delta_pct_ci95"]
+        line += (f"{row['ppl']:>11.4f}{row['ppl_delta_pct']:>+8.2f}"
+                 f"{f'[{low:+.2f}, {high:+.2f}]':>18}{row['kld_mean']:>10.2e}")
     print(line + "  " + types, flush=True)
 
 

@@ -17,7 +17,8 @@ SUMMARY_COLUMNS = [
     "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
     "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
     "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib", "ppl",
-    "ppl_stderr", "ppl_delta_pct", "speedup_vs_ref",
+    "ppl_stderr", "ppl_delta_pct", "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high",
+    "speedup_vs_ref",
     "memory_vs_ref", "kld_mean", "top1_agreement_pct", "gen_exact_match_pct",
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
@@ -125,6 +126,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             if n_params and m.get("size_mib"):
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params
         elif r["kind"] == "quality":
+            ci = m.get("ppl_delta_pct_ci95") or [None, None]
+            row["ppl_delta_pct_ci_low"], row["ppl_delta_pct_ci_high"] = ci
             row.update(ppl=m.get("ppl"), ppl_stderr=m.get("ppl_stderr"),
                        kld_mean=m.get("kld_mean"), top1_agreement_pct=m.get("top1_agreement_pct"),
                        gen_exact_match_pct=m.get("gen_exact_match_pct"),
