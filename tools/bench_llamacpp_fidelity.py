@@ -27,18 +27,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-import llama_cpp  # noqa: F401  (before numpy: see quantbench.backends.preload)
+import llama_cpp  # before numpy: see quantbench.backends.preload
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tools"))
+
+from bench_repeatability import fresh_latency  # noqa: E402
 
 from quantbench import precisions  # noqa: E402
 from quantbench.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from quantbench.perplexity import llamacpp_windows, perplexity, token_nll  # noqa: E402
-from quantbench.scenarios.latency import run_latency  # noqa: E402
 
-OURS_FLAG = "--ours-once"  # internal: one run of ours in this process, JSON out
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 
 
@@ -54,28 +55,17 @@ def llama_bench(tools: Path, gguf: Path, a) -> dict:
             "tg_tok_s": tg["avg_ts"], "tg_sd": tg["stddev_ts"]}
 
 
-def ours_speed(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str = "host") -> dict:
-    rec = run_latency("fidelity", "gguf-f16", gguf, ids_path, prompt_tokens=[a.n_prompt],
+def ours_speed(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str) -> dict:
+    """Our latency scenario on ``gguf`` in a fresh process, as every pipeline benchmark job."""
+    m = fresh_latency("gguf-f16", gguf, ids_path, prompt_tokens=[a.n_prompt],
                       new_tokens=a.n_gen, warmup_runs=a.warmup, measured_runs=a.reps,
                       device="cuda" if a.ngl else "cpu", threads=a.threads,
                       memory_sample_hz=memory_hz, llamacpp_greedy=greedy)
-    if rec.status != "ok":
-        raise RuntimeError(rec.reason)
-    m = rec.metrics
+    if m["status"] != "ok":
+        raise RuntimeError(m["reason"])
     return {"pp_tok_s": m["prefill_tok_s"], "tg_tok_s": m["decode_steady_tok_s"],
             "tg_all_tok_s": m["decode_tok_s"], "first_step_ms": m["decode_first_step_ms"],
             "tg_cv": m["decode_cv"]}
-
-
-def ours_speed_fresh(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str) -> dict:
-    """ours_speed in a fresh process, as every benchmark job of the pipeline runs."""
-    spec = {"gguf": str(gguf), "ids": str(ids_path), "hz": memory_hz, "greedy": greedy,
-            **{k: getattr(a, k) for k in ("n_prompt", "n_gen", "warmup", "reps", "threads", "ngl")}}
-    res = subprocess.run([sys.executable, __file__, OURS_FLAG, json.dumps(spec)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"our latency run failed: {res.stderr.strip()[-2000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def compare_speed(tools: Path, gguf: Path, ids_path: Path, a, variants) -> dict:
@@ -87,7 +77,7 @@ def compare_speed(tools: Path, gguf: Path, ids_path: Path, a, variants) -> dict:
     for r in range(a.rounds):
         for name, hz, greedy in (runs if r % 2 == 0 else runs[::-1]):
             got[name].append(llama_bench(tools, gguf, a) if name == "bench"
-                             else ours_speed_fresh(gguf, ids_path, a, hz, greedy))
+                             else ours_speed(gguf, ids_path, a, hz, greedy))
     out = {}
     for name, rows in got.items():
         out[name] = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
@@ -127,12 +117,6 @@ def ours_perplexity(gguf: Path, text: Path, a) -> tuple[float, float]:
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == OURS_FLAG:
-        spec = json.loads(sys.argv[2])
-        a = argparse.Namespace(**{k: v for k, v in spec.items() if k not in ("gguf", "ids")})
-        print(json.dumps(ours_speed(Path(spec["gguf"]), Path(spec["ids"]), a, spec["hz"],
-                                    spec["greedy"])))
-        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("gguf", nargs="+", type=Path)
     ap.add_argument("--text", type=Path, required=True)
@@ -173,8 +157,6 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for gguf in a.gguf:
-            import llama_cpp
-
             # the latency prompt: the first tokens of the text, by llama.cpp's tokenizer
             llm = llama_cpp.Llama(str(gguf), n_ctx=16, vocab_only=True, verbose=False)
             ids_path = Path(tmp) / "ids.npy"

@@ -21,12 +21,24 @@ CHILD = """
 import json, sys
 sys.path.insert(0, {src!r})
 from quantbench.backends import preload
-preload({precision!r})
+spec = json.loads(sys.argv[1])
+preload(spec["precision"])
 from quantbench.scenarios.latency import run_latency
-r = run_latency("repeat", {precision!r}, {artifact!r}, {tokens!r}, prompt_tokens=[{prompt}],
-                new_tokens={new}, warmup_runs={warmup}, measured_runs={runs}, device={device!r})
+r = run_latency(**spec)
 print(json.dumps({{"status": r.status, "reason": r.reason, **r.metrics}}))
 """
+
+
+def fresh_latency(precision: str, artifact, tokens, **settings) -> dict:
+    """quantbench's latency scenario in a fresh Python process, as each pipeline job runs: the
+    record's status, reason and metrics. ``settings`` are run_latency's keyword arguments."""
+    spec = {"model": "repeat", "precision": precision, "artifact": str(artifact),
+            "tokens_path": str(tokens), **settings}
+    res = subprocess.run([sys.executable, "-c", CHILD.format(src=str(REPO / "src")),
+                          json.dumps(spec)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"latency run of {precision} failed: {res.stderr.strip()[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -41,14 +53,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
-    code = CHILD.format(src=str(REPO / "src"), **vars(a))
     rows = []
     for i in range(a.processes):
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        if res.returncode != 0:
-            sys.stderr.write(res.stderr[-2000:])
-            return 1
-        m = json.loads(res.stdout.strip().splitlines()[-1])
+        m = fresh_latency(a.precision, a.artifact, a.tokens, prompt_tokens=[a.prompt],
+                          new_tokens=a.new, warmup_runs=a.warmup, measured_runs=a.runs,
+                          device=a.device)
         if m["status"] != "ok":
             print(f"process {i}: {m['status']}: {m['reason']}")
             return 1

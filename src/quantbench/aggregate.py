@@ -11,6 +11,7 @@ import pandas as pd
 
 from quantbench import gguf, precisions, roofline
 from quantbench.records import atomic_write_text, config_hash
+from quantbench.stats import Z95
 
 SUMMARY_COLUMNS = [
     "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
@@ -47,7 +48,6 @@ def load_records(paths) -> list[dict]:
 
 LONG_COLUMNS = ["model", "precision", "backend", "scenario", "metric", "value", "unit", "ci_low",
                 "ci_high", "status", "run_id", "provenance"]
-Z95 = 1.959964  # two-sided 95 % quantile of the normal distribution
 
 
 def run_id(records: list[dict]) -> str:

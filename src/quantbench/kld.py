@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quantbench.stats import Z95
+
 TOPK = 32
 EPS = 1e-12
 
@@ -147,8 +149,8 @@ def paired_ppl_change(dnll: np.ndarray) -> dict:
     se = float(dnll.std(ddof=1) / np.sqrt(dnll.size)) if dnll.size > 1 else 0.0
     return {"ln_ppl_ratio": mean, "ln_ppl_ratio_stderr": se,
             "ppl_delta_pct": 100 * float(np.expm1(mean)),
-            "ppl_delta_pct_ci95": [100 * float(np.expm1(mean - 1.96 * se)),
-                                   100 * float(np.expm1(mean + 1.96 * se))]}
+            "ppl_delta_pct_ci95": [100 * float(np.expm1(mean - Z95 * se)),
+                                   100 * float(np.expm1(mean + Z95 * se))]}
 
 
 def _first_divergence(a: list[int], b: list[int]) -> int | None:

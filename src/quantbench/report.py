@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import jinja2
@@ -111,22 +112,16 @@ def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
     GPU samples; the others are named in one line instead of as empty figures."""
     from quantbench.plots import timeseries_name
 
-    empty: dict[str, list[str]] = {}
-    for r in df.to_dict("records"):
-        status = r.get("profile_status")
-        if isinstance(status, str) and status != "ok":
-            empty.setdefault(timeseries_name(r["model"], r["precision"]), []).append(status)
-    shown = [f for f in figures if Path(f).stem not in empty]
-    left_out = sorted({(Path(f).stem, empty[Path(f).stem][0]) for f in figures
-                       if Path(f).stem in empty})
+    no_samples = {timeseries_name(r["model"], r["precision"]): r["profile_status"]
+                  for r in df.to_dict("records")
+                  if isinstance(r.get("profile_status"), str) and r["profile_status"] != "ok"}
+    shown = [f for f in figures if Path(f).stem not in no_samples]
+    left_out = Counter(no_samples[Path(f).stem] for f in figures if Path(f).stem in no_samples)
     if not left_out:
         return shown, None
-    by_status: dict[str, int] = {}
-    for _, status in left_out:
-        by_status[status] = by_status.get(status, 0) + 1
-    what = ", ".join(f"{n} with profile status `{status}`" for status, n in by_status.items())
-    return shown, (f"NVML time series left out for {len(left_out)} precisions whose profile has "
-                   f"no GPU samples ({what}).")
+    what = ", ".join(f"{n} with profile status `{status}`" for status, n in left_out.items())
+    return shown, (f"NVML time series left out for {left_out.total()} precisions whose profile "
+                   f"has no GPU samples ({what}).")
 
 
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+Z95 = 1.959964  # two-sided 95 % quantile of the normal distribution
+
 
 def summarize(samples, *, n_boot: int = 1000, seed: int = 0) -> dict:
     """Mean, std, CV, p50/p90/p99, min/max and a bootstrap 95 % CI of the mean."""
