@@ -3,38 +3,45 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+# A claimant prints its card, then holds it until its standard input is closed (never for a
+# guessed time: the test decides when a card is released).
 CLAIM = (
-    "import sys, time; sys.path.insert(0, {src!r})\n"
+    "import sys; sys.path.insert(0, {src!r})\n"
     "from quantbench.gpuslots import claim_gpu\n"
     "print(claim_gpu(timeout_s={timeout}), flush=True)\n"
-    "time.sleep({hold})\n"
+    "sys.stdin.read()\n"
 )
 
 
-def _start(tmp_path, env_extra, hold=3.0, timeout=1):
-    code = CLAIM.format(src=str(SRC), timeout=timeout, hold=hold)
+def _start(tmp_path, env_extra, timeout=1):
+    code = CLAIM.format(src=str(SRC), timeout=timeout)
     env = {"PATH": "/usr/bin:/bin", "QUANTBENCH_GPU_COUNT": "2",
            "QUANTBENCH_GPU_LOCKS": str(tmp_path), **env_extra}
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _release(*procs):
+    for proc in procs:
+        proc.stdin.close()
+        proc.wait(timeout=30)
 
 
 def test_concurrent_jobs_get_different_cards_and_a_third_waits(tmp_path):
     first, second = _start(tmp_path, {}), _start(tmp_path, {})
     a, b = first.stdout.readline().strip(), second.stdout.readline().strip()
     assert {a, b} == {"0", "1"}
-    third = _start(tmp_path, {}, hold=0, timeout=1)
+    third = _start(tmp_path, {}, timeout=1)  # both cards stay held while it waits
     _, err = third.communicate(timeout=30)
     assert third.returncode != 0 and "no free GPU among 2" in err
-    first.wait(timeout=30)
-    second.wait(timeout=30)
-    fourth = _start(tmp_path, {}, hold=0)
+    _release(first, second)
+    fourth = _start(tmp_path, {})
     out, _ = fourth.communicate(timeout=30)  # the cards were released when the jobs ended
     assert out.strip() in {"0", "1"}
 
 
 def test_a_scheduler_choice_stands(tmp_path):
-    proc = _start(tmp_path, {"CUDA_VISIBLE_DEVICES": "3"}, hold=0)
+    proc = _start(tmp_path, {"CUDA_VISIBLE_DEVICES": "3"})
     out, _ = proc.communicate(timeout=30)
     assert out.strip() == "None"
 
@@ -44,5 +51,4 @@ def test_a_list_of_visible_cards_is_shared_out(tmp_path):
     first, second = _start(tmp_path, env), _start(tmp_path, env)
     got = {first.stdout.readline().strip(), second.stdout.readline().strip()}
     assert got == {"GPU-aaa", "GPU-bbb"}
-    first.wait(timeout=30)
-    second.wait(timeout=30)
+    _release(first, second)

@@ -165,21 +165,38 @@ def test_batched_decoding_matches_batch_one(precision, artifacts, tiny_tokens):
     assert [r[0] for r in rows] == tokens
 
 
-class _SleepyBackend:
-    """Each forward takes 5 ms whatever the batch: the arithmetic of the scenario is exact."""
+class _Clock:
+    """A clock that moves only when a fake backend works: timings are exact on any machine."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _FakeBackend:
+    """Each forward takes 5 ms of the fake clock whatever the batch: the scenario's arithmetic
+    is exact."""
+
+    step_s = 0.005
+    clock = None
 
     def __init__(self, *args, **kwargs):
-        self.step_s = 0.005
+        pass
 
     def sync(self):
         pass
 
+    def _work(self):
+        self.clock.now += self.step_s
+
     def prefill_batch(self, ids):
-        time.sleep(self.step_s)
+        self._work()
         return [1] * 4
 
     def decode_batch(self, tokens):
-        time.sleep(self.step_s)
+        self._work()
         return tokens
 
     def info(self):
@@ -187,13 +204,15 @@ class _SleepyBackend:
 
 
 def test_batched_latency_counts_every_sequence(monkeypatch, artifacts, tiny_tokens):
-    monkeypatch.setattr(common, "load_backend", _SleepyBackend)
+    monkeypatch.setattr(_FakeBackend, "clock", _Clock())
+    monkeypatch.setattr(time, "perf_counter", _FakeBackend.clock)
+    monkeypatch.setattr(common, "load_backend", _FakeBackend)
     rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
                       **{**LATENCY, "batch_size": 4})
     assert rec.status == "ok", rec.reason
-    # 4 sequences per 5 ms step: about 800 tok/s (sleep overshoots; 1 sequence would be 200)
-    assert 500 < rec.metrics["decode_tok_s"] <= 800
-    assert rec.metrics["prefill_tok_s"] <= 4 * 16 / 0.005
+    # 4 sequences per 5 ms step (1 sequence would be 200 tok/s)
+    assert rec.metrics["decode_tok_s"] == pytest.approx(800)
+    assert rec.metrics["prefill_tok_s"] == pytest.approx(4 * 16 / 0.005)
     assert rec.metrics["batch_size"] == 4
 
 
@@ -216,7 +235,7 @@ def test_llamacpp_greedy_token_is_the_argmax_of_its_logits(precision, artifacts,
         assert token == int(backend.logits(ids[:30] + got[:k])[-1].argmax())
 
 
-class _HungBackend(_SleepyBackend):
+class _HungBackend(_FakeBackend):
     """A backend whose prefill never finishes (within the test's patience)."""
 
     def prefill(self, ids):
@@ -232,10 +251,10 @@ def test_hung_job_is_stopped_by_its_time_limit_and_recorded(monkeypatch, artifac
     import signal
 
     monkeypatch.setattr(common, "load_backend", _HungBackend)
-    start = time.perf_counter()
     rec = run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
                       **{**LATENCY, "time_limit_s": 0.5})
-    assert time.perf_counter() - start < 10
+    # had the limit not stopped it, the prefill would have returned after 60 s and the run
+    # would have ended ok
     assert rec.status == "timeout" and "0.5 s, the job's time limit" in rec.reason
     assert rec.details["time_limit_s"] == 0.5 and "decode_tok_s" not in rec.metrics
     # the alarm is disarmed and the previous handler is back once the job is over

@@ -60,11 +60,11 @@ def plugin_path() -> Path:
     return PLUGIN_DIR
 
 
-def env() -> dict[str, str]:
+def env(**extra: str) -> dict[str, str]:
     """SLURM jobs run `python -m snakemake` again: the venv's python must come first on PATH."""
     venv_bin = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
-            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(plugin_path())])}
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(plugin_path())]), **extra}
 
 
 def command(workdir: Path, config: Path, *args: str) -> list[str]:
@@ -170,17 +170,24 @@ def test_cancelled_job_leaves_no_result_and_next_run_completes(
     shutil.rmtree(work / ".snakemake" / "slurm_logs")
     target = work / "results" / "tiny" / "latency" / "fp32.json"
     old_hash = json.loads(target.read_text())["provenance"]["config_hash"]
-    # a longer latency protocol: its params changed, so both latency jobs rerun, and the fp32
-    # one measures long enough to be cancelled while it runs
-    cfg = tiny_config(work / "slow.yaml", tiny_model, converter, sample_text,
-                      new_tokens=64, measured_runs=40)
+    # another latency protocol: its params changed, so both latency jobs rerun
+    cfg = tiny_config(work / "other.yaml", tiny_model, converter, sample_text,
+                      new_tokens=12, measured_runs=4)
 
+    # the fp32 job is held where it would publish its record (tests/hold/sitecustomize.py), so
+    # the cancel lands while it runs, whatever the machine's speed
+    flag = tmp_path / "held"
+    held = env(PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "hold"), env()["PYTHONPATH"]]),
+               QUANTBENCH_TEST_HOLD="latency/fp32.json", QUANTBENCH_TEST_HOLD_FLAG=str(flag))
     log = (work / "run1.log").open("w")
-    proc = subprocess.Popen(command(work, cfg), stdout=log, stderr=subprocess.STDOUT, env=env(),
+    proc = subprocess.Popen(command(work, cfg), stdout=log, stderr=subprocess.STDOUT, env=held,
                             cwd=work, start_new_session=True)
     try:
         job = wait_for_running_job("rule_benchmark_latency_wildcards_tiny_fp32", timeout_s=300)
-        time.sleep(3)  # inside the job's Snakemake, past start-up
+        deadline = time.monotonic() + 600  # a guard against a hung test, not a timing
+        while not flag.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
         subprocess.run(["scancel", job], check=True, timeout=30)
         assert proc.wait(timeout=RUN_TIMEOUT_S) != 0
     finally:

@@ -132,12 +132,9 @@ def test_snakemake_report_shows_the_figures_with_their_captions(run_dir):
 
 def test_second_run_has_nothing_to_do(run_dir):
     work, cfg = run_dir
-    start = time.perf_counter()
     res = snakemake(work, config=cfg)
-    elapsed = time.perf_counter() - start
     assert res.returncode == 0
-    assert "Nothing to be done" in res.stdout + res.stderr
-    assert elapsed < 30  # generous: a cold interpreter on a loaded 2-core machine
+    assert "Nothing to be done" in res.stdout + res.stderr  # its speed: make bench-pipeline
 
 
 def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
@@ -215,36 +212,43 @@ def test_every_output_stays_in_the_output_folders(tmp_path, sample_text):
         assert inside.parts[0] in ("results", "resources", "logs", "benchmarks"), path
 
 
-def _job_process(session: int, script: str, timeout_s: float) -> int:
-    """The pid of a process of ``session`` whose command line runs ``script``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for proc in Path("/proc").iterdir():
-            try:
-                if (proc.name.isdigit() and os.getsid(int(proc.name)) == session
-                        and script in (proc / "cmdline").read_bytes().decode(errors="replace")):
-                    return int(proc.name)
-            except (OSError, ProcessLookupError):
-                continue
-        time.sleep(0.02)
-    raise AssertionError(f"no {script} job started within {timeout_s} s")
+HOLD = REPO / "tests" / "hold"  # sitecustomize.py: holds a job where it would publish an output
+
+
+def hold_env(suffix: str, flag: Path) -> dict[str, str]:
+    """The environment of a run whose job stops for good just before it renames its result onto
+    a path ending in ``suffix`` (tests/hold/sitecustomize.py), having written ``flag``."""
+    return {**os.environ, "PYTHONPATH": f"{HOLD}{os.pathsep}{REPO / 'src'}",
+            "QUANTBENCH_TEST_HOLD": suffix, "QUANTBENCH_TEST_HOLD_FLAG": str(flag)}
+
+
+def wait_for(path: Path, proc: subprocess.Popen, patience_s: float = 600) -> None:
+    """Until ``path`` exists; a run that ends first, or a hang past ``patience_s`` (a guard
+    against a hung test, not a timing), fails the test."""
+    deadline = time.monotonic() + patience_s
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {path.name}"
+        assert time.monotonic() < deadline, f"no {path.name} after {patience_s} s"
+        time.sleep(0.05)
 
 
 DOWNSTREAM = ["results/summary.csv", "results/metrics.csv", "results/figures/*",
               "results/report.md"]
 
 
-@pytest.mark.parametrize(("script", "unfinished", "redo"), [
-    ("benchmark_latency", ["results/tiny/latency/gguf-q8_0.json"],
+@pytest.mark.parametrize(("held", "unfinished", "redo"), [
+    ("latency/gguf-q8_0.json", ["results/tiny/latency/gguf-q8_0.json"],
      {"benchmark_latency": 1}),
-    ("convert_hf_to_gguf", ["resources/models/tiny/gguf/*", "results/tiny/*/gguf-*"],
+    ("gguf/f16.gguf", ["resources/models/tiny/gguf/*", "results/tiny/*/gguf-*"],
      {"convert_gguf": 1, "quantize_gguf": 2, "benchmark_latency": 3, "evaluate_quality": 3,
       "profile_gpu": 3}),
 ], ids=["benchmark", "conversion"])
 def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
-        run_dir, tmp_path, script, unfinished, redo):
+        run_dir, tmp_path, held, unfinished, redo):
     """A run is SIGKILLed (Snakemake and its jobs) while a benchmark or the GGUF conversion
-    runs: the next run schedules that job and what depends on it, nothing else."""
+    runs, at the last moment before the job publishes its output (the job is held there, so the
+    kill never races the machine's speed): the next run schedules that job and what depends on
+    it, nothing else."""
     import shutil
     import signal
 
@@ -256,12 +260,11 @@ def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
             path.unlink()
     kept = {p: p.read_bytes() for p in work.glob("results/tiny/*/*") if p.is_file()}
     cmd = [*SNAKEMAKE, "-d", str(work), "--cores", "2", "--configfile", str(cfg)]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True,
+    flag = tmp_path / "held"
+    proc = subprocess.Popen(cmd, cwd=work, env=hold_env(held, flag), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _job_process(proc.pid, script, timeout_s=120)
-        time.sleep(0.3)  # past the job's start-up
+        wait_for(flag, proc)  # the job has measured (or converted) and not yet published
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -274,7 +277,7 @@ def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
     assert job_counts(dry.stdout + dry.stderr) == {
         **redo, "aggregate_results": 1, "plot_results": 1, "render_report": 1, "all": 1,
     }
-    if script != "benchmark_latency":
+    if not held.startswith("latency/"):
         return  # the conversion's redo is the whole GGUF branch: its dry run is the proof
     res = snakemake(work, config=cfg)
     assert res.returncode == 0, res.stderr[-4000:]
