@@ -62,18 +62,25 @@ def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_model, converter, sample_text):
+    import shutil
+
     work = tmp_path_factory.mktemp("wf")
+    # the user's files lie in the working folder under relative paths, so that a copy of the
+    # folder is the same run with files of its own (test_editing_a_user_file_reruns_...)
+    shutil.copytree(tiny_model, work / "model")
+    shutil.copy2(sample_text, work / "text.txt")
+    shutil.copytree(converter, work / "converter-src")
     cfg = write_config(
         work / "tiny.yaml",
-        models={"tiny": {"source": "local", "path": str(tiny_model)}},
+        models={"tiny": {"source": "local", "path": "model"}},
         precisions=PRECISIONS,
-        dataset={"name": "file", "path": str(sample_text)},
+        dataset={"name": "file", "path": "text.txt"},
         device="cpu",
         threads=2,
         latency={"prompt_tokens": [32], "new_tokens": 8, "warmup_runs": 1, "measured_runs": 3},
         perplexity={"context_length": 64, "max_windows": 4},
         generation={"max_new_tokens": 6, "prompts": ["The river", "Bread is"]},
-        converter={"source": str(converter)},
+        converter={"source": "converter-src"},
     )
     res = snakemake(work, config=cfg)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -113,6 +120,81 @@ def test_pipeline_writes_every_output(run_dir):
     gguf = json.loads((work / "resources" / "models" / "tiny" / "gguf" / "q8_0.json").read_text())
     assert latency["details"]["artifact"]["sha256"] == {"q8_0.gguf": gguf["sha256"]}
     assert latency["details"]["time_limit_s"] > 0
+
+
+def job_intervals(work: Path) -> list[tuple[str, float, float]]:
+    """(rule, start, end) of every job of a run, from Snakemake's own metadata records (one per
+    output file; a job's outputs share its times)."""
+    jobs = set()
+    for path in (work / ".snakemake" / "metadata").iterdir():
+        meta = json.loads(path.read_text())
+        if meta.get("starttime") and meta.get("endtime"):
+            jobs.add((meta["rule"], meta["starttime"], meta["endtime"]))
+    return sorted(jobs, key=lambda job: job[1])
+
+
+def test_nothing_runs_beside_a_timed_cpu_job(run_dir):
+    """The run used --cores 2 with threads 2: a latency or machine-ceiling job had the CPU to
+    itself, from its start to its end."""
+    work, _ = run_dir
+    jobs = job_intervals(work)
+    timed = [job for job in jobs if job[0] in ("benchmark_latency", "measure_machine")]
+    assert len(timed) == len(PRECISIONS) + 1
+    assert {rule for rule, _, _ in jobs} >= {"quantize_gguf", "evaluate_quality", "convert_gguf"}
+    for rule, start, end in timed:
+        beside = [other for other in jobs if other[1] < end and other[2] > start
+                  and other != (rule, start, end)]
+        assert not beside, (rule, beside)
+    # each latency record says how many threads it measured with: the configured 2
+    latency = json.loads((work / "results/tiny/latency/fp32.json").read_text())
+    assert latency["provenance"]["device"]["threads"] == 2
+
+
+def test_a_timed_cpu_job_reserves_every_core_it_may_use(tmp_path, sample_text):
+    """With more cores than threads, a timed CPU job still reserves all of them (so nothing runs
+    beside it) and measures with the configured threads; other measuring jobs take `threads`."""
+    cfg = write_config(tmp_path / "c.yaml", models={"m": {"source": "embedded"}},
+                       precisions=["fp32"], device="cpu", threads=2,
+                       dataset={"name": "file", "path": str(sample_text)})
+    cmd = [*SNAKEMAKE, "-d", str(tmp_path), "--cores", "6", "-n", "--configfile", str(cfg)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert res.returncode == 0, res.stderr[-3000:]
+    threads = {}
+    for block in res.stdout.split("\n\n"):
+        lines = [ln.strip() for ln in block.splitlines()]
+        rule = next((ln.split()[1][:-1] for ln in lines
+                     if ln.startswith(("rule ", "localrule "))), None)
+        for ln in lines:
+            if ln.startswith("threads:"):
+                threads[rule] = int(ln.split()[1])
+    assert threads["benchmark_latency"] == 6 and threads["measure_machine"] == 6
+    assert threads["evaluate_quality"] == 2
+
+
+@pytest.mark.parametrize(("edited", "redo"), [
+    ("text.txt", {"fetch_dataset": 1, "tokenize_dataset": 1,
+                  "evaluate_quality": len(PRECISIONS)}),
+    ("model/config.json", {"prepare_model": 1, "convert_gguf": 1}),
+    ("converter-src/convert_hf_to_gguf.py", {"fetch_converter": 1, "convert_gguf": 1}),
+], ids=["dataset", "model", "converter"])
+def test_editing_a_user_file_reruns_what_was_made_from_it(run_dir, tmp_path, edited, redo):
+    """The same paths, new content: the jobs that read the file (and what depends on them)
+    run again; the path alone, as a parameter, would have changed nothing."""
+    import shutil
+
+    done, cfg = run_dir
+    work = tmp_path / "work"
+    shutil.copytree(done, work, symlinks=True)  # copy2 keeps mtimes: nothing to do yet
+    before = snakemake(work, "-n", config=cfg)
+    assert "Nothing to be done" in before.stdout + before.stderr, before.stdout[-3000:]
+    path = work / edited
+    path.write_text(path.read_text() + "\n" if edited.endswith(".json") else
+                    path.read_text() + "\n# edited\n")
+    dry = snakemake(work, "-n", config=cfg)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert {rule: counts.get(rule) for rule in redo} == redo
 
 
 def test_snakemake_report_shows_the_figures_with_their_captions(run_dir):

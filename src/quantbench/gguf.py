@@ -20,10 +20,9 @@ from importlib import metadata
 from pathlib import Path
 
 from quantbench.errors import ConversionError
+from quantbench.inputs import CONVERTER, CONVERTER_PARTS, converter_root
 from quantbench.records import atomic_dir, atomic_write_text, sha256
 
-CONVERTER = "convert_hf_to_gguf.py"
-CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)
 
@@ -49,17 +48,16 @@ def fetch_converter(dest: str | Path, *, source: str | None = None,
 
 
 def _copy_from_tree(source: Path, out: Path) -> None:
-    for root in (source / "vendor" / "llama.cpp", source):
-        if (root / CONVERTER).is_file():
-            out.mkdir(parents=True)
-            for part in CONVERTER_PARTS:
-                src = root / part.rstrip("/")
-                if src.is_dir():
-                    shutil.copytree(src, out / src.name)
-                elif src.is_file():
-                    shutil.copy2(src, out / src.name)
-            return
-    raise ConversionError(f"converter.source {source} holds no {CONVERTER}")
+    root = converter_root(source)
+    if root is None:
+        raise ConversionError(f"converter.source {source} holds no {CONVERTER}")
+    out.mkdir(parents=True)
+    for part in CONVERTER_PARTS:
+        src = root / part.rstrip("/")
+        if src.is_dir():
+            shutil.copytree(src, out / src.name)
+        elif src.is_file():
+            shutil.copy2(src, out / src.name)
 
 
 def _extract_from_sdist(version: str, out: Path) -> None:

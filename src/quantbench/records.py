@@ -6,6 +6,7 @@ a file that looks finished.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -26,6 +27,10 @@ TRACKED_PACKAGES = ("torch", "transformers", "bitsandbytes", "llama_cpp_python",
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a writer killed between writing and renaming left its temporary file: a path has one
+    # writer at a time (its job), so any such file is stale
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:

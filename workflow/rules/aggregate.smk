@@ -5,11 +5,12 @@ rule measure_machine:
         "logs/measure_machine.log",
     conda:
         "../../envs/hf.yaml"
+    threads: get_timed_threads
     resources:
         gpu=needs_gpu,
     params:
         device=config["device"],
-        threads=config["threads"],
+        threads=MEASURE_THREADS,
     script:
         "../scripts/measure_machine.py"
 

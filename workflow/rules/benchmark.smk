@@ -10,6 +10,7 @@ rule benchmark_latency:
         "benchmarks/benchmark_latency/{model}/{precision}.tsv"
     conda:
         get_conda_env
+    threads: get_timed_threads
     resources:
         gpu=needs_gpu,
         mem_mb=8000,
@@ -18,6 +19,6 @@ rule benchmark_latency:
         overrides=get_precision_overrides,
         time_limit_s=get_time_limit,
         device=config["device"],
-        threads=config["threads"],
+        threads=MEASURE_THREADS,
     script:
         "../scripts/benchmark_latency.py"

@@ -2,7 +2,10 @@ import os
 import re
 import shutil
 
+from snakemake.exceptions import WorkflowError
+
 from quantbench import config as qb_config
+from quantbench import inputs as qb_inputs
 from quantbench import locks as qb_locks
 from quantbench import precisions as qb_precisions
 from quantbench.datasets import dataset_id
@@ -79,6 +82,21 @@ def get_tokenizer_text(wildcards):
     return []
 
 
+def get_model_files(wildcards):
+    """A local model folder's files: editing one reruns the model and what was made from it."""
+    return qb_inputs.model_files(config["models"][wildcards.model])
+
+
+def get_dataset_files(wildcards):
+    """A `file` dataset's text: editing it reruns its tokens and every quality measurement."""
+    return qb_inputs.dataset_files(config["dataset"])
+
+
+def get_converter_files(wildcards):
+    """A local converter source's files (none when it comes from the registry)."""
+    return qb_inputs.converter_files(config["converter"]["source"])
+
+
 def get_conda_env(wildcards):
     """The toolchain environment of the precision's backend."""
     name = "llamacpp" if TABLE[wildcards.precision].is_gguf else "hf"
@@ -105,6 +123,25 @@ def get_time_limit(wildcards, resources):
 
 def needs_gpu(wildcards):
     return int(HAS_GPU and config["device"] != "cpu")
+
+
+# The threads a measuring job runs with: config `threads`, 0 meaning every core this process may
+# use. A job reads the threads Snakemake granted it (never more than --cores).
+MEASURE_THREADS = config["threads"] or len(os.sched_getaffinity(0)) or 1
+
+
+def get_timed_threads(wildcards):
+    """Threads a timed job reserves. On the CPU of this machine it reserves every core Snakemake
+    may use (--cores), so that no other job runs while it measures; it measures with
+    MEASURE_THREADS of them. On a GPU (the GPU slots keep GPU jobs apart) and where each job gets
+    an allocation of its own (a cluster: --cpus-per-task, and --exclusive in profiles/slurm) it
+    reserves the threads it measures with."""
+    if needs_gpu(wildcards) or not workflow.local_exec or workflow.remote_exec:
+        return MEASURE_THREADS
+    try:
+        return max(workflow.cores, MEASURE_THREADS)
+    except WorkflowError:  # no --cores (e.g. --summary, --lint): nothing is scheduled
+        return MEASURE_THREADS
 
 
 def quality_applicable(wildcards):

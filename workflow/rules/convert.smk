@@ -1,4 +1,6 @@
 rule fetch_converter:
+    input:
+        files=get_converter_files,
     output:
         folder=directory("resources/converter"),
     log:

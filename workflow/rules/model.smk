@@ -1,6 +1,7 @@
 rule prepare_model:
     input:
         text=get_tokenizer_text,
+        files=get_model_files,
     output:
         folder=directory("resources/models/{model}/hf"),
     log:
@@ -19,6 +20,8 @@ rule prepare_model:
 
 
 rule fetch_dataset:
+    input:
+        files=get_dataset_files,
     output:
         text=f"resources/datasets/{DATASET}.txt",
     log:

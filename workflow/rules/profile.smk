@@ -8,6 +8,7 @@ rule profile_gpu:
         "logs/profile_gpu/{model}/{precision}.log",
     conda:
         get_conda_env
+    threads: MEASURE_THREADS
     resources:
         gpu=needs_gpu,
         mem_mb=8000,
@@ -16,6 +17,6 @@ rule profile_gpu:
         overrides=get_precision_overrides,
         time_limit_s=get_time_limit,
         device=config["device"],
-        threads=config["threads"],
+        threads=MEASURE_THREADS,
     script:
         "../scripts/profile_gpu.py"

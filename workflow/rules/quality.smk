@@ -14,6 +14,7 @@ rule evaluate_quality:
         "benchmarks/evaluate_quality/{model}/{precision}.tsv"
     conda:
         get_conda_env
+    threads: MEASURE_THREADS
     resources:
         gpu=needs_gpu,
         mem_mb=8000,
@@ -24,6 +25,6 @@ rule evaluate_quality:
         overrides=get_precision_overrides,
         time_limit_s=get_time_limit,
         device=config["device"],
-        threads=config["threads"],
+        threads=MEASURE_THREADS,
     script:
         "../scripts/evaluate_quality.py"

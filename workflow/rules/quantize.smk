@@ -10,7 +10,6 @@ rule quantize_gguf:
         "benchmarks/quantize_gguf/{model}/{qtype}.tsv"
     conda:
         "../../envs/llamacpp.yaml"
-    params:
-        threads=config["threads"],
+    threads: MEASURE_THREADS
     script:
         "../scripts/quantize_gguf.py"

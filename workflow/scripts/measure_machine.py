@@ -11,7 +11,7 @@ from quantbench.records import atomic_write_text
 def main(smk) -> None:
     logs.to_file(smk.log[0])
     claim_gpu(smk.params.device)
-    result = measure_machine(smk.params.device, smk.params.threads)
+    result = measure_machine(smk.params.device, min(smk.params.threads, smk.threads))
     atomic_write_text(smk.output.json, json.dumps(result, indent=2) + "\n")
 
 

@@ -12,7 +12,8 @@ def main(smk) -> None:
     from quantbench.scenarios.profile import run_profile
 
     record = run_profile(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
-                         smk.input.tokens, device=smk.params.device, threads=smk.params.threads,
+                         smk.input.tokens, device=smk.params.device,
+                         threads=min(smk.params.threads, smk.threads),
                          overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s,
                          **smk.params.protocol)
     record.save(smk.output.json)

@@ -1,14 +1,13 @@
 """Quantise the F16 GGUF to one llama.cpp type."""
 
 from quantbench import logs
-from quantbench.device import resolve_threads
 from quantbench.gguf import quantize
 
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
     quantize(smk.input.gguf, smk.output.gguf, gguf_type=smk.wildcards.qtype,
-             threads=resolve_threads(smk.params.threads))
+             threads=smk.threads)
 
 
 if __name__ == "__main__":
