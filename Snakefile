@@ -55,5 +55,18 @@ rule all:
         "results/report.md",
 
 
+# The end of a run names every failed measurement, and fails on an error record when asked.
+onsuccess:
+    reason = qb_outcome.end_of_run(
+        RECORDS, fatal=qb_outcome.fail_on_error(config["fail_on_error"])
+    )
+    if reason:
+        raise WorkflowError(reason)
+
+
+onerror:
+    qb_outcome.end_of_run(RECORDS, fatal=False)  # the run fails already
+
+
 # after `all`, the default target; its rule names are checked against the rules above
 include: "workflow/rules/targets.smk"

@@ -99,30 +99,105 @@ def test_model_names_cannot_leave_the_output_folders(name):
              str(SCHEMA))
 
 
-def test_stale_snakemake_locks_are_removed_only_when_no_run_is_alive(tmp_path):
-    import subprocess
-    import sys
+def _lock(tmp_path) -> Path:
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    (locks / "0.output.lock").write_text("results/x.json\n")
+    return locks / "0.output.lock"
 
+
+def _alive_in(folder, name, *command):
+    """A process started in ``folder`` that runs ``command`` under the program name ``name``
+    (bash's exec -a), returned once /proc shows that name."""
+    import subprocess
+
+    proc = subprocess.Popen(["bash", "-c", 'exec -a "$0" "$@"', name, *command], cwd=folder)
+    deadline = time.monotonic() + 30  # a guard against a hung test, not a timing
+    while Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0] != name.encode():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.mark.parametrize(("argv", "is_snakemake"), [
+    (["/venv/bin/python", "/venv/bin/snakemake", "--cores", "2"], True),
+    (["python3", "-m", "snakemake", "-n"], True),
+    (["python", "-u", "-m", "snakemake"], True),
+    (["snakemake", "--cores", "1"], True),
+    (["tail", "-f", ".snakemake/log/2026-12-01T100000.snakemake.log"], False),
+    (["python", "-c", "import time; time.sleep(9)", "snakemake"], False),
+    (["python", "-m", "snakemake_executor_plugin_slurm"], False),
+    (["vim", "Snakefile"], False),
+])
+def test_a_snakemake_process_is_recognised_by_what_it_runs(argv, is_snakemake):
+    from quantbench.locks import is_snakemake_command
+
+    assert is_snakemake_command(argv) is is_snakemake
+
+
+def test_stale_snakemake_locks_are_removed_only_when_no_run_is_alive(tmp_path, capsys):
     from quantbench.locks import clear_stale_locks
 
-    locks = tmp_path / ".snakemake" / "locks"
-    locks.mkdir(parents=True)
-    (locks / "0.output.lock").write_text("results/x.json\n")
-    # a process of another Snakemake run in this folder (its command line names snakemake)
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"],
-                             cwd=tmp_path)
+    lock = _lock(tmp_path)
+    alive = _alive_in(tmp_path, "snakemake", "sleep", "60")  # a run in this folder
     try:
-        deadline = time.monotonic() + 10
-        while b"snakemake" not in Path(f"/proc/{alive.pid}/cmdline").read_bytes():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
         assert clear_stale_locks(tmp_path) == []
-        assert (locks / "0.output.lock").is_file()
+        assert lock.is_file()
+        assert f"Snakemake process(es) {alive.pid} run in this folder" in capsys.readouterr().err
     finally:
         alive.kill()
         alive.wait()
-    assert clear_stale_locks(tmp_path) == [locks / "0.output.lock"]
-    assert not list(locks.iterdir())
+    assert clear_stale_locks(tmp_path) == [lock]
+    assert not list(lock.parent.iterdir())
+
+
+def test_a_command_that_only_names_snakemake_does_not_keep_the_locks(tmp_path):
+    from quantbench.locks import clear_stale_locks
+
+    lock = _lock(tmp_path)
+    (tmp_path / ".snakemake" / "log").mkdir()
+    (tmp_path / ".snakemake" / "log" / "run.snakemake.log").write_text("")
+    tail = _alive_in(tmp_path, "tail", "tail", "-f", ".snakemake/log/run.snakemake.log")
+    try:
+        assert clear_stale_locks(tmp_path) == [lock]
+    finally:
+        tail.kill()
+        tail.wait()
+
+
+def test_a_job_of_a_run_keeps_the_locks(tmp_path):
+    from quantbench.locks import clear_stale_locks
+
+    lock = _lock(tmp_path)
+    script = tmp_path / ".snakemake" / "scripts" / "tmpab12.benchmark_latency.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("")
+    job = _alive_in(tmp_path, "python3", "tail", "-f", str(script))  # python3 -f <script>
+    try:
+        assert clear_stale_locks(tmp_path) == [] and lock.is_file()
+    finally:
+        job.kill()
+        job.wait()
+
+
+def test_locks_stay_in_a_job_and_on_a_shared_file_system(tmp_path, monkeypatch, capsys):
+    from quantbench import locks as qb_locks
+
+    lock = _lock(tmp_path)
+    assert qb_locks.clear_stale_locks(tmp_path, main_process=False) == [] and lock.is_file()
+    monkeypatch.setattr(qb_locks, "file_system_type", lambda path: "nfs4")
+    assert qb_locks.clear_stale_locks(tmp_path) == [] and lock.is_file()
+    err = capsys.readouterr().err
+    assert "shared file system (nfs4)" in err and "snakemake --unlock" in err
+
+
+def test_the_file_system_of_a_path_comes_from_the_mount_table(tmp_path):
+    from quantbench.locks import file_system_type, is_shared_file_system
+
+    assert file_system_type("/proc/self") == "proc"
+    assert file_system_type(tmp_path) is not None
+    assert is_shared_file_system("nfs4") and is_shared_file_system("fuse.sshfs")
+    assert not is_shared_file_system("ext4") and not is_shared_file_system("overlay")
 
 
 SHEET_SCHEMA = SCHEMA.with_name("models.schema.yaml")

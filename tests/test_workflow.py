@@ -197,6 +197,34 @@ def test_editing_a_user_file_reruns_what_was_made_from_it(run_dir, tmp_path, edi
     assert {rule: counts.get(rule) for rule in redo} == redo
 
 
+@pytest.mark.parametrize(("switch", "exit_nonzero"), [("False", False), ("True", True)])
+def test_a_run_ends_by_naming_its_failed_measurements(run_dir, tmp_path, switch, exit_nonzero):
+    """A run whose records include an error ends with one line per failed measurement; with
+    fail_on_error it exits non-zero, without it the error stays data."""
+    import shutil
+
+    done, cfg = run_dir
+    work = tmp_path / "work"
+    shutil.copytree(done, work, symlinks=True)
+    record = work / "results/tiny/quality/gguf-q4_k_m.json"
+    stat = record.stat()
+    data = json.loads(record.read_text())
+    data.update(status="error", reason="RuntimeError: the kernel failed")
+    record.write_text(json.dumps(data))
+    os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # nothing downstream reruns
+    target = "results/tiny/profile/fp32.json"  # a quick job, so that the run has an end
+    cmd = [*SNAKEMAKE, target, "-d", str(work), "--cores", "2", "--configfile", str(cfg),
+           "--config", f"fail_on_error={switch}", "--forcerun", target]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=work,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert "1 measurement(s) did not succeed" in res.stderr, res.stderr[-3000:]
+    assert "  tiny gguf-q4_k_m quality: error: RuntimeError: the kernel failed" in res.stderr
+    assert "no_gpu" not in res.stderr.split("did not succeed")[1]  # by design, not a failure
+    assert (res.returncode != 0) is exit_nonzero
+    if exit_nonzero:
+        assert "ended in an error record and fail_on_error is on" in res.stderr
+
+
 def test_snakemake_report_shows_the_figures_with_their_captions(run_dir):
     work, cfg = run_dir
     res = snakemake(work, "--report", str(work / "snakemake-report.html"), config=cfg)
@@ -354,8 +382,24 @@ def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
             os.killpg(proc.pid, signal.SIGKILL)
     for pattern in unfinished:  # nothing of the killed job looks finished
         assert not [p for p in work.glob(pattern) if not p.name.endswith(".partial")], pattern
-    dry = snakemake(work, "-n", config=cfg)
+    locks = sorted((work / ".snakemake" / "locks").glob("*.lock"))
+    assert locks  # the killed run's
+    # a cluster job parses the Snakefile on a node where the run holding the locks is not
+    # visible: a job-mode parse never removes them
+    job_mode = snakemake(work, "-n", "--mode", "remote", config=cfg)
+    assert job_mode.returncode == 0, job_mode.stderr[-3000:]
+    assert sorted((work / ".snakemake" / "locks").glob("*.lock")) == locks
+    # a command that only names .snakemake does not pass for a live run
+    log = next((work / ".snakemake" / "log").glob("*.snakemake.log"))
+    tail = subprocess.Popen(["tail", "-f", str(log.relative_to(work))], cwd=work,
+                            stdout=subprocess.DEVNULL)
+    try:
+        dry = snakemake(work, "-n", config=cfg)
+    finally:
+        tail.kill()
+        tail.wait()
     assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "removed" in dry.stderr and not list((work / ".snakemake" / "locks").glob("*.lock"))
     assert job_counts(dry.stdout + dry.stderr) == {
         **redo, "aggregate_results": 1, "plot_results": 1, "render_report": 1, "all": 1,
     }

@@ -7,12 +7,13 @@ from snakemake.exceptions import WorkflowError
 from quantbench import config as qb_config
 from quantbench import inputs as qb_inputs
 from quantbench import locks as qb_locks
+from quantbench import outcome as qb_outcome
 from quantbench import precisions as qb_precisions
 from quantbench.datasets import dataset_id
 
 qb_config.check(config)
 qb_config.check_output_folders(Path.cwd())
-qb_locks.clear_stale_locks(Path.cwd())
+qb_locks.clear_stale_locks(Path.cwd(), main_process=workflow.is_main_process)
 
 MODELS = list(config["models"])
 PRECISIONS = list(config["precisions"])
@@ -152,6 +153,9 @@ def results_of(kind):
     return expand(
         f"results/{{model}}/{kind}/{{precision}}.json", model=MODELS, precision=PRECISIONS
     )
+
+
+RECORDS = [path for kind in ("latency", "quality", "profile") for path in results_of(kind)]
 
 
 def figure_png(name):

@@ -1,0 +1,72 @@
+"""How a run ended: the measurements that did not succeed, said at the end of the run.
+
+A failed measurement is data (a record with a status, in the tables and the report), so the
+DAG goes on; but a run that produced such records says so when it ends, one line each, and
+with ``fail_on_error`` an ``error`` record (a bug or a broken set-up, unlike an ``oom``, an
+``unsupported`` precision or a ``timeout``, which describe the machine) makes it exit non-zero.
+Kept light: the Snakefile calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+FAILED = ("error", "oom", "unsupported", "timeout")  # not_applicable and no_gpu are by design
+FATAL = ("error",)
+
+
+@dataclass(frozen=True)
+class Failure:
+    model: str
+    precision: str
+    scenario: str
+    status: str
+    reason: str
+
+    def line(self) -> str:
+        reason = " ".join((self.reason or "no reason given").split())
+        return (f"  {self.model} {self.precision} {self.scenario}: {self.status}: "
+                f"{reason[:300]}")
+
+
+def failures(paths) -> list[Failure]:
+    """The failed measurements among the records at ``paths`` (absent ones are skipped)."""
+    found = []
+    for path in paths:
+        try:
+            rec = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+        if rec.get("status") in FAILED:
+            found.append(Failure(rec.get("model", "?"), rec.get("precision", "?"),
+                                 rec.get("kind", "?"), rec["status"], rec.get("reason") or ""))
+    return found
+
+
+def fail_on_error(setting: bool | None, environ=os.environ) -> bool:
+    """The config's switch; unset, it is on where the environment says CI (as CI services do)."""
+    if setting is not None:
+        return setting
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def end_of_run(paths, *, fatal: bool) -> str | None:
+    """Print one line per failed measurement; return the reason the run must fail (an error
+    record while ``fatal``), or None."""
+    import sys
+
+    failed = failures(paths)
+    if not failed:
+        return None
+    print(f"quantbench: {len(failed)} measurement(s) did not succeed (their records say why; "
+          "the tables and the report show them):", file=sys.stderr)
+    for failure in failed:
+        print(failure.line(), file=sys.stderr)
+    errors = [f for f in failed if f.status in FATAL]
+    if fatal and errors:
+        return (f"{len(errors)} measurement(s) ended in an error record and fail_on_error is on "
+                "(set fail_on_error: false to keep them as data)")
+    return None
