@@ -103,8 +103,9 @@ def kld_floors(df: pd.DataFrame, reference: str) -> list[str]:
         row = g.iloc[0]
         floor, source = row.get("kld_floor"), row.get("kld_floor_from")
         if not _known(floor) or not isinstance(source, str):
-            out.append(f"{model}: KL divergence noise floor unavailable: this run has no "
-                       f"log-probabilities stored by `{reference}` to compare with.")
+            out.append(f"{model}: KL divergence noise floor unavailable (n/a): no quality "
+                       f"record of this run gives one (the `{reference}` run stored no "
+                       "log-probabilities, or none of its own divergence).")
         elif source == SELF_FLOOR:
             out.append(f"{model}: KL divergence noise floor {sci(floor)}, the divergence of "
                        f"`{reference}` from its own stored top-k log-probabilities (their "
