@@ -348,4 +348,4 @@ def test_the_results_table_gives_the_paired_interval_of_the_perplexity_change(me
     rows = {line.split(" | ")[1]: line for line in results.splitlines() if line.startswith("| m |")}
     assert rows["gguf-q8_0"].endswith("| 1.00 [0.91, 1.09] |")
     assert rows["gguf-q4_k_m"].endswith("| 5.00 [4.83, 5.17] |")
-    assert rows["bnb-nf4"].endswith("| 1.50 |")  # no paired data: no interval
+    assert rows["bnb-nf4"].endswith("| 1.50 [n/a] |")  # no paired data: no interval

@@ -101,6 +101,36 @@ def test_perplexity_bars_carry_their_confidence_interval(summary):
     assert list(fig.data[0].error_y.array) == pytest.approx([1.959964 * 0.5] * 2)
 
 
+def test_a_bar_without_an_interval_gets_no_error_bar_not_a_zero_width_one(summary):
+    """Fewer than 3 runs (NaN interval): no error bar, where plotly would draw a missing value
+    as a zero-width one; the family keeps one legend entry and one colour."""
+    one_run = summary["precision"].isin(["bnb-nf4", "gguf-q8_0"])
+    summary.loc[one_run, ["decode_tok_s_ci_low", "decode_tok_s_ci_high"]] = float("nan")
+    summary["ppl_stderr"] = 0.5
+    summary.loc[summary["precision"] == "bf16", "ppl_stderr"] = float("nan")
+    figs = plots.figures(summary)
+    bars = {x: t for t in figs["decode_throughput"].data for x in t.x}
+    assert bars["bnb-nf4"].error_y.array is None and bars["gguf-q8_0"].error_y.array is None
+    assert list(bars["gguf-q4_k_m"].error_y.array) == pytest.approx([40.0, 25.0])
+    assert [t.name for t in figs["decode_throughput"].data if t.showlegend is not False] == [
+        "transformers", "bitsandbytes", "llama.cpp"]
+    ppl = {x: t for t in figs["perplexity"].data for x in t.x}
+    assert ppl["bf16"].error_y.array is None
+    assert list(ppl["fp32"].error_y.array) == pytest.approx([1.959964 * 0.5])
+
+
+def test_the_perplexity_change_carries_its_paired_interval(summary):
+    summary["ppl_delta_pct_ci_low"] = summary["ppl_delta_pct"] - 0.05
+    summary["ppl_delta_pct_ci_high"] = summary["ppl_delta_pct"] + 0.1
+    summary.loc[summary["precision"] == "fp32", ["ppl_delta_pct_ci_low",
+                                                 "ppl_delta_pct_ci_high"]] = float("nan")
+    fig = plots.figures(summary, reference="fp32")["quality"]
+    top = {x: t for t in fig.data if t.yaxis == "y" for x in t.x}
+    assert list(top["gguf-q8_0"].error_y.array) == pytest.approx([0.1] * 3)  # the 3 GGUFs
+    assert list(top["gguf-q8_0"].error_y.arrayminus) == pytest.approx([0.05] * 3)
+    assert top["fp32"].error_y.array is None  # the reference has no interval with itself
+
+
 def test_quality_figure_has_ppl_and_kld_panels(summary):
     fig = plots.figures(summary, reference="fp32")["quality"]
     by_axis = {}

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from quantbench import precisions
-from quantbench.stats import summarize
+from quantbench.stats import block_bootstrap_mean, summarize
 
 
 def test_table_covers_every_backend_and_gguf_types_exist():
@@ -34,9 +34,31 @@ def test_summarize_percentiles_and_ci():
 
 
 def test_summarize_single_sample_and_empty():
-    assert summarize([3.0])["ci95_low"] == 3.0
+    assert summarize([3.0])["mean"] == 3.0
     with pytest.raises(ValueError):
         summarize([])
+
+
+@pytest.mark.parametrize("runs", [[3.0], [3.0, 4.0]])
+def test_fewer_than_three_runs_give_no_interval(runs):
+    """One or two measured runs give no interval (None), not a zero-width or two-point one."""
+    s = summarize(runs)
+    assert s["ci95_low"] is None and s["ci95_high"] is None
+    assert summarize([*runs, 5.0, 6.0])["ci95_low"] is not None
+
+
+def test_block_bootstrap_resamples_whole_blocks():
+    rng = np.random.default_rng(3)
+    blocks = [rng.normal(size=50) * 0.1 + rng.normal() for _ in range(10)]
+    boot = block_bootstrap_mean(blocks)
+    flat = np.concatenate(blocks)
+    assert boot["mean"] == pytest.approx(flat.mean())
+    independent_se = flat.std(ddof=1) / np.sqrt(flat.size)
+    assert boot["stderr"] > 3 * independent_se  # the blocks' offsets dominate
+    assert boot["ci95"] == block_bootstrap_mean(blocks)["ci95"]  # fixed seed
+    assert boot["ci95"] != block_bootstrap_mean(blocks, seed=1)["ci95"]
+    assert block_bootstrap_mean(blocks[:2])["ci95"] is None
+    assert block_bootstrap_mean(blocks[:2])["stderr"] is None
 
 
 def test_readme_lists_every_precision_of_the_table():

@@ -128,3 +128,71 @@ def test_the_paired_interval_of_the_perplexity_change_reaches_both_tables(record
     assert pd.isna(df.loc["gguf-q8_0", "ppl_delta_pct_ci_low"])  # no paired data
     long = long_table(records).set_index(["precision", "metric"])
     assert long.loc[("gguf-q6_k", "ppl_delta_pct"), ["ci_low", "ci_high"]].tolist() == [2.5, 3.5]
+
+
+def _floor_records(*, bf16: bool, self_floor: float | None):
+    out = [_rec("latency", p, b, decode_tok_s=10.0, size_mib=1.0, peak_mem_mib=10.0,
+                decode_tok_s_ci95=[None, None] if p == "gguf-q4_k_m" else [9.0, 11.0])
+           for p, b in (("fp32", "transformers"), ("bf16", "transformers"),
+                        ("gguf-q4_k_m", "llama.cpp"))]
+    ref = {} if self_floor is None else {"kld_floor_self": self_floor}
+    out.append(_rec("quality", "fp32", "transformers", ppl=10.0, ppl_stderr=0.1, **ref))
+    if bf16:
+        out.append(_rec("quality", "bf16", "transformers", ppl=10.01, ppl_stderr=0.1,
+                        kld_mean=2e-4, ppl_delta_pct_ci95=[0.05, 0.15]))
+    out.append(_rec("quality", "gguf-q4_k_m", "llama.cpp", ppl=10.5, ppl_stderr=0.1,
+                    kld_mean=0.05, ppl_delta_pct_ci95=[None, None]))
+    return out
+
+
+def test_the_kld_noise_floor_is_bf16_against_fp32_when_measured_else_the_reference_itself():
+    df = summary_table(_floor_records(bf16=True, self_floor=3e-9), "fp32")
+    assert df["kld_floor"].tolist() == [2e-4] * 3
+    assert set(df["kld_floor_from"]) == {"bf16"}
+    df = summary_table(_floor_records(bf16=False, self_floor=3e-9), "fp32")
+    assert df["kld_floor"].tolist() == [3e-9] * 3
+    assert set(df["kld_floor_from"]) == {"reference_self"}
+    df = summary_table(_floor_records(bf16=False, self_floor=None), "fp32")
+    assert df["kld_floor"].isna().all() and df["kld_floor_from"].isna().all()
+
+
+CONFIG = {"dataset": {"name": "text"},
+          "latency": {"prompt_tokens": [16], "new_tokens": 8, "warmup_runs": 1,
+                      "measured_runs": 2},
+          "perplexity": {"mode": "llama.cpp", "context_length": 64, "max_windows": 2},
+          "report": {}}
+
+
+def _tables(text: str) -> tuple[dict, dict]:
+    """The results table's and the quality table's rows of model m, by precision."""
+    results, quality = text.split("## Results")[1].split("### Quality")
+
+    def rows(part):
+        return {ln.split(" | ")[1]: ln for ln in part.splitlines() if ln.startswith("| m |")}
+
+    return rows(results), rows(quality.split("## Hardware")[0])
+
+
+def test_the_report_shows_the_kld_floor_and_n_a_for_intervals_it_does_not_have():
+    from quantbench.report import report_text
+
+    df = summary_table(_floor_records(bf16=True, self_floor=3e-9), "fp32")
+    text = report_text(df, reference="fp32", config=CONFIG)
+    results, quality = _tables(text)
+    assert "| KL divergence (mean) | KLD noise floor |" in text
+    assert quality["gguf-q4_k_m"].startswith("| m | gguf-q4_k_m | 5.00e-02 | 2.00e-04 |")
+    assert ("m: KL divergence noise floor 2.00e-04, the divergence of `bf16` from `fp32` "
+            "measured in this run") in text
+    # fewer than 3 runs or windows: the interval is n/a, never [x, x]
+    assert "| 10.0 [n/a] |" in results["gguf-q4_k_m"]
+    assert results["gguf-q4_k_m"].endswith("| 5.00 [n/a] |")
+    assert results["bf16"].endswith("| 0.10 [0.05, 0.15] |")
+    assert "| 10.0 [9.0, 11.0] |" in results["fp32"]
+    text = report_text(summary_table(_floor_records(bf16=False, self_floor=3e-9), "fp32"),
+                       reference="fp32", config=CONFIG)
+    assert _tables(text)[1]["gguf-q4_k_m"].startswith("| m | gguf-q4_k_m | 5.00e-02 | 3.00e-09 |")
+    assert "the divergence of `fp32` from its own stored top-k log-probabilities" in text
+    text = report_text(summary_table(_floor_records(bf16=False, self_floor=None), "fp32"),
+                       reference="fp32", config=CONFIG)
+    assert _tables(text)[1]["gguf-q4_k_m"].startswith("| m | gguf-q4_k_m | 5.00e-02 | n/a |")
+    assert "m: KL divergence noise floor unavailable" in text

@@ -65,8 +65,11 @@ def test_same_ids_same_windows_give_matching_perplexity(artifacts, tiny_tokens, 
                           reference=ref, **QUALITY)
         assert rec.status == "ok", rec.reason
         assert rec.details["is_reference"] == (p == "fp32")
-        if ref is not None:
+        if ref is None:  # the reference's noise floor: itself through its stored top-k
+            assert abs(rec.metrics["kld_floor_self"]) < 1e-6
+        else:
             kld[p] = rec.metrics["kld_mean"]
+            assert rec.details["interval_method"].startswith("block bootstrap over 4 windows")
             assert 0 <= rec.metrics["gen_exact_match_pct"] <= 100
             assert rec.metrics["delta_p_p01_pct"] <= rec.metrics["delta_p_p99_pct"]
         assert rec.metrics["n_windows"] == 4

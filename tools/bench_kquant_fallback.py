@@ -17,7 +17,8 @@ Q6_K -> Q8_0), so a "Q5_K_M" file may hold little or no Q5_K. For each file:
   --ctx tokens, second half scored, the first --chunks windows), its change against the F16 file,
   and the mean KL divergence from the F16 file on the same positions (quantbench.kld: top-32 of
   the F16 distribution plus a tail bucket), with the 95 % interval of the perplexity change from
-  the paired per-position differences of negative log-likelihood (quantbench.kld).
+  the paired per-position differences of negative log-likelihood, resampled window by window
+  (quantbench.kld; n/a with fewer than 3 chunks).
 --by-role adds, per tensor role (attn_q, ffn_down, token_embd, ...), the types, error and gain;
 --json also keeps the type of every tensor.
 Run with threads fixed (--threads): llama.cpp's results do not depend on timing, only on threads.
@@ -201,8 +202,9 @@ def print_row(row: dict, scorer: Scorer | None) -> None:
             f"{100 * row['weight_gain']:>+8.3f}")
     if scorer:
         low, high = row["ppl_delta_pct_ci95"]
+        ci = "n/a" if low is None else f"[{low:+.2f}, {high:+.2f}]"  # fewer than 3 chunks
         line += (f"{row['ppl']:>11.4f}{row['ppl_delta_pct']:>+8.2f}"
-                 f"{f'[{low:+.2f}, {high:+.2f}]':>18}{row['kld_mean']:>10.2e}")
+                 f"{ci:>18}{row['kld_mean']:>10.2e}")
     print(line + "  " + types, flush=True)
 
 

@@ -21,6 +21,7 @@ SUMMARY_COLUMNS = [
     "ppl_stderr", "ppl_delta_pct", "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high",
     "speedup_vs_ref",
     "memory_vs_ref", "kld_mean", "top1_agreement_pct", "gen_exact_match_pct",
+    "kld_floor", "kld_floor_from",
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
     "kv_elem_bytes",
@@ -29,8 +30,13 @@ SUMMARY_COLUMNS = [
     "reason", "device", "gpu_name", "run_id",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
+                "kld_floor_from",
                 "profile_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id"}
+# The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
+# engine changes (a real floor when it ran); else the reference against its own stored top-k.
+HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
+SELF_FLOOR = "reference_self"
 UNITS = (("_tok_s", "tok/s"), ("_mib", "MiB"), ("_ms", "ms"), ("_pct", "%"), ("_s", "s"),
          ("_w", "W"), ("_j_per_tok", "J/tok"), ("_j", "J"), ("_mhz", "MHz"))
 
@@ -98,6 +104,7 @@ def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
 def summary_table(records: list[dict], reference: str, *, shapes: dict | None = None,
                   machine: dict | None = None) -> pd.DataFrame:
     rows: dict[tuple, dict] = {}
+    self_floor: dict[str, float] = {}
     for r in records:
         key = (r["model"], r["precision"])
         row = rows.setdefault(key, {"model": r["model"], "precision": r["precision"],
@@ -132,12 +139,15 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                        kld_mean=m.get("kld_mean"), top1_agreement_pct=m.get("top1_agreement_pct"),
                        gen_exact_match_pct=m.get("gen_exact_match_pct"),
                        quality_status=r["status"])
+            if m.get("kld_floor_self") is not None:
+                self_floor[r["model"]] = m["kld_floor_self"]
         elif r["kind"] == "profile":
             row.update(energy_j_per_tok=m.get("energy_j_per_tok"), tok_per_j=m.get("tok_per_j"),
                        profile_status=r["status"])
     df = pd.DataFrame(list(rows.values())).reindex(columns=SUMMARY_COLUMNS)
     numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
+    df["kld_floor_from"] = df["kld_floor_from"].astype(object)
     for _, group in df.groupby("model"):
         ref = group[group["precision"] == reference]
         if ref.empty:
@@ -147,6 +157,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
         df.loc[idx, "ppl_delta_pct"] = (group["ppl"] / ref["ppl"] - 1) * 100
         df.loc[idx, "speedup_vs_ref"] = group["decode_tok_s"] / ref["decode_tok_s"]
         df.loc[idx, "memory_vs_ref"] = group["peak_mem_mib"] / ref["peak_mem_mib"]
+        floor, source = kld_floor(group, reference, self_floor.get(ref["model"]))
+        df.loc[idx, "kld_floor"], df.loc[idx, "kld_floor_from"] = floor, source
     df["pareto_quality_memory"] = df["pareto_quality_speed"] = False
     for _, group in df.groupby("model"):
         ok = group[group["status"] == "ok"]
@@ -161,6 +173,20 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             for key, value in roofline.derive(row.to_dict(), shape, machine).items():
                 df.loc[i, key] = value
     return df
+
+
+def kld_floor(group: pd.DataFrame, reference: str, self_floor: float | None
+              ) -> tuple[float, str | None]:
+    """A model's KL divergence noise floor and where it comes from: the half-precision run's
+    divergence from an fp32 reference when it was measured, else the reference's divergence
+    from its own stored top-k (``SELF_FLOOR``), else unavailable (NaN, None)."""
+    half = group[(group["precision"] == HALF_PRECISION_OF.get(reference))
+                 & group["kld_mean"].notna()]
+    if not half.empty:
+        return float(half["kld_mean"].iloc[0]), str(half["precision"].iloc[0])
+    if self_floor is not None:
+        return float(self_floor), SELF_FLOOR
+    return float("nan"), None
 
 
 def pareto_front(df: pd.DataFrame, cost: str, quality: str, *, maximize_cost: bool = False

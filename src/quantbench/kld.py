@@ -16,9 +16,15 @@ usually small and the bound is tight (the record stores the mean tail mass r_p t
 
 The change in perplexity is also measured paired: per position, the difference of the two
 negative log-likelihoods of the actual next token. Its mean is ln(PPL / PPL_ref) exactly (same
-positions); its standard error, with positions taken as independent as llama-perplexity's
-KL-divergence mode does, gives a 95 % interval for the change in perplexity that is far narrower
-than the two perplexities' own errors, which mostly come from the text, not the precision.
+positions). Its 95 % interval (and that of the mean KL divergence) comes from a block bootstrap
+that resamples whole windows (``stats.block_bootstrap_mean``): positions inside a window share
+their context and text, so taking them as independent (as llama-perplexity's KL-divergence mode
+does) makes the interval too narrow. The paired interval is still far narrower than the two
+perplexities' own errors, which mostly come from the text, not the precision.
+
+Noise floor: the reference also scores itself against the top-k it stores
+(``ReferenceWriter.floor``); that KL divergence is the rounding of the stored float32
+log-probabilities, the smallest divergence this measurement resolves.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantbench.stats import Z95
+from quantbench.stats import block_bootstrap_mean, block_bootstrap_method
 
 TOPK = 32
 EPS = 1e-12
@@ -40,7 +46,7 @@ class ReferenceWriter:
 
     def __init__(self, k: int = TOPK):
         self.k = k
-        self.ids, self.logprobs, self.target_logprob = [], [], []
+        self.ids, self.logprobs, self.target_logprob, self.self_kld = [], [], [], []
 
     def add(self, logprobs: np.ndarray, targets) -> None:
         top = np.argpartition(-logprobs, self.k - 1, axis=1)[:, :self.k]
@@ -49,6 +55,14 @@ class ReferenceWriter:
         self.ids.append(np.take_along_axis(top, order, axis=1).astype(np.int32))
         self.logprobs.append(np.take_along_axis(vals, order, axis=1).astype(np.float32))
         self.target_logprob.append(logprobs[np.arange(len(targets)), targets].astype(np.float32))
+        self.self_kld.append(topk_kld(self.ids[-1], self.logprobs[-1], logprobs)[0])
+
+    def floor(self) -> dict:
+        """The mean KL divergence of these log-probabilities against their own stored top-k
+        (float32): what the storage alone adds to every divergence measured against them."""
+        if not self.self_kld:
+            return {}
+        return {"kld_floor_self": float(np.concatenate(self.self_kld).mean())}
 
     def save(self, path, generations: list[list[int]]) -> None:
         gens = np.full((len(generations), max((len(g) for g in generations), default=0)), -1,
@@ -95,15 +109,12 @@ class Comparison:
     def add(self, logprobs: np.ndarray, targets) -> None:
         n = len(targets)
         ids = self.ref["topk_ids"][self.pos:self.pos + n]
-        lp_ref = self.ref["topk_logprobs"][self.pos:self.pos + n].astype(np.float64)
+        lp_ref = self.ref["topk_logprobs"][self.pos:self.pos + n]
         if len(ids) != n:
             raise ValueError("the reference was scored on fewer positions: protocols differ")
         self.pos += n
-        lq = np.take_along_axis(logprobs, ids.astype(np.int64), axis=1)
-        p = np.exp(lp_ref)
-        r_p = np.clip(1 - p.sum(axis=1), EPS, 1)
-        r_q = np.clip(1 - np.exp(lq).sum(axis=1), EPS, 1)
-        self.kld.append((p * (lp_ref - lq)).sum(axis=1) + r_p * np.log(r_p / r_q))
+        kld, r_p = topk_kld(ids, lp_ref, logprobs)
+        self.kld.append(kld)
         self.top1.append(logprobs.argmax(axis=1) == ids[:, 0])
         lq_target = logprobs[np.arange(n), targets].astype(np.float64)
         lp_target = self.ref["target_logprob"][self.pos - n:self.pos].astype(np.float64)
@@ -116,9 +127,11 @@ class Comparison:
             raise ValueError("the reference was scored on more positions: protocols differ")
         kld = np.concatenate(self.kld)
         dp = np.concatenate(self.dp)
+        boot = block_bootstrap_mean(self.kld)
         out = {
-            "kld_mean": float(kld.mean()),
-            "kld_stderr": float(kld.std(ddof=1) / np.sqrt(kld.size)) if kld.size > 1 else 0.0,
+            "kld_mean": boot["mean"],
+            "kld_stderr": boot["stderr"],
+            "kld_mean_ci95": list(boot["ci95"] or (None, None)),
             "kld_median": float(np.median(kld)),
             "kld_p99": float(np.percentile(kld, 99)),
             "top1_agreement_pct": float(np.concatenate(self.top1).mean() * 100),
@@ -126,8 +139,12 @@ class Comparison:
         }
         for q in (1, 5, 50, 95, 99):
             out[f"delta_p_p{q:02d}_pct"] = float(np.percentile(dp, q) * 100)
-        out.update(paired_ppl_change(np.concatenate(self.dnll)))
+        out.update(paired_ppl_change(self.dnll))
         return out
+
+    def interval_method(self) -> str:
+        """How the intervals of ``metrics`` were computed, in words (for the record)."""
+        return block_bootstrap_method(len(self.dnll))
 
     def generation_agreement(self, generations: list[list[int]]) -> dict:
         ref = [[t for t in row if t >= 0] for row in self.ref["generations"].tolist()]
@@ -142,15 +159,27 @@ class Comparison:
         }
 
 
-def paired_ppl_change(dnll: np.ndarray) -> dict:
+def paired_ppl_change(dnll_windows) -> dict:
     """ln(PPL / PPL_ref), its standard error and the 95 % interval of the change in perplexity
-    (%), from per-position differences of negative log-likelihood (this minus the reference)."""
-    mean = float(dnll.mean())
-    se = float(dnll.std(ddof=1) / np.sqrt(dnll.size)) if dnll.size > 1 else 0.0
-    return {"ln_ppl_ratio": mean, "ln_ppl_ratio_stderr": se,
-            "ppl_delta_pct": 100 * float(np.expm1(mean)),
-            "ppl_delta_pct_ci95": [100 * float(np.expm1(mean - Z95 * se)),
-                                   100 * float(np.expm1(mean + Z95 * se))]}
+    (%), from per-position differences of negative log-likelihood (this minus the reference),
+    one array a window; the interval resamples whole windows and is [None, None] with fewer
+    than three."""
+    boot = block_bootstrap_mean(dnll_windows)
+    mean = boot["mean"]
+    ci = [None, None] if boot["ci95"] is None else [100 * float(np.expm1(v)) for v in boot["ci95"]]
+    return {"ln_ppl_ratio": mean, "ln_ppl_ratio_stderr": boot["stderr"],
+            "ppl_delta_pct": 100 * float(np.expm1(mean)), "ppl_delta_pct_ci95": ci}
+
+
+def topk_kld(ids: np.ndarray, lp_ref: np.ndarray, logprobs: np.ndarray):
+    """Per position, KL(P_ref || Q) over the reference's top-k ``ids`` (log-probabilities
+    ``lp_ref``) plus one bucket for the rest, and the reference's tail mass r_p."""
+    lp_ref = lp_ref.astype(np.float64)
+    lq = np.take_along_axis(logprobs, ids.astype(np.int64), axis=1)
+    p = np.exp(lp_ref)
+    r_p = np.clip(1 - p.sum(axis=1), EPS, 1)
+    r_q = np.clip(1 - np.exp(lq).sum(axis=1), EPS, 1)
+    return (p * (lp_ref - lq)).sum(axis=1) + r_p * np.log(r_p / r_q), r_p
 
 
 def _first_divergence(a: list[int], b: list[int]) -> int | None:

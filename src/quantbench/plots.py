@@ -20,6 +20,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from quantbench import precisions
+from quantbench.stats import Z95
 
 COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "llama.cpp": "#2ca02c"}
 OTHER = "#7f7f7f"
@@ -80,16 +81,29 @@ def _note(fig: go.Figure, text: str) -> go.Figure:
 
 def _bar_traces(fig: go.Figure, df: pd.DataFrame, column: str, *, error=None, row=None,
                 col=None, showlegend=True) -> None:
+    """One bar trace per family; ``error`` names the interval's (low, high) columns. Bars whose
+    interval is unavailable (NaN: too few runs or windows) go in a second trace of the family
+    without error bars: plotly draws a missing error value as a zero-width bar."""
     for family, group in df.groupby("family", sort=False):
-        kwargs = {}
+        parts = [(group, False)]
         if error is not None:
             low, high = error
-            kwargs["error_y"] = dict(type="data", symmetric=False,
-                                     array=(group[high] - group[column]).tolist(),
-                                     arrayminus=(group[column] - group[low]).tolist())
-        fig.add_bar(x=group["label"], y=group[column], name=family, legendgroup=family,
-                    marker_color=colour(family), showlegend=showlegend, row=row, col=col,
-                    hovertemplate="%{x}: %{y:.4g}<extra>" + family + "</extra>", **kwargs)
+            known = group[low].notna() & group[high].notna()
+            parts = [(group[known], True), (group[~known], False)]
+        first = True
+        for part, with_error in parts:
+            if part.empty:
+                continue
+            kwargs = {}
+            if with_error:
+                kwargs["error_y"] = dict(type="data", symmetric=False,
+                                         array=(part[high] - part[column]).tolist(),
+                                         arrayminus=(part[column] - part[low]).tolist())
+            fig.add_bar(x=part["label"], y=part[column], name=family, legendgroup=family,
+                        offsetgroup=family, marker_color=colour(family),
+                        showlegend=showlegend and first, row=row, col=col,
+                        hovertemplate="%{x}: %{y:.4g}<extra>" + family + "</extra>", **kwargs)
+            first = False
 
 
 def _bars(df: pd.DataFrame, column: str, title: str, yaxis: str, *, error=None,
@@ -107,7 +121,8 @@ def _bars(df: pd.DataFrame, column: str, title: str, yaxis: str, *, error=None,
 
 
 def quality_figure(df: pd.DataFrame, reference: str | None = None) -> go.Figure:
-    """Perplexity change and KL divergence against the reference, one above the other."""
+    """Perplexity change (with its paired 95 % interval) and KL divergence against the
+    reference, one above the other."""
     ref = f" vs {reference}" if reference else " vs reference"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"Δ perplexity{ref} (lower is better)",
@@ -119,11 +134,12 @@ def quality_figure(df: pd.DataFrame, reference: str | None = None) -> go.Figure:
     if ppl.empty and kld.empty:
         return _note(fig, "no quality measured (random-weights models have no perplexity)")
     order = df["label"].tolist()
-    _bar_traces(fig, ppl, "ppl_delta_pct", row=1, col=1)
+    _bar_traces(fig, ppl, "ppl_delta_pct", row=1, col=1,
+                error=("ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high"))
     _bar_traces(fig, kld, "kld_mean", row=2, col=1, showlegend=ppl.empty)
     fig.update_xaxes(categoryorder="array", categoryarray=order)
     fig.update_xaxes(title_text="precision", row=2, col=1)
-    fig.update_yaxes(title_text="Δ perplexity (%)", row=1, col=1)
+    fig.update_yaxes(title_text="Δ perplexity (%; paired 95 % CI)", row=1, col=1)
     fig.update_yaxes(title_text="KL divergence (nats)", exponentformat="power",
                      **_axis(kld["kld_mean"]), row=2, col=1)
     return fig
@@ -380,9 +396,10 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
     """Every figure, by file stem: the summary's figures and one NVML time series per profile
     record."""
     df = _ordered(summary)
-    # normal 95 % interval from the standard error over the evaluated tokens
-    df["ppl_ci_low"] = df["ppl"] - 1.959964 * df["ppl_stderr"].fillna(0)
-    df["ppl_ci_high"] = df["ppl"] + 1.959964 * df["ppl_stderr"].fillna(0)
+    # normal 95 % interval from the standard error over the evaluated tokens; none (not a
+    # zero-width bar) where there is no standard error
+    df["ppl_ci_low"] = df["ppl"] - Z95 * df["ppl_stderr"]
+    df["ppl_ci_high"] = df["ppl"] + Z95 * df["ppl_stderr"]
     ok = df[df["status"] == "ok"]
     no_ppl = "no perplexity measured (random-weights models have none)"
     figs = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from quantbench import analysis
+from quantbench import analysis, stats
+from quantbench.aggregate import SELF_FLOOR
 from quantbench.analysis import Budgets, fmt
 from quantbench.records import atomic_write_text
 
@@ -73,6 +75,45 @@ def findings(df: pd.DataFrame, reference: str) -> list[str]:
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
                        f"{md_escape(row['reason'])}")
+    return out
+
+
+def _known(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def interval(low, high, digits: int = 2) -> str:
+    """A 95 % interval as ``[low, high]``, or ``[n/a]`` where it is unavailable (too few runs
+    or windows): never a zero-width interval standing for one that was not measured."""
+    if not (_known(low) and _known(high)):
+        return "[n/a]"
+    return f"[{fmt(float(low), digits)}, {fmt(float(high), digits)}]"
+
+
+def sci(value) -> str:
+    """A small quantity (a KL divergence) in scientific notation, ``n/a`` where unavailable."""
+    return f"{float(value):.2e}" if _known(value) else "n/a"
+
+
+def kld_floors(df: pd.DataFrame, reference: str) -> list[str]:
+    """Per model, what the KL divergence noise floor in the quality table is and where it comes
+    from (``aggregate.kld_floor``), or that it is unavailable."""
+    out = []
+    for model, g in df.groupby("model"):
+        row = g.iloc[0]
+        floor, source = row.get("kld_floor"), row.get("kld_floor_from")
+        if not _known(floor) or not isinstance(source, str):
+            out.append(f"{model}: KL divergence noise floor unavailable (n/a): no quality "
+                       f"record of this run gives one (the `{reference}` run stored no "
+                       "log-probabilities, or none of its own divergence).")
+        elif source == SELF_FLOOR:
+            out.append(f"{model}: KL divergence noise floor {sci(floor)}, the divergence of "
+                       f"`{reference}` from its own stored top-k log-probabilities (their "
+                       "float32 rounding): the smallest divergence this measurement resolves.")
+        else:
+            out.append(f"{model}: KL divergence noise floor {sci(floor)}, the divergence of "
+                       f"`{source}` from `{reference}` measured in this run: what rounding to "
+                       f"`{source}` alone changes.")
     return out
 
 
@@ -136,11 +177,16 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
     )
     env.filters["fmt"] = fmt
+    env.filters["sci"] = sci
+    env.globals["interval"] = interval
     shown, figures_note = _shown_figures(df, figures)
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
         findings=findings(df, reference),
+        kld_floors=kld_floors(df, reference),
+        boot={"resamples": stats.BOOT_RESAMPLES, "seed": stats.BOOT_SEED,
+              "min_samples": stats.MIN_CI_SAMPLES},
         hardware=analysis.hardware(df, reference, machine),
         speed_vs_bytes=[r for _, g in df.groupby("model")
                         for r in analysis.speed_vs_bytes(g, reference)],

@@ -1,4 +1,7 @@
-"""Quality of one precision: perplexity on the evaluation text and greedy sanity generations.
+"""Quality of one precision: perplexity on the evaluation text and greedy sanity generations;
+against the reference, KL divergence and the paired change in perplexity with intervals from a
+block bootstrap over the windows (``details.interval_method`` says how many); the reference
+records its KL divergence noise floor (``kld_floor_self``, see quantbench.kld).
 
 Every backend gets the same token ids (tokenised once by the model's own tokenizer) and the
 same windows (quantbench.perplexity); llama.cpp is fed ids, never text.
@@ -80,9 +83,12 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
         outputs = [g["token_ids"] for g in generations]
         writer.save(logprobs_out, outputs)
         rec.details["is_reference"] = reference is None
+        if reference is None:
+            rec.metrics.update(writer.floor())
         if comparison is not None:
             rec.metrics.update(comparison.metrics())
             rec.metrics.update(comparison.generation_agreement(outputs))
+            rec.details["interval_method"] = comparison.interval_method()
         elif reference is not None:
             rec.details["comparison"] = "the reference precision produced no log-probabilities"
     if not Path(logprobs_out).exists():  # a failure record still completes the job's outputs
