@@ -27,6 +27,31 @@ def test_tensor_types_tell_what_a_file_really_holds(tiny_gguf):
         assert json.loads(path.with_suffix(".json").read_text())["tensor_types_pct"] == types
         # hidden 256: every matrix row splits into 256-blocks, so no fallback
         assert types[base_type(name)] > 50, types
+        info = json.loads(path.with_suffix(".json").read_text())
+        assert info["misaligned_rows_pct"] == 0.0
+    assert json.loads(tiny_gguf["q4_k_m"].with_suffix(".json").read_text())["row_block"] == 256
+
+
+def test_row_alignment_counts_the_weights_in_matrices_whose_rows_do_not_split(tmp_path):
+    import numpy as np
+    from gguf import GGUFWriter
+
+    from quantbench.gguf import row_alignment
+
+    path = tmp_path / "shapes.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_tensor("narrow", np.zeros((4, 192), np.float32))  # rows of 192 weights
+    writer.add_tensor("wide", np.zeros((2, 512), np.float32))
+    writer.add_tensor("norm", np.zeros(192, np.float32))  # 1-D: never quantized
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    total = 4 * 192 + 2 * 512 + 192
+    assert row_alignment(path, "q4_k_m") == {"row_block": 256,
+                                             "misaligned_rows_pct": 100 * 4 * 192 / total}
+    assert row_alignment(path, "q8_0") == {"row_block": 32, "misaligned_rows_pct": 0.0}
+    assert row_alignment(path, "f16")["misaligned_rows_pct"] == 0.0
 
 
 def test_corrupted_gguf_is_refused_and_leaves_nothing(tmp_path, tiny_gguf):

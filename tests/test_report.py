@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from quantbench.aggregate import long_table, summary_table
-from quantbench.analysis import Budgets, anomalies
+from quantbench.analysis import Budgets, anomalies, limitations
 from quantbench.report import findings, md_escape
 
 
@@ -117,6 +117,32 @@ def test_a_gguf_file_mostly_in_fallback_types_is_flagged():
     assert row["weight_types"] == "Q5_0 58%, Q8_0 22%, Q4_K 10%, Q6_K 10%"
     text = " ".join(anomalies(df, "fp32", Budgets()))
     assert "gguf-q4_k_m holds only 10.5 % of its weights in the type it is named after" in text
+    assert "multiples of" not in text  # a record without row widths: no reason is given
+
+
+def test_the_row_widths_of_a_gguf_reach_the_summary_and_the_anomaly():
+    rec = _rec("latency", "gguf-q4_k_m", "llama.cpp", decode_tok_s=5.0, size_mib=1.0,
+               peak_mem_mib=10.0)
+    rec["details"]["backend"].update(tensor_types_pct={"Q5_0": 70.0, "Q4_K": 30.0},
+                                     row_block=256, misaligned_rows_pct=68.5)
+    df = summary_table([rec], "fp32")
+    assert df.iloc[0][["row_block", "misaligned_rows_pct"]].tolist() == [256, 68.5]
+    text = " ".join(anomalies(df, "fp32", Budgets()))
+    assert ("68.5 % of its weights are in matrices whose rows are not multiples of 256, which "
+            "llama.cpp cannot store in that type") in text
+
+
+def test_other_work_during_the_timed_runs_reaches_the_summary_and_the_limitations(records):
+    def shared(other_cpu_share):
+        for r in records:
+            if r["kind"] == "latency" and r["status"] == "ok":
+                r["metrics"].update(other_cpu_share=other_cpu_share, steal_share=0.0,
+                                    loadavg=1.25)
+        df = summary_table(records, "fp32")
+        assert df["other_cpu_share"].dropna().tolist() == [other_cpu_share] * 3
+        return "shared with other work" in " ".join(limitations(df, {}, {}, {"device": "cpu"}))
+
+    assert shared(0.5) and not shared(0.001)
 
 
 def test_the_paired_interval_of_the_perplexity_change_reaches_both_tables(records):

@@ -26,6 +26,7 @@ SUMMARY_COLUMNS = [
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
     "kv_elem_bytes",
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
+    "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
     "quality_status", "profile_status",
     "reason", "device", "gpu_name", "run_id",
 ]
@@ -117,7 +118,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                 "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
                 "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib",
                 "prompt_tokens", "batch_size", "decode_ctx_mean",
-                "kv_elem_bytes")})
+                "kv_elem_bytes", "other_cpu_share", "steal_share", "loadavg")})
             ci = m.get("decode_tok_s_ci95") or [None, None]
             row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"] = ci
             row["status"], row["reason"] = r["status"], r["reason"]
@@ -129,6 +130,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                                                 if v >= 0.5)
                 base = gguf.base_type(precisions.get(r["precision"]).settings["gguf_type"])
                 row["named_type_pct"] = types.get(base, 0.0)
+                for key in ("row_block", "misaligned_rows_pct"):
+                    row[key] = r["details"]["backend"].get(key)
             n_params = r["details"].get("backend", {}).get("n_params")
             if n_params and m.get("size_mib"):
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params

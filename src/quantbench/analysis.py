@@ -3,6 +3,10 @@
 Every sentence is computed from the summary table (one row per model and precision, as written
 by ``aggregate.summary_table``), the budgets of the config's ``report:`` section and the model
 descriptions; nothing here is boilerplate that would read the same whatever was measured.
+The hardware analysis, anomalies and timing limitations are typed findings (``Finding``: kind,
+model, precision, numbers) worded by ``quantbench.wording``; a sentence that explains a figure
+(overhead-bound, dequantizing, rows that do not split, a shared machine) is a kind of its own,
+emitted only when the measurement it rests on holds.
 
 Scenarios (per model, over the precisions that ran):
 - fastest within a quality budget: highest decode tok/s among precisions within
@@ -17,13 +21,14 @@ Ties (values equal as displayed) are broken by the other axis, then by name, and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
-from quantbench import precisions, roofline
+from quantbench import contention, precisions, roofline
 from quantbench.aggregate import pareto_front
 from quantbench.kld import TOPK
+from quantbench.wording import say
 
 # A quantized precision is compared with the unquantized precision of its own backend when the
 # run has one (bitsandbytes computes in fp16/bf16 through transformers), else with the reference.
@@ -33,6 +38,27 @@ BASELINES = {
 }
 # digits shown for each ranked column: values equal at this precision are a tie for the reader
 DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
+# a compiled twin is "clearly" faster at this speed-up or more, with the 95 % intervals apart
+COMPILED_CLEAR_SPEEDUP = 1.25
+# a quantized precision "turns its byte saving into speed" when it realises this much of it
+REALISED_OK_PCT = 80.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What the analysis found, apart from how it is worded (``quantbench.wording``): a kind,
+    where it was found, the figures it rests on (from the summary table or derived from it) and
+    the names and flags its wording needs (other precisions, type lists, which case held)."""
+
+    kind: str
+    model: str
+    precision: str | None
+    numbers: dict = field(default_factory=dict)
+    names: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return say(self)
 
 
 @dataclass(frozen=True)
@@ -332,42 +358,18 @@ def baseline_of(precision: str, available, reference: str) -> str | None:
 def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
     """Quantized formats slower than their baseline, perplexity jumps, noisy timings, GGUF
     files mostly not in their named type."""
+    return [f.text for f in anomaly_findings(df, reference, b)]
+
+
+def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Finding]:
     out = []
     for model, g in df.groupby("model"):
-        ok = _ok(g).set_index("precision")
-        for name, row in ok.iterrows():
-            base = baseline_of(name, ok.index, reference)
-            if base is None:
-                continue
-            ref = ok.loc[base]
-            smaller, slower = (row["size_mib"] < ref["size_mib"],
-                               row["decode_tok_s"] < ref["decode_tok_s"])
-            if not (smaller and slower):
-                continue
-            resolved = (not pd.isna(row["decode_tok_s_ci_high"])
-                        and not pd.isna(ref["decode_tok_s_ci_low"])
-                        and row["decode_tok_s_ci_high"] < ref["decode_tok_s_ci_low"])
-            line = (f"{model}: {name} decodes slower than its baseline {base} "
-                    f"({fmt(row['decode_tok_s'], 1)} against {fmt(ref['decode_tok_s'], 1)} tok/s, "
-                    f"{fmt(row['decode_tok_s'] / ref['decode_tok_s'], 2)}×) although its weights "
-                    f"are {fmt(ref['size_mib'] / row['size_mib'], 1)}× smaller"
-                    + ("" if resolved else " (the 95 % confidence intervals overlap)"))
-            t0 = f"{name}-t0"
-            if row["backend"] == "bitsandbytes" and t0 in ok.index:
-                t0_tok_s = ok.loc[t0, "decode_tok_s"]
-                share = "part" if t0_tok_s < ref["decode_tok_s"] else "all"
-                line += (f"; without outlier decomposition ({t0}) it runs at "
-                         f"{fmt(t0_tok_s, 1)} tok/s, so the LLM.int8 split into an int8 and "
-                         f"an fp16 matmul explains {share} of the loss")
-            elif row["backend"] == "bitsandbytes" and precisions.get(name).settings.get(
-                    "threshold"):
-                line += (f"; run {t0} as well (no outlier decomposition) to measure how much "
-                         "of this the LLM.int8 split into an int8 and an fp16 matmul explains")
-            out.append(line + ".")
+        out += slower_than_baseline(model, g, reference)
         for _, row in g[g["ppl_delta_pct"] > b.ppl_jump_pct].iterrows():
-            out.append(f"{model}: {row['precision']} loses {row['ppl_delta_pct']:+.2f} % "
-                       f"perplexity against {reference}, beyond the {b.ppl_jump_pct:g} % "
-                       "expected of these formats (report.ppl_jump_pct).")
+            out.append(Finding("ppl_jump", model, row["precision"],
+                               numbers={"ppl_delta_pct": row["ppl_delta_pct"],
+                                        "ppl_jump_pct": b.ppl_jump_pct},
+                               names={"reference": reference}))
         rated = _ok(g).dropna(subset=["ppl_delta_pct", "size_mib"])
         for _, big in rated.iterrows():
             # a bigger format should not lose more quality than a smaller one; flag it when the
@@ -376,27 +378,62 @@ def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
                           & (rated["ppl_delta_pct"] < big["ppl_delta_pct"] - b.quality_budget_pct)]
             if not small.empty:
                 best = small.loc[small["ppl_delta_pct"].idxmin()]
-                out.append(f"{model}: {big['precision']} ({fmt(big['size_mib'], 1)} MiB) loses "
-                           f"{big['ppl_delta_pct']:+.2f} % perplexity, more than the smaller "
-                           f"{best['precision']} ({fmt(best['size_mib'], 1)} MiB, "
-                           f"{best['ppl_delta_pct']:+.2f} %): a perplexity jump out of line "
-                           "with its size.")
+                out.append(Finding("out_of_line_with_size", model, big["precision"],
+                                   numbers={"size_mib": big["size_mib"],
+                                            "ppl_delta_pct": big["ppl_delta_pct"],
+                                            "smaller_size_mib": best["size_mib"],
+                                            "smaller_ppl_delta_pct": best["ppl_delta_pct"]},
+                                   names={"smaller": best["precision"]}))
         if "decode_cv" in g:
             noisy = _ok(g)[_ok(g)["decode_cv"] * 100 > b.cv_threshold_pct]
-            for _, row in noisy.iterrows():
-                out.append(f"{model}: {row['precision']}'s decode timings are noisy: coefficient "
-                           f"of variation {fmt(row['decode_cv'] * 100, 1)} % across runs (above "
-                           f"{b.cv_threshold_pct:g} %); compare it with care.")
-        if "named_type_pct" in g:
-            for _, row in g[g["named_type_pct"] < 50].iterrows():
-                out.append(
-                    f"{model}: {row['precision']} holds only {fmt(row['named_type_pct'], 1)} % of "
-                    f"its weights in the type it is named after ({row['weight_types']}): "
-                    "llama.cpp fell back to other types for tensors whose rows are not "
-                    "multiples of 256, so its size and quality are not those of this type on "
-                    "other models."
-                )
+            out += [Finding("noisy_timings", model, row["precision"],
+                            numbers={"cv_pct": row["decode_cv"] * 100,
+                                     "cv_threshold_pct": b.cv_threshold_pct})
+                    for _, row in noisy.iterrows()]
+        out += named_type_findings(model, g)
     return out
+
+
+def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Finding]:
+    """Quantized precisions with smaller weights that decode slower than their baseline. For
+    LLM.int8 with outliers, the run without outlier decomposition (``-t0``), if measured, says
+    how much of the loss the int8 + fp16 matmul split explains: all (``-t0`` is at least as
+    fast as the baseline), part (between) or none (no faster than with the split)."""
+    ok = _ok(g).set_index("precision")
+    out = []
+    for name, row in ok.iterrows():
+        base = baseline_of(name, ok.index, reference)
+        if base is None:
+            continue
+        ref = ok.loc[base]
+        if not (row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]):
+            continue
+        numbers = {"tok_s": row["decode_tok_s"], "baseline_tok_s": ref["decode_tok_s"],
+                   "speed_ratio": row["decode_tok_s"] / ref["decode_tok_s"],
+                   "size_ratio": ref["size_mib"] / row["size_mib"]}
+        names = {"baseline": base, "resolved": _apart(ref, row), "t0": f"{name}-t0",
+                 "split": None}
+        if row["backend"] == "bitsandbytes" and names["t0"] in ok.index:
+            t0_tok_s = numbers["t0_tok_s"] = ok.loc[names["t0"], "decode_tok_s"]
+            names["split"] = ("all" if t0_tok_s >= ref["decode_tok_s"]
+                              else "part" if t0_tok_s > row["decode_tok_s"] else "none")
+        elif row["backend"] == "bitsandbytes" and precisions.get(name).settings.get("threshold"):
+            names["split"] = "unmeasured"
+        out.append(Finding("slower_than_baseline", model, name, numbers=numbers, names=names))
+    return out
+
+
+def named_type_findings(model: str, g: pd.DataFrame) -> list[Finding]:
+    """GGUF files holding under half their weights in the type they are named after, with the
+    share of the weights in matrices whose rows the type cannot split (recorded from the file's
+    tensor shapes; unknown for records made before it was)."""
+    if "named_type_pct" not in g:
+        return []
+    return [Finding("named_type_low", model, row["precision"],
+                    numbers={k: row.get(k) for k in ("named_type_pct", "misaligned_rows_pct",
+                                                     "row_block")},
+                    names={"weight_types": row["weight_types"]})
+            for _, row in g[g["named_type_pct"] < 50].iterrows()]
 
 
 def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | None) -> list[str]:
@@ -416,13 +453,7 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
     device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
                                                 if "device" in ok and ok["device"].notna().any()
                                                 else None)
-    cv = ok["decode_cv"].dropna() * 100 if "decode_cv" in ok else pd.Series(dtype=float)
-    if not cv.empty:
-        worst = ok.loc[(ok["decode_cv"]).idxmax()]
-        where = "a CPU shared with other work" if device == "cpu" else f"device `{device}`"
-        out.append(f"Timings are from {where}: the decode coefficient of variation is "
-                   f"{fmt(float(cv.median()), 1)} % in the median and "
-                   f"{fmt(float(cv.max()), 1)} % at worst ({worst['precision']}).")
+    out += [f.text for f in timing_findings(ok, device)]
     lat = config.get("latency", {})
     if lat:
         out.append(f"Each latency figure comes from {lat.get('measured_runs', '?')} measured runs "
@@ -444,6 +475,37 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
     if ok["kld_mean"].notna().any():
         out.append(f"KL divergence is computed over the reference's top-{TOPK} tokens plus one "
                    "bucket for the rest of the vocabulary: a lower bound of the full KL.")
+    return out
+
+
+def timing_findings(ok: pd.DataFrame, device) -> list[Finding]:
+    """The spread of the decode timings, and what else used the machine while they were taken:
+    "shared with other work" only when the recorded other-process CPU share or steal share of
+    some precision's runs exceeds ``contention``'s thresholds."""
+    out = []
+    cv = ok["decode_cv"].dropna() * 100 if "decode_cv" in ok else pd.Series(dtype=float)
+    if not cv.empty:
+        worst = ok.loc[ok["decode_cv"].idxmax()]
+        out.append(Finding("timing_spread", "", worst["precision"],
+                           numbers={"cv_median_pct": float(cv.median()),
+                                    "cv_max_pct": float(cv.max())},
+                           names={"device": device}))
+    if "other_cpu_share" not in ok or not ok["other_cpu_share"].notna().any():
+        return out  # not measured (records made before it was)
+    steal = ok["steal_share"] if "steal_share" in ok else pd.Series(float("nan"), ok.index)
+    busy = ok[[contention.contended(o, s) for o, s in zip(ok["other_cpu_share"], steal,
+                                                          strict=True)]]
+    worst = (busy.loc[busy["other_cpu_share"].fillna(0).idxmax()] if not busy.empty
+             else ok.loc[ok["other_cpu_share"].idxmax()])
+    shared = not busy.empty
+    numbers = {"other_cpu_pct": 100 * worst["other_cpu_share"],
+               "steal_pct": 100 * (worst.get("steal_share") if shared
+                                   else ok.get("steal_share", pd.Series(dtype=float)).max()),
+               "loadavg": worst.get("loadavg"),
+               "other_cpu_max_pct": 100 * contention.OTHER_CPU_SHARE_MAX,
+               "steal_max_pct": 100 * contention.STEAL_SHARE_MAX}
+    out.append(Finding("machine_shared" if shared else "machine_quiet", "", worst["precision"],
+                       numbers=numbers))
     return out
 
 
@@ -503,31 +565,60 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                              "runs slower than the model's), so MFU is only a relative figure "
                              "here")
             out.append(line + ".")
-        by_name = ok.set_index("precision")
-        for name in by_name.index:
-            base = name.removesuffix("-compiled")
-            if name.endswith("-compiled") and base in by_name.index:
-                c, e = by_name.loc[name], by_name.loc[base]
-                out.append(
-                    f"{model}: {name} decodes at {fmt(c['decode_tok_s'], 1)} tok/s, "
-                    f"{fmt(c['decode_tok_s'] / e['decode_tok_s'], 1)}× eager {base} "
-                    f"({fmt(e['decode_tok_s'], 1)} tok/s) with the same weights: eager decode "
-                    f"({fmt(e['mbu_pct'], 1)} % MBU against {fmt(c['mbu_pct'], 1)} %) is bound by "
-                    f"per-token Python and kernel-launch overhead, not by memory."
-                )
-        rows = speed_vs_bytes(g, reference)
-        if rows:
-            kept = [r for r in rows if r["realised_pct"] >= 80]
-            worst = min(rows, key=lambda r: r["realised_pct"])
-            out.append(
-                f"{model}: {len(kept)} of {len(rows)} quantized precisions turn their fewer bytes "
-                f"per token into a matching speed-up (at least 80 % of it); furthest off is "
-                f"{worst['precision']}, which reads {fmt(worst['bytes_ratio'], 1)}× fewer bytes "
-                f"than {worst['baseline']} but decodes {fmt(worst['speed_ratio'], 2)}× as fast: "
-                "its time per token goes to dequantizing and to kernel overhead, not to reading "
-                "memory."
-            )
+        out += [f.text for f in compiled_twins(model, ok)]
+        saving = bytes_to_speed(model, g, reference)
+        if saving is not None:
+            out.append(saving.text)
     return out
+
+
+def _apart(fast: pd.Series, slow: pd.Series) -> bool:
+    """Whether ``fast`` decodes faster than ``slow`` with their 95 % intervals apart."""
+    low, high = fast.get("decode_tok_s_ci_low"), slow.get("decode_tok_s_ci_high")
+    return not (pd.isna(low) or pd.isna(high)) and bool(low > high)
+
+
+def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
+    """Each ``-compiled`` precision against its eager twin (same weights). Only a clear
+    speed-up (``COMPILED_CLEAR_SPEEDUP``, intervals apart) says that eager decode is bound by
+    per-token overhead; otherwise the finding gives the measured ratio alone."""
+    by_name = ok.set_index("precision")
+    out = []
+    for name in by_name.index:
+        base = name.removesuffix("-compiled")
+        if not name.endswith("-compiled") or base not in by_name.index:
+            continue
+        c, e = by_name.loc[name], by_name.loc[base]
+        speedup = c["decode_tok_s"] / e["decode_tok_s"]
+        clear = speedup >= COMPILED_CLEAR_SPEEDUP and _apart(c, e)
+        out.append(Finding(
+            "compiled_faster" if clear else "compiled_not_faster", model, name,
+            numbers={"compiled_tok_s": c["decode_tok_s"], "eager_tok_s": e["decode_tok_s"],
+                     "speedup": speedup, "removed_pct": 100 * (1 - 1 / speedup),
+                     "compiled_mbu_pct": c.get("mbu_pct"), "eager_mbu_pct": e.get("mbu_pct"),
+                     "margin": COMPILED_CLEAR_SPEEDUP},
+            names={"eager": base}))
+    return out
+
+
+def bytes_to_speed(model: str, g: pd.DataFrame, reference: str) -> Finding | None:
+    """How many quantized precisions turn their byte saving into speed, and the one furthest
+    off. Its time is said to go to dequantizing and kernel overhead only when it reads fewer
+    bytes than its baseline yet decodes slower, with the 95 % intervals apart (the time then
+    cannot be going to reading memory); otherwise only the measured gap is given."""
+    rows = speed_vs_bytes(g, reference)
+    if not rows:
+        return None
+    worst = min(rows, key=lambda r: r["realised_pct"])
+    ok = _ok(g).set_index("precision")
+    slower = worst["bytes_ratio"] > 1 and _apart(ok.loc[worst["baseline"]],
+                                                  ok.loc[worst["precision"]])
+    return Finding(
+        "bytes_to_speed_slower" if slower else "bytes_to_speed", model, worst["precision"],
+        numbers={"kept": sum(r["realised_pct"] >= REALISED_OK_PCT for r in rows), "n": len(rows),
+                 "realised_min": REALISED_OK_PCT, "bytes_ratio": worst["bytes_ratio"],
+                 "speed_ratio": worst["speed_ratio"], "realised_pct": worst["realised_pct"]},
+        names={"baseline": worst["baseline"]})
 
 
 def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:

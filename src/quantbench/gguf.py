@@ -109,7 +109,7 @@ def convert(hf_dir: str | Path, out: str | Path, *, outtype: str, converter: str
         if "not supported" in res.stderr:
             raise ConversionError(f"llama.cpp's converter does not support this model: {tail}")
         raise ConversionError(f"GGUF conversion failed ({outtype}): {tail}")
-    return _finish(tmp, out)
+    return _finish(tmp, out, outtype)
 
 
 def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int) -> dict:
@@ -129,7 +129,7 @@ def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int) 
     if rc != 0:
         tmp.unlink(missing_ok=True)
         raise ConversionError(f"llama_model_quantize to {gguf_type} failed (code {rc})")
-    return _finish(tmp, out)
+    return _finish(tmp, out, gguf_type)
 
 
 def verify(path: str | Path) -> None:
@@ -177,16 +177,40 @@ def tensor_types(path: str | Path) -> dict[str, float]:
     return {name: 100 * n / total for name, n in counts.most_common()}
 
 
+def row_alignment(path: str | Path, gguf_type: str) -> dict:
+    """How many of the weights sit in matrices whose rows the named type cannot split.
+
+    A type stores a row in blocks (256 weights for the K-quants, 32 for Q8_0, 1 for F16);
+    llama.cpp stores a matrix whose row width (``ne[0]``) is not a multiple of the block in
+    another type. Returns the block size (``row_block``) and the share (in %, of all weights,
+    as ``tensor_types``) in such matrices (``misaligned_rows_pct``); empty without gguf-py or
+    for a type it does not know."""
+    try:
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader
+    except ImportError:  # the PyPI gguf package is optional where GGUFs are only read
+        return {}
+    try:
+        block = GGML_QUANT_SIZES[GGMLQuantizationType[base_type(gguf_type)]][0]
+    except KeyError:
+        return {}
+    total = misaligned = 0
+    for t in GGUFReader(str(path)).tensors:
+        total += int(t.n_elements)
+        if len(t.shape) >= 2 and int(t.shape[0]) % block:  # 1-D tensors are never quantized
+            misaligned += int(t.n_elements)
+    return {"row_block": int(block), "misaligned_rows_pct": 100 * misaligned / (total or 1)}
+
+
 def base_type(gguf_type: str) -> str:
     """The tensor type a file type is named after: Q4_K_M -> Q4_K, q8_0 -> Q8_0, f16 -> F16."""
     name = gguf_type.upper()
     return name[:-2] if name.endswith(("_S", "_M", "_L")) and "_K" in name else name
 
 
-def _finish(tmp: Path, out: Path) -> dict:
+def _finish(tmp: Path, out: Path, gguf_type: str) -> dict:
     verify(tmp)
     info = {"path": out.name, "size_bytes": tmp.stat().st_size, "sha256": sha256(tmp),
-            "tensor_types_pct": tensor_types(tmp)}
+            "tensor_types_pct": tensor_types(tmp), **row_alignment(tmp, gguf_type)}
     tmp.replace(out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return info

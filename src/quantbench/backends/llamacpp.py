@@ -14,7 +14,7 @@ import ctypes
 import llama_cpp
 import numpy as np
 
-from quantbench.gguf import tensor_types
+from quantbench.gguf import row_alignment, tensor_types
 from quantbench.precisions import Precision
 
 _backend_ready = False
@@ -209,4 +209,5 @@ class LlamaCppBackend:
             "n_params": llama_cpp.llama_model_n_params(self.model),
             "model_size_mib": llama_cpp.llama_model_size(self.model) / 2**20,
             "tensor_types_pct": tensor_types(self.path),
+            **row_alignment(self.path, self.precision.settings["gguf_type"]),
         }

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from quantbench.contention import ContentionTracker
 from quantbench.scenarios.common import Job, artifact_size_mib
 from quantbench.stats import summarize
 from quantbench.trackers import MemoryTracker, peak_rss_mib, rss_mib
@@ -78,6 +79,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
         # between runs (untimed), and in a background thread only if asked (it slows decode)
         period = 1 / memory_sample_hz if memory_sample_hz > 0 else None
+        others = ContentionTracker().start()  # other work on the machine while measuring
         with MemoryTracker(job.handle, period_s=period) as mem:
             prefill, decode = {}, {}
             for n in prompt_tokens:
@@ -104,6 +106,8 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                     "steady_tok_s": summarize(steady_tok_s) if steady_tok_s else None,
                     "first_step_ms": summarize(first_ms),
                 }
+        rec.metrics.update(others.stop())
+        rec.details["other_processes"] = others.top
         first = prompt_tokens[0]
         rec.metrics.update(
             prompt_tokens=first,
