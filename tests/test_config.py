@@ -230,3 +230,167 @@ def test_model_sheet_cells_are_typed_and_blanks_left_out(tmp_path):
     assert models["b"]["num_layers"] == 2 and type(models["b"]["num_layers"]) is int
     assert models["b"]["revision"] == "main"  # the schema's default
     assert type(models["b"]["seed"]) is int
+
+
+RANDOM = {"source": "random", "architecture": "llama", "hidden_size": 256, "num_layers": 2,
+          "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 512, "vocab_size": 512,
+          "max_position_embeddings": 256, "seed": 0}
+
+
+def _config(**overrides) -> dict:
+    """A validated config (the schema's defaults filled in) with ``overrides``."""
+    import copy
+
+    cfg = {"models": {"r": dict(RANDOM)}, "precisions": ["fp32"], **copy.deepcopy(overrides)}
+    validate(cfg, str(SCHEMA))
+    return cfg
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    ({"num_kv_heads": 3}, "config key 'models.r.num_kv_heads': 3 does not divide num_heads 4"),
+    ({"hidden_size": 260}, "config key 'models.r.hidden_size': the head size hidden_size / "
+                           "num_heads = 260 / 4 = 65 is odd"),
+])
+def test_model_shapes_a_job_could_not_build_are_refused(shape, message):
+    qb_config.check(_config())
+    with pytest.raises(ConfigError) as err:
+        qb_config.check(_config(models={"r": {**RANDOM, **shape}}))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"bnb-nf4": {"compute_dtype": "float8"}},
+     "config key 'precision_settings.bnb-nf4.compute_dtype': 'float8' is not one of float32, "
+     "float16, bfloat16"),
+    ({"bnb-int8": {"compute_dtype": "float16"}},
+     "config key 'precision_settings.bnb-int8.compute_dtype': not a setting bnb-int8 can change; "
+     "allowed: threshold"),
+    ({"fp32": {"dtyp": "float16"}},
+     "config key 'precision_settings.fp32.dtyp': not a setting fp32 can change; allowed: dtype, "
+     "compile"),
+    ({"gguf-q8_0": {"gguf_type": "Q4_0"}},
+     "config key 'precision_settings.gguf-q8_0.gguf_type': not a setting gguf-q8_0 can change"),
+    ({"gguf-f16": {"flash_attn": "yes"}},
+     "config key 'precision_settings.gguf-f16.flash_attn': 'yes' is not one of auto, on, off"),
+    ({"bnb-nf4-dq": {"double_quant": "no"}},
+     "config key 'precision_settings.bnb-nf4-dq.double_quant': 'no' is not true or false"),
+    ({"fp33": {"dtype": "float16"}}, "config key 'precision_settings.fp33': unknown precision"),
+])
+def test_bad_precision_settings_are_refused(settings, message):
+    qb_config.check(_config(precision_settings={"bnb-nf4": {"compute_dtype": "float16"},
+                                                "bnb-int8": {"threshold": 0},
+                                                "gguf-f16": {"flash_attn": "off"},
+                                                "fp16": {"compile": True}}))
+    with pytest.raises(ConfigError) as err:
+        qb_config.check(_config(precision_settings=settings))
+    assert message in str(err.value)
+
+
+def test_device_cuda_without_a_usable_gpu_is_refused(monkeypatch):
+    from quantbench import device
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    with pytest.raises(ConfigError, match=r"config key 'device': cuda, but no CUDA device is "
+                                          r"usable on this machine: CUDA_VISIBLE_DEVICES='-1'"):
+        qb_config.check_device({"device": "cuda"})
+    qb_config.check_device({"device": "auto"})
+    qb_config.check_device({"device": "cpu"})
+    monkeypatch.setattr(device, "cuda_problem", lambda: None)  # a machine with a GPU
+    qb_config.check_device({"device": "cuda"})
+
+
+def test_prompts_longer_than_the_context_window_are_refused(tmp_path):
+    qb_config.check_lengths(_config(latency={"prompt_tokens": [64, 224], "new_tokens": 32},
+                                    perplexity={"context_length": 256}), tmp_path, profile=False)
+    cases = [
+        (dict(latency={"prompt_tokens": [64, 300]}, perplexity={"context_length": 64}),
+         "config key 'latency.prompt_tokens': 300 tokens exceed the context window of model r: "
+         "256 tokens (models.r.max_position_embeddings)"),
+        (dict(latency={"prompt_tokens": [64, 250], "new_tokens": 32},
+              perplexity={"context_length": 64}),
+         "config keys 'latency.prompt_tokens' + 'latency.new_tokens': 250 + 32 = 282 tokens "
+         "exceed the context window of model r: 256 tokens"),
+        (dict(latency={"prompt_tokens": [64]}, perplexity={"context_length": 512}),
+         "config key 'perplexity.context_length': 512 tokens exceed the context window of "
+         "model r"),
+        (dict(latency={"prompt_tokens": [64]}, perplexity={"context_length": 64}),
+         "config keys 'profile.prompt_tokens' + 'profile.new_tokens': 512 + 128 = 640 tokens"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ConfigError) as err:
+            qb_config.check_lengths(_config(**overrides), tmp_path, profile=True)
+        assert message in str(err.value)
+    # the profile's prompt counts only where the profile runs (a GPU)
+    qb_config.check_lengths(_config(**cases[-1][0]), tmp_path, profile=False)
+
+
+def test_context_window_is_read_from_the_model_folder_and_the_embedded_gguf(tmp_path):
+    import json
+
+    from gguf import GGUFReader
+
+    from quantbench.models import embedded_gguf_path
+
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 96}))
+    local = {"source": "local", "path": str(folder)}
+    assert qb_config.context_window("l", local, tmp_path) == (
+        96, f"max_position_embeddings in {folder / 'config.json'}")
+    cfg = _config(models={"l": local}, latency={"prompt_tokens": [80], "new_tokens": 17},
+                  perplexity={"context_length": 64})
+    with pytest.raises(ConfigError, match=r"80 \+ 17 = 97 tokens exceed the context window of "
+                                          r"model l: 96 tokens"):
+        qb_config.check_lengths(cfg, tmp_path, profile=False)
+    # the embedded model, before it is prepared: its GGUF's metadata, as gguf's reader has it
+    window, where = qb_config.context_window("e", {"source": "embedded"}, tmp_path)
+    reader = GGUFReader(embedded_gguf_path())
+    arch = reader.get_field("general.architecture").contents()
+    assert window == reader.get_field(f"{arch}.context_length").contents()
+    assert where == f"{arch}.context_length of {embedded_gguf_path().name}"
+    # once prepared, the folder the jobs load says it
+    prepared = tmp_path / "resources" / "models" / "e" / "hf"
+    prepared.mkdir(parents=True)
+    (prepared / "config.json").write_text(json.dumps({"max_position_embeddings": 128}))
+    assert qb_config.context_window("e", {"source": "embedded"}, tmp_path)[0] == 128
+    assert qb_config.context_window("h", {"source": "hub", "repo_id": "o/r"}, tmp_path) is None
+
+
+def test_prompt_longer_than_the_tokenised_text_is_refused_before_any_job(tmp_path):
+    import json
+
+    cfg = _config(latency={"prompt_tokens": [32, 128]}, perplexity={"context_length": 64},
+                  profile={"new_tokens": 8})
+    cfg["profile"]["prompt_tokens"] = 128
+    qb_config.check_lengths(cfg, tmp_path, profile=True)  # not tokenised yet: the job checks
+    meta = tmp_path / "resources" / "models" / "r" / "tokens" / "britannica.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"n_tokens": 100}))
+    with pytest.raises(ConfigError, match=r"config key 'latency.prompt_tokens': 128 tokens, but "
+                                          r"the evaluation text is only 100 tokens long"):
+        qb_config.check_lengths(cfg, tmp_path, profile=False)
+    cfg["latency"]["prompt_tokens"] = [32]
+    cfg["profile"]["prompt_tokens"] = 101  # within the window of 256, beyond the text
+    qb_config.check_lengths(cfg, tmp_path, profile=False)
+    with pytest.raises(ConfigError, match=r"config key 'profile.prompt_tokens': 101 tokens"):
+        qb_config.check_lengths(cfg, tmp_path, profile=True)
+
+
+def test_a_job_ends_a_quantbench_error_with_its_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    for exc, expected in [("ConfigError(\"config key 'latency.prompt_tokens': too long\")",
+                           "ConfigError: config key 'latency.prompt_tokens': too long"),
+                          ("ValueError('a bug')", "ValueError: a bug")]:
+        log.write_text("")
+        script = ("from quantbench import logs\nfrom quantbench.errors import ConfigError\n"
+                  f"logs.to_file({str(log)!r})\nraise {exc}\n")
+        res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(SCHEMA.parents[2] / "src")})
+        assert res.returncode == 1
+        lines = log.read_text().splitlines()
+        assert lines[-1] == expected
+        # a bug keeps its stack; a bad setting is its message alone
+        assert ("Traceback (most recent call last):" in lines) == exc.startswith("ValueError")

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from quantbench.errors import UnsupportedError
+from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.records import Record
 from quantbench.scenarios import common
 from quantbench.scenarios.latency import decode_rates, run_latency
@@ -116,11 +116,40 @@ def test_profile_without_gpu_says_so(artifacts, tiny_tokens):
     assert rec.status == "no_gpu" and "no NVIDIA GPU" in rec.reason
 
 
-def test_prompt_longer_than_text_is_an_error(artifacts, tiny_tokens):
+def test_prompt_longer_than_text_is_an_error_naming_the_key(artifacts, tiny_tokens):
     n = np.load(tiny_tokens["ids"]).size
-    with pytest.raises(ValueError, match="fewer than"):
+    with pytest.raises(ConfigError) as err:
         run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"],
-                    **{**LATENCY, "prompt_tokens": [n + 1]})
+                    **{**LATENCY, "prompt_tokens": [16, n + 1]})
+    assert str(err.value) == (f"config key 'latency.prompt_tokens': {n + 1} tokens, but the "
+                              f"evaluation text is only {n} tokens long (model tiny's tokenizer)")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "gguf-q8_0"])
+def test_cuda_job_without_a_usable_cuda_device_is_unsupported(precision, monkeypatch, artifacts,
+                                                              tiny_tokens):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # whatever this machine has, none is usable
+    rec = run_latency("tiny", precision, artifacts[precision], tiny_tokens["ids"],
+                      **{**LATENCY, "device": "cuda"})
+    assert rec.status == "unsupported"
+    assert "device is cuda but no CUDA device is usable: CUDA_VISIBLE_DEVICES='-1'" in rec.reason
+    assert "decode_tok_s" not in rec.metrics
+
+
+def test_llamacpp_build_without_gpu_offload_is_unsupported_on_cuda(monkeypatch, artifacts,
+                                                                   tiny_tokens):
+    import llama_cpp
+
+    from quantbench import device
+
+    # as if a GPU were usable
+    monkeypatch.setattr(device, "cuda_problem", lambda: None, raising=False)
+    monkeypatch.setattr(llama_cpp, "llama_supports_gpu_offload", lambda: False)
+    rec = run_latency("tiny", "gguf-q8_0", artifacts["gguf-q8_0"], tiny_tokens["ids"],
+                      **{**LATENCY, "device": "cuda"})
+    assert rec.status == "unsupported"
+    assert "gguf-q8_0 on cuda: this llama-cpp-python build has no GPU offload" in rec.reason
+    assert "decode_tok_s" not in rec.metrics
 
 
 def test_compiled_decode_matches_eager_greedy_tokens(artifacts, tiny_tokens):

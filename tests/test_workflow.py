@@ -18,6 +18,8 @@ from quantbench.plots import SUMMARY_FIGURES
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PRECISIONS = ["fp32", "bnb-int8", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m"]
+RANDOM = {"source": "random", "hidden_size": 256, "num_layers": 2, "num_heads": 4,
+          "num_kv_heads": 2, "intermediate_size": 512, "vocab_size": 512}
 
 pytestmark = pytest.mark.workflow
 
@@ -273,8 +275,28 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
      "config key 'models': 'Tiny' and 'tiny' differ only in case"),
     ({"precisions": ["fp32"], "report": {"quality_budget": 1}},
      "config key 'report.quality_budget' is not known; allowed here: quality_budget_pct"),
+    ({"precisions": ["fp32"], "device": "cuda"},
+     "config key 'device': cuda, but no CUDA device is usable on this machine"),
+    ({"precisions": ["fp32"], "latency": {"prompt_tokens": [128, 9000]}},
+     "config key 'latency.prompt_tokens': 9000 tokens exceed the context window of model m"),
+    ({"precisions": ["fp32"], "models": {"r": {**RANDOM, "max_position_embeddings": 256}},
+      "latency": {"prompt_tokens": [250], "new_tokens": 32}},
+     "config keys 'latency.prompt_tokens' + 'latency.new_tokens': 250 + 32 = 282 tokens exceed "
+     "the context window of model r: 256 tokens (models.r.max_position_embeddings)"),
+    ({"precisions": ["fp32"], "models": {"r": {**RANDOM, "max_position_embeddings": 256}},
+      "latency": {"prompt_tokens": [64]}, "perplexity": {"context_length": 512}},
+     "config key 'perplexity.context_length': 512 tokens exceed the context window of model r"),
+    ({"precisions": ["fp32"], "models": {"r": {**RANDOM, "num_kv_heads": 3}}},
+     "config key 'models.r.num_kv_heads': 3 does not divide num_heads 4"),
+    ({"precisions": ["fp32"], "models": {"r": {**RANDOM, "hidden_size": 260}}},
+     "config key 'models.r.hidden_size': the head size hidden_size / num_heads = 260 / 4 = 65 "
+     "is odd"),
+    ({"precisions": ["bnb-nf4"], "precision_settings": {"bnb-nf4": {"compute_dtype": "fp8"}}},
+     "config key 'precision_settings.bnb-nf4.compute_dtype': 'fp8' is not one of float32, "
+     "float16, bfloat16"),
 ])
-def test_bad_config_fails_before_any_job(tmp_path, overrides, message):
+def test_bad_config_fails_before_any_job(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # no GPU usable, whatever the machine has
     cfg = {"models": {"m": {"source": "embedded"}}, **overrides}
     res = snakemake(tmp_path, "-n", config=write_config(tmp_path / "bad.yaml", **cfg))
     assert res.returncode != 0

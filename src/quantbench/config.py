@@ -5,19 +5,26 @@ Kept free of heavy imports: the Snakefile calls it while building the DAG.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 from quantbench import precisions
-from quantbench.errors import QuantbenchError
+from quantbench.errors import ConfigError
 
 REFERENCE_ORDER = ("fp32", "gguf-f32", "bf16", "fp16", "gguf-f16", "gguf-bf16")
 # Every rule writes below these folders of the working directory, and nowhere else.
 OUTPUT_FOLDERS = ("results", "resources", "logs", "benchmarks")
-
-
-class ConfigError(QuantbenchError):
-    pass
+DTYPES = ("float32", "float16", "bfloat16")
+# What precision_settings may change, per backend (and bitsandbytes mode), with the values each
+# takes; the other settings (mode, gguf_type, made_by) say what the precision is and which file
+# it loads, so changing them is a new line in precisions.yaml, not an override.
+OVERRIDABLE = {
+    "transformers": {"dtype": DTYPES, "compile": bool},
+    "bitsandbytes-int8": {"threshold": float},
+    "bitsandbytes-4bit": {"double_quant": bool, "compute_dtype": DTYPES},
+    "llama.cpp": {"flash_attn": ("auto", "on", "off")},
+}
 
 
 def check_keys(config: dict, schema_path: str | Path) -> None:
@@ -130,22 +137,172 @@ def check(config: dict) -> None:
             raise ConfigError(
                 f"config key 'models.{name}.path': model folder {spec['path']!r} does not exist"
             )
-        if spec["source"] == "random" and spec["hidden_size"] % spec["num_heads"]:
-            raise ConfigError(
-                f"config key 'models.{name}.hidden_size': {spec['hidden_size']} is not divisible "
-                f"by num_heads {spec['num_heads']}"
-            )
+        if spec["source"] == "random":
+            _check_shape(name, spec)
     ds = config["dataset"]
     if ds["name"] == "file" and not ds.get("path"):
         raise ConfigError("config key 'dataset.path': required when dataset.name is 'file'")
     if ds["name"] == "file" and not Path(ds["path"]).is_file():
         raise ConfigError(f"config key 'dataset.path': file {ds['path']!r} does not exist")
+    _check_precision_settings(config.get("precision_settings") or {})
     stride = config["perplexity"].get("stride")
     if stride is not None and stride > config["perplexity"]["context_length"]:
         raise ConfigError(
             f"config key 'perplexity.stride': {stride} exceeds context_length "
             f"{config['perplexity']['context_length']}"
         )
+
+
+def _check_shape(name: str, spec: dict) -> None:
+    """A random model's shape that transformers would refuse (or llama.cpp mis-handle) only once
+    a job builds it."""
+    hidden, heads, kv_heads = spec["hidden_size"], spec["num_heads"], spec["num_kv_heads"]
+    if hidden % heads:
+        raise ConfigError(
+            f"config key 'models.{name}.hidden_size': {hidden} is not divisible by num_heads "
+            f"{heads}"
+        )
+    if heads % kv_heads:
+        raise ConfigError(
+            f"config key 'models.{name}.num_kv_heads': {kv_heads} does not divide num_heads "
+            f"{heads} (each KV head serves a whole group of query heads)"
+        )
+    if (hidden // heads) % 2:
+        raise ConfigError(
+            f"config key 'models.{name}.hidden_size': the head size hidden_size / num_heads = "
+            f"{hidden} / {heads} = {hidden // heads} is odd; rotary position embeddings need an "
+            "even head size"
+        )
+
+
+def _check_precision_settings(overrides: dict) -> None:
+    allowed = precisions.table()
+    for name, settings in overrides.items():
+        if name not in allowed:
+            raise ConfigError(
+                f"config key 'precision_settings.{name}': unknown precision; allowed: "
+                f"{', '.join(allowed)}"
+            )
+        precision = allowed[name]
+        backend = precision.backend
+        if backend == "bitsandbytes":
+            backend += "-int8" if precision.settings["mode"] == "int8" else "-4bit"
+        known = OVERRIDABLE[backend]
+        for key, value in settings.items():
+            where = f"config key 'precision_settings.{name}.{key}'"
+            if key not in known:
+                raise ConfigError(
+                    f"{where}: not a setting {name} can change; allowed: "
+                    f"{', '.join(known) or 'none'}"
+                )
+            kind = known[key]
+            if isinstance(kind, tuple) and value not in kind:
+                raise ConfigError(f"{where}: {value!r} is not one of {', '.join(kind)}")
+            if kind is bool and not isinstance(value, bool):
+                raise ConfigError(f"{where}: {value!r} is not true or false")
+            if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ConfigError(f"{where}: {value!r} is not a number")
+
+
+def check_device(config: dict) -> None:
+    """Refuse device: cuda where no CUDA device is usable: llama.cpp would run on the CPU under
+    a cuda label and torch would fail in every job. Called only where the jobs run on this
+    machine (a cluster's login node may have no GPU)."""
+    from quantbench.device import cuda_problem
+
+    if config.get("device") != "cuda":
+        return
+    problem = cuda_problem()
+    if problem is not None:
+        raise ConfigError(
+            f"config key 'device': cuda, but no CUDA device is usable on this machine: {problem}; "
+            "set device: auto (cuda where a GPU is visible, else cpu) or cpu"
+        )
+
+
+def context_window(name: str, spec: dict, workdir: str | Path) -> tuple[int, str] | None:
+    """(the model's context window in tokens, where it was read), or None when it is not known
+    before the model is prepared (a hub model not fetched yet)."""
+    prepared = Path(workdir) / "resources" / "models" / name / "hf" / "config.json"
+    if spec["source"] == "random":
+        return spec["max_position_embeddings"], f"models.{name}.max_position_embeddings"
+    if spec["source"] == "local":
+        return _max_positions(Path(spec["path"]) / "config.json")
+    if prepared.is_file():
+        return _max_positions(prepared)
+    if spec["source"] == "embedded":
+        from quantbench.gguf import metadata_value
+        from quantbench.models import embedded_gguf_path
+
+        gguf = embedded_gguf_path()
+        arch = metadata_value(gguf, "general.architecture")
+        window = metadata_value(gguf, f"{arch}.context_length")
+        return (window, f"{arch}.context_length of {gguf.name}") if window else None
+    return None
+
+
+def _max_positions(path: Path) -> tuple[int, str] | None:
+    try:
+        window = json.loads(path.read_text()).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None  # the model stage says what is wrong with the folder
+    return (window, f"max_position_embeddings in {path}") if isinstance(window, int) else None
+
+
+def check_prompt_in_text(key: str, tokens: int, text_tokens: int, model: str) -> None:
+    """Refuse a prompt longer than the evaluation text: it would be cut short silently."""
+    if tokens > text_tokens:
+        raise ConfigError(
+            f"config key {key!r}: {tokens} tokens, but the evaluation text is only "
+            f"{text_tokens} tokens long (model {model}'s tokenizer)"
+        )
+
+
+def check_lengths(config: dict, workdir: str | Path, *, profile: bool) -> None:
+    """Refuse prompts longer than a model's context window (or than the evaluation text, where
+    its token count is known) before any job; ``profile`` says whether the GPU profile runs."""
+    from quantbench.datasets import dataset_id
+
+    lat, prof = config["latency"], config["profile"]
+    prompt = max(lat["prompt_tokens"])
+    # (config keys, tokens one run holds in its context)
+    needs = [
+        (["latency.prompt_tokens"], prompt),
+        (["latency.prompt_tokens", "latency.new_tokens"], prompt + lat["new_tokens"]),
+        (["perplexity.context_length"], config["perplexity"]["context_length"]),
+    ]
+    if profile:
+        needs.append((["profile.prompt_tokens", "profile.new_tokens"],
+                      prof["prompt_tokens"] + prof["new_tokens"]))
+    for name, spec in config["models"].items():
+        window = context_window(name, spec, workdir)
+        if window is not None:
+            limit, where = window
+            for keys, tokens in needs:
+                if tokens > limit:
+                    what = (f"config key {keys[0]!r}: {tokens}" if len(keys) == 1 else
+                            "config keys " + " + ".join(map(repr, keys)) + ": "
+                            + " + ".join(str(_value(config, k)) for k in keys) + f" = {tokens}")
+                    raise ConfigError(
+                        f"{what} tokens exceed the context window of model {name}: {limit} "
+                        f"tokens ({where})"
+                    )
+        meta = (Path(workdir) / "resources" / "models" / name / "tokens"
+                / f"{dataset_id(config['dataset'])}.json")
+        try:
+            text_tokens = json.loads(meta.read_text())["n_tokens"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not tokenised yet: the job checks
+        check_prompt_in_text("latency.prompt_tokens", prompt, text_tokens, name)
+        if profile:
+            check_prompt_in_text("profile.prompt_tokens", prof["prompt_tokens"], text_tokens,
+                                 name)
+
+
+def _value(config: dict, key: str):
+    section, name = key.split(".")
+    value = config[section][name]
+    return max(value) if isinstance(value, list) else value
 
 
 def reference_precision(config: dict) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from quantbench.errors import UnsupportedError
+
 
 def gpu_count() -> int:
     try:
@@ -18,10 +20,31 @@ def gpu_count() -> int:
         pynvml.nvmlShutdown()
 
 
+def _hidden_by_env() -> bool:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return visible is not None and visible.strip() in ("", "-1")
+
+
+def cuda_problem() -> str | None:
+    """Why no CUDA device is usable by this process, or None when one is (NVML sees a GPU and
+    CUDA_VISIBLE_DEVICES does not hide every GPU)."""
+    if _hidden_by_env():
+        return f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} hides every GPU"
+    if gpu_count() == 0:
+        return "NVML finds no NVIDIA GPU (no driver, or no card on this machine)"
+    return None
+
+
+def require_cuda() -> None:
+    """Refuse a cuda job on a machine where it would silently run elsewhere (or fail late)."""
+    problem = cuda_problem()
+    if problem is not None:
+        raise UnsupportedError(f"device is cuda but no CUDA device is usable: {problem}")
+
+
 def resolve_device(requested: str) -> str:
     if requested == "auto":
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible is not None and visible.strip() in ("", "-1"):
+        if _hidden_by_env():
             return "cpu"
         return "cuda" if gpu_count() > 0 else "cpu"
     return requested

@@ -5,6 +5,10 @@ class QuantbenchError(Exception):
     """A problem with the user's input or environment, explained in one message."""
 
 
+class ConfigError(QuantbenchError):
+    """A setting of the configuration that cannot work (the message names its key)."""
+
+
 class ModelSourceError(QuantbenchError):
     pass
 

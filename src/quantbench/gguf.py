@@ -214,3 +214,52 @@ def _finish(tmp: Path, out: Path, gguf_type: str) -> dict:
     tmp.replace(out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return info
+
+
+def metadata_value(path: str | Path, key: str):
+    """One scalar or string of a GGUF file's metadata, or None where the file lacks the key.
+
+    The header is read only up to that key: GGUFReader parses every tensor and vocabulary
+    entry, some seconds for a 100 MB file, too slow for building the DAG."""
+    import numpy as np
+    from gguf import GGUFReader, GGUFValueType
+
+    sizes = {t: np.dtype(d).itemsize for t, d in GGUFReader.gguf_scalar_to_np.items()}
+    with Path(path).open("rb") as fh:
+        magic, version, _, n_kv = struct.unpack("<4sIQQ", fh.read(24))
+        if magic != GGUF_MAGIC or version not in GGUF_VERSIONS:
+            raise ConversionError(f"{path} is not a GGUF file of version {GGUF_VERSIONS}")
+        for _ in range(n_kv):
+            name = _read_bytes(fh).decode()
+            vtype = GGUFValueType(struct.unpack("<I", fh.read(4))[0])
+            if name == key and vtype == GGUFValueType.STRING:
+                return _read_bytes(fh).decode()
+            if name == key and vtype in sizes:
+                dtype = np.dtype(GGUFReader.gguf_scalar_to_np[vtype]).newbyteorder("<")
+                return np.frombuffer(fh.read(sizes[vtype]), dtype=dtype)[0].item()
+            if name == key:
+                raise ConversionError(f"{path}: metadata {key} is a {vtype.name}, not a scalar")
+            _skip_value(fh, vtype, sizes)
+    return None
+
+
+def _read_bytes(fh) -> bytes:
+    (n,) = struct.unpack("<Q", fh.read(8))
+    return fh.read(n)
+
+
+def _skip_value(fh, vtype, sizes: dict) -> None:
+    from gguf import GGUFValueType
+
+    if vtype == GGUFValueType.STRING:
+        _read_bytes(fh)
+    elif vtype == GGUFValueType.ARRAY:
+        item, count = struct.unpack("<IQ", fh.read(12))
+        item = GGUFValueType(item)
+        if item in sizes:
+            fh.seek(count * sizes[item], os.SEEK_CUR)
+        else:
+            for _ in range(count):
+                _skip_value(fh, item, sizes)
+    else:
+        fh.seek(sizes[vtype], os.SEEK_CUR)

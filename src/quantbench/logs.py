@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+from quantbench.errors import QuantbenchError
+
 
 def to_file(path: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -16,3 +18,13 @@ def to_file(path: str) -> None:
     os.close(fd)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.excepthook = _excepthook
+
+
+def _excepthook(exc_type, exc, tb) -> None:
+    """A QuantbenchError explains itself: its one line, without the stack, ends the log."""
+    if issubclass(exc_type, QuantbenchError):
+        sys.stderr.write(f"{exc_type.__name__}: {exc}\n")
+        sys.stderr.flush()
+    else:
+        sys.__excepthook__(exc_type, exc, tb)

@@ -80,16 +80,64 @@ def _package_versions() -> dict[str, str | None]:
     return out
 
 
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+# The workflow's own source: what a record's commit, dirty flag and source hash describe.
+SOURCE_PATHS = ("src/quantbench", "workflow", "Snakefile")
+
+
+def source_tree() -> Path:
+    """The tree this code runs from: the project folder holding src/quantbench (where the
+    package is installed elsewhere, the package folder itself)."""
+    package = Path(__file__).resolve().parent
+    root = package.parents[1]
+    return root if (root / "src" / package.name).resolve() == package else package
+
+
+def _git(tree: Path, *args: str) -> str | None:
     try:
-        res = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
+        res = subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True,
+                             timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    commit = res.stdout.strip()
-    return commit if res.returncode == 0 and len(commit) == 40 else None
+    return res.stdout if res.returncode == 0 else None
+
+
+def _source_files(tree: Path) -> list[Path]:
+    paths = [tree / p for p in SOURCE_PATHS if (tree / p).exists()] or [tree]
+    files = []
+    for path in paths:
+        for f in [path] if path.is_file() else sorted(path.rglob("*")):
+            # links (workflow/scripts/quantbench -> src/quantbench) are not content of their own
+            if f.is_file() and not f.is_symlink() and "__pycache__" not in f.parts \
+                    and f.suffix != ".pyc":
+                files.append(f)
+    return files
+
+
+def source_hash(tree: Path) -> str:
+    """SHA-256 over the source files' paths and contents: two runs of the same code agree,
+    whether or not their trees have git metadata."""
+    h = hashlib.sha256()
+    for f in sorted(_source_files(tree), key=lambda f: f.relative_to(tree).as_posix()):
+        h.update(f.relative_to(tree).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def source_provenance(tree: str | os.PathLike | None = None) -> dict:
+    """The code that ran: ``git_commit`` and ``git_dirty`` (modified or untracked source files)
+    of ``tree`` itself, None where the tree has no git metadata of its own (a copy of the
+    project: an enclosing repository's commit would describe another tree), and
+    ``source_sha256`` of the source files either way."""
+    tree = Path(tree) if tree is not None else source_tree()
+    top = _git(tree, "rev-parse", "--show-toplevel")
+    commit = dirty = None
+    if top is not None and Path(top.strip()).resolve() == tree.resolve():
+        head = (_git(tree, "rev-parse", "HEAD") or "").strip()
+        status = _git(tree, "status", "--porcelain", "--untracked-files=all", "--",
+                      *SOURCE_PATHS)
+        if len(head) == 40 and status is not None:
+            commit, dirty = head, bool(status.strip())
+    return {"git_commit": commit, "git_dirty": dirty, "source_sha256": source_hash(tree)}
 
 
 def _cpu_name() -> str:
@@ -110,7 +158,7 @@ def provenance(settings: dict | None = None, device: dict | None = None) -> dict
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "packages": _package_versions(),
-        "git_commit": _git_commit(),
+        **source_provenance(),
         "config_hash": config_hash(settings or {}),
         "device": device or {},
     }

@@ -13,6 +13,10 @@ from quantbench.datasets import dataset_id
 
 qb_config.check(config)
 qb_config.check_output_folders(Path.cwd())
+# device: cuda needs a GPU here only where the jobs run here: the main process of a local run
+# (a cluster run sends its jobs with --jobs, and each job checks the node it lands on)
+if workflow.is_main_process and workflow.resource_settings.nodes is None:
+    qb_config.check_device(config)
 qb_locks.clear_stale_locks(Path.cwd(), main_process=workflow.is_main_process)
 
 MODELS = list(config["models"])
@@ -31,6 +35,8 @@ QUANT_TYPES = [
 HAS_GPU = config["device"] == "cuda" or (
     config["device"] == "auto" and shutil.which("nvidia-smi") is not None
 )
+# prompts against each model's context window and the tokenised text (where already known)
+qb_config.check_lengths(config, Path.cwd(), profile=HAS_GPU)
 # The summary's figures (quantbench.plots.SUMMARY_FIGURES; each has a caption in workflow/report/)
 # and one NVML time series per model and precision.
 FIGURES = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from quantbench.device import require_cuda
 from quantbench.precisions import Precision
 
 
@@ -37,6 +38,8 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
     copied back) or "device" (llama.cpp's backend sampler; only the token comes back, and no
     logits are produced, so ``logits()`` is refused). transformers always takes the argmax on
     the model's device."""
+    if device == "cuda":
+        require_cuda()  # else llama.cpp runs on the CPU and torch fails late
     if precision.backend in ("transformers", "bitsandbytes"):
         from quantbench.backends.hf import HFBackend
 

@@ -14,6 +14,7 @@ import ctypes
 import llama_cpp
 import numpy as np
 
+from quantbench.errors import UnsupportedError
 from quantbench.gguf import row_alignment, tensor_types
 from quantbench.precisions import Precision
 
@@ -38,6 +39,11 @@ class LlamaCppBackend:
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
                  n_ctx: int, batch_size: int = 1, greedy: str = "host"):
         _init_backend()
+        if device == "cuda" and not llama_cpp.llama_supports_gpu_offload():
+            # such a build would run every layer on the CPU under a cuda label
+            raise UnsupportedError(
+                f"{precision.name} on cuda: this llama-cpp-python build has no GPU offload "
+                "(reinstall it with CMAKE_ARGS=\"-DGGML_CUDA=on\")")
         if greedy not in ("host", "device"):
             raise ValueError(f"greedy must be 'host' or 'device', not {greedy!r}")
         self.greedy = greedy

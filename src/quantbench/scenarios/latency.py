@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from quantbench.config import check_prompt_in_text
 from quantbench.contention import ContentionTracker
 from quantbench.scenarios.common import Job, artifact_size_mib
 from quantbench.stats import summarize
@@ -69,8 +70,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     ids = np.load(tokens_path)
-    if len(ids) < max(prompt_tokens):
-        raise ValueError(f"evaluation text has {len(ids)} tokens, fewer than {max(prompt_tokens)}")
+    check_prompt_in_text("latency.prompt_tokens", max(prompt_tokens), len(ids), model)
     with job.failures_recorded():
         rss_before = rss_mib()
         backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1,

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from quantbench.config import check_prompt_in_text
 from quantbench.scenarios.common import Job
 from quantbench.scenarios.latency import timed_run
 from quantbench.trackers import NvmlSampler
@@ -31,7 +32,9 @@ def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         rec.reason = (f"device is {job.device}: no NVIDIA GPU visible to NVML, so power, energy "
                       "and utilisation were not measured")
         return rec
-    prompt = [int(i) for i in np.load(tokens_path)[:prompt_tokens]]
+    ids = np.load(tokens_path)
+    check_prompt_in_text("profile.prompt_tokens", prompt_tokens, len(ids), model)
+    prompt = [int(i) for i in ids[:prompt_tokens]]
     with job.failures_recorded():
         backend = job.load(artifact, n_ctx=prompt_tokens + new_tokens + 1)
         if job.handle is None:
