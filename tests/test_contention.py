@@ -69,5 +69,36 @@ def test_a_latency_record_says_what_else_used_the_machine(tiny_model, tiny_token
     assert rec.status == "ok", rec.reason
     # a region shorter than one clock tick of the machine has no shares (None), else fractions
     shares = [rec.metrics[k] for k in ("other_cpu_share", "steal_share")]
-    assert all(s is None for s in shares) or all(0 <= s <= 1 for s in shares)
+    assert all(s is None for s in shares) or all(0 <= s <= 1 for s in shares), shares
     assert isinstance(rec.details["other_processes"], list)
+
+
+RENAMING = (
+    "import ctypes, os, sys\n"
+    "renamed = False\n"
+    "while True:\n"
+    "    if not renamed and os.path.exists(sys.argv[1]):\n"
+    "        ctypes.CDLL(None).prctl(15, b'renamed', 0, 0, 0)  # PR_SET_NAME\n"
+    "        renamed = True\n"
+)
+
+
+def test_a_process_renamed_in_the_region_counts_only_its_time_in_it(tmp_path):
+    """A process that changes its name (setproctitle, a browser's helpers) is still the same
+    process: only the CPU time it used inside the region counts, not its whole life's."""
+    flag = tmp_path / "rename"
+    proc = subprocess.Popen([sys.executable, "-c", RENAMING, str(flag)])
+    job = subprocess.Popen([sys.executable, "-c", IDLE], stdin=subprocess.PIPE)
+    try:
+        _spend(proc.pid, 30)  # before the region
+        tracker = ContentionTracker(root_pid=job.pid).start()
+        flag.touch()
+        while processes()[proc.pid][2] != "renamed":
+            time.sleep(0.01)
+        _spend(proc.pid, 5)
+        tracker.stop()
+        assert 0 < tracker.other_ticks[proc.pid] < _cpu_ticks(proc.pid) - 25
+    finally:
+        job.communicate()
+        proc.kill()
+        proc.wait()

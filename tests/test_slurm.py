@@ -155,6 +155,10 @@ def test_pipeline_runs_through_slurm(slurm_run):
     light = scontrol_job(jobs["rule_aggregate_results"])
     assert "mem=8000M" in measure and "mem=2000M" in light
     assert "gres" not in measure + light
+    # threads -> --cpus-per-task (the config's 2); a timed job has its node to itself
+    quality = scontrol_job(jobs["rule_evaluate_quality/tiny_fp32"])
+    assert re.search(r"\bNumCPUs=2\b", quality), quality
+    assert "OverSubscribe=NO" in measure and "OverSubscribe=NO" not in quality
 
 
 def scontrol_job(job: str) -> str:

@@ -30,8 +30,9 @@ def cpu_ticks() -> tuple[int, int]:
     return sum(values[:8]), (values[7] if len(values) > 7 else 0)
 
 
-def processes() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, utime + stime in clock ticks, command name) of every process."""
+def processes() -> dict[int, tuple[int, int, str, int]]:
+    """pid -> (parent pid, utime + stime in clock ticks, command name, start time in clock ticks
+    since boot) of every process."""
     out = {}
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
@@ -42,15 +43,21 @@ def processes() -> dict[int, tuple[int, int, str]]:
             continue
         # the command name may hold spaces and parentheses: the other fields follow the last ")"
         head, rest = stat.rsplit(")", 1)
-        f = rest.split()  # f[0] is field 3 (state): ppid is field 4, utime 14, stime 15
-        out[int(entry.name)] = (int(f[1]), int(f[11]) + int(f[12]), head.split("(", 1)[1])
+        f = rest.split()  # f[0] is field 3 (state): ppid is field 4, utime 14, stime 15, start 22
+        out[int(entry.name)] = (int(f[1]), int(f[11]) + int(f[12]), head.split("(", 1)[1],
+                                int(f[19]))
     return out
+
+
+def uptime_ticks() -> int:
+    """Clock ticks since boot (the unit of a process's start time)."""
+    return int(float((PROC / "uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK"))
 
 
 def process_tree(procs: dict[int, tuple[int, int, str]], root: int) -> set[int]:
     """``root`` and its descendants among ``procs``."""
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in procs.items():
+    for pid, (ppid, *_) in procs.items():
         children.setdefault(ppid, []).append(pid)
     tree, todo = set(), [root]
     while todo:
@@ -78,6 +85,7 @@ class ContentionTracker:
     def start(self) -> ContentionTracker:
         if self.available:
             self._ticks, self._procs = cpu_ticks(), processes()
+            self._since = uptime_ticks()
         return self
 
     def stop(self) -> dict:
@@ -86,12 +94,16 @@ class ContentionTracker:
         (total, steal), procs = cpu_ticks(), processes()
         own = process_tree(procs, self.root_pid) | process_tree(self._procs, self.root_pid)
         used: dict[int, tuple[str, int]] = {}
-        for pid, (_, cpu, name) in procs.items():
+        for pid, (_, cpu, name, started) in procs.items():
             if pid in own:
                 continue
             before = self._procs.get(pid)
-            same = before is not None and before[2] == name and before[1] <= cpu
-            delta = cpu - before[1] if same else cpu  # new since the start: all of its time
+            if before is not None and before[3] == started:  # the same process (a pid is reused)
+                delta = cpu - before[1]
+            elif started >= self._since - 1:  # started inside the region: all of its time
+                delta = cpu
+            else:  # older than the region but not seen at its start: its share is unknown
+                continue
             if delta > 0:
                 used[pid] = (name, delta)
         self.other_ticks = {pid: d for pid, (_, d) in used.items()}
