@@ -13,7 +13,9 @@ logits per position; a context made with ``all_logits=False`` (latency: one row 
 allows one output per sequence. llama.cpp's C API has no call that returns its buffer sizes (its
 C++ memory breakdown is not exported; ``llama_memory_breakdown_print`` only logs), so they are
 read from the lines it logs as it allocates each buffer (model, KV, compute, output), through
-``llama_log_set``.
+``llama_log_set``. On the CPU the tensors llama.cpp repacks for its kernels (CPU_REPACK, e.g.
+Q4_K) are held twice: the repacked copy and the file pages they were read from, which stay
+mapped inside the CPU_Mapped range; both model buffers count as weights, as both are resident.
 """
 
 from __future__ import annotations

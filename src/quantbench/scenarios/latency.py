@@ -28,6 +28,7 @@ split into the engine's parts (``weights_mib``, ``kv_cache_mib``, ``compute_mib`
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -94,6 +95,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                            batch_size=batch_size, greedy=llamacpp_greedy, all_logits=False)
         load_peak = peak_rss_mib()
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
+        gc.collect()  # what loading left to the collector is not memory that serving holds
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
         # between runs (untimed), and in a background thread only if asked (it slows decode)
         period = 1 / memory_sample_hz if memory_sample_hz > 0 else None
