@@ -222,3 +222,27 @@ def test_the_report_shows_the_kld_floor_and_n_a_for_intervals_it_does_not_have()
                        reference="fp32", config=CONFIG)
     assert _tables(text)[1]["gguf-q4_k_m"].startswith("| m | gguf-q4_k_m | 5.00e-02 | n/a |")
     assert "m: KL divergence noise floor unavailable" in text
+
+
+def test_the_load_peak_and_memory_parts_reach_the_summary_and_the_memory_table(records):
+    from quantbench.report import report_text
+
+    config = {"dataset": {"name": "text"},
+              "latency": {"prompt_tokens": [128], "new_tokens": 32, "warmup_runs": 1,
+                          "measured_runs": 3},
+              "perplexity": {"mode": "llama.cpp", "context_length": 512, "max_windows": 8}}
+    assert "### Memory" not in report_text(summary_table(records, "fp32"), reference="fp32",
+                                           config=config)  # records without the figures
+    records[0]["metrics"].update(load_peak_mib=912.0, weights_mib=4.0, kv_cache_mib=0.5,
+                                 runtime_mib=395.5)
+    records[2]["metrics"].update(load_peak_mib=131.0, weights_mib=1.1, kv_cache_mib=0.3,
+                                 compute_mib=1.04, output_mib=0.98, runtime_mib=106.58)
+    df = summary_table(records, "fp32").set_index("precision")
+    assert df.loc["fp32", "load_peak_mib"] == 912.0 and df.loc["fp32", "peak_mem_mib"] == 400.0
+    assert pd.isna(df.loc["fp32", "compute_mib"])  # transformers reports none
+    assert df.loc["gguf-q8_0", "output_mib"] == 0.98
+    text = report_text(df.reset_index(), reference="fp32", config=config)
+    memory = text.split("### Memory")[1].split("###")[0]
+    assert "| m | fp32 | cpu | 400 | 912 | 4.0 | 0.5 | – | – | 396 |" in memory
+    assert "| m | gguf-q8_0 | cpu | 110 | 131 | 1.1 | 0.3 | 1.0 | 1.0 | 107 |" in memory
+    assert "gguf-q4_k_m" not in memory  # no memory parts recorded

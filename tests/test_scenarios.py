@@ -234,6 +234,9 @@ class _FakeBackend:
     def info(self):
         return {"kv_elem_bytes": 2}
 
+    def memory_parts(self):
+        return {}
+
 
 def test_batched_latency_counts_every_sequence(monkeypatch, artifacts, tiny_tokens):
     monkeypatch.setattr(_FakeBackend, "clock", _Clock())
@@ -411,3 +414,122 @@ def test_latency_with_device_greedy_is_recorded(artifacts, tiny_tokens):
     assert recs["device"].details["backend"]["greedy"] == "device"
     assert recs["host"].details["backend"]["greedy"] == "host"
     assert recs["device"].provenance["config_hash"] != recs["host"].provenance["config_hash"]
+
+
+class _LoadPeakBackend(_FakeBackend):
+    """Loading touches a large buffer and frees it (a cast from fp32 files, say); serving holds
+    nothing of it."""
+
+    def __init__(self, *args, **kwargs):
+        from quantbench.trackers import peak_rss_mib, rss_mib
+
+        super().__init__()
+        self.step_s = 0.0
+        # above any high-water mark the process reached before, so the load sets a new one
+        self.load_mib = peak_rss_mib() - rss_mib() + 256
+        block = np.ones(int(self.load_mib * 2**20 // 8))
+        del block
+
+    def prefill(self, ids):
+        return 1
+
+    def decode(self, token):
+        return token
+
+
+def test_serving_memory_leaves_out_what_loading_freed(monkeypatch, artifacts, tiny_tokens):
+    monkeypatch.setattr(common, "load_backend", _LoadPeakBackend)
+    rec = run_latency("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "ok", rec.reason
+    m = rec.metrics
+    assert m["load_peak_mib"] >= m["rss_before_load_mib"] + 240  # the load's buffer
+    assert m["peak_mem_mib"] < m["load_peak_mib"] - 200  # serving holds none of it
+    assert m["peak_mem_mib"] == m["serving_rss_mib"] >= m["rss_before_load_mib"] - 16
+    assert m["runtime_mib"] == m["peak_mem_mib"]  # the fake reports no parts
+
+
+def _model_size_mib(gguf_path) -> float:
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    backend = load_backend(precisions.get("gguf-f16"), gguf_path, device="cpu", threads=2,
+                           n_ctx=16)
+    return backend.info()["model_size_mib"]
+
+
+@pytest.mark.parametrize("precision", ["gguf-f16", "gguf-q8_0"])
+def test_llamacpp_memory_parts_are_its_buffers(precision, artifacts, tiny_tokens, tiny_model):
+    """Weights, KV cache and output buffer agree with what they must hold, and the rest of the
+    serving figure is the process before loading, not hidden buffers."""
+    from quantbench.roofline import Shape
+
+    rec = run_latency("tiny", precision, artifacts[precision], tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "ok", rec.reason
+    m = rec.metrics
+    shape = Shape.from_config(tiny_model / "config.json")
+    n_ctx = rec.details["backend"]["n_ctx"]  # cells: the context asked for, padded
+    assert n_ctx >= max(LATENCY["prompt_tokens"]) + LATENCY["new_tokens"] + 1
+    assert m["weights_mib"] == pytest.approx(rec.details["backend"]["model_size_mib"], rel=0.02)
+    assert m["kv_cache_mib"] == pytest.approx(shape.kv_bytes_per_token(2) * n_ctx / 2**20,
+                                              abs=0.006)
+    # llama.cpp logs its buffers in MiB to two decimals
+    assert m["output_mib"] == pytest.approx(shape.vocab * 4 / 2**20, abs=0.006)
+    assert 0 < m["compute_mib"] < 8
+    parts = m["weights_mib"] + m["kv_cache_mib"] + m["compute_mib"] + m["output_mib"]
+    assert m["runtime_mib"] == pytest.approx(m["peak_mem_mib"] - parts)
+    # what loading added beyond the buffers: llama.cpp's libraries, threads and vocabulary
+    assert -2 < m["peak_mem_mib"] - m["rss_before_load_mib"] - parts < 32
+    assert rec.details["memory"]["weights_mib"] == m["weights_mib"]
+
+
+@pytest.fixture(scope="module")
+def large_vocab_gguf(tmp_path_factory, sample_text, converter):
+    """A random Llama with a 262,144-token vocabulary (Gemma 3's) and a tiny body."""
+    from quantbench.gguf import convert
+    from quantbench.models import prepare_model
+
+    spec = dict(source="random", architecture="llama", hidden_size=32, num_layers=1,
+                num_heads=2, num_kv_heads=1, intermediate_size=64, vocab_size=262144,
+                max_position_embeddings=512, seed=0)
+    out = tmp_path_factory.mktemp("large_vocab")
+    prepare_model(spec, out / "hf", text_path=sample_text)
+    convert(out / "hf", out / "f16.gguf", outtype="f16", converter=converter)
+    return out / "f16.gguf"
+
+
+def test_large_vocabulary_costs_only_its_weights_and_one_row_of_logits(large_vocab_gguf,
+                                                                       tiny_tokens):
+    """At a 262,144-token vocabulary llama.cpp's compute buffer held logits for every position
+    of the context (161 MiB at 161 tokens), and reading the file's tensor types with gguf-py
+    took 700 MiB at the load peak. Latency asks for one row of logits; the types come from
+    the file's manifest."""
+    rec = run_latency("big", "gguf-f16", large_vocab_gguf, tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "ok", rec.reason
+    m = rec.metrics
+    vocab_row_mib = 262144 * 4 / 2**20  # 1 MiB of float32 logits
+    assert m["output_mib"] == pytest.approx(vocab_row_mib, rel=0.05)
+    assert m["compute_mib"] < 2 * vocab_row_mib  # not n_ctx rows
+    assert m["weights_mib"] == pytest.approx(2 * 262144 * 32 * 2 / 2**20, rel=0.05)
+    parts = m["weights_mib"] + m["kv_cache_mib"] + m["compute_mib"] + m["output_mib"]
+    # the rest is llama.cpp's vocabulary tables (about 150 bytes a token) and libraries
+    assert m["peak_mem_mib"] - m["rss_before_load_mib"] - parts < 64
+    assert m["load_peak_mib"] - m["rss_before_load_mib"] < parts + 96
+
+
+def test_transformers_memory_parts_are_its_weights_and_kv_cache(artifacts, tiny_tokens,
+                                                                 tiny_model):
+    from quantbench.roofline import Shape
+
+    shape = Shape.from_config(tiny_model / "config.json")
+    n_ctx = max(LATENCY["prompt_tokens"]) + LATENCY["new_tokens"] + 1
+    weights = {}
+    for precision, elem in (("fp32", 4), ("bf16", 2)):
+        m = run_latency("tiny", precision, artifacts[precision], tiny_tokens["ids"],
+                        **LATENCY).metrics
+        weights[precision] = m["weights_mib"]
+        assert m["weights_mib"] == pytest.approx(m["size_mib"], rel=0.01)
+        assert m["kv_cache_mib"] == pytest.approx(shape.kv_bytes_per_token(elem) * n_ctx / 2**20)
+        assert m["compute_mib"] is None and m["output_mib"] is None
+        assert m["runtime_mib"] == pytest.approx(m["peak_mem_mib"] - m["weights_mib"]
+                                                 - m["kv_cache_mib"])
+    assert weights["bf16"] == pytest.approx(weights["fp32"] / 2, rel=0.01)

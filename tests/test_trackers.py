@@ -1,6 +1,13 @@
 import numpy as np
+import pytest
 
-from quantbench.trackers import MemoryTracker, rss_mib
+from quantbench.trackers import (
+    MemoryTracker,
+    memory_breakdown,
+    peak_rss_mib,
+    reset_peak_rss,
+    rss_mib,
+)
 
 
 def test_memory_tracker_samples_on_entry_and_exit_whatever_its_period():
@@ -29,3 +36,22 @@ def test_memory_tracker_ticks_when_asked_and_samples_in_a_thread_only_with_a_per
             time.sleep(0.01)
         assert mem.peak_rss_sampled_mib >= before_tick + 60  # the thread saw it before the exit
     del block
+
+
+def test_serving_memory_is_sampled_after_loading_not_the_high_water_mark():
+    if not reset_peak_rss():
+        pytest.skip("this kernel cannot restart the high-water mark")
+    start = rss_mib()
+    block = np.ones(256 * 2**20 // 8)  # "loading": a buffer touched, then freed
+    del block
+    load_peak = peak_rss_mib()
+    assert load_peak >= start + 250  # the mark restarted at ``start``, then saw the buffer
+    with MemoryTracker(period_s=None) as mem:
+        pass
+    assert mem.serving_mib <= load_peak - 200
+
+
+def test_memory_breakdown_leaves_the_rest_to_the_runtime():
+    parts = memory_breakdown(500.0, {"weights_mib": 300.0, "kv_cache_mib": 50.0})
+    assert parts == {"weights_mib": 300.0, "kv_cache_mib": 50.0, "compute_mib": None,
+                     "output_mib": None, "runtime_mib": 150.0}

@@ -13,6 +13,10 @@ from quantbench import gguf, precisions, roofline
 from quantbench.records import atomic_write_text, config_hash
 from quantbench.stats import Z95
 
+# peak_mem_mib is what serving holds (after loading); these say what loading needed and what the
+# serving figure is made of (the engine's parts and the rest), see scenarios/latency.py
+MEMORY_COLUMNS = ("load_peak_mib", "weights_mib", "kv_cache_mib", "compute_mib", "output_mib",
+                  "runtime_mib")
 SUMMARY_COLUMNS = [
     "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
     "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
@@ -25,6 +29,7 @@ SUMMARY_COLUMNS = [
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
     "kv_elem_bytes",
+    *MEMORY_COLUMNS,
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
     "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
     "quality_status", "profile_status",
@@ -119,6 +124,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                 "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib",
                 "prompt_tokens", "batch_size", "decode_ctx_mean",
                 "kv_elem_bytes", "other_cpu_share", "steal_share", "loadavg")})
+            row.update({k: m.get(k) for k in MEMORY_COLUMNS})
             ci = m.get("decode_tok_s_ci95") or [None, None]
             row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"] = ci
             row["status"], row["reason"] = r["status"], r["reason"]

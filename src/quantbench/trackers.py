@@ -1,9 +1,16 @@
 """Trackers observe a run without changing it: host memory and NVML (GPU) sampling.
 
-Memory is measured the same way for every backend:
-- host: peak resident set size of the job's process (getrusage, exact, kernel-maintained);
-- GPU: this process's memory as NVML reports it, sampled in a background thread (torch's
-  allocator cannot see llama.cpp's allocations, NVML sees both).
+Memory is measured the same way for every backend, and on every device from the end of loading
+on (what serving the model holds, not what loading it needed):
+- host: this process's current resident set size (/proc/self/statm), sampled on entry, after
+  every run and on exit; the process's high-water mark (getrusage) is read separately at the end
+  of loading (the load peak: loading can hold a second copy of the weights, e.g. fp32 files
+  cast to bf16) and is never the serving figure;
+- GPU: this process's memory as NVML reports it, sampled the same way (torch's allocator cannot
+  see llama.cpp's allocations, NVML sees both).
+
+``memory_breakdown`` splits the serving figure into what the engine says it holds (weights, KV
+cache, compute and output buffers) and the rest (interpreter, libraries, engine bookkeeping).
 """
 
 from __future__ import annotations
@@ -23,7 +30,41 @@ def rss_mib() -> float:
 
 
 def peak_rss_mib() -> float:
+    """The process's resident high-water mark (VmHWM: since it started, or since the last
+    ``reset_peak_rss``)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # KiB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def reset_peak_rss() -> bool:
+    """Restart the high-water mark at the current RSS (Linux >= 4.0: ``clear_refs`` 5), so that
+    a later ``peak_rss_mib`` covers only what came after; False where the kernel refuses."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+MEMORY_PARTS = ("weights_mib", "kv_cache_mib", "compute_mib", "output_mib")
+
+
+def memory_breakdown(total_mib: float, parts: dict) -> dict:
+    """The engine's parts of ``total_mib`` (those it reports; None where it reports none) and
+    ``runtime_mib``, the rest: the interpreter, the libraries, the engine's other allocations.
+
+    On the CPU a buffer counts in the resident set only once its pages are touched, so a
+    reserved buffer that is never filled makes the rest smaller (it can be negative)."""
+    out = {k: parts.get(k) for k in MEMORY_PARTS}
+    out["runtime_mib"] = total_mib - sum(v for v in out.values() if v is not None)
+    return out
 
 
 def nvml_handle():
@@ -138,6 +179,12 @@ class MemoryTracker(_Background):
     peak_gpu_mib: float = 0.0
     peak_rss_sampled_mib: float = 0.0
     gpu_method: str | None = None
+
+    @property
+    def serving_mib(self) -> float:
+        """The memory held while serving: the GPU's if there is a handle, else host RSS; the
+        largest sample, never the process's high-water mark (which includes loading)."""
+        return self.peak_gpu_mib if self.handle is not None else self.peak_rss_sampled_mib
 
     def tick(self) -> None:
         self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())

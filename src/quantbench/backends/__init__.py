@@ -7,7 +7,9 @@ A backend exposes, for batch size 1 and greedy decoding:
   ``batch_size`` sequences decoded together (the prompt repeated in each);
 - ``logits(ids) -> np.ndarray``: float32 logits [len(ids), vocab] of one fresh window;
 - ``sync()``: wait for queued device work (a no-op on the CPU);
-- ``info() -> dict``: what was loaded (dtype, quantisation, device).
+- ``info() -> dict``: what was loaded (dtype, quantisation, device);
+- ``memory_parts() -> dict``: MiB the engine holds on its device, by part (``weights_mib``,
+  ``kv_cache_mib``, ``compute_mib``, ``output_mib``; a part it cannot tell is left out).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ def preload(precision_name: str) -> None:
 
 
 def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
-                 n_ctx: int, batch_size: int = 1, greedy: str = "host"):
+                 n_ctx: int, batch_size: int = 1, greedy: str = "host", all_logits: bool = True):
     """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``.
+
+    ``all_logits=False`` says only the last position of each sequence needs its logits (no
+    ``logits()``): llama.cpp then reserves no compute memory for a row of logits per position.
 
     ``greedy`` says where llama.cpp picks the greedy token: "host" (argmax of the logits row
     copied back) or "device" (llama.cpp's backend sampler; only the token comes back, and no
@@ -48,4 +53,4 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
     from quantbench.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
-                           batch_size=batch_size, greedy=greedy)
+                           batch_size=batch_size, greedy=greedy, all_logits=all_logits)

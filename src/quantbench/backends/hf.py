@@ -55,8 +55,9 @@ def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
 
 class HFBackend:
     def __init__(self, precision: Precision, model_dir, *, device: str, threads: int,
-                 n_ctx: int = 2048, batch_size: int = 1):
+                 n_ctx: int = 2048, batch_size: int = 1, all_logits: bool = True):
         torch.set_num_threads(threads)
+        self.n_ctx = n_ctx
         self.device = torch.device("cuda:0" if device == "cuda" else "cpu")
         self.precision = precision
         qconfig = quantization_config(precision)
@@ -159,6 +160,20 @@ class HFBackend:
         x = torch.as_tensor([list(ids)], device=self.device)
         out = self.model(input_ids=x, use_cache=False)
         return out.logits[0].float().cpu().numpy()
+
+    def memory_parts(self) -> dict:
+        """Weights (every parameter and buffer, tied ones once) and the KV cache of ``n_ctx``
+        tokens in each of ``batch_size`` sequences, from the config (transformers has no compute
+        or output buffers of its own to report)."""
+        tensors = {id(t): t for t in (*self.model.parameters(), *self.model.buffers())}
+        weights = sum(t.numel() * t.element_size() for t in tensors.values())
+        c = self.model.config.get_text_config()
+        heads = c.num_attention_heads
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
+        kv_heads = getattr(c, "num_key_value_heads", None) or heads
+        kv = (2 * c.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+              * self.n_ctx * self.batch_size)
+        return {"weights_mib": weights / 2**20, "kv_cache_mib": kv / 2**20}
 
     def info(self) -> dict:
         return {

@@ -5,13 +5,29 @@ sizes, flash attention, one KV sequence per batch row). Timed paths call llama_d
 prepared batches and read one row of logits per sequence: the per-token Python overhead is a few
 ctypes calls and an argmax. Full-window logits for perplexity come from one batch whose every
 token asks for its logits.
+
+Memory: llama.cpp sizes its compute buffer for the worst batch it may be given, and that
+includes the logits of every output the context allows (n_outputs_max x n_vocab x 4 bytes:
+161 MiB for a 161-token window at a 262,144-token vocabulary). Only perplexity needs a row of
+logits per position; a context made with ``all_logits=False`` (latency: one row per sequence)
+allows one output per sequence. llama.cpp's C API has no call that returns its buffer sizes (its
+C++ memory breakdown is not exported; ``llama_memory_breakdown_print`` only logs), so they are
+read from the lines it logs as it allocates each buffer (model, KV, compute, output), through
+``llama_log_set``. On the CPU the tensors llama.cpp repacks for its kernels (CPU_REPACK, e.g.
+Q4_K) are held twice: the repacked copy and the file pages they were read from, which stay
+mapped inside the CPU_Mapped range; both model buffers count as weights, as both are resident.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import re
+from contextlib import contextmanager
+from pathlib import Path
 
 import llama_cpp
+import llama_cpp._logger
 import numpy as np
 
 from quantbench.errors import UnsupportedError
@@ -28,6 +44,46 @@ FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
               "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
 
 
+# "load_tensors:   CPU_Mapped model buffer size =    28.03 MiB", "llama_kv_cache:        CPU KV
+# buffer size =     0.03 MiB", "sched_reserve:        CPU compute buffer size =   161.08 MiB"
+_BUFFER_LINE = re.compile(r"(?P<buffer>\S+)\s+(?P<kind>model|KV|RS|compute|output) buffer size"
+                          r" =\s*(?P<mib>[0-9.]+) MiB")
+_PART = {"model": "weights_mib", "KV": "kv_cache_mib", "RS": "kv_cache_mib",
+         "compute": "compute_mib", "output": "output_mib"}
+
+
+@contextmanager
+def _buffer_log(buffers: list[dict]):
+    """Collect the buffers llama.cpp logs while the block runs into ``buffers``; every message
+    still goes to llama-cpp-python's own log callback."""
+    text = []
+
+    @llama_cpp.llama_log_callback
+    def collect(level, message, user_data):
+        text.append(message.decode(errors="replace"))
+        llama_cpp._logger.llama_log_callback(level, message, user_data)
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        llama_cpp.llama_log_set(llama_cpp._logger.llama_log_callback, ctypes.c_void_p(0))
+        for m in _BUFFER_LINE.finditer("".join(text)):
+            buffers.append({"part": _PART[m["kind"]], "buffer": m["buffer"],
+                            "mib": float(m["mib"])})
+
+
+def buffer_parts(buffers: list[dict], device: str) -> dict:
+    """The buffers' MiB by part, over those on ``device`` ("cpu": host buffers, CPU* and the
+    pinned *_Host ones; "cuda": the rest)."""
+    parts: dict[str, float] = {}
+    for b in buffers:
+        host = b["buffer"].startswith("CPU") or b["buffer"].endswith("_Host")
+        if host == (device == "cpu"):
+            parts[b["part"]] = parts.get(b["part"], 0.0) + b["mib"]
+    return parts
+
+
 def _init_backend() -> None:
     global _backend_ready
     if not _backend_ready:
@@ -37,7 +93,7 @@ def _init_backend() -> None:
 
 class LlamaCppBackend:
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
-                 n_ctx: int, batch_size: int = 1, greedy: str = "host"):
+                 n_ctx: int, batch_size: int = 1, greedy: str = "host", all_logits: bool = True):
         _init_backend()
         if device == "cuda" and not llama_cpp.llama_supports_gpu_offload():
             # such a build would run every layer on the CPU under a cuda label
@@ -55,13 +111,18 @@ class LlamaCppBackend:
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = -1 if device == "cuda" else 0
         self.ctx = None
-        self.model = llama_cpp.llama_model_load_from_file(str(gguf_path).encode(), mparams)
+        self.buffers: list[dict] = []
+        with _buffer_log(self.buffers):
+            self.model = llama_cpp.llama_model_load_from_file(str(gguf_path).encode(), mparams)
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {gguf_path}")
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx * batch_size  # the KV cache is split evenly between sequences
         cparams.n_batch = cparams.n_ubatch = n_ctx * batch_size
         cparams.n_seq_max = batch_size
+        # outputs a ubatch may ask for (0: n_batch); the compute buffer holds their logits
+        cparams.n_outputs_max = 0 if all_logits else batch_size
+        self.all_logits = all_logits
         cparams.n_threads = cparams.n_threads_batch = threads
         # llama.cpp's own default ("auto": on where the backend supports it); it changes results
         # (perplexity differs in the 4th digit on the CPU), so it is a precision setting
@@ -80,7 +141,8 @@ class LlamaCppBackend:
             cparams.samplers = ctypes.cast(self._seq_samplers,
                                            ctypes.POINTER(llama_cpp.llama_sampler_seq_config))
             cparams.n_samplers = batch_size
-        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        with _buffer_log(self.buffers):
+            self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
@@ -187,6 +249,8 @@ class LlamaCppBackend:
     def logits(self, ids) -> np.ndarray:
         if self.greedy == "device":
             raise RuntimeError("a llama.cpp context with device-side greedy sampling has no logits")
+        if not self.all_logits:
+            raise RuntimeError("this llama.cpp context was made for one row of logits a sequence")
         llama_cpp.llama_memory_clear(self.memory, True)
         batch = llama_cpp.llama_batch_init(len(ids), 0, 1)
         try:
@@ -214,6 +278,26 @@ class LlamaCppBackend:
             "gpu_offload": llama_cpp.llama_supports_gpu_offload(),
             "n_params": llama_cpp.llama_model_n_params(self.model),
             "model_size_mib": llama_cpp.llama_model_size(self.model) / 2**20,
-            "tensor_types_pct": tensor_types(self.path),
-            **row_alignment(self.path, self.precision.settings["gguf_type"]),
+            **self._file_layout(),
+            "all_logits": self.all_logits,
+            "n_ctx": llama_cpp.llama_n_ctx(self.ctx),  # KV cells (llama.cpp pads to 256)
+            "buffers": self.buffers,
         }
+
+    def memory_parts(self) -> dict:
+        """MiB of llama.cpp's buffers on this backend's device, by part."""
+        return buffer_parts(self.buffers, "cuda" if self.device == "cuda" else "cpu")
+
+    def _file_layout(self) -> dict:
+        """The file's tensor types and row alignment (``tensor_types_pct``, ``row_block``,
+        ``misaligned_rows_pct``) from the manifest written beside it when it was made; read from
+        the file only without one (gguf-py parses every metadata field: for a 262,144-token
+        vocabulary that took 700 MiB, held at the job's memory peak)."""
+        keys = ("tensor_types_pct", "row_block", "misaligned_rows_pct")
+        manifest = Path(self.path).with_suffix(".json")
+        if manifest.is_file():
+            recorded = json.loads(manifest.read_text())
+            if recorded.get("tensor_types_pct"):
+                return {k: recorded[k] for k in keys if k in recorded}
+        return {"tensor_types_pct": tensor_types(self.path),
+                **row_alignment(self.path, self.precision.settings["gguf_type"])}

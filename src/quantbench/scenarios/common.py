@@ -70,12 +70,13 @@ class Job:
             provenance=provenance({**settings, "precision": self.precision.settings}, dev),
         )
 
-    def load(self, artifact, *, n_ctx: int, batch_size: int = 1, greedy: str = "host"):
+    def load(self, artifact, *, n_ctx: int, batch_size: int = 1, greedy: str = "host",
+             all_logits: bool = True):
         self.record.details["artifact"] = verify_artifact(artifact)
         start = time.perf_counter()
         backend = load_backend(self.precision, artifact, device=self.device,
                                threads=self.threads, n_ctx=n_ctx, batch_size=batch_size,
-                               greedy=greedy)
+                               greedy=greedy, all_logits=all_logits)
         backend.sync()
         self.record.metrics["load_s"] = time.perf_counter() - start
         self.record.details["backend"] = backend.info()

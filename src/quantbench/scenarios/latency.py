@@ -14,10 +14,21 @@ cost more (llama.cpp on a GPU rebuilds its graph for the new batch shape and run
 graph without a CUDA graph; measured in docs/examples/h100/README.md), so it is also reported
 on its own (``decode_first_step_ms``). llama-bench's token generation measures
 the steady state.
+
+Memory (``peak_mem_mib``) is what serving holds, on every device: the largest sample from the end
+of loading on (on entry, after every run and on exit; GPU memory by NVML on a GPU, else the
+current host RSS), never the process's high-water mark. What loading needed is its own figure,
+``load_peak_mib``: the host RSS high-water mark from the start to the end of loading (a bf16
+model made from fp32 files peaks above its fp32 twin while it loads, not while it serves);
+``peak_rss_mib`` is that mark at the end of the job. Both count from the process's start where
+the kernel cannot restart the mark (``details.load_peak_from`` says which). The serving figure is
+split into the engine's parts (``weights_mib``, ``kv_cache_mib``, ``compute_mib``,
+``output_mib``; see the backends) and ``runtime_mib``, the rest.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -26,7 +37,13 @@ from quantbench.config import check_prompt_in_text
 from quantbench.contention import ContentionTracker
 from quantbench.scenarios.common import Job, artifact_size_mib
 from quantbench.stats import summarize
-from quantbench.trackers import MemoryTracker, peak_rss_mib, rss_mib
+from quantbench.trackers import (
+    MemoryTracker,
+    memory_breakdown,
+    peak_rss_mib,
+    reset_peak_rss,
+    rss_mib,
+)
 
 
 def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
@@ -73,9 +90,13 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     check_prompt_in_text("latency.prompt_tokens", max(prompt_tokens), len(ids), model)
     with job.failures_recorded():
         rss_before = rss_mib()
+        rec.details["load_peak_from"] = "load" if reset_peak_rss() else "process start"
+        # one row of logits a sequence: latency never asks for a row per position
         backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1,
-                           batch_size=batch_size, greedy=llamacpp_greedy)
+                           batch_size=batch_size, greedy=llamacpp_greedy, all_logits=False)
+        load_peak = peak_rss_mib()
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
+        gc.collect()  # what loading left to the collector is not memory that serving holds
         # GPU memory is sampled from the end of loading on (see Job), for every backend alike
         # between runs (untimed), and in a background thread only if asked (it slows decode)
         period = 1 / memory_sample_hz if memory_sample_hz > 0 else None
@@ -127,13 +148,16 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             decode_first_step_ms=decode[first]["first_step_ms"]["p50"],
             peak_rss_mib=peak_rss_mib(),
             rss_before_load_mib=rss_before,
+            load_peak_mib=load_peak,
+            serving_rss_mib=mem.peak_rss_sampled_mib,
             peak_gpu_mib=mem.peak_gpu_mib if job.handle is not None else None,
+            # one memory figure for every backend: the GPU's if the job ran there, else host
+            # RSS; in both cases sampled while serving (loading is load_peak_mib)
+            peak_mem_mib=mem.serving_mib,
         )
         rec.details["gpu_memory_method"] = mem.gpu_method
-        # One memory figure for every backend: the GPU's if the job ran there, else host RSS.
-        rec.metrics["peak_mem_mib"] = (
-            mem.peak_gpu_mib if job.handle is not None else rec.metrics["peak_rss_mib"]
-        )
+        rec.details["memory"] = memory_breakdown(mem.serving_mib, backend.memory_parts())
+        rec.metrics.update(rec.details["memory"])
         if job.device == "cuda" and job.precision.backend != "llama.cpp":
             import torch
 
