@@ -66,3 +66,47 @@ def test_parquet_round_trips_the_long_table(tmp_path, records):
     assert set(summary["run_id"]) == set(back["run_id"])
     assert set(pd.read_csv(tmp_path / "summary.csv")["run_id"]) == {run_id(records)}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _points_record():
+    from quantbench.points import LatencyPoint
+
+    pts = [LatencyPoint(16, 1, 0, decode_tok_s=20.0, decode_tok_s_ci_low=19.0,
+                        decode_tok_s_ci_high=21.0, token_ms_p50=50.0, peak_mem_mib=100.0),
+           LatencyPoint(16, 4, 0, decode_tok_s=60.0, token_ms_p50=66.0, peak_mem_mib=120.0),
+           LatencyPoint(16, 4, 512, decode_tok_s=40.0, token_ms_p50=99.0, peak_mem_mib=300.0),
+           LatencyPoint(16, 64, 512, status="oom", reason="MemoryError: no room")]
+    rec = _rec("latency", "gguf-q8_0", "llama.cpp", decode_tok_s=999.0, prompt_tokens=16,
+               batch_size=4, context_depth=512, size_mib=8.0)  # the headline: b4 d512
+    rec["details"]["points"] = [p.to_dict() for p in reversed(pts)]
+    return rec
+
+
+def test_every_point_is_a_keyed_row_of_the_points_and_long_tables():
+    from quantbench.aggregate import points_table
+
+    rec = _points_record()
+    pts = points_table([rec], "run1")
+    assert len(pts) == 4 and (pts["run_id"] == "run1").all()
+    assert pts[["batch_size", "context_depth"]].values.tolist() == [[1, 0], [4, 0], [4, 512],
+                                                                   [64, 512]]
+    oom = pts.iloc[-1]
+    assert oom["status"] == "oom" and oom["reason"] == "MemoryError: no room"
+    assert pd.isna(oom["decode_tok_s"])
+    long = long_table([rec])
+    point_rows = long[long["scenario"] == "latency_point"]
+    tok = point_rows[point_rows["metric"] == "decode_tok_s"].set_index(
+        ["batch_size", "context_depth"])
+    assert tok.loc[(1, 0), ["value", "ci_low", "ci_high"]].tolist() == [20.0, 19.0, 21.0]
+    assert tok.loc[(4, 512), "value"] == 40.0 and tok.loc[(4, 512), "unit"] == "tok/s"
+    assert (point_rows[point_rows["metric"] == "token_ms_p50"]["unit"] == "ms").all()
+    failed = point_rows[point_rows["batch_size"] == 64]
+    assert failed["status"].tolist() == ["oom"]  # one row, no value: it was not measured
+
+
+def test_the_summary_reports_the_headline_point():
+    from quantbench.aggregate import summary_table
+
+    row = summary_table([_points_record()], "fp32").iloc[0]
+    assert row["decode_tok_s"] == 40.0 and row["decode_token_ms_p50"] == 99.0
+    assert row["peak_mem_mib"] == 300.0 and row["batch_size"] == 4

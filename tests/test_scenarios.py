@@ -19,7 +19,8 @@ QUALITY = dict(mode="llama.cpp", context_length=64, stride=None, max_windows=4,
 
 @pytest.fixture(scope="module")
 def artifacts(tiny_model, tiny_gguf):
-    return {"fp32": tiny_model, "bf16": tiny_model, "gguf-f16": tiny_gguf["f16"],
+    return {"fp32": tiny_model, "bf16": tiny_model, "bf16-compiled": tiny_model,
+            "gguf-f16": tiny_gguf["f16"],
             "gguf-q8_0": tiny_gguf["q8_0"], "gguf-q4_k_m": tiny_gguf["q4_k_m"]}
 
 
@@ -32,11 +33,13 @@ def test_latency_record_has_every_figure_with_spread(precision, artifacts, tiny_
     assert m["decode_tok_s_ci95"][0] <= m["decode_tok_s"] <= m["decode_tok_s_ci95"][1]
     assert m["decode_token_ms_p50"] <= m["decode_token_ms_p90"] <= m["decode_token_ms_p99"]
     assert m["decode_steady_tok_s"] > 0 and m["decode_first_step_ms"] > 0
-    assert rec.details["decode"]["16"]["first_step_ms"]["n"] == 3
     assert m["peak_mem_mib"] >= m["rss_before_load_mib"] > 0
     assert m["size_mib"] > 0 and m["disk_mib"] > 0
-    assert set(rec.details["prefill"]) == {"16", "32"}
-    assert rec.details["decode"]["16"]["token_ms"]["n"] == 3 * 8
+    points = {p["prompt_tokens"]: p for p in rec.details["points"]}
+    assert set(points) == {16, 32}  # every measured prompt length is kept
+    assert all(p["runs"] == 3 and p["steps"] == 3 * 8 and p["status"] == "ok"
+               for p in points.values())
+    assert points[16]["decode_tok_s"] == m["decode_tok_s"]  # the headline is the first prompt
     assert rec.provenance["config_hash"] and rec.provenance["packages"]["torch"]
     rec.save(tmp_path / "r.json")
     assert Record.load(tmp_path / "r.json").metrics["decode_tok_s"] == m["decode_tok_s"]
@@ -177,7 +180,7 @@ def test_config_overrides_precision_settings():
     assert precisions.get("bnb-nf4").settings.get("compute_dtype") is None
 
 
-@pytest.mark.parametrize("precision", ["fp32", "gguf-f16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16-compiled", "gguf-f16"])
 def test_batched_decoding_matches_batch_one(precision, artifacts, tiny_tokens):
     from quantbench import precisions
     from quantbench.backends import load_backend
@@ -195,6 +198,38 @@ def test_batched_decoding_matches_batch_one(precision, artifacts, tiny_tokens):
         rows.append(three.decode_batch(rows[-1]))
     assert all(len(set(r)) == 1 for r in rows)  # the same prompt in each sequence
     assert [r[0] for r in rows] == tokens
+    one.configure(3, 40)  # the batch-1 backend, set up for 3 sequences, decodes the same
+    again = [one.prefill_batch(prompt)]
+    for _ in range(4):
+        again.append(one.decode_batch(again[-1]))
+    assert again == rows
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16-compiled", "gguf-f16"])
+def test_a_filled_depth_is_the_context_the_prompt_continues(precision, artifacts, tiny_tokens):
+    """Filling the cache to a depth and prefilling the prompt after it gives the tokens of the
+    whole text prefilled at once, at batch 1 and 2, and again after a rewind."""
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    ids = [int(i) for i in np.load(tiny_tokens["ids"])[:28]]
+    backend = load_backend(precisions.get(precision), artifacts[precision], device="cpu",
+                           threads=2, n_ctx=48)
+
+    def generate(prefill, decode, prompt):
+        out = [prefill(prompt)]
+        for _ in range(4):
+            out.append(decode(out[-1]))
+        return out
+
+    whole = generate(backend.prefill, backend.decode, ids)
+    backend.fill(ids[:16])
+    for _ in range(2):  # the second run starts from the depth again
+        assert generate(backend.prefill, backend.decode, ids[16:]) == whole
+    backend.configure(2, 48)
+    backend.fill(ids[:16])
+    rows = generate(backend.prefill_batch, backend.decode_batch, ids[16:])
+    assert rows == [[t, t] for t in whole]
 
 
 class _Clock:
@@ -208,47 +243,116 @@ class _Clock:
 
 
 class _FakeBackend:
-    """Each forward takes 5 ms of the fake clock whatever the batch: the scenario's arithmetic
-    is exact."""
+    """A step of ``b`` sequences takes 4 + b ms of the fake clock, a prefill 5 ms: the scenario's
+    arithmetic is exact. A context of more than ``max_tokens`` tokens does not fit (MemoryError,
+    as a backend raises when it cannot allocate one)."""
 
-    step_s = 0.005
     clock = None
+    max_tokens = 10**9
+    calls: list = []
 
     def __init__(self, *args, **kwargs):
-        pass
+        self.b = kwargs.get("batch_size", 1)
+
+    def configure(self, batch_size, n_ctx):
+        if batch_size * n_ctx > self.max_tokens:
+            raise MemoryError(f"cannot allocate a context of {batch_size} x {n_ctx} tokens")
+        self.b = batch_size
+        self.calls.append(("configure", batch_size, n_ctx))
+
+    def fill(self, ids):
+        self.calls.append(("fill", self.b, list(ids)))
 
     def sync(self):
         pass
 
-    def _work(self):
-        self.clock.now += self.step_s
+    def prefill(self, ids):
+        self.calls.append(("prefill", self.b, list(ids)))
+        self.clock.now += 0.005
+        return 1
+
+    def decode(self, token):
+        self.clock.now += 0.004 + 0.001 * self.b
+        return token
 
     def prefill_batch(self, ids):
-        self._work()
-        return [1] * 4
+        self.prefill(ids)
+        return [1] * self.b
 
     def decode_batch(self, tokens):
-        self._work()
+        self.decode(tokens[0])
         return tokens
 
     def info(self):
         return {"kv_elem_bytes": 2}
 
     def memory_parts(self):
-        return {}
+        return {"kv_cache_mib": 0.5 * self.b}
 
 
-def test_batched_latency_counts_every_sequence(monkeypatch, artifacts, tiny_tokens):
+@pytest.fixture
+def fake(monkeypatch):
     monkeypatch.setattr(_FakeBackend, "clock", _Clock())
+    monkeypatch.setattr(_FakeBackend, "calls", [])
     monkeypatch.setattr(time, "perf_counter", _FakeBackend.clock)
     monkeypatch.setattr(common, "load_backend", _FakeBackend)
+    return _FakeBackend
+
+
+def test_batched_latency_counts_every_sequence(fake, artifacts, tiny_tokens):
     rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
-                      **{**LATENCY, "batch_size": 4})
+                      **{**LATENCY, "batch_sizes": [4], "headline": {"batch_size": 4}})
     assert rec.status == "ok", rec.reason
-    # 4 sequences per 5 ms step (1 sequence would be 200 tok/s)
-    assert rec.metrics["decode_tok_s"] == pytest.approx(800)
+    # 4 sequences per 8 ms step (1 sequence alone would be 200 tok/s)
+    assert rec.metrics["decode_tok_s"] == pytest.approx(4 / 0.008)
     assert rec.metrics["prefill_tok_s"] == pytest.approx(4 * 16 / 0.005)
     assert rec.metrics["batch_size"] == 4
+
+
+def test_a_sweep_measures_every_point_and_one_that_does_not_fit_is_an_oom_row(
+        fake, monkeypatch, artifacts, tiny_tokens):
+    monkeypatch.setattr(fake, "max_tokens", 4 * (16 + 32 + 8 + 1))  # batch 8 never fits
+    rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
+                      **{**LATENCY, "batch_sizes": [1, 2, 8], "context_depths": [0, 16]})
+    assert rec.status == "ok", rec.reason  # the headline point (b1 d0 p16) was measured
+    pts = {(p["batch_size"], p["context_depth"], p["prompt_tokens"]): p
+           for p in rec.details["points"]}
+    assert len(pts) == 3 * 2 * 2  # every point has a row
+    for (b, depth, prompt), p in pts.items():
+        if b == 8:
+            assert p["status"] == "oom" and "cannot allocate" in p["reason"]
+            assert p["decode_tok_s"] is None
+            continue
+        assert p["status"] == "ok"
+        assert p["decode_tok_s"] == pytest.approx(b / (0.004 + 0.001 * b))
+        assert p["decode_tok_s_per_seq"] == pytest.approx(1 / (0.004 + 0.001 * b))
+        assert p["prefill_ms"] == pytest.approx(5.0)
+        assert p["decode_ctx_mean"] == depth + prompt + (8 + 1) / 2
+        assert p["kv_tokens_per_seq"] == depth + prompt + 8
+        assert p["kv_cache_mib"] == 0.5 * b and p["runs"] == 3
+    # each batch size's context holds the deepest point of it; the cache is filled to the
+    # depth from the text's start, and the prompt is the text that follows
+    ids = [int(i) for i in np.load(tiny_tokens["ids"])]
+    assert ("configure", 2, 16 + 32 + 8 + 1) in fake.calls
+    assert ("fill", 2, ids[:16]) in fake.calls and ("fill", 1, []) in fake.calls
+    assert ("prefill", 2, ids[16:16 + 32]) in fake.calls
+    assert rec.metrics["decode_tok_s"] == pts[(1, 0, 16)]["decode_tok_s"]
+
+
+def test_the_headline_point_must_be_measured(fake, artifacts, tiny_tokens):
+    from quantbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="latency.headline"):
+        run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
+                    **{**LATENCY, "batch_sizes": [2]})
+
+
+def test_a_headline_point_that_does_not_fit_makes_the_record_say_so(
+        fake, monkeypatch, artifacts, tiny_tokens):
+    monkeypatch.setattr(fake, "max_tokens", 10)
+    rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "oom" and rec.reason.startswith("at the headline point")
+    assert {p["status"] for p in rec.details["points"]} == {"oom"}
 
 
 @pytest.mark.parametrize("precision", ["gguf-f16", "gguf-q4_k_m"])
@@ -272,6 +376,8 @@ def test_llamacpp_greedy_token_is_the_argmax_of_its_logits(precision, artifacts,
 
 class _HungBackend(_FakeBackend):
     """A backend whose prefill never finishes (within the test's patience)."""
+
+    clock = staticmethod(time.perf_counter)
 
     def prefill(self, ids):
         time.sleep(60)
@@ -429,6 +535,9 @@ class _LoadPeakBackend(_FakeBackend):
         self.load_mib = peak_rss_mib() - rss_mib() + 256
         block = np.ones(int(self.load_mib * 2**20 // 8))
         del block
+
+    def memory_parts(self):
+        return {}
 
     def prefill(self, ids):
         return 1

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from quantbench import gguf, precisions, roofline
+from quantbench.points import KEYS as POINT_KEYS
+from quantbench.points import LatencyPoint
 from quantbench.records import atomic_write_text, config_hash
 from quantbench.stats import Z95
 
@@ -54,12 +56,31 @@ def unit_of(metric: str) -> str:
     return ""
 
 
+# summary columns that come from the headline operating point
+HEADLINE_COLUMNS = [c for c in LatencyPoint(0, 0, 0).summary_metrics()
+                    if c in SUMMARY_COLUMNS and not c.endswith(("_ci_low", "_ci_high"))]
+
+
+def headline_point(record: dict) -> LatencyPoint | None:
+    """The latency record's headline point (the one its metrics report), if it has points."""
+    m = record["metrics"]
+    for point in record.get("details", {}).get("points") or []:
+        if all(point.get(k) == m.get(k, 0 if k == "context_depth" else None)
+               for k in POINT_KEYS):
+            return LatencyPoint.from_dict(point)
+    return None
+
+
 def load_records(paths) -> list[dict]:
     return [json.loads(Path(p).read_text()) for p in paths]
 
 
 LONG_COLUMNS = ["model", "precision", "backend", "scenario", "metric", "value", "unit", "ci_low",
-                "ci_high", "status", "run_id", "provenance"]
+                "ci_high", "status", "run_id", "provenance", *POINT_KEYS]
+# the points table: one row per (model, precision, operating point), from the typed records
+POINT_COLUMNS = ["model", "precision", "backend", "family", "status", "reason", *POINT_KEYS,
+                 *(f.name for f in LatencyPoint.metric_fields()), "weights_mib", "device",
+                 "gpu_name", "run_id"]
 
 
 def run_id(records: list[dict]) -> str:
@@ -104,7 +125,55 @@ def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
                 "unit": unit_of(metric), "ci_low": low, "ci_high": high, "status": r["status"],
                 "run_id": run, "provenance": prov,
             })
+        for point in r.get("details", {}).get("points") or []:
+            rows += _point_rows(r, LatencyPoint.from_dict(point), run, prov)
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def _point_rows(record: dict, point: LatencyPoint, run: str | None, prov: str) -> list[dict]:
+    """A measured operating point as long-table rows, keyed by the point (scenario
+    ``latency_point``), each figure with the unit its type declares; a point that failed is one
+    row with its status and no value."""
+    base = {"model": record["model"], "precision": record["precision"],
+            "backend": record["backend"], "scenario": "latency_point", "status": point.status,
+            "run_id": run, "provenance": prov,
+            **{k: getattr(point, k) for k in POINT_KEYS}}
+    interval = {"decode_tok_s": (point.decode_tok_s_ci_low, point.decode_tok_s_ci_high)}
+    rows = []
+    for name, unit in LatencyPoint.units().items():
+        value = getattr(point, name)
+        if value is None or name.endswith(("_ci_low", "_ci_high")):
+            continue
+        low, high = (float("nan") if v is None else v for v in interval.get(name, (None, None)))
+        rows.append({**base, "metric": name, "value": float(value), "unit": unit,
+                     "ci_low": low, "ci_high": high})
+    if not rows:
+        rows.append({**base, "metric": "status", "value": float("nan"), "unit": "",
+                     "ci_low": float("nan"), "ci_high": float("nan")})
+    return rows
+
+
+def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
+    """One row per (model, precision, operating point) of the latency records."""
+    rows = []
+    for r in records:
+        if r["kind"] != "latency":
+            continue
+        dev = r["provenance"].get("device", {})
+        common = {"model": r["model"], "precision": r["precision"], "backend": r["backend"],
+                  "family": precisions.get(r["precision"]).family,
+                  "weights_mib": r["metrics"].get("weights_mib") or r["metrics"].get("size_mib"),
+                  "device": dev.get("kind"), "gpu_name": dev.get("gpu_name"), "run_id": run}
+        points = r.get("details", {}).get("points")
+        if not points:  # a job that failed before its first point
+            rows.append({**common, "status": r["status"], "reason": r["reason"]})
+        for point in points or []:
+            rows.append({**common, **LatencyPoint.from_dict(point).to_dict()})
+    df = pd.DataFrame(rows).reindex(columns=POINT_COLUMNS)
+    for key in POINT_KEYS:
+        df[key] = df[key].astype("Int64")
+    return df.sort_values(["model", "precision", "batch_size", "context_depth",
+                           "prompt_tokens"], kind="stable").reset_index(drop=True)
 
 
 def summary_table(records: list[dict], reference: str, *, shapes: dict | None = None,
@@ -118,11 +187,13 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                                     "family": precisions.get(r["precision"]).family})
         m = r["metrics"]
         if r["kind"] == "latency":
+            # the headline point's figures, under the names its type gives the summary (a
+            # record made before points were typed has them in its metrics)
+            head = headline_point(r)
+            figures = head.summary_metrics() if head else m
+            row.update({k: figures.get(k) for k in HEADLINE_COLUMNS})
             row.update({k: m.get(k) for k in (
-                "size_mib", "disk_mib", "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s",
-                "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
-                "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib",
-                "prompt_tokens", "batch_size", "decode_ctx_mean",
+                "size_mib", "disk_mib", "load_s", "prompt_tokens", "batch_size",
                 "kv_elem_bytes", "other_cpu_share", "steal_share", "loadavg")})
             row.update({k: m.get(k) for k in MEMORY_COLUMNS})
             ci = m.get("decode_tok_s_ci95") or [None, None]
@@ -225,7 +296,7 @@ def write_parquet(df: pd.DataFrame, path) -> None:
 
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,
-              model_dirs=(), machine_path=None) -> pd.DataFrame:
+              points_path=None, model_dirs=(), machine_path=None) -> pd.DataFrame:
     records = load_records(paths)
     run = run_id(records) if records else None
     shapes = {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
@@ -238,4 +309,6 @@ def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path
     atomic_write_text(metrics_path, long.to_csv(index=False))
     if parquet_path is not None:
         write_parquet(long, parquet_path)
+    if points_path is not None:
+        atomic_write_text(points_path, points_table(records, run).to_csv(index=False))
     return summary

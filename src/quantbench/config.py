@@ -145,12 +145,28 @@ def check(config: dict) -> None:
     if ds["name"] == "file" and not Path(ds["path"]).is_file():
         raise ConfigError(f"config key 'dataset.path': file {ds['path']!r} does not exist")
     _check_precision_settings(config.get("precision_settings") or {})
+    _check_headline(config["latency"])
     stride = config["perplexity"].get("stride")
     if stride is not None and stride > config["perplexity"]["context_length"]:
         raise ConfigError(
             f"config key 'perplexity.stride': {stride} exceeds context_length "
             f"{config['perplexity']['context_length']}"
         )
+
+
+def _check_headline(lat: dict) -> None:
+    """The headline point must be one the sweep measures."""
+    head = lat.get("headline") or {}
+    wanted = {"latency.batch_sizes": (head.get("batch_size", 1), lat["batch_sizes"]),
+              "latency.context_depths": (head.get("context_depth", 0), lat["context_depths"]),
+              "latency.prompt_tokens": (head.get("prompt_tokens") or lat["prompt_tokens"][0],
+                                        lat["prompt_tokens"])}
+    for key, (value, swept) in wanted.items():
+        if value not in swept:
+            raise ConfigError(
+                f"config key 'latency.headline': {value} is not in {key} {swept}: the headline "
+                "point must be a point of the sweep"
+            )
 
 
 def _check_shape(name: str, spec: dict) -> None:
@@ -265,12 +281,16 @@ def check_lengths(config: dict, workdir: str | Path, *, profile: bool) -> None:
 
     lat, prof = config["latency"], config["profile"]
     prompt = max(lat["prompt_tokens"])
+    depth = max(lat.get("context_depths") or [0])
     # (config keys, tokens one run holds in its context)
     needs = [
         (["latency.prompt_tokens"], prompt),
         (["latency.prompt_tokens", "latency.new_tokens"], prompt + lat["new_tokens"]),
         (["perplexity.context_length"], config["perplexity"]["context_length"]),
     ]
+    if depth:
+        needs.append((["latency.context_depths", "latency.prompt_tokens", "latency.new_tokens"],
+                      depth + prompt + lat["new_tokens"]))
     if profile:
         needs.append((["profile.prompt_tokens", "profile.new_tokens"],
                       prof["prompt_tokens"] + prof["new_tokens"]))
@@ -293,7 +313,8 @@ def check_lengths(config: dict, workdir: str | Path, *, profile: bool) -> None:
             text_tokens = json.loads(meta.read_text())["n_tokens"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not tokenised yet: the job checks
-        check_prompt_in_text("latency.prompt_tokens", prompt, text_tokens, name)
+        check_prompt_in_text("latency.context_depths + latency.prompt_tokens" if depth
+                             else "latency.prompt_tokens", depth + prompt, text_tokens, name)
         if profile:
             check_prompt_in_text("profile.prompt_tokens", prof["prompt_tokens"], text_tokens,
                                  name)

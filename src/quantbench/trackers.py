@@ -108,6 +108,16 @@ def gpu_processes(handle) -> dict[int, float]:
             for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)}
 
 
+def total_energy_mj(handle) -> float | None:
+    """The card's energy counter (mJ since the driver loaded; Volta and later), or None."""
+    import pynvml
+
+    try:
+        return float(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+    except pynvml.NVMLError:
+        return None
+
+
 def own_gpu_mib(handle, pid: int) -> tuple[float, str]:
     """This process's GPU memory and how it was read.
 
@@ -186,11 +196,15 @@ class MemoryTracker(_Background):
         largest sample, never the process's high-water mark (which includes loading)."""
         return self.peak_gpu_mib if self.handle is not None else self.peak_rss_sampled_mib
 
-    def tick(self) -> None:
-        self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss_mib())
-        if self.handle is not None:
-            mib, self.gpu_method = own_gpu_mib(self.handle, os.getpid())
-            self.peak_gpu_mib = max(self.peak_gpu_mib, mib)
+    def tick(self) -> float:
+        """Sample now; return the sample of the serving figure's device (GPU, else host)."""
+        rss = rss_mib()
+        self.peak_rss_sampled_mib = max(self.peak_rss_sampled_mib, rss)
+        if self.handle is None:
+            return rss
+        mib, self.gpu_method = own_gpu_mib(self.handle, os.getpid())
+        self.peak_gpu_mib = max(self.peak_gpu_mib, mib)
+        return mib
 
 
 @dataclass
@@ -220,12 +234,7 @@ class NvmlSampler(_Background):
         }
 
     def energy_mj(self) -> float | None:
-        import pynvml
-
-        try:
-            return float(pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
-        except pynvml.NVMLError:
-            return None
+        return total_energy_mj(self.handle)
 
     def foreign_processes(self) -> list[int]:
         return foreign_gpu_processes(self.handle, os.getpid())

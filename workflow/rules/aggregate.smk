@@ -26,6 +26,7 @@ rule aggregate_results:
         summary="results/summary.csv",
         metrics="results/metrics.csv",
         metrics_parquet="results/metrics.parquet",
+        points="results/points.csv",
     log:
         "logs/aggregate_results.log",
     conda:

@@ -1,5 +1,5 @@
-"""Collect every record into results/summary.csv (wide) and results/metrics.{csv,parquet}
-(long)."""
+"""Collect every record into results/summary.csv (wide, the headline point),
+results/points.csv (every operating point) and results/metrics.{csv,parquet} (long)."""
 
 from quantbench import logs
 from quantbench.aggregate import aggregate
@@ -10,7 +10,8 @@ def main(smk) -> None:
     aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile],
               reference=smk.params.reference, summary_path=smk.output.summary,
               metrics_path=smk.output.metrics,
-              parquet_path=smk.output.metrics_parquet, model_dirs=smk.input.models,
+              parquet_path=smk.output.metrics_parquet, points_path=smk.output.points,
+              model_dirs=smk.input.models,
               machine_path=smk.input.machine)
 
 

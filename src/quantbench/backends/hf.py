@@ -87,26 +87,45 @@ class HFBackend:
             else "past_key_values"
         )
         self.compile_s = None
-        self.batch_size = batch_size
-        if precision.settings.get("compile"):
-            if batch_size != 1:
-                raise UnsupportedError("compiled decoding is measured at batch size 1 only")
-            self._compile(n_ctx)
+        self.compile_s_by_batch: dict[int, float] = {}
+        self.compiled = bool(precision.settings.get("compile"))
+        self.batch_size, self.depth, self.depth_cache, self.shape = batch_size, 0, None, None
+        self.configure(batch_size, n_ctx)
 
-    def _compile(self, n_ctx: int) -> None:
+    def configure(self, batch_size: int, n_ctx: int) -> None:
+        """Decode ``batch_size`` sequences of up to ``n_ctx`` tokens each from now on. The
+        compiled path gets a static KV cache of that shape, compiled (and, on a GPU, its CUDA
+        graph recorded) here, untimed: its compile time is recorded per batch size."""
+        if self.shape == (batch_size, n_ctx):
+            return
+        self.batch_size, self.n_ctx, self.shape = batch_size, n_ctx, (batch_size, n_ctx)
+        self.cache = self.depth_cache = None
+        self.depth = 0
+        if self.device.type == "cuda":  # what the previous shape held is not this one's memory
+            import gc
+
+            self.static = None
+            gc.collect()
+            torch.cuda.empty_cache()
+        if self.compiled:
+            self._compile(batch_size, n_ctx)
+
+    def _compile(self, batch_size: int, n_ctx: int) -> None:
         """Static KV cache + torch.compile of the decode step (CUDA graphs on a GPU): the way
         transformers removes the per-token Python and launch overhead of eager decoding."""
         from transformers import StaticCache
 
         self.static = StaticCache(config=self.model.config, max_cache_len=n_ctx)
-        mode = "reduce-overhead" if self.device.type == "cuda" else "default"
-        self._step = torch.compile(self._static_forward, mode=mode, fullgraph=True)
+        if not hasattr(self, "_step"):
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self._step = torch.compile(self._static_forward, mode=mode, fullgraph=True)
         start = time.perf_counter()
-        token = self.prefill([1] * 8)
+        tokens = self.prefill_batch([1] * 8)
         for _ in range(3):  # the first calls compile (and record the CUDA graph)
-            token = self.decode(token)
+            tokens = self.decode_batch(tokens)
         self.sync()
-        self.compile_s = time.perf_counter() - start
+        self.compile_s_by_batch[batch_size] = time.perf_counter() - start
+        self.compile_s = sum(self.compile_s_by_batch.values())
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -117,43 +136,69 @@ class HFBackend:
                          **{self._cache_kw: self.static})
         return out.logits[:, -1].argmax(-1)
 
-    @torch.inference_mode()
-    def prefill(self, ids) -> int:
-        x = torch.as_tensor([list(ids)], device=self.device)
-        if hasattr(self, "_step"):
-            self.static.reset()
-            self.pos = len(ids)
-            positions = torch.arange(len(ids), device=self.device)
-            return int(self._static_forward(x, positions)[0])
-        out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
-        self.cache = getattr(out, self._cache_kw)
-        return int(out.logits[0, -1].argmax())
+    def _rows(self, ids) -> torch.Tensor:
+        return torch.as_tensor([list(ids)] * self.batch_size, device=self.device)
 
     @torch.inference_mode()
-    def decode(self, token: int) -> int:
-        x = torch.tensor([[token]], device=self.device)
-        if hasattr(self, "_step"):
+    def fill(self, ids) -> None:
+        """Fill every sequence's KV cache with ``ids``: the context depth of the runs that
+        follow (untimed). Each prefill starts from that depth."""
+        self.depth = len(ids)
+        if self.compiled:
+            self.static.reset()
+            if ids:
+                self._static_forward(self._rows(ids), torch.arange(len(ids), device=self.device))
+            return
+        self.depth_cache = None
+        if ids:
+            out = self.model(input_ids=self._rows(ids), use_cache=True, logits_to_keep=1)
+            self.depth_cache = getattr(out, self._cache_kw)
+
+    def _rewind(self, cache) -> None:
+        """Drop what earlier runs added past the depth (Cache.crop with a negative count: the
+        static cache only moves its write position back, its tensors keep their addresses)."""
+        extra = int(cache.get_seq_length()) - self.depth
+        if extra > 0:
+            cache.crop(-extra)
+
+    @torch.inference_mode()
+    def _prefill(self, x) -> torch.Tensor:
+        """The next token of each row of ``x``, the prompt after the depth."""
+        n = x.shape[1]
+        if self.compiled:
+            self._rewind(self.static)
+            self.pos = self.depth + n
+            return self._static_forward(
+                x, torch.arange(self.depth, self.depth + n, device=self.device))
+        if self.depth_cache is not None:
+            self._rewind(self.depth_cache)
+        kwargs = {} if self.depth_cache is None else {self._cache_kw: self.depth_cache}
+        out = self.model(input_ids=x, use_cache=True, logits_to_keep=1, **kwargs)
+        self.cache = getattr(out, self._cache_kw)
+        return out.logits[:, -1].argmax(-1)
+
+    @torch.inference_mode()
+    def _decode(self, x) -> torch.Tensor:
+        if self.compiled:
             position = torch.tensor([self.pos], device=self.device)
             self.pos += 1
-            return int(self._step(x, position)[0])
+            return self._step(x, position)
         out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
         self.cache = getattr(out, self._cache_kw)
-        return int(out.logits[0, -1].argmax())
+        return out.logits[:, -1].argmax(-1)
 
-    @torch.inference_mode()
+    def prefill(self, ids) -> int:
+        return int(self._prefill(torch.as_tensor([list(ids)], device=self.device))[0])
+
+    def decode(self, token: int) -> int:
+        return int(self._decode(torch.tensor([[token]], device=self.device))[0])
+
     def prefill_batch(self, ids) -> list[int]:
         """The same prompt in each of ``batch_size`` rows; the next token of each."""
-        x = torch.as_tensor([list(ids)] * self.batch_size, device=self.device)
-        out = self.model(input_ids=x, use_cache=True, logits_to_keep=1)
-        self.cache = getattr(out, self._cache_kw)
-        return out.logits[:, -1].argmax(-1).tolist()
+        return self._prefill(self._rows(ids)).tolist()
 
-    @torch.inference_mode()
     def decode_batch(self, tokens: list[int]) -> list[int]:
-        x = torch.tensor(tokens, device=self.device)[:, None]
-        out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
-        self.cache = getattr(out, self._cache_kw)
-        return out.logits[:, -1].argmax(-1).tolist()
+        return self._decode(torch.tensor(tokens, device=self.device)[:, None]).tolist()
 
     @torch.inference_mode()
     def logits(self, ids) -> np.ndarray:
@@ -180,8 +225,9 @@ class HFBackend:
             "engine": "transformers",
             "compute_dtype": str(self.dtype).removeprefix("torch."),
             "kv_elem_bytes": self.dtype.itemsize,
-            "compiled": self.compile_s is not None,
+            "compiled": self.compiled,
             "compile_s": self.compile_s,
+            "compile_s_by_batch": {str(b): t for b, t in self.compile_s_by_batch.items()},
             "device": str(self.device),
             "footprint_mib": self.model.get_memory_footprint() / 2**20,
             "quantization": self.precision.settings if self.precision.backend != "transformers"

@@ -91,6 +91,10 @@ def _init_backend() -> None:
         _backend_ready = True
 
 
+# llama.cpp's default physical batch: a prompt longer than this is computed in slices of it
+UBATCH = 512
+
+
 class LlamaCppBackend:
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
                  n_ctx: int, batch_size: int = 1, greedy: str = "host", all_logits: bool = True):
@@ -106,7 +110,8 @@ class LlamaCppBackend:
         self._chains = []
         self.precision = precision
         self.device = device
-        self.batch_size = batch_size
+        self.threads = threads
+        self.all_logits = all_logits
         self.path = str(gguf_path)
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = -1 if device == "cuda" else 0
@@ -116,20 +121,38 @@ class LlamaCppBackend:
             self.model = llama_cpp.llama_model_load_from_file(str(gguf_path).encode(), mparams)
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {gguf_path}")
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
+        # batch-1 decode: one token array and one batch view of it, reused for every token
+        self._one = (llama_cpp.llama_token * 1)()
+        self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
+        self._prepared: dict[tuple, llama_cpp.llama_batch] = {}
+        self._step = None
+        self._rows: dict[int, np.ndarray] = {}
+        self.shape = None
+        self.configure(batch_size, n_ctx)
+
+    def configure(self, batch_size: int, n_ctx: int) -> None:
+        """A context for ``batch_size`` sequences of up to ``n_ctx`` tokens each, one KV
+        sequence per batch row (the previous context is freed first, so that the memory measured
+        at this batch size is this context's)."""
+        if self.ctx and self.shape == (batch_size, n_ctx):
+            return
+        self._free_context()
+        self.batch_size, self.shape = batch_size, (batch_size, n_ctx)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx * batch_size  # the KV cache is split evenly between sequences
-        cparams.n_batch = cparams.n_ubatch = n_ctx * batch_size
+        cparams.n_batch = n_ctx * batch_size  # a whole batch's prompt in one llama_decode call
+        cparams.n_ubatch = min(cparams.n_batch, UBATCH)
         cparams.n_seq_max = batch_size
         # outputs a ubatch may ask for (0: n_batch); the compute buffer holds their logits
-        cparams.n_outputs_max = 0 if all_logits else batch_size
-        self.all_logits = all_logits
-        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.n_outputs_max = 0 if self.all_logits else batch_size
+        cparams.n_threads = cparams.n_threads_batch = self.threads
         # llama.cpp's own default ("auto": on where the backend supports it); it changes results
         # (perplexity differs in the 4th digit on the CPU), so it is a precision setting
-        cparams.flash_attn_type = FLASH_ATTN[precision.settings.get("flash_attn", "auto")]
-        if greedy == "device":
+        cparams.flash_attn_type = FLASH_ATTN[self.precision.settings.get("flash_attn", "auto")]
+        if self.greedy == "device":
             # one greedy sampler chain per sequence, run by llama.cpp in the compute graph; the
-            # chains must outlive the context (freed in close())
+            # chains must outlive the context (freed with it)
             self._seq_samplers = (llama_cpp.llama_sampler_seq_config * batch_size)()
             for s in range(batch_size):
                 chain = llama_cpp.llama_sampler_chain_init(
@@ -141,36 +164,36 @@ class LlamaCppBackend:
             cparams.samplers = ctypes.cast(self._seq_samplers,
                                            ctypes.POINTER(llama_cpp.llama_sampler_seq_config))
             cparams.n_samplers = batch_size
+        # the model's buffers stay; the context's are logged anew
+        self.buffers = [b for b in self.buffers if b["part"] == "weights_mib"]
         with _buffer_log(self.buffers):
             self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
-            raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens")
+            raise MemoryError(f"llama.cpp could not create a context of {batch_size} x {n_ctx} "
+                              "tokens (out of memory)")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
-        # batch-1 decode: one token array and one batch view of it, reused for every token
-        self._one = (llama_cpp.llama_token * 1)()
-        self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
-        self._prepared: dict[tuple, llama_cpp.llama_batch] = {}
-        self._step = None
-        self._rows: dict[int, np.ndarray] = {}
-        self.pos = 0
+        self.depth, self.pos = 0, 0
 
-    def close(self) -> None:
+    def _free_context(self) -> None:
         for batch in getattr(self, "_prepared", {}).values():
             llama_cpp.llama_batch_free(batch)
         self._prepared = {}
         if getattr(self, "_step", None) is not None:
             llama_cpp.llama_batch_free(self._step)
             self._step = None
+        self._rows = {}
         if getattr(self, "ctx", None):
             llama_cpp.llama_free(self.ctx)
             self.ctx = None
-        if getattr(self, "model", None):
-            llama_cpp.llama_model_free(self.model)
-            self.model = None
         for chain in getattr(self, "_chains", []):
             llama_cpp.llama_sampler_free(chain)
         self._chains = []
+
+    def close(self) -> None:
+        self._free_context()
+        if getattr(self, "model", None):
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
 
     def __del__(self):
         self.close()
@@ -198,9 +221,11 @@ class LlamaCppBackend:
             self._rows[addr] = row
         return int(row.argmax())
 
-    def _batch(self, ids, n_seq: int) -> llama_cpp.llama_batch:
-        """A batch holding ``ids`` once per sequence (prepared once, reused across runs)."""
-        key = (tuple(ids), n_seq)
+    def _batch(self, ids, n_seq: int, start: int = 0, logits: bool = True
+               ) -> llama_cpp.llama_batch:
+        """A batch holding ``ids`` once per sequence from position ``start`` on, asking for the
+        logits of each sequence's last token (prepared once, reused across runs)."""
+        key = (tuple(ids), n_seq, start, logits)
         if key not in self._prepared:
             n = len(ids)
             batch = llama_cpp.llama_batch_init(n * n_seq, 0, 1)
@@ -208,14 +233,43 @@ class LlamaCppBackend:
             for s in range(n_seq):
                 for j, tok in enumerate(ids):
                     k = s * n + j
-                    batch.token[k], batch.pos[k] = tok, j
+                    batch.token[k], batch.pos[k] = tok, start + j
                     batch.n_seq_id[k], batch.seq_id[k][0] = 1, s
-                    batch.logits[k] = j == n - 1
+                    batch.logits[k] = logits and j == n - 1
             self._prepared[key] = batch
         return self._prepared[key]
 
+    def fill(self, ids) -> None:
+        """Fill every sequence's KV cache with ``ids``: the context depth of the runs that
+        follow (untimed). Each prefill starts from that depth (``rewind``)."""
+        llama_cpp.llama_memory_clear(self.memory, False)
+        self.depth = len(ids)
+        if ids:
+            batch = llama_cpp.llama_batch_init(len(ids) * self.batch_size, 0, 1)
+            try:
+                batch.n_tokens = len(ids) * self.batch_size
+                for s in range(self.batch_size):
+                    for j, tok in enumerate(ids):
+                        k = s * len(ids) + j
+                        batch.token[k], batch.pos[k] = tok, j
+                        batch.n_seq_id[k], batch.seq_id[k][0], batch.logits[k] = 1, s, False
+                self._run(batch)
+            finally:
+                llama_cpp.llama_batch_free(batch)
+
+    def rewind(self) -> None:
+        """Back to the filled depth: what earlier runs added to each sequence is dropped (cells
+        marked free, as llama-bench does between its runs: no data is touched)."""
+        if self.depth == 0:
+            llama_cpp.llama_memory_clear(self.memory, False)
+            return
+        for s in range(self.batch_size):
+            llama_cpp.llama_memory_seq_rm(self.memory, s, self.depth, -1)
+
     def prefill(self, ids) -> int:
-        llama_cpp.llama_memory_clear(self.memory, True)
+        """Decode the prompt after the depth, from a rewound cache (positions follow it: llama.cpp
+        numbers a batch without positions from each sequence's last one)."""
+        self.rewind()
         arr = (llama_cpp.llama_token * len(ids))(*ids)
         self._run(llama_cpp.llama_batch_get_one(arr, len(ids)))
         return self._argmax(-1)
@@ -226,11 +280,12 @@ class LlamaCppBackend:
         return self._argmax(-1)
 
     def prefill_batch(self, ids) -> list[int]:
-        """The same prompt in each of ``batch_size`` sequences; the next token of each."""
-        llama_cpp.llama_memory_clear(self.memory, True)
+        """The same prompt in each of ``batch_size`` sequences, after the depth; the next token
+        of each."""
         n = len(ids)
-        self._run(self._batch(ids, self.batch_size))
-        self.pos = n
+        self.rewind()
+        self._run(self._batch(ids, self.batch_size, start=self.depth))
+        self.pos = self.depth + n
         if self._step is None:
             self._step = llama_cpp.llama_batch_init(self.batch_size, 0, 1)
             self._step.n_tokens = self.batch_size
@@ -252,6 +307,7 @@ class LlamaCppBackend:
         if not self.all_logits:
             raise RuntimeError("this llama.cpp context was made for one row of logits a sequence")
         llama_cpp.llama_memory_clear(self.memory, True)
+        self.depth = 0
         batch = llama_cpp.llama_batch_init(len(ids), 0, 1)
         try:
             batch.n_tokens = len(ids)

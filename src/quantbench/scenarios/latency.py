@@ -1,19 +1,30 @@
-"""Latency and throughput of one precision, greedy decoding, batch size configurable (default 1:
-the same prompt in every sequence of a batch, tokens/s counting every sequence's tokens).
+"""Latency and throughput of one precision at every operating point of a sweep, greedy decoding.
 
-Protocol: the model is loaded (timed separately as load_s), then for each prompt length
-``warmup_runs`` untimed runs and ``measured_runs`` timed runs. A run is one prefill of the
-prompt (time to first token: the forward pass and the choice of the first token) followed by
-``new_tokens`` decode steps, each timed on its own. The device is synchronised before every
-clock read; the prompt ids are prepared before timing (tokenisation is not timed). The prompt is
-the start of the evaluation text, so every backend sees the same token ids.
+An operating point (``quantbench.points``) is a prompt length, a batch size and a context depth:
+``batch_size`` sequences (the same prompt in each; tokens/s count every sequence's tokens), each
+with its KV cache filled to ``context_depth`` tokens before the timed runs, as llama-bench's
+``-d``. The depth is the start of the evaluation text and the prompt the tokens that follow it,
+so every backend sees the same token ids.
+
+Protocol: the model is loaded once (timed separately as load_s). For each batch size and depth
+the backend is configured (a context or static cache of that shape) and filled to the depth,
+untimed; then for each prompt length ``warmup_runs`` untimed runs and ``measured_runs`` timed
+runs. A run rewinds the cache to the depth (untimed bookkeeping, no data touched), then times
+one prefill of the prompt (time to first token: the forward pass and the choice of the first
+token of each sequence) and ``new_tokens`` decode steps, each on its own. The device is
+synchronised before every clock read; tokenisation is not timed. A point that runs out of
+memory (or fails otherwise) is a point with that status, and the sweep goes on.
 
 Decode throughput is given two ways: over every step (what a user waits for after the first
 token) and in the steady state, without the first step after the prefill. That first step can
 cost more (llama.cpp on a GPU rebuilds its graph for the new batch shape and runs a changed
 graph without a CUDA graph; measured in docs/examples/h100/README.md), so it is also reported
-on its own (``decode_first_step_ms``). llama-bench's token generation measures
-the steady state.
+on its own (``first_step_ms``). llama-bench's token generation measures the steady state.
+On a GPU the card's energy counter is read before and after a point's timed runs:
+``energy_j_per_tok`` is that energy over the tokens decoded (each run's prefill included).
+
+The record keeps every point (``details.points``); its metrics are the headline point's
+(``latency.headline``, default batch 1, depth 0, the first prompt), under the summary's names.
 
 Memory (``peak_mem_mib``) is what serving holds, on every device: the largest sample from the end
 of loading on (on entry, after every run and on exit; GPU memory by NVML on a GPU, else the
@@ -29,13 +40,18 @@ split into the engine's parts (``weights_mib``, ``kv_cache_mib``, ``compute_mib`
 from __future__ import annotations
 
 import gc
+import logging
 import time
+from itertools import groupby
 
 import numpy as np
 
+from quantbench import points
 from quantbench.config import check_prompt_in_text
 from quantbench.contention import ContentionTracker
-from quantbench.scenarios.common import Job, artifact_size_mib
+from quantbench.errors import ConfigError, UnsupportedError
+from quantbench.points import LatencyPoint, OperatingPoint, sweep
+from quantbench.scenarios.common import OOM_MESSAGES, Job, artifact_size_mib
 from quantbench.stats import summarize
 from quantbench.trackers import (
     MemoryTracker,
@@ -43,7 +59,10 @@ from quantbench.trackers import (
     peak_rss_mib,
     reset_peak_rss,
     rss_mib,
+    total_energy_mj,
 )
+
+log = logging.getLogger(__name__)
 
 
 def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
@@ -75,25 +94,99 @@ def decode_rates(steps: list[float], batch_size: int = 1) -> tuple[float, float 
     return every, steady
 
 
+OOM_TYPES = (MemoryError,)
+
+
+def _point_failure(exc: BaseException) -> tuple[str, str]:
+    """A failed point's status and reason (the sweep goes on after it)."""
+    reason = f"{type(exc).__name__}: {exc or 'no message'}"[:2000]
+    if isinstance(exc, OOM_TYPES) or any(m in str(exc).lower() for m in OOM_MESSAGES):
+        return "oom", reason
+    if isinstance(exc, UnsupportedError):
+        return "unsupported", reason
+    return "error", reason
+
+
+def measure_point(backend, mem, job, point: OperatingPoint, prompt: list[int], *,
+                  new_tokens: int, warmup_runs: int, measured_runs: int) -> LatencyPoint:
+    """``warmup_runs`` untimed and ``measured_runs`` timed runs at one operating point (the
+    backend configured for its batch and filled to its depth)."""
+    b = point.batch_size
+    ttfts, per_token, run_tok_s, steady_tok_s, first_ms = [], [], [], [], []
+    mem_mib = mem.tick()
+    energy_start = None
+    for run in range(warmup_runs + measured_runs):
+        if run == warmup_runs and job.handle is not None:
+            energy_start = total_energy_mj(job.handle)
+        ttft, steps = timed_run(backend, prompt, new_tokens, b)
+        mem_mib = max(mem_mib, mem.tick())
+        if run >= warmup_runs:
+            ttfts.append(ttft * 1e3)
+            per_token.extend(s * 1e3 for s in steps)
+            every, steady = decode_rates(steps, b)
+            run_tok_s.append(every)
+            first_ms.append(steps[0] * 1e3)
+            if steady is not None:
+                steady_tok_s.append(steady)
+    energy_j = None
+    if energy_start is not None and (end := total_energy_mj(job.handle)) is not None:
+        energy_j = (end - energy_start) / 1e3 / (measured_runs * b * new_tokens)
+    ttft, tok_s = summarize(ttfts), summarize(run_tok_s)
+    step = summarize(per_token)
+    n = point.prompt_tokens
+    return LatencyPoint(
+        prompt_tokens=n, batch_size=b, context_depth=point.context_depth,
+        runs=len(ttfts), steps=len(per_token), prefill_ms=ttft["p50"],
+        prefill_tok_s=summarize([b * n / (t / 1e3) for t in ttfts])["mean"],
+        decode_tok_s=tok_s["mean"], decode_tok_s_ci_low=tok_s["ci95_low"],
+        decode_tok_s_ci_high=tok_s["ci95_high"], decode_tok_s_per_seq=tok_s["mean"] / b,
+        decode_steady_tok_s=summarize(steady_tok_s)["mean"] if steady_tok_s else None,
+        decode_cv=tok_s["cv"], token_ms_p50=step["p50"], token_ms_p90=step["p90"],
+        token_ms_p99=step["p99"], first_step_ms=summarize(first_ms)["p50"],
+        decode_ctx_mean=point.context_depth + n + (new_tokens + 1) / 2,
+        kv_tokens_per_seq=point.context_depth + n + new_tokens,
+        peak_mem_mib=mem_mib, energy_j_per_tok=energy_j,
+    )
+
+
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
-                new_tokens: int, warmup_runs: int, measured_runs: int, batch_size: int = 1,
+                new_tokens: int, warmup_runs: int, measured_runs: int,
+                batch_sizes: list[int] = (1,), context_depths: list[int] = (0,),
+                headline: dict | None = None,
                 device: str = "auto", threads: int = 0, overrides: dict | None = None,
                 memory_sample_hz: float = 0.0, time_limit_s: float | None = None,
                 llamacpp_greedy: str = "host"):
-    settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_size=batch_size,
-                    warmup_runs=warmup_runs, measured_runs=measured_runs,
-                    memory_sample_hz=memory_sample_hz, llamacpp_greedy=llamacpp_greedy)
+    grid = sweep(prompt_tokens, batch_sizes, context_depths)
+    head = points.headline(prompt_tokens, headline)
+    if head not in grid:
+        raise ConfigError(f"config key 'latency.headline': {head.label()} is not a measured "
+                          "point (its batch size, depth and prompt must be in the sweep)")
+    settings = dict(prompt_tokens=list(prompt_tokens), new_tokens=new_tokens,
+                    batch_sizes=list(batch_sizes), context_depths=list(context_depths),
+                    headline=dict(head.__dict__), warmup_runs=warmup_runs,
+                    measured_runs=measured_runs, memory_sample_hz=memory_sample_hz,
+                    llamacpp_greedy=llamacpp_greedy)
     job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     ids = np.load(tokens_path)
-    check_prompt_in_text("latency.prompt_tokens", max(prompt_tokens), len(ids), model)
+    deepest = max(pt.context_depth + pt.prompt_tokens for pt in grid)
+    check_prompt_in_text("latency.context_depths + latency.prompt_tokens"
+                         if max(context_depths) else "latency.prompt_tokens",
+                         deepest, len(ids), model)
+    longest = max(prompt_tokens) + new_tokens + 1  # tokens a sequence adds to its depth
+
+    def n_ctx(depth: int) -> int:
+        return depth + longest
+
+    measured: list[LatencyPoint] = []
     with job.failures_recorded():
         rss_before = rss_mib()
         rec.details["load_peak_from"] = "load" if reset_peak_rss() else "process start"
         # one row of logits a sequence: latency never asks for a row per position
-        backend = job.load(artifact, n_ctx=max(prompt_tokens) + new_tokens + 1,
-                           batch_size=batch_size, greedy=llamacpp_greedy, all_logits=False)
+        backend = job.load(artifact, n_ctx=n_ctx(max(context_depths)),
+                           batch_size=grid[0].batch_size, greedy=llamacpp_greedy,
+                           all_logits=False)
         load_peak = peak_rss_mib()
         rec.metrics["size_mib"] = _weights_mib(rec.details["backend"])
         gc.collect()  # what loading left to the collector is not memory that serving holds
@@ -101,69 +194,69 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         # between runs (untimed), and in a background thread only if asked (it slows decode)
         period = 1 / memory_sample_hz if memory_sample_hz > 0 else None
         others = ContentionTracker().start()  # other work on the machine while measuring
+        parts_by_batch = {}
         with MemoryTracker(job.handle, period_s=period) as mem:
-            prefill, decode = {}, {}
-            for n in prompt_tokens:
-                prompt = [int(i) for i in ids[:n]]
-                ttfts, per_token, run_tok_s, steady_tok_s, first_ms = [], [], [], [], []
-                for run in range(warmup_runs + measured_runs):
-                    ttft, steps = timed_run(backend, prompt, new_tokens, batch_size)
-                    mem.tick()
-                    if run >= warmup_runs:
-                        ttfts.append(ttft * 1e3)
-                        per_token.extend(s * 1e3 for s in steps)
-                        every, steady = decode_rates(steps, batch_size)
-                        run_tok_s.append(every)
-                        first_ms.append(steps[0] * 1e3)
-                        if steady is not None:
-                            steady_tok_s.append(steady)
-                prefill[n] = {
-                    "ttft_ms": summarize(ttfts),
-                    "prefill_tok_s": summarize([batch_size * n / (t / 1e3) for t in ttfts]),
-                }
-                decode[n] = {
-                    "token_ms": summarize(per_token),
-                    "decode_tok_s": summarize(run_tok_s),
-                    "steady_tok_s": summarize(steady_tok_s) if steady_tok_s else None,
-                    "first_step_ms": summarize(first_ms),
-                }
+            for (b, depth), group in groupby(grid, key=lambda pt: (pt.batch_size,
+                                                                      pt.context_depth)):
+                group = list(group)
+                failed = None
+                try:  # a context of this batch size, filled to this depth (untimed)
+                    backend.configure(b, n_ctx(depth))
+                    backend.fill([int(i) for i in ids[:depth]])
+                    parts_by_batch[(b, depth)] = backend.memory_parts()
+                except Exception as exc:  # noqa: BLE001 - the point's status, not the job's
+                    failed = _point_failure(exc)
+                for pt in group:
+                    if failed is None:
+                        prompt = [int(i) for i in ids[depth:depth + pt.prompt_tokens]]
+                        try:
+                            measured.append(measure_point(
+                                backend, mem, job, pt, prompt, new_tokens=new_tokens,
+                                warmup_runs=warmup_runs, measured_runs=measured_runs))
+                            measured[-1].kv_cache_mib = parts_by_batch[(b, depth)].get(
+                                "kv_cache_mib")
+                            continue
+                        except Exception as exc:  # noqa: BLE001 - as above
+                            failed = _point_failure(exc)
+                            backend.shape = None  # the next point starts from a new context
+                            reason = failed[1]
+                    else:
+                        reason = (f"not measured: this batch size and depth failed first "
+                                  f"({failed[1]})")
+                    log.warning("latency %s %s: %s", precision, pt.label(), reason)
+                    measured.append(LatencyPoint(pt.prompt_tokens, b, depth, status=failed[0],
+                                                 reason=reason))
         rec.metrics.update(others.stop())
         rec.details["other_processes"] = others.top
-        first = prompt_tokens[0]
+        rec.details["points"] = [p.to_dict() for p in measured]
+        top = next(p for p in measured if p.key == head)
+        if top.status != "ok":
+            rec.status, rec.reason = top.status, f"at the headline point: {top.reason}"
         rec.metrics.update(
-            prompt_tokens=first,
-            batch_size=batch_size,
-            decode_ctx_mean=first + (new_tokens + 1) / 2,
+            {k: v for k, v in top.summary_metrics().items() if v is not None},
+            prompt_tokens=head.prompt_tokens, batch_size=head.batch_size,
+            context_depth=head.context_depth,
             kv_elem_bytes=rec.details["backend"].get("kv_elem_bytes"),
-            prefill_ms=prefill[first]["ttft_ms"]["p50"],
-            prefill_tok_s=prefill[first]["prefill_tok_s"]["mean"],
-            decode_tok_s=decode[first]["decode_tok_s"]["mean"],
-            decode_tok_s_ci95=[decode[first]["decode_tok_s"]["ci95_low"],
-                               decode[first]["decode_tok_s"]["ci95_high"]],
-            decode_token_ms_p50=decode[first]["token_ms"]["p50"],
-            decode_token_ms_p90=decode[first]["token_ms"]["p90"],
-            decode_token_ms_p99=decode[first]["token_ms"]["p99"],
-            decode_cv=decode[first]["decode_tok_s"]["cv"],
-            decode_steady_tok_s=(decode[first]["steady_tok_s"] or {}).get("mean"),
-            decode_first_step_ms=decode[first]["first_step_ms"]["p50"],
+            decode_tok_s_ci95=[top.decode_tok_s_ci_low, top.decode_tok_s_ci_high],
             peak_rss_mib=peak_rss_mib(),
             rss_before_load_mib=rss_before,
             load_peak_mib=load_peak,
             serving_rss_mib=mem.peak_rss_sampled_mib,
             peak_gpu_mib=mem.peak_gpu_mib if job.handle is not None else None,
-            # one memory figure for every backend: the GPU's if the job ran there, else host
-            # RSS; in both cases sampled while serving (loading is load_peak_mib)
-            peak_mem_mib=mem.serving_mib,
         )
+        for k in ("decode_tok_s_ci_low", "decode_tok_s_ci_high"):
+            rec.metrics.pop(k, None)  # the interval is decode_tok_s_ci95
         rec.details["gpu_memory_method"] = mem.gpu_method
-        rec.details["memory"] = memory_breakdown(mem.serving_mib, backend.memory_parts())
-        rec.metrics.update(rec.details["memory"])
+        if top.status == "ok":
+            # one memory figure for every backend: the GPU's if the job ran there, else host
+            # RSS, at the headline point; sampled while serving (loading is load_peak_mib)
+            parts = parts_by_batch.get((head.batch_size, head.context_depth), {})
+            rec.details["memory"] = memory_breakdown(top.peak_mem_mib, parts)
+            rec.metrics.update(rec.details["memory"])
         if job.device == "cuda" and job.precision.backend != "llama.cpp":
             import torch
 
             rec.metrics["torch_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-        rec.details.update(prefill={str(k): v for k, v in prefill.items()},
-                           decode={str(k): v for k, v in decode.items()})
     rec.metrics["disk_mib"] = artifact_size_mib(artifact)
     return rec
 
