@@ -199,3 +199,17 @@ def test_pickle_weights_need_the_config_to_allow_them(tmp_path, tiny_model):
     _refused(tmp_path, spec, "only pickle weights \\(pytorch_model.bin\\)")
     info = prepare_model({**spec, "allow_pickle": True}, tmp_path / "out")
     assert list(info["weights"]) == ["pytorch_model.bin"]
+
+
+def test_random_weights_are_made_in_the_dtype_asked_for(tmp_path, sample_text):
+    import json
+
+    from conftest import TINY
+
+    sizes = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / dtype
+        prepare_model({**TINY, "weights_dtype": dtype}, out, text_path=sample_text)
+        assert json.loads((out / "config.json").read_text())["dtype"] == dtype
+        sizes[dtype] = sum(f.stat().st_size for f in out.glob("*.safetensors"))
+    assert sizes["bfloat16"] < 0.51 * sizes["float32"]

@@ -294,7 +294,13 @@ def _from_random(spec: dict, out: Path, text_path: Path) -> dict:
 
     train_tokenizer(text_path, out, vocab_size=min(8000, spec["vocab_size"]))
     torch.manual_seed(spec.get("seed", 0))
-    LlamaForCausalLM(random_llama_config(spec)).to(torch.float32).save_pretrained(out)
+    dtype = getattr(torch, spec.get("weights_dtype", "float32"))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # made in that dtype: an 8B shape needs no fp32 copy
+    try:
+        LlamaForCausalLM(random_llama_config(spec)).save_pretrained(out)
+    finally:
+        torch.set_default_dtype(previous)
     return random_model_info(spec)
 
 
