@@ -591,7 +591,7 @@ def references(names) -> list[str]:
 
 # -- the report's section -----------------------------------------------------------------------
 
-def _order(df: pd.DataFrame) -> pd.DataFrame:
+def in_table_order(df: pd.DataFrame) -> pd.DataFrame:
     rank = {name: i for i, name in enumerate(precisions.table())}
     return (df.assign(_rank=df["precision"].map(rank).fillna(len(rank)))
             .sort_values(["model", "_rank", "precision", *KEYS], kind="stable")
@@ -622,7 +622,7 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
     fits = fit_capacity(df, settings, machine, shapes)
     device, what = device_memory(machine)
     say = lambda fs: [f.text for f in fs]  # noqa: E731
-    tables = {model: _order(g).to_dict("records") for model, g in df.groupby("model")}
+    tables = {model: in_table_order(g).to_dict("records") for model, g in df.groupby("model")}
     return {
         "swept": True, "line": None, "settings": settings,
         "n_points": len(df), "n_ok": int((df["status"] == "ok").sum()),
@@ -635,7 +635,7 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
         "crossovers": say(crossover_findings(df)),
         "compute": say(compute_bound_findings(df, machine)),
         "budget": say(budget_findings(df, settings)),
-        "budget_rows": budget_table(_order(df), settings),
+        "budget_rows": budget_table(in_table_order(df), settings),
         "capacity": say(capacity_findings(fits, machine)),
         "capacity_rows": fits,
         "device_mib": device, "device_memory": what,

@@ -214,12 +214,6 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     )
 
 
-def _shapes(model_dirs) -> dict:
-    """Each model's shape (``roofline.Shape``) from its folder's config.json, where it has one."""
-    return {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
-            for d in model_dirs if (Path(d) / "config.json").is_file()}
-
-
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
                   config: dict, out, machine_path=None, configfiles=(), points_path=None) -> str:
     df = pd.read_csv(summary_path)
@@ -235,7 +229,7 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
         prov=_provenance(quality_paths, machine),
         configfiles=configfiles,
         points=points,
-        shapes=_shapes(model_dirs),
+        shapes=roofline.shapes(model_dirs),
     )
     atomic_write_text(out, text)
     return text

@@ -57,6 +57,13 @@ class Shape:
         return 2 * self.layers * self.kv_heads * self.head_dim * elem_bytes
 
 
+def shapes(model_dirs) -> dict[str, Shape]:
+    """Each model's shape from its folder's config.json (``resources/models/<model>/hf``), for
+    the folders that have one."""
+    return {Path(d).parent.name: Shape.from_config(Path(d) / "config.json")
+            for d in model_dirs if (Path(d) / "config.json").is_file()}
+
+
 def prefill_flops(shape: Shape, prompt: int) -> float:
     attention = 2 * shape.layers * prompt**2 * shape.heads * shape.head_dim
     return 2 * shape.matmul_params * prompt + attention
