@@ -505,7 +505,7 @@ def recommendation_findings(points: pd.DataFrame, summary: pd.DataFrame | None, 
     budget = settings.token_latency_budget_ms
     limit, limit_from = (budgets.memory_budget_mib, "budget")
     if limit is None:
-        limit, what = device_memory(machine)
+        limit, _ = device_memory(machine)
         limit_from = "device" if limit is not None else "ran"
     for model, g in ok_points(points).groupby("model"):
         s = summary[summary["model"] == model] if summary is not None else None
@@ -598,6 +598,10 @@ def in_table_order(df: pd.DataFrame) -> pd.DataFrame:
             .drop(columns="_rank"))
 
 
+def _say(found: list[Finding]) -> list[str]:
+    return [f.text for f in found]
+
+
 def nothing_to_sweep(points: pd.DataFrame | None) -> str | None:
     """The section's one line when there is no sweep to analyse, else None."""
     if points is None:
@@ -621,7 +625,6 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
     df = costs(prepare(points, summary, machine, shapes), settings)
     fits = fit_capacity(df, settings, machine, shapes)
     device, what = device_memory(machine)
-    say = lambda fs: [f.text for f in fs]  # noqa: E731
     tables = {model: in_table_order(g).to_dict("records") for model, g in df.groupby("model")}
     return {
         "swept": True, "line": None, "settings": settings,
@@ -629,16 +632,16 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
         "batch_sizes": sorted(int(b) for b in df["batch_size"].dropna().unique()),
         "depths": sorted(int(d) for d in df["context_depth"].dropna().unique()),
         "prompts": sorted(int(p) for p in df["prompt_tokens"].dropna().unique()),
-        "recommendations": say(recommendation_findings(
+        "recommendations": _say(recommendation_findings(
             df, summary, reference=reference, budgets=budgets, settings=settings,
             machine=machine, config=config)),
-        "crossovers": say(crossover_findings(df)),
-        "compute": say(compute_bound_findings(df, machine)),
-        "budget": say(budget_findings(df, settings)),
+        "crossovers": _say(crossover_findings(df)),
+        "compute": _say(compute_bound_findings(df, machine)),
+        "budget": _say(budget_findings(df, settings)),
         "budget_rows": budget_table(in_table_order(df), settings),
-        "capacity": say(capacity_findings(fits, machine)),
+        "capacity": _say(capacity_findings(fits, machine)),
         "capacity_rows": fits,
         "device_mib": device, "device_memory": what,
-        "costs": say(cost_findings(df, settings)),
+        "costs": _say(cost_findings(df, settings)),
         "tables": tables,
     }
