@@ -134,8 +134,9 @@ def prepare(points: pd.DataFrame, summary: pd.DataFrame | None = None,
             machine: dict | None = None, shapes: dict | None = None) -> pd.DataFrame:
     """The points with what is derived from them: ``kv_tokens_per_seq``, ``kv_tokens`` (all the
     batch's sequences), ``kv_elem_bytes`` (the summary's, when the table has none), and, where
-    the model's shape is known, decode's bytes per step, GB/s, FLOP/byte, TFLOP/s, ``mbu_pct``
-    and ``decode_mfu_pct``."""
+    the model's shape is known, decode's bytes per step, GB/s, FLOP/byte, TFLOP/s, ``mbu_pct``,
+    ``decode_mfu_pct`` and ``ridge_batch`` (the batch at which this point's weights and context
+    reach the machine's ridge point; inf when no batch does)."""
     machine, shapes = machine or {}, shapes or {}
     df = points.reindex(columns=[*points.columns,
                                  *(c for c in POINT_COLUMNS if c not in points)])
