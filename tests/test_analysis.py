@@ -311,8 +311,8 @@ def test_the_report_has_every_section_in_order(measured):
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == ["## Summary", "## Findings", "## Set-up and provenance", "## Methodology",
                         "## Results", "## Hardware analysis", "## Trade-offs", "## Anomalies",
-                        "## Limitations", "## Figures", "## Sanity generations (greedy)",
-                        "## Reproduce"]
+                        "## Limitations", "## Operating points", "## Figures",
+                        "## Sanity generations (greedy)", "## References", "## Reproduce"]
     reproduce = text.split("## Reproduce")[1]
     assert f"git checkout {'b' * 40}" in reproduce
     assert "snakemake --cores 1 --configfile config/my.yaml" in reproduce

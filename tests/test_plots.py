@@ -239,3 +239,83 @@ def test_two_models_get_one_front_each_and_labelled_bars(summary):
     fronts = [t.name for t in figs["pareto_speed"].data if t.name.startswith("Pareto front")]
     assert fronts == ["Pareto front (m)", "Pareto front (n)"]
     assert "n / gguf-q2_k" in figs["decode_throughput"].layout.xaxis.categoryarray
+
+
+# -- operating points -----------------------------------------------------------------------------
+
+OPS_SHAPE_MACHINE = {"device": "cuda", "peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16": 2.0},
+                     "gpu_memory_total_mib": 8000.0}
+
+
+def _sweep_points():
+    from quantbench.roofline import Shape
+
+    rows = []
+    speeds = {"gguf-f16": (100, 200, 400, 800), "gguf-q4_k_m": (200, 400, 300, 400),
+              "bnb-nf4": (20, 80, 800, 1600), "bf16": (50, 200, 700, 1500)}
+    for precision, curve in speeds.items():
+        family = "llama.cpp" if precision.startswith("gguf") else (
+            "bitsandbytes" if precision.startswith("bnb") else "transformers")
+        for batch, tok_s in zip((1, 4, 16, 64), curve, strict=True):
+            rows.append({"model": "m", "precision": precision, "backend": family,
+                         "family": family, "status": "ok", "reason": None,
+                         "prompt_tokens": 16, "batch_size": batch, "context_depth": 0,
+                         "decode_tok_s": float(tok_s), "decode_tok_s_ci_low": tok_s * 0.99,
+                         "decode_tok_s_ci_high": tok_s * 1.01,
+                         "decode_tok_s_per_seq": tok_s / batch, "token_ms_p90": 1e3 * batch / tok_s,
+                         "decode_ctx_mean": 24.0, "kv_tokens_per_seq": 32,
+                         "peak_mem_mib": 500.0 + 0.5 * batch * 32, "weights_mib": 0.1,
+                         "kv_elem_bytes": 2.0})
+    rows.append({**rows[-1], "batch_size": 256, "status": "oom", "decode_tok_s": None})
+    shape = Shape(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=128, vocab=256)
+    return pd.DataFrame(rows), {"m": shape}
+
+
+def _texts(fig):
+    return {t for trace in fig.data for t in (trace.text or ()) if t}
+
+
+def test_operating_figures_label_every_precision_and_colour_its_family(summary):
+    points, shapes = _sweep_points()
+    figs = plots.figures(summary, machine=OPS_SHAPE_MACHINE, reference="fp32", points=points,
+                         shapes=shapes)
+    names = {"gguf-f16", "gguf-q4_k_m", "bnb-nf4", "bf16"}
+    for name in ("batch_throughput", "latency_throughput", "batch_memory", "batch_roofline"):
+        assert _texts(figs[name]) == names, name
+    assert _texts(figs["batch_speedup"]) == {"gguf-q4_k_m", "bnb-nf4"}  # the quantized ones
+    for name in ("latency_throughput", "batch_memory", "batch_roofline"):  # every point
+        for trace in figs[name].data:
+            if trace.mode and "markers" in trace.mode:
+                assert all(trace.text), name
+    for name in plots.SUMMARY_FIGURES[-5:]:
+        pairs = _family_colours(figs[name])
+        assert pairs and all(c == plots.COLOURS[f] for f, c in pairs), name
+
+
+def test_the_speedup_figure_marks_the_crossover_and_the_memory_figure_the_device():
+    points, shapes = _sweep_points()
+    figs = plots.operating_figures(points, machine=OPS_SHAPE_MACHINE, shapes=shapes)
+    marks = [a.text for a in figs["batch_speedup"].layout.annotations]
+    # q4_k_m: faster at batch 1 and 4, slower from 16; nf4: slower, then faster from 16
+    assert sorted(marks) == ["crossover: bnb-nf4", "crossover: gguf-q4_k_m"]
+    lines = [s for s in figs["batch_speedup"].layout.shapes if s.line.dash == "dot"]
+    assert sorted(round(s.x0, 3) for s in lines) == [8.0, 8.0]  # between batch 4 and 16
+    assert figs["batch_throughput"].layout.xaxis.type == "log"
+    memory = figs["batch_memory"]
+    device = [s for s in memory.layout.shapes if s.y0 == 8000.0]
+    assert device and "GPU memory: 8,000 MiB" in memory.layout.annotations[0].text
+    fit = next(t for t in memory.data if t.name == "fit: bf16")
+    assert list(fit.y) == pytest.approx([500.0 + 0.5 * 32, 500.0 + 0.5 * 64 * 32])
+    roof = figs["batch_roofline"]
+    assert roof.layout.xaxis.type == "log" and any(
+        t.name.startswith("peak bandwidth") for t in roof.data)
+
+
+def test_without_a_sweep_the_operating_figures_say_so(summary):
+    points, _ = _sweep_points()
+    one = points.groupby("precision").head(1)  # one point per precision
+    for table in (None, one):
+        figs = plots.operating_figures(table, machine=OPS_SHAPE_MACHINE)
+        for name, fig in figs.items():
+            assert not fig.data, name
+            assert "no operating-point sweep" in fig.layout.annotations[0].text, name

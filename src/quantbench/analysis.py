@@ -411,7 +411,7 @@ def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Fi
         numbers = {"tok_s": row["decode_tok_s"], "baseline_tok_s": ref["decode_tok_s"],
                    "speed_ratio": row["decode_tok_s"] / ref["decode_tok_s"],
                    "size_ratio": ref["size_mib"] / row["size_mib"]}
-        names = {"baseline": base, "resolved": _apart(ref, row), "t0": f"{name}-t0",
+        names = {"baseline": base, "resolved": apart(ref, row), "t0": f"{name}-t0",
                  "split": None}
         if row["backend"] == "bitsandbytes" and names["t0"] in ok.index:
             t0_tok_s = numbers["t0_tok_s"] = ok.loc[names["t0"], "decode_tok_s"]
@@ -572,7 +572,7 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
     return out
 
 
-def _apart(fast: pd.Series, slow: pd.Series) -> bool:
+def apart(fast: pd.Series, slow: pd.Series) -> bool:
     """Whether ``fast`` decodes faster than ``slow`` with their 95 % intervals apart."""
     low, high = fast.get("decode_tok_s_ci_low"), slow.get("decode_tok_s_ci_high")
     return not (pd.isna(low) or pd.isna(high)) and bool(low > high)
@@ -590,7 +590,7 @@ def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
             continue
         c, e = by_name.loc[name], by_name.loc[base]
         speedup = c["decode_tok_s"] / e["decode_tok_s"]
-        clear = speedup >= COMPILED_CLEAR_SPEEDUP and _apart(c, e)
+        clear = speedup >= COMPILED_CLEAR_SPEEDUP and apart(c, e)
         out.append(Finding(
             "compiled_faster" if clear else "compiled_not_faster", model, name,
             numbers={"compiled_tok_s": c["decode_tok_s"], "eager_tok_s": e["decode_tok_s"],
@@ -611,7 +611,7 @@ def bytes_to_speed(model: str, g: pd.DataFrame, reference: str) -> Finding | Non
         return None
     worst = min(rows, key=lambda r: r["realised_pct"])
     ok = _ok(g).set_index("precision")
-    slower = worst["bytes_ratio"] > 1 and _apart(ok.loc[worst["baseline"]],
+    slower = worst["bytes_ratio"] > 1 and apart(ok.loc[worst["baseline"]],
                                                   ok.loc[worst["precision"]])
     return Finding(
         "bytes_to_speed_slower" if slower else "bytes_to_speed", model, worst["precision"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from quantbench.errors import UnsupportedError
 
@@ -52,3 +53,14 @@ def resolve_device(requested: str) -> str:
 
 def resolve_threads(threads: int) -> int:
     return threads if threads > 0 else (len(os.sched_getaffinity(0)) or 1)
+
+
+def host_memory_mib(meminfo="/proc/meminfo") -> float | None:
+    """The machine's RAM (MemTotal of /proc/meminfo), MiB; None where it cannot be read."""
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from quantbench.device import resolve_device, resolve_threads
+from quantbench.device import host_memory_mib, resolve_device, resolve_threads
 from quantbench.records import provenance
 from quantbench.trackers import gpu_description, nvml_handle
 
@@ -55,7 +55,8 @@ def measure_machine(device: str = "auto", threads: int = 0) -> dict:
     n_threads = resolve_threads(threads)
     torch.set_num_threads(n_threads)
     handle = nvml_handle() if kind == "cuda" else None
-    out = {"device": kind, "threads": n_threads, **gpu_description(handle)}
+    out = {"device": kind, "threads": n_threads, "host_memory_total_mib": host_memory_mib(),
+           **gpu_description(handle)}
     if kind == "cuda":
         import pynvml
 

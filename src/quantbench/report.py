@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from quantbench import analysis, stats
+from quantbench import analysis, operating, roofline, stats
 from quantbench.aggregate import SELF_FLOOR
 from quantbench.analysis import Budgets, fmt
 from quantbench.records import atomic_write_text
@@ -167,8 +167,10 @@ def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
 
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
                 models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
-                configfiles=()) -> str:
-    """The report's markdown from the summary table and what describes the run."""
+                configfiles=(), points: pd.DataFrame | None = None,
+                shapes: dict | None = None) -> str:
+    """The report's markdown from the summary table, the operating points (``points``, None
+    when the run wrote none) and what describes the run."""
     machine, models, prov = machine or {}, models or {}, prov or {}
     budgets = Budgets.from_config(config.get("report"))
     picks = analysis.recommendations(df, reference, budgets)
@@ -178,6 +180,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     )
     env.filters["fmt"] = fmt
     env.filters["sci"] = sci
+    env.filters["md"] = md_escape
     env.globals["interval"] = interval
     shown, figures_note = _shown_figures(df, figures)
     return env.get_template("report.md.j2").render(
@@ -205,13 +208,18 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         machine=machine,
         peak_tflops=max((machine.get("matmul_tflops") or {}).values(), default=None),
         configfiles=list(configfiles) or ["config/config.yaml"],
+        ops=operating.section(points, df, reference=reference, config=config, machine=machine,
+                              shapes=shapes),
+        references=operating.references(df["precision"]),
     )
 
 
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
-                  config: dict, out, machine_path=None, configfiles=()) -> str:
+                  config: dict, out, machine_path=None, configfiles=(), points_path=None) -> str:
     df = pd.read_csv(summary_path)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
+    points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()
+              else None)
     out_dir = Path(out).parent
     text = report_text(
         df, reference=reference, config=config, machine=machine,
@@ -220,6 +228,8 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
         generations=_generations(quality_paths),
         prov=_provenance(quality_paths, machine),
         configfiles=configfiles,
+        points=points,
+        shapes=roofline.shapes(model_dirs),
     )
     atomic_write_text(out, text)
     return text

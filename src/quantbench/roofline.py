@@ -57,6 +57,13 @@ class Shape:
         return 2 * self.layers * self.kv_heads * self.head_dim * elem_bytes
 
 
+def shapes(model_dirs) -> dict[str, Shape]:
+    """Each model's shape from its folder's config.json (``resources/models/<model>/hf``), for
+    the folders that have one."""
+    return {Path(d).parent.name: Shape.from_config(Path(d) / "config.json")
+            for d in model_dirs if (Path(d) / "config.json").is_file()}
+
+
 def prefill_flops(shape: Shape, prompt: int) -> float:
     attention = 2 * shape.layers * prompt**2 * shape.heads * shape.head_dim
     return 2 * shape.matmul_params * prompt + attention
@@ -70,16 +77,14 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
     batch = row.get("batch_size") if _num(row.get("batch_size")) else 1
     peak_bw = machine.get("peak_bw_gb_s")
     if all(_num(v) for v in (tok_s, size, ctx, kv)):
-        # one decode step reads the weights once and each sequence's KV cache
-        bytes_tok = (size * 2**20 + batch * ctx * shape.kv_bytes_per_token(kv)) / batch
+        bytes_tok = decode_step_bytes(shape, size, batch, ctx, kv) / batch
         out["decode_bytes_per_tok_mib"] = bytes_tok / 2**20
         out["decode_gb_s"] = bytes_tok * tok_s / 1e9
-        out["decode_flop_per_byte"] = 2 * shape.matmul_params / bytes_tok
+        out["decode_flop_per_byte"] = decode_step_flops(shape, 1) / bytes_tok
         if _num(peak_bw):
             out["mbu_pct"] = 100 * out["decode_gb_s"] / peak_bw
     prefill_ms, prompt = row.get("prefill_ms"), row.get("prompt_tokens")
-    # one ceiling per device: its best measured matmul rate, whatever dtype reached it
-    peak = max((machine.get("matmul_tflops") or {}).values(), default=None)
+    peak = peak_tflops(machine)
     if _num(prefill_ms) and _num(prompt):
         flops = batch * prefill_flops(shape, int(prompt))
         out["prefill_tflops"] = flops / (prefill_ms / 1e3) / 1e12
@@ -88,11 +93,40 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
     return out
 
 
+def peak_tflops(machine: dict) -> float | None:
+    """One ceiling per device: its best measured matmul rate, whatever dtype reached it."""
+    return max((machine.get("matmul_tflops") or {}).values(), default=None)
+
+
 def ridge_flop_per_byte(machine: dict) -> float | None:
     """Arithmetic intensity above which the machine is compute-bound (peak FLOP/s / peak B/s)."""
-    peak = max((machine.get("matmul_tflops") or {}).values(), default=None)
+    peak = peak_tflops(machine)
     bw = machine.get("peak_bw_gb_s")
     return peak * 1e12 / (bw * 1e9) if _num(peak) and _num(bw) else None
+
+
+def decode_step_bytes(shape: Shape, weights_mib: float, batch: float, ctx: float,
+                      kv_elem_bytes: float) -> float:
+    """Bytes one decode step reads: the weights once for the whole batch, and each sequence's
+    KV cache at ``ctx`` tokens."""
+    return weights_mib * 2**20 + batch * ctx * shape.kv_bytes_per_token(kv_elem_bytes)
+
+
+def decode_step_flops(shape: Shape, batch: float) -> float:
+    """Model FLOPs of one decode step: two per matmul weight for each sequence of the batch."""
+    return 2 * shape.matmul_params * batch
+
+
+def ridge_batch(shape: Shape, weights_mib: float, ctx: float, kv_elem_bytes: float,
+                ridge: float) -> float | None:
+    """The batch at which decode's arithmetic intensity (``decode_step_flops`` over
+    ``decode_step_bytes``) reaches ``ridge``; None when no batch does (each sequence's KV cache
+    then costs as many bytes as its FLOPs can use: the intensity tends to 2 x matmul params /
+    KV bytes per sequence, below the ridge)."""
+    # 2 P B = ridge (W + B ctx kv)  <=>  B = ridge W / (2 P - ridge ctx kv)
+    per_seq = decode_step_flops(shape, 1) - ridge * (
+        decode_step_bytes(shape, 0.0, 1, ctx, kv_elem_bytes))
+    return ridge * weights_mib * 2**20 / per_seq if per_seq > 0 else None
 
 
 def _num(v) -> bool:

@@ -10,6 +10,7 @@ belong only to kinds the analysis emits when the measurement that supports them 
 from __future__ import annotations
 
 import math
+import numbers
 
 import jinja2
 
@@ -90,6 +91,153 @@ WORDING = {
         "llama.cpp's choices for this file type"
         "{% endif %}; its size and quality are those of this mix, not of the named type alone."
     ),
+    # -- operating points (quantbench.operating) -----------------------------------------------
+    "crossover_everywhere": (
+        "{{ model }}: {{ precision }} decodes faster than {{ baseline }} at every measured batch "
+        "size ({{ batch_min | fmt(0) }} to {{ batch_max | fmt(0) }}, {{ n | fmt(0) }} sizes; "
+        "prompt {{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}), the 95 % "
+        "intervals apart: {{ speedup_first | fmt(2) }}× at batch {{ batch_min | fmt(0) }}, "
+        "{{ speedup_last | fmt(2) }}× at batch {{ batch_max | fmt(0) }}."
+    ),
+    "crossover_never": (
+        "{{ model }}: {{ precision }} is never faster than {{ baseline }} at the measured batch "
+        "sizes ({{ batch_min | fmt(0) }} to {{ batch_max | fmt(0) }}; prompt "
+        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}): slower at "
+        "{{ n_slower | fmt(0) }} and no clear difference (95 % intervals overlap) at "
+        "{{ n_unclear | fmt(0) }} of {{ n | fmt(0) }} sizes; {{ speedup_first | fmt(2) }}× at "
+        "batch {{ batch_min | fmt(0) }}, {{ speedup_last | fmt(2) }}× at batch "
+        "{{ batch_max | fmt(0) }}."
+    ),
+    "crossover_switch": (
+        "{{ model }}: {{ precision }} against {{ baseline }} (prompt {{ prompt_tokens | fmt(0) }}, "
+        "depth {{ context_depth | fmt(0) }}): "
+        "{% set not_faster = 'slower' if other == 'slower' else 'not clearly faster' %}"
+        "{% if direction == 'down' %}faster up to batch {{ up_to | fmt(0) }}, {{ not_faster }} "
+        "from batch {{ from_batch | fmt(0) }}{% else %}{{ not_faster }} up to batch "
+        "{{ up_to | fmt(0) }}, faster from batch {{ from_batch | fmt(0) }}{% endif %} "
+        "(95 % intervals; {{ speedup_first | fmt(2) }}× at batch {{ batch_min | fmt(0) }}, "
+        "{{ speedup_last | fmt(2) }}× at batch {{ batch_max | fmt(0) }})."
+    ),
+    "crossover_mixed": (
+        "{{ model }}: {{ precision }} against {{ baseline }} (prompt {{ prompt_tokens | fmt(0) }}, "
+        "depth {{ context_depth | fmt(0) }}): faster, the 95 % intervals apart, at batch "
+        "{{ faster_at }} only, with no single crossover over batch {{ batch_min | fmt(0) }} to "
+        "{{ batch_max | fmt(0) }}."
+    ),
+    "compute_bound_reached": (
+        "{{ model }}: {{ precision }}'s decode turns compute-bound from about batch "
+        "{{ ridge_batch | fmt(1) }} at prompt {{ prompt_tokens | fmt(0) }}, depth "
+        "{{ context_depth | fmt(0) }}: measured at batch {{ batch | fmt(0) }} it does "
+        "{{ intensity | fmt(1) }} FLOP per byte read, at or above the ridge point of "
+        "{{ ridge | fmt(0) }} FLOP/byte (peak matmul rate / peak bandwidth, results/machine.json)."
+    ),
+    "compute_bound_not_reached": (
+        "{{ model }}: {{ precision }}'s decode stays memory-bound in the measured range: at most "
+        "{{ intensity | fmt(1) }} FLOP per byte read (batch {{ batch | fmt(0) }}, prompt "
+        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}), below the ridge "
+        "point of {{ ridge | fmt(0) }} FLOP/byte; "
+        "{% if never %}no batch size reaches it at this context, since each sequence's KV "
+        "cache reads grow with the batch as fast as its FLOPs"
+        "{% else %}by the roofline it would take batch {{ ridge_batch | fmt(1) }} (largest "
+        "measured: {{ batch_max | fmt(0) }}){% endif %}."
+    ),
+    "latency_budget_best": (
+        "{{ model }}: within a per-token latency of {{ budget_ms | fmt_g }} ms (p90, "
+        "report.token_latency_budget_ms), the highest total throughput is {{ precision }}'s "
+        "{{ decode_tok_s | fmt(1) }} tok/s at batch {{ batch_size | fmt(0) }} (prompt "
+        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}; "
+        "{{ per_seq_tok_s | fmt(1) }} tok/s per sequence, p90 {{ token_ms_p90 | fmt(1) }} ms)."
+    ),
+    "latency_budget_none": (
+        "{{ model }}: no measured point decodes within a per-token latency of "
+        "{{ budget_ms | fmt_g }} ms (p90, report.token_latency_budget_ms); the lowest p90 is "
+        "{{ precision }}'s {{ token_ms_p90 | fmt(1) }} ms at batch {{ batch_size | fmt(0) }} "
+        "(prompt {{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }})."
+    ),
+    "capacity": (
+        "{{ model }}: {{ precision }} holds {{ fixed_mib | fmt(0) }} MiB fixed plus "
+        "{{ per_token_kib | fmt(1) }} KiB per token in the KV caches (least squares over "
+        "{{ n_points | fmt(0) }} points, {{ tokens_min | fmt(0) }} to {{ tokens_max | fmt(0) }} "
+        "tokens{% if expected_kib is known %}; the model's shape predicts "
+        "{{ expected_kib | fmt(1) }} KiB{% endif %}): {{ max_sequences | fmt(0) }} "
+        "sequence{{ '' if max_sequences == 1 else 's' }} of "
+        "{{ context_tokens | fmt(0) }} tokens fit in the {{ device_mib | fmt(0) }} MiB of "
+        "{{ memory }}{% if extrapolated %} (extrapolated beyond the measured range){% endif %}."
+    ),
+    "capacity_no_slope": (
+        "{{ model }}: {{ precision }}'s memory does not grow measurably with the tokens in its KV "
+        "caches over the measured range ({{ tokens_min | fmt(0) }} to {{ tokens_max | fmt(0) }} "
+        "tokens: {{ fixed_mib | fmt(0) }} MiB and {{ per_token_kib | fmt(2) }} KiB per token by "
+        "least squares), so these points do not say how many sequences fit (an engine that "
+        "reserves its cache when it loads looks so; the KV cache MiB column shows it where the "
+        "engine reports it)."
+    ),
+    "capacity_no_device": (
+        "{{ model }}: {{ precision }} holds {{ fixed_mib | fmt(0) }} MiB fixed plus "
+        "{{ per_token_kib | fmt(1) }} KiB per token in the KV caches (least squares over "
+        "{{ n_points | fmt(0) }} points, {{ tokens_min | fmt(0) }} to {{ tokens_max | fmt(0) }} "
+        "tokens); the device's total memory is unavailable (not in results/machine.json), so "
+        "how many sequences fit is not computed."
+    ),
+    "prices": (
+        "Costs use the configured prices: "
+        "{% if gpu_hour_cost is known %}{{ gpu_hour_cost | fmt_g }} per device-hour "
+        "(report.gpu_hour_cost){% else %}no device-hour price (report.gpu_hour_cost unset)"
+        "{% endif %} and {% if energy_cost_per_kwh is known %}{{ energy_cost_per_kwh | fmt_g }} "
+        "per kWh (report.energy_cost_per_kwh){% else %}no energy price "
+        "(report.energy_cost_per_kwh unset){% endif %}, in the currency they are given in."
+    ),
+    "unpriced": (
+        "Not priced: neither report.gpu_hour_cost nor report.energy_cost_per_kwh is set, so no "
+        "cost per token is given."
+    ),
+    "least_energy": (
+        "{{ model }}: the least energy per decoded token is {{ precision }}'s "
+        "{{ energy_j_per_tok | fmt(3) }} J at batch {{ batch_size | fmt(0) }} (prompt "
+        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }})."
+    ),
+    "cheapest_point": (
+        "{{ model }}: the cheapest million decoded tokens is {{ precision }} at batch "
+        "{{ batch_size | fmt(0) }} (prompt {{ prompt_tokens | fmt(0) }}, depth "
+        "{{ context_depth | fmt(0) }}): {{ cost_per_mtok | fmt(4) }}"
+        "{% if device_cost_per_mtok is known and energy_cost_per_mtok is known %} "
+        "({{ device_cost_per_mtok | fmt(4) }} device time + {{ energy_cost_per_mtok | fmt(4) }} "
+        "energy){% elif device_cost_per_mtok is known %} of device time{% else %} of energy"
+        "{% endif %}."
+    ),
+    "ops_single_user": (
+        "{{ model }}, single user (batch 1, prompt {{ prompt_tokens | fmt(0) }}, depth "
+        "{{ context_depth | fmt(0) }}): {{ precision }} — {{ per_seq_tok_s | fmt(1) }} tok/s"
+        "{% if quality_known %}, the fastest within {{ quality }}"
+        "{% else %}, the fastest by speed alone (quality was not measured){% endif %}."
+    ),
+    "ops_serving": (
+        "{{ model }}, serving within a per-token latency of {{ budget_ms | fmt_g }} ms (p90): "
+        "{{ precision }} at batch {{ batch_size | fmt(0) }} (prompt {{ prompt_tokens | fmt(0) }}, "
+        "depth {{ context_depth | fmt(0) }}) — {{ decode_tok_s | fmt(1) }} tok/s in all, "
+        "{{ per_seq_tok_s | fmt(1) }} per sequence, p90 {{ token_ms_p90 | fmt(1) }} ms"
+        "{% if quality_known %}; within {{ quality }}"
+        "{% else %}; by speed alone (quality was not measured){% endif %}."
+    ),
+    "ops_max_throughput": (
+        "{{ model }}, maximum throughput "
+        "{% if limit_from == 'budget' %}within {{ limit_mib | fmt(0) }} MiB "
+        "(report.memory_budget_mib){% elif limit_from == 'device' %}within the device's "
+        "{{ limit_mib | fmt(0) }} MiB{% else %}among the points that ran{% endif %}: "
+        "{{ precision }} at batch {{ batch_size | fmt(0) }} (prompt {{ prompt_tokens | fmt(0) }}, "
+        "depth {{ context_depth | fmt(0) }}) — {{ decode_tok_s | fmt(1) }} tok/s, "
+        "{{ peak_mem_mib | fmt(0) }} MiB peak, p90 {{ token_ms_p90 | fmt(1) }} ms per token"
+        "{% if quality_known %}; within {{ quality }}"
+        "{% else %}; by speed alone (quality was not measured){% endif %}."
+    ),
+    "ops_none": (
+        "{{ model }}, {{ scenario }}: no measured point qualifies — "
+        "{% if why == 'quality' %}no precision is within {{ quality }}"
+        "{% elif why == 'batch1' %}no precision within the quality budget was measured at "
+        "batch 1{% elif why == 'latency' %}none within the quality budget has a p90 per-token "
+        "latency within {{ budget_ms | fmt_g }} ms{% else %}none within the quality budget fits "
+        "the memory limit{% endif %}."
+    ),
     # -- limitations --------------------------------------------------------------------------
     "timing_spread": (
         "Timings are from device `{{ device }}`: the decode coefficient of variation is "
@@ -138,6 +286,6 @@ def say(finding) -> str:
         _TEMPLATES[finding.kind] = _env().from_string(WORDING[finding.kind])
     return _TEMPLATES[finding.kind].render(
         model=finding.model, precision=finding.precision,
-        **{k: (float(v) if isinstance(v, int | float) else v)
+        **{k: (float(v) if isinstance(v, numbers.Real) else v)
            for k, v in finding.numbers.items()},
         **finding.names)

@@ -49,6 +49,11 @@ FIGURES = [
     "pareto_speed",
     "pareto_memory",
     "roofline",
+    "batch_throughput",
+    "latency_throughput",
+    "batch_speedup",
+    "batch_memory",
+    "batch_roofline",
 ]
 NVML_FIGURES = expand("nvml_{model}_{precision}", model=MODELS, precision=PRECISIONS)
 FIGURE_PNGS = [f"results/figures/{name}.png" for name in FIGURES + NVML_FIGURES]
@@ -162,6 +167,12 @@ def results_of(kind):
 
 
 RECORDS = [path for kind in ("latency", "quality", "profile") for path in results_of(kind)]
+
+
+def get_points_table(wildcards):
+    """results/points.csv, the table of every measured operating point, where aggregate_results
+    writes it (none: the operating-point figures and report section say there is no sweep)."""
+    return getattr(rules.aggregate_results.output, "points", [])
 
 
 def figure_png(name):

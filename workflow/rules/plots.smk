@@ -1,8 +1,10 @@
 rule plot_results:
     input:
         summary=rules.aggregate_results.output.summary,
+        points=get_points_table,
         machine=rules.measure_machine.output.json,
         profile=results_of("profile"),
+        models=expand("resources/models/{model}/hf", model=MODELS),
     output:
         **{name: figure_png(name) for name in FIGURES},
         nvml=report(
@@ -18,5 +20,6 @@ rule plot_results:
     params:
         reference=REFERENCE,
         figures=FIGURES,
+        report=config["report"],
     script:
         "../scripts/plot_results.py"

@@ -1,4 +1,5 @@
-"""Plot the summary, the machine's ceilings and the NVML samples: interactive HTML and PNG."""
+"""Plot the summary, the operating points, the machine's ceilings and the NVML samples:
+interactive HTML and PNG."""
 
 from quantbench import logs
 from quantbench.plots import plot_all
@@ -7,8 +8,12 @@ from quantbench.plots import plot_all
 def main(smk) -> None:
     logs.to_file(smk.log[0])
     png = [getattr(smk.output, name) for name in smk.params.figures] + list(smk.output.nvml)
+    points = smk.input.points  # a path where aggregate_results writes results/points.csv, else []
+    points_path = points if isinstance(points, str) else next(iter(points), None)
     plot_all(smk.input.summary, html=smk.output.html, png=png, machine_path=smk.input.machine,
-             profile_paths=smk.input.profile, reference=smk.params.reference)
+             profile_paths=smk.input.profile, reference=smk.params.reference,
+             points_path=points_path, model_dirs=smk.input.models,
+             report=smk.params.report)
 
 
 if __name__ == "__main__":

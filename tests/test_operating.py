@@ -1,0 +1,411 @@
+"""The operating-point analysis on small synthetic sweeps: baselines, crossovers, the ridge
+batch, the latency budget, the capacity fit, costs, recommendations and the report section."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from quantbench import operating, precisions, roofline
+from quantbench.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
+from quantbench.analysis import Budgets
+from quantbench.operating import Settings
+from quantbench.report import report_text
+
+SHAPE = roofline.Shape(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=128, vocab=256)
+# ridge = 2 TFLOP/s / 1000 GB/s = 2 FLOP/byte
+MACHINE = {"device": "cuda", "peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16": 2.0},
+           "gpu_memory_total_mib": 8000.0}
+
+
+def point(precision, batch, tok_s, *, prompt=16, depth=0, spread=0.01, status="ok", **extra):
+    """One row of results/points.csv (the columns aggregate writes)."""
+    p = precisions.get(precision)
+    row = {"model": "m", "precision": precision, "backend": p.backend, "family": p.family,
+           "status": status, "reason": None if status == "ok" else "out of memory",
+           "prompt_tokens": prompt, "batch_size": batch, "context_depth": depth,
+           "prefill_ms": 5.0, "prefill_tok_s": batch * prompt / 5e-3,
+           "decode_tok_s": tok_s, "decode_tok_s_ci_low": tok_s * (1 - spread),
+           "decode_tok_s_ci_high": tok_s * (1 + spread),
+           "decode_tok_s_per_seq": tok_s / batch, "decode_steady_tok_s": tok_s,
+           "token_ms_p50": 1e3 * batch / tok_s, "token_ms_p90": 1.1e3 * batch / tok_s,
+           "token_ms_p99": 1.2e3 * batch / tok_s, "first_step_ms": 2.0,
+           "decode_ctx_mean": depth + prompt + 8, "peak_mem_mib": 1000.0, "kv_cache_mib": None,
+           "weights_mib": 0.1, "energy_j_per_tok": None, "device": "cuda", "gpu_name": "g",
+           "run_id": "r", "kv_elem_bytes": 2.0}
+    if status != "ok":
+        for k in ("decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high",
+                  "decode_tok_s_per_seq", "token_ms_p50", "token_ms_p90", "token_ms_p99"):
+            row[k] = None
+    row.update(extra)
+    return row
+
+
+def table(*rows):
+    return pd.DataFrame(list(rows))
+
+
+def summary(*rows, reference="bf16"):
+    """A summary from (precision, ppl)."""
+    df = pd.DataFrame([{"model": "m", "precision": p, "status": "ok", "decode_tok_s": 1.0,
+                        "ppl": ppl, "kld_mean": None, "kv_elem_bytes": 2.0, "size_mib": 100.0,
+                        "peak_mem_mib": 1000.0} for p, ppl in rows])
+    df["backend"] = [precisions.get(p).backend for p in df["precision"]]
+    df["family"] = [precisions.get(p).family for p in df["precision"]]
+    df = df.reindex(columns=SUMMARY_COLUMNS)
+    numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
+    df[numeric] = df[numeric].astype(float)
+    ref = df.loc[df["precision"] == reference, "ppl"].iloc[0]
+    df["ppl_delta_pct"] = (df["ppl"] / ref - 1) * 100
+    return df
+
+
+def curve(precision, speeds, batches=(1, 4, 16, 64), **kw):
+    return [point(precision, b, s, **kw) for b, s in zip(batches, speeds, strict=True)]
+
+
+# -- baselines ------------------------------------------------------------------------------------
+
+def test_each_quantized_precision_is_compared_with_its_own_engines_unquantized_baseline():
+    ran = ["fp32", "fp16", "bf16", "gguf-f32", "gguf-bf16", "gguf-f16", "bnb-nf4", "gguf-q4_k_m"]
+    assert operating.baseline_of("gguf-q4_k_m", ran) == "gguf-f16"
+    assert operating.baseline_of("gguf-q4_k_m", ["gguf-bf16", "gguf-f32", "bf16"]) == "gguf-bf16"
+    assert operating.baseline_of("gguf-q8_0", ["gguf-f32", "bf16"]) == "gguf-f32"
+    assert operating.baseline_of("bnb-nf4", ran) == "bf16"
+    assert operating.baseline_of("bnb-int8", ["fp16", "fp32", "gguf-f16"]) == "fp16"
+    assert operating.baseline_of("bnb-int8", ["fp32"]) == "fp32"
+    assert operating.baseline_of("bnb-int8", ["gguf-f16"]) is None  # another engine
+    assert operating.baseline_of("bf16", ran) is None and operating.baseline_of("gguf-f16", ran) \
+        is None
+
+
+def test_a_compiled_quantized_precision_is_compared_with_the_compiled_16_bit_one(monkeypatch):
+    table_ = dict(precisions.table())
+    table_["bnb-nf4-compiled"] = precisions.Precision(
+        "bnb-nf4-compiled", "bitsandbytes", {"mode": "nf4", "compile": True})
+    monkeypatch.setattr(precisions, "table", lambda: table_)
+    both = ["bf16", "bf16-compiled", "fp16-compiled"]
+    assert operating.baseline_of("bnb-nf4-compiled", both) == "bf16-compiled"
+    assert operating.baseline_of("bnb-nf4", both) == "bf16"
+    assert operating.baseline_of("bnb-nf4-compiled", ["bf16"]) == "bf16"
+
+
+# -- crossover ------------------------------------------------------------------------------------
+
+def _crossovers(q_speeds, base_speeds=(100, 200, 400, 800)):
+    pts = table(*curve("gguf-f16", base_speeds), *curve("gguf-q4_k_m", q_speeds))
+    return operating.crossover_findings(pts)
+
+
+def test_faster_at_every_batch_size_only_when_every_interval_is_apart():
+    [f] = _crossovers((200, 400, 800, 1600))
+    assert f.kind == "crossover_everywhere" and f.names["baseline"] == "gguf-f16"
+    assert "faster than gguf-f16 at every measured batch size (1 to 64, 4 sizes" in f.text
+    assert "2.00× at batch 1" in f.text
+    [f] = _crossovers((200, 400, 800, 802))  # the last intervals overlap
+    assert f.kind == "crossover_switch"
+    assert "faster up to batch 16, not clearly faster from batch 64" in f.text
+
+
+def test_never_faster_counts_the_slower_and_unclear_sizes():
+    [f] = _crossovers((50, 201, 300, 400))
+    assert f.kind == "crossover_never"
+    assert "never faster than gguf-f16" in f.text
+    assert "slower at 3 and no clear difference (95 % intervals overlap) at 1 of 4" in f.text
+    [f] = _crossovers((50, 100, 300, 900))
+    assert f.kind != "crossover_never"
+
+
+def test_the_switch_names_where_the_quantized_format_stops_or_starts_being_faster():
+    [down] = _crossovers((200, 400, 300, 400))  # the 4-bit format loses at large batches
+    assert down.kind == "crossover_switch"
+    assert "faster up to batch 4, slower from batch 16" in down.text
+    [up] = _crossovers((50, 100, 800, 1600))
+    assert "slower up to batch 4, faster from batch 16" in up.text
+    [mixed] = _crossovers((200, 100, 800, 400))
+    assert mixed.kind == "crossover_mixed" and "at batch 1, 16 only" in mixed.text
+
+
+def test_without_intervals_no_batch_size_counts_as_faster():
+    pts = table(*curve("gguf-f16", (100, 200, 400, 800)),
+                *curve("gguf-q4_k_m", (200, 400, 800, 1600), decode_tok_s_ci_low=None,
+                       decode_tok_s_ci_high=None))
+    [f] = operating.crossover_findings(pts)
+    assert f.kind == "crossover_never" and "at 4 of 4" in f.text
+
+
+def test_a_single_batch_size_or_no_baseline_gives_no_crossover_statement():
+    assert operating.crossover_findings(table(point("gguf-f16", 1, 100),
+                                              point("gguf-q4_k_m", 1, 200))) == []
+    assert operating.crossover_findings(table(*curve("gguf-q4_k_m", (1, 2, 3, 4)))) == []
+
+
+# -- MBU, MFU and the ridge -----------------------------------------------------------------------
+
+def test_mbu_and_mfu_of_each_point_count_weights_kv_and_flops_per_step():
+    pts = operating.prepare(table(point("gguf-q4_k_m", 4, 1000.0, depth=100, prompt=16)),
+                            machine=MACHINE, shapes={"m": SHAPE})
+    row = pts.iloc[0]
+    ctx = 100 + 16 + 8
+    kv_per_token = 2 * 2 * 2 * 16 * 2  # K and V, layers, KV heads, head dim, bytes
+    step_bytes = 0.1 * 2**20 + 4 * ctx * kv_per_token
+    step_s = 4 / 1000.0
+    assert row["decode_step_mib"] == pytest.approx(step_bytes / 2**20)
+    assert row["mbu_pct"] == pytest.approx(100 * step_bytes / step_s / 1000e9)
+    flops = 2 * SHAPE.matmul_params * 4
+    assert row["decode_mfu_pct"] == pytest.approx(100 * flops / step_s / 2e12)
+    assert row["decode_flop_per_byte"] == pytest.approx(flops / step_bytes)
+
+
+def test_decode_turns_compute_bound_at_the_batch_where_intensity_crosses_the_ridge():
+    # weights 0.1 MiB, 100 tokens of context: 2 P B = 2 (W + B c k) at B = 2 W / (2 P - 2 c k)
+    pts = operating.prepare(table(*curve("gguf-q4_k_m", (10, 20, 40, 80), batches=(1, 2, 4, 8),
+                                         prompt=92)),
+                            machine=MACHINE, shapes={"m": SHAPE})
+    expected = 2 * 0.1 * 2**20 / (2 * SHAPE.matmul_params - 2 * 100 * 256)
+    assert 1 < expected < 2
+    [f] = operating.compute_bound_findings(pts, MACHINE)
+    assert f.kind == "compute_bound_reached"
+    assert f.numbers["batch"] == 2 and f.numbers["ridge_batch"] == pytest.approx(expected)
+    assert "turns compute-bound from about batch 1.6" in f.text and "ridge point of 2" in f.text
+
+
+def test_compute_bound_is_not_reached_below_the_ridge_and_never_when_kv_dominates():
+    short = operating.prepare(table(point("gguf-q4_k_m", 1, 10.0, prompt=92)),
+                              machine=MACHINE, shapes={"m": SHAPE})
+    [f] = operating.compute_bound_findings(short, MACHINE)
+    assert f.kind == "compute_bound_not_reached" and not f.names["never"]
+    assert "stays memory-bound in the measured range" in f.text
+    assert "it would take batch 1.6 (largest measured: 1)" in f.text
+    # 1000 tokens of context: each sequence's KV reads outgrow its FLOPs at this ridge
+    deep = operating.prepare(table(*curve("gguf-q4_k_m", (10, 20, 40, 80), depth=984)),
+                             machine=MACHINE, shapes={"m": SHAPE})
+    [f] = operating.compute_bound_findings(deep, MACHINE)
+    assert f.names["never"] and "no batch size reaches it at this context" in f.text
+    assert operating.compute_bound_findings(deep, {}) == []  # no ceilings: nothing said
+
+
+# -- the latency budget ---------------------------------------------------------------------------
+
+def test_the_budget_picks_the_highest_throughput_whose_p90_is_within_it():
+    pts = table(point("gguf-q4_k_m", 1, 100, token_ms_p90=10.0),
+                point("gguf-q4_k_m", 8, 700, token_ms_p90=45.0),
+                point("gguf-q4_k_m", 32, 2000, token_ms_p90=60.0),   # over the budget
+                point("gguf-f16", 8, 650, token_ms_p90=50.0))
+    [f] = operating.budget_findings(pts, Settings(token_latency_budget_ms=50))
+    assert f.kind == "latency_budget_best" and f.precision == "gguf-q4_k_m"
+    assert f.numbers["batch_size"] == 8 and "700.0 tok/s at batch 8" in f.text
+    rows = {r["precision"]: r for r in operating.budget_table(pts, Settings())}
+    assert rows["gguf-f16"]["within"] and rows["gguf-f16"]["batch_size"] == 8
+    [f] = operating.budget_findings(pts, Settings(token_latency_budget_ms=70))
+    assert f.numbers["batch_size"] == 32
+
+
+def test_the_budget_says_when_nothing_qualifies_with_the_lowest_latency_measured():
+    pts = table(point("gguf-q4_k_m", 1, 100, token_ms_p90=80.0),
+                point("gguf-f16", 1, 90, token_ms_p90=95.0))
+    [f] = operating.budget_findings(pts, Settings(token_latency_budget_ms=50))
+    assert f.kind == "latency_budget_none" and f.precision == "gguf-q4_k_m"
+    assert "no measured point decodes within a per-token latency of 50 ms" in f.text
+    assert "80.0 ms" in f.text
+    rows = operating.budget_table(pts, Settings(token_latency_budget_ms=50))
+    assert not any(r["within"] for r in rows)
+
+
+# -- capacity -------------------------------------------------------------------------------------
+
+def _memory_points(fixed=500.0, mib_per_token=0.25, **extra):
+    rows = []
+    for batch in (1, 2, 4):
+        for per_seq in (100, 200):
+            rows.append(point("gguf-q4_k_m", batch, 100.0 * batch, kv_tokens_per_seq=per_seq,
+                              peak_mem_mib=fixed + mib_per_token * batch * per_seq, **extra))
+    return table(*rows)
+
+
+def test_the_capacity_fit_recovers_fixed_memory_and_kv_bytes_per_token_and_flags_extrapolation():
+    [c] = operating.fit_capacity(_memory_points(), Settings(capacity_context_tokens=4096),
+                                 MACHINE, {"m": SHAPE})
+    assert c.fixed_mib == pytest.approx(500.0) and c.per_token_kib == pytest.approx(256.0)
+    assert c.expected_kib == pytest.approx(256 / 1024)  # the toy shape's own KV per token
+    assert (c.tokens_min, c.tokens_max) == (100, 800)
+    assert c.max_sequences == math.floor(7500 / (0.25 * 4096)) and c.extrapolated
+    [f] = operating.capacity_findings([c], MACHINE)
+    assert "7 sequences of 4,096 tokens fit in the 8,000 MiB of GPU memory" in f.text
+    assert "(extrapolated beyond the measured range)" in f.text
+
+
+def test_a_capacity_inside_the_measured_range_is_not_called_extrapolated():
+    machine = {**MACHINE, "gpu_memory_total_mib": 650.0}  # 150 MiB for 600 tokens
+    [c] = operating.fit_capacity(_memory_points(), Settings(capacity_context_tokens=100),
+                                 machine)
+    assert c.max_sequences == 6 and not c.extrapolated
+    assert "extrapolated" not in operating.capacity_findings([c], machine)[0].text
+
+
+def test_capacity_on_a_cpu_uses_the_hosts_memory_and_says_when_it_is_unknown():
+    cpu = {"device": "cpu", "peak_bw_gb_s": 10.0, "host_memory_total_mib": 16000.0}
+    [c] = operating.fit_capacity(_memory_points(), Settings(), cpu)
+    assert c.device_mib == 16000.0
+    assert "MiB of host memory" in operating.capacity_findings([c], cpu)[0].text
+    bare = {"device": "cpu"}
+    [c] = operating.fit_capacity(_memory_points(), Settings(), bare)
+    assert c.device_mib is None and c.max_sequences is None
+    [f] = operating.capacity_findings([c], bare)
+    assert f.kind == "capacity_no_device" and "unavailable" in f.text
+
+
+def test_memory_that_does_not_grow_with_the_kv_cache_gives_no_capacity():
+    [c] = operating.fit_capacity(_memory_points(mib_per_token=0.0), Settings(), MACHINE)
+    assert not c.grows and c.max_sequences is None
+    [f] = operating.capacity_findings([c], MACHINE)
+    assert f.kind == "capacity_no_slope" and "does not grow measurably" in f.text
+    assert "fit in the" not in f.text
+
+
+def test_the_kv_length_falls_back_to_the_mean_decode_context():
+    pts = table(point("gguf-q4_k_m", 1, 10.0, prompt=16, depth=100, decode_ctx_mean=132.0))
+    assert operating.kv_tokens_per_seq(pts).iloc[0] == 2 * 132 - 16 - 100
+
+
+def test_host_memory_is_read_from_meminfo(tmp_path):
+    from quantbench.device import host_memory_mib
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384000 kB\nMemFree:         1000 kB\n")
+    assert host_memory_mib(meminfo) == pytest.approx(16384000 / 1024)
+    assert host_memory_mib(tmp_path / "absent") is None
+
+
+# -- energy and cost ------------------------------------------------------------------------------
+
+def test_costs_are_given_only_with_prices_and_the_prices_are_stated():
+    pts = table(point("gguf-q4_k_m", 1, 100.0, energy_j_per_tok=0.36),
+                point("gguf-q4_k_m", 8, 400.0, energy_j_per_tok=0.18))
+    unpriced = operating.costs(pts, Settings())
+    assert unpriced["cost_per_mtok"].isna().all()
+    texts = [f.text for f in operating.cost_findings(pts, Settings())]
+    assert texts[0].startswith("Not priced") and not any("cheapest" in t for t in texts)
+    assert any("least energy per decoded token is gguf-q4_k_m's 0.180 J at batch 8" in t
+               for t in texts)
+    priced = Settings(gpu_hour_cost=3.6, energy_cost_per_kwh=0.1)
+    c = operating.costs(pts, priced)
+    # 3.6 per hour at 100 tok/s: 1e6 tokens take 1e4 s = 10 per million; 0.36 J/tok: 0.1 kWh
+    assert c["device_cost_per_mtok"].iloc[0] == pytest.approx(10.0)
+    assert c["energy_cost_per_mtok"].iloc[0] == pytest.approx(0.01)
+    found = operating.cost_findings(pts, priced)
+    assert "3.6 per device-hour" in found[0].text and "0.1 per kWh" in found[0].text
+    cheapest = next(f for f in found if f.kind == "cheapest_point")
+    assert cheapest.numbers["batch_size"] == 8 and "2.5050" in cheapest.text
+
+
+# -- recommendations ------------------------------------------------------------------------------
+
+def _sweep():
+    return table(
+        point("bf16", 1, 50.0, token_ms_p90=22.0, peak_mem_mib=3000.0),
+        point("bf16", 16, 600.0, token_ms_p90=30.0, peak_mem_mib=3500.0),
+        point("gguf-q4_k_m", 1, 120.0, token_ms_p90=9.0, peak_mem_mib=900.0),
+        point("gguf-q4_k_m", 16, 900.0, token_ms_p90=20.0, peak_mem_mib=1200.0),
+        point("gguf-q4_k_m", 64, 1500.0, token_ms_p90=48.0, peak_mem_mib=2000.0),
+        point("gguf-q2_k", 1, 200.0, token_ms_p90=5.0, peak_mem_mib=700.0),  # poor quality
+        point("gguf-q2_k", 256, 5000.0, token_ms_p90=60.0, peak_mem_mib=9000.0, status="oom"),
+    )
+
+
+def _recommend(pts, s, budgets=None, settings=None, machine=MACHINE):
+    budgets, settings = budgets or Budgets(), settings or Settings()
+    return {f.names["scenario"] if f.kind == "ops_none" else f.kind: f
+            for f in operating.recommendation_findings(pts, s, reference="bf16", budgets=budgets,
+                                                       settings=settings, machine=machine)}
+
+
+def test_each_scenario_picks_within_the_quality_budget():
+    s = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.1), ("gguf-q2_k", 13.0))
+    got = _recommend(_sweep(), s)
+    assert got["ops_single_user"].precision == "gguf-q4_k_m"  # q2_k is faster but +30 %
+    assert "120.0 tok/s, the fastest within +2 % perplexity of bf16" in \
+        got["ops_single_user"].text
+    assert got["ops_serving"].numbers["batch_size"] == 64
+    assert got["ops_max_throughput"].numbers["batch_size"] == 64
+    assert "within the device's 8,000 MiB" in got["ops_max_throughput"].text
+    tight = _recommend(_sweep(), s, budgets=Budgets(memory_budget_mib=1500),
+                       settings=Settings(token_latency_budget_ms=25))
+    assert tight["ops_serving"].numbers["batch_size"] == 16
+    assert tight["ops_max_throughput"].numbers["batch_size"] == 16
+    assert "(report.memory_budget_mib)" in tight["ops_max_throughput"].text
+
+
+def test_a_scenario_nothing_qualifies_for_says_why_and_names_no_precision():
+    s = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.1), ("gguf-q2_k", 13.0))
+    got = _recommend(_sweep(), s, budgets=Budgets(memory_budget_mib=500),
+                     settings=Settings(token_latency_budget_ms=5))
+    assert "ops_serving" not in got and "ops_max_throughput" not in got
+    assert "p90 per-token latency within 5 ms" in got["serving"].text
+    assert "fits the memory limit" in got["maximum throughput"].text
+    strict = _recommend(_sweep(), s, budgets=Budgets(quality_budget_pct=0.5))
+    assert strict["ops_single_user"].precision == "bf16"  # the only one within 0.5 %
+    # without bf16's points nothing measured is within the budget
+    no_ref = _sweep()[lambda d: d["precision"] != "bf16"]
+    got = _recommend(no_ref, s, budgets=Budgets(quality_budget_pct=0.5))
+    assert "no precision is within +0.5 % perplexity of bf16" in got["single user"].text
+
+
+def test_without_quality_the_scenarios_rank_by_speed_and_say_so():
+    got = _recommend(_sweep(), None)
+    assert got["ops_single_user"].precision == "gguf-q2_k"
+    assert "by speed alone (quality was not measured)" in got["ops_single_user"].text
+
+
+# -- the report section ---------------------------------------------------------------------------
+
+CONFIG = {"latency": {"prompt_tokens": [16], "new_tokens": 16, "warmup_runs": 1,
+                      "measured_runs": 3},
+          "perplexity": {"mode": "llama.cpp", "context_length": 64, "max_windows": 2},
+          "dataset": {"name": "x"}, "report": {}}
+
+
+def _report(points, **kw):
+    s = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.1), ("gguf-q2_k", 13.0))
+    return report_text(s, reference="bf16", config=CONFIG, machine=MACHINE, points=points,
+                       shapes={"m": SHAPE}, **kw)
+
+
+def test_the_report_says_in_one_line_when_there_is_nothing_to_sweep():
+    text = _report(None)
+    section = text.split("## Operating points")[1].split("## Figures")[0]
+    assert section.strip() == operating.nothing_to_sweep(None)
+    one = table(point("bf16", 1, 50.0), point("gguf-q4_k_m", 1, 100.0))
+    section = _report(one).split("## Operating points")[1].split("## Figures")[0]
+    assert section.strip().startswith("One operating point per precision: nothing to sweep")
+    assert "###" not in section
+
+
+def test_the_report_section_lists_every_measured_point_and_the_findings():
+    pts = _sweep()
+    text = _report(pts)
+    section = text.split("## Operating points")[1].split("## Figures")[0]
+    assert "### Every measured point: m" in section
+    rows = [line for line in section.splitlines()
+            if line.startswith("| bf16 |") or line.startswith("| gguf-")]
+    assert len(rows) == len(pts)  # nothing dropped, the out-of-memory point included
+    assert "| oom: out of memory |" in section
+    assert "m, single user (batch 1, prompt 16, depth 0): gguf-q4_k_m" in section
+    assert "cost per M tokens" not in section and "Not priced" in section
+    config = {**CONFIG, "report": {"gpu_hour_cost": 3.6}}
+    s = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.1), ("gguf-q2_k", 13.0))
+    priced = report_text(s, reference="bf16", config=config, machine=MACHINE, points=pts,
+                         shapes={"m": SHAPE})
+    assert "| cost per M tokens |" in priced and "3.6 per device-hour" in priced
+    assert "Not priced" not in priced
+
+
+def test_the_references_cite_the_roofline_and_the_formats_present():
+    text = _report(None)
+    refs = text.split("## References")[1].split("## Reproduce")[0]
+    assert "Williams, A. Waterman, D. Patterson" in refs
+    assert "pull/1684" in refs and "gguf.md" in refs  # gguf-q4_k_m is a K-quant
+    assert "LLM.int8()" not in refs and "QLoRA" not in refs
+    assert any("LLM.int8()" in r for r in operating.references(["bnb-int8"]))
+    assert any("QLoRA" in r for r in operating.references(["bnb-nf4"]))
+    assert not any("1684" in r for r in operating.references(["gguf-q8_0"]))
