@@ -66,17 +66,18 @@ def main() -> int:
         dirs = model_dirs(config, Path(tmp))
         aggregate(records, reference=reference, summary_path=out / "summary.csv",
                   metrics_path=out / "metrics.csv", parquet_path=out / "metrics.parquet",
-                  model_dirs=dirs, machine_path=machine)
+                  points_path=out / "points.csv", model_dirs=dirs, machine_path=machine)
         recs = [json.loads(p.read_text()) for p in profiles]
         names = list(SUMMARY_FIGURES) + [timeseries_name(r["model"], r["precision"]) for r in recs]
         html = [out / "figures" / f"{n}.html" for n in names]
         png = [out / "figures" / f"{n}.png" for n in names]
         plot_all(out / "summary.csv", html=html, png=png, machine_path=machine,
-                 profile_paths=profiles, reference=reference)
+                 profile_paths=profiles, reference=reference, points_path=out / "points.csv",
+                 model_dirs=dirs, report=config["report"])
         quality = sorted(a.results.glob("*/quality/*.json"))
         render_report(out / "summary.csv", png, quality, dirs, reference=reference,
                       config=config, out=out / "report.md", machine_path=machine,
-                      configfiles=[str(a.config)])
+                      configfiles=[str(a.config)], points_path=out / "points.csv")
     print(f"wrote {out / 'report.md'} and {len(png)} figures")
     return 0
 

@@ -48,7 +48,7 @@ left=$((LIMIT - (SECONDS - start)))
   --until quantize_gguf measure_machine >/tmp/prep.log 2>&1
 echo "GGUFs and the machine's ceilings: exit $? at $((SECONDS - start)) s"
 left=$((LIMIT - (SECONDS - start)))
-[ "$left" -gt 20 ] && timeout -s INT "$left" "${SMK[@]}" --cores 1 "$@" >/tmp/run.log 2>&1
+[ "$left" -gt 20 ] && timeout -s KILL "$left" "${SMK[@]}" --cores 1 "$@" >/tmp/run.log 2>&1
 echo "measurements: exit $? at $((SECONDS - start)) s"
 grep -E "steps \(|Nothing to be done|Error in rule|did not succeed|^  " /tmp/run.log | tail -12
 cp results/summary.csv results/points.csv "$OUTDIR/" 2>/dev/null

@@ -169,12 +169,6 @@ def results_of(kind):
 RECORDS = [path for kind in ("latency", "quality", "profile") for path in results_of(kind)]
 
 
-def get_points_table(wildcards):
-    """results/points.csv, the table of every measured operating point, where aggregate_results
-    writes it (none: the operating-point figures and report section say there is no sweep)."""
-    return getattr(rules.aggregate_results.output, "points", [])
-
-
 def figure_png(name):
     """A summary figure's PNG, shown in Snakemake's report with its caption (a path relative to
     workflow/rules, where the rule that calls this is)."""

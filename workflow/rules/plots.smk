@@ -1,7 +1,7 @@
 rule plot_results:
     input:
         summary=rules.aggregate_results.output.summary,
-        points=get_points_table,
+        points=rules.aggregate_results.output.points,
         machine=rules.measure_machine.output.json,
         profile=results_of("profile"),
         models=expand("resources/models/{model}/hf", model=MODELS),

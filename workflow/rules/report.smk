@@ -1,7 +1,7 @@
 rule render_report:
     input:
         summary=rules.aggregate_results.output.summary,
-        points=get_points_table,
+        points=rules.aggregate_results.output.points,
         figures=FIGURE_PNGS,
         quality=results_of("quality"),
         models=expand("resources/models/{model}/hf", model=MODELS),

@@ -8,11 +8,9 @@ from quantbench.plots import plot_all
 def main(smk) -> None:
     logs.to_file(smk.log[0])
     png = [getattr(smk.output, name) for name in smk.params.figures] + list(smk.output.nvml)
-    points = smk.input.points  # a path where aggregate_results writes results/points.csv, else []
-    points_path = points if isinstance(points, str) else next(iter(points), None)
     plot_all(smk.input.summary, html=smk.output.html, png=png, machine_path=smk.input.machine,
              profile_paths=smk.input.profile, reference=smk.params.reference,
-             points_path=points_path, model_dirs=smk.input.models,
+             points_path=smk.input.points, model_dirs=smk.input.models,
              report=smk.params.report)
 
 

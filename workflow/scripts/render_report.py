@@ -7,12 +7,11 @@ from quantbench.report import render_report
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
-    points = smk.input.points  # a path where aggregate_results writes results/points.csv, else []
     render_report(smk.input.summary, smk.input.figures, smk.input.quality, smk.input.models,
                   reference=smk.params.reference, config=smk.params.config,
                   out=smk.output.report, machine_path=smk.input.machine,
                   configfiles=smk.params.configfiles,
-                  points_path=points if isinstance(points, str) else next(iter(points), None))
+                  points_path=smk.input.points)
 
 
 if __name__ == "__main__":

@@ -158,8 +158,13 @@ class HFBackend:
         """Drop what earlier runs added past the depth (Cache.crop with a negative count: the
         static cache only moves its write position back, its tensors keep their addresses)."""
         extra = int(cache.get_seq_length()) - self.depth
-        if extra > 0:
+        if extra <= 0:
+            return
+        try:
             cache.crop(-extra)
+        except AttributeError:  # transformers < 5.24: a static layer has no crop of its own
+            for layer in cache.layers:
+                layer.cumulative_length.fill_(self.depth)
 
     @torch.inference_mode()
     def _prefill(self, x) -> torch.Tensor:
