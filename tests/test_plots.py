@@ -319,3 +319,23 @@ def test_without_a_sweep_the_operating_figures_say_so(summary):
         for name, fig in figs.items():
             assert not fig.data, name
             assert "no operating-point sweep" in fig.layout.annotations[0].text, name
+
+
+def test_an_image_the_batch_export_left_out_is_written_on_its_own(tmp_path, monkeypatch):
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from quantbench import plots
+
+    batch = pio.write_images
+
+    def drops_the_first(figs, paths, **kwargs):
+        batch(figs[1:], paths[1:], **{k: v[1:] if isinstance(v, list) else v
+                                      for k, v in kwargs.items()})
+
+    monkeypatch.setattr(pio, "write_images", drops_the_first)
+    figs = [go.Figure(go.Bar(x=[1], y=[i]), layout={"width": 300, "height": 200})
+            for i in range(2)]
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    plots.write_pngs(figs, paths, scale=1)
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

@@ -672,9 +672,17 @@ def operating_figures(points: pd.DataFrame | None, summary: pd.DataFrame | None 
 
 def write_pngs(figs: list[go.Figure], paths: list, scale: float = 2) -> None:
     """Static images through one browser session (one per image is seconds each), each at its
-    layout's size."""
+    layout's size. kaleido's batch export has been seen to return without writing one of a
+    couple of dozen images (the first), so every path is checked and a missing one is written
+    again on its own."""
     pio.write_images(figs, [str(p) for p in paths], scale=scale,
                      width=[f.layout.width for f in figs], height=[f.layout.height for f in figs])
+    for fig, path in zip(figs, paths, strict=True):
+        if not Path(path).is_file():
+            pio.write_image(fig, str(path), scale=scale, width=fig.layout.width,
+                            height=fig.layout.height)
+        if not Path(path).is_file():
+            raise RuntimeError(f"kaleido wrote no {path}")
 
 
 def plot_all(summary_path, *, html, png, machine_path=None, profile_paths=(),
