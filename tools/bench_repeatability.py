@@ -25,13 +25,15 @@ spec = json.loads(sys.argv[1])
 preload(spec["precision"])
 from quantbench.scenarios.latency import run_latency
 r = run_latency(**spec)
-print(json.dumps({{"status": r.status, "reason": r.reason, **r.metrics}}))
+print(json.dumps({{"status": r.status, "reason": r.reason, **r.metrics,
+                  "points": r.details.get("points", [])}}))
 """
 
 
 def fresh_latency(precision: str, artifact, tokens, **settings) -> dict:
     """quantbench's latency scenario in a fresh Python process, as each pipeline job runs: the
-    record's status, reason and metrics. ``settings`` are run_latency's keyword arguments."""
+    record's status, reason and metrics, and under ``points`` every operating point measured
+    (LatencyPoint dicts). ``settings`` are run_latency's keyword arguments."""
     spec = {"model": "repeat", "precision": precision, "artifact": str(artifact),
             "tokens_path": str(tokens), **settings}
     res = subprocess.run([sys.executable, "-c", CHILD.format(src=str(REPO / "src")),
