@@ -12,8 +12,8 @@ untimed; then for each prompt length ``warmup_runs`` untimed runs and ``measured
 runs. A run times one prefill of the prompt (time to first token: the forward pass and the
 choice of the first token of each sequence; it starts by rewinding the cache to the depth,
 bookkeeping that touches no data: tens of microseconds on a CPU, see
-tools/bench_llamacpp_fidelity.py --prefill-parts) and ``new_tokens`` decode steps, each on its own. The device is
-synchronised before every clock read; tokenisation is not timed. A point that runs out of
+tools/bench_llamacpp_fidelity.py --prefill-parts) and ``new_tokens`` decode steps, each on
+its own. The device is synchronised before every clock read; tokenisation is not timed. A point that runs out of
 memory (or fails otherwise) is a point with that status, and the sweep goes on.
 
 Decode throughput is given two ways: over every step (what a user waits for after the first
