@@ -13,8 +13,9 @@ runs. A run times one prefill of the prompt (time to first token: the forward pa
 choice of the first token of each sequence; it starts by rewinding the cache to the depth,
 bookkeeping that touches no data: tens of microseconds on a CPU, see
 tools/bench_llamacpp_fidelity.py --prefill-parts) and ``new_tokens`` decode steps, each on
-its own. The device is synchronised before every clock read; tokenisation is not timed. A point that runs out of
-memory (or fails otherwise) is a point with that status, and the sweep goes on.
+its own. The device is synchronised before every clock read; tokenisation is not timed. A
+point that runs out of memory (or fails otherwise) is a point with that status, and the sweep
+goes on.
 
 Decode throughput is given two ways: over every step (what a user waits for after the first
 token) and in the steady state, without the first step after the prefill. That first step can
