@@ -355,6 +355,15 @@ def baseline_of(precision: str, available, reference: str) -> str | None:
     return reference if reference in available and reference != precision else None
 
 
+
+def with_baselines(ok: pd.DataFrame, reference: str):
+    """(name, row, its baseline's name, the baseline's row) for each precision of ``ok``
+    (indexed by precision) whose baseline was measured too."""
+    for name, row in ok.iterrows():
+        base = baseline_of(name, ok.index, reference)
+        if base is not None:
+            yield name, row, base, ok.loc[base]
+
 def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
     """Quantized formats slower than their baseline, perplexity jumps, noisy timings, GGUF
     files mostly not in their named type."""
@@ -401,11 +410,7 @@ def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Fi
     fast as the baseline), part (between) or none (no faster than with the split)."""
     ok = _ok(g).set_index("precision")
     out = []
-    for name, row in ok.iterrows():
-        base = baseline_of(name, ok.index, reference)
-        if base is None:
-            continue
-        ref = ok.loc[base]
+    for name, row, base, ref in with_baselines(ok, reference):
         if not (row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]):
             continue
         numbers = {"tok_s": row["decode_tok_s"], "baseline_tok_s": ref["decode_tok_s"],
@@ -628,11 +633,7 @@ def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:
                  and g["decode_bytes_per_tok_mib"].notna().any() else "size_mib")
     ok = _ok(g).dropna(subset=[bytes_col]).set_index("precision")
     rows = []
-    for name, row in ok.iterrows():
-        base = baseline_of(name, ok.index, reference)
-        if base is None:
-            continue
-        b = ok.loc[base]
+    for name, row, base, b in with_baselines(ok, reference):
         bytes_ratio = b[bytes_col] / row[bytes_col]
         speed_ratio = row["decode_tok_s"] / b["decode_tok_s"]
         rows.append({"model": row["model"], "precision": name, "baseline": base,
