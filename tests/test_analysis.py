@@ -315,7 +315,7 @@ def test_the_report_has_every_section_in_order(measured):
                         "## Sanity generations (greedy)", "## References", "## Reproduce"]
     reproduce = text.split("## Reproduce")[1]
     assert f"git checkout {'b' * 40}" in reproduce
-    assert "snakemake --cores 1 --configfile config/my.yaml" in reproduce
+    assert "snakemake --cores all --configfile config/my.yaml" in reproduce
 
 
 def test_an_mfu_above_100_percent_is_called_an_underestimated_peak():
