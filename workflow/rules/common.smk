@@ -10,6 +10,7 @@ from quantbench import locks as qb_locks
 from quantbench import outcome as qb_outcome
 from quantbench import precisions as qb_precisions
 from quantbench.datasets import dataset_id
+from quantbench.device import resolve_threads
 
 qb_config.check(config)
 qb_config.check_output_folders(Path.cwd())
@@ -139,7 +140,7 @@ def needs_gpu(wildcards):
 
 # The threads a measuring job runs with: config `threads`, 0 meaning every core this process may
 # use. A job reads the threads Snakemake granted it (never more than --cores).
-MEASURE_THREADS = config["threads"] or len(os.sched_getaffinity(0)) or 1
+MEASURE_THREADS = resolve_threads(config["threads"])
 
 
 def get_timed_threads(wildcards):

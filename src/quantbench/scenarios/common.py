@@ -27,6 +27,19 @@ log = logging.getLogger(__name__)
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
+def failure_status(exc: Exception) -> str:
+    """The record status of a failure: ``unsupported``, ``oom`` (a MemoryError, or an engine's
+    out-of-memory message) or ``error``. Bad input (any other QuantbenchError) is raised again:
+    the user must fix it, not read it in a table."""
+    if isinstance(exc, UnsupportedError):
+        return "unsupported"
+    if isinstance(exc, QuantbenchError):
+        raise exc
+    if isinstance(exc, MemoryError) or any(m in str(exc).lower() for m in OOM_MESSAGES):
+        return "oom"
+    return "error"
+
+
 class JobTimeout(BaseException):
     """The job ran past its time limit (not an Exception: a library's ``except Exception``
     must not swallow it)."""
@@ -95,15 +108,8 @@ class Job:
                 yield
         except JobTimeout as exc:
             self._fail("timeout", exc)
-        except UnsupportedError as exc:
-            self._fail("unsupported", exc)
-        except MemoryError as exc:
-            self._fail("oom", exc)
-        except QuantbenchError:
-            raise  # bad input: the user must fix it, not read it in a table
         except Exception as exc:  # noqa: BLE001 - every other failure is data for the report
-            kind = "oom" if any(m in str(exc).lower() for m in OOM_MESSAGES) else "error"
-            self._fail(kind, exc)
+            self._fail(failure_status(exc), exc)
 
     def _fail(self, status: str, exc: BaseException) -> None:
         log.error("%s %s failed: %s", self.record.kind, self.precision.name, exc)

@@ -51,9 +51,9 @@ import numpy as np
 from quantbench import points
 from quantbench.config import check_prompt_in_text
 from quantbench.contention import ContentionTracker
-from quantbench.errors import ConfigError, UnsupportedError
+from quantbench.errors import ConfigError
 from quantbench.points import LatencyPoint, OperatingPoint, sweep
-from quantbench.scenarios.common import OOM_MESSAGES, Job, artifact_size_mib
+from quantbench.scenarios.common import Job, artifact_size_mib, failure_status
 from quantbench.stats import summarize
 from quantbench.trackers import (
     MemoryTracker,
@@ -96,17 +96,9 @@ def decode_rates(steps: list[float], batch_size: int = 1) -> tuple[float, float 
     return every, steady
 
 
-OOM_TYPES = (MemoryError,)
-
-
-def _point_failure(exc: BaseException) -> tuple[str, str]:
+def _point_failure(exc: Exception) -> tuple[str, str]:
     """A failed point's status and reason (the sweep goes on after it)."""
-    reason = f"{type(exc).__name__}: {exc or 'no message'}"[:2000]
-    if isinstance(exc, OOM_TYPES) or any(m in str(exc).lower() for m in OOM_MESSAGES):
-        return "oom", reason
-    if isinstance(exc, UnsupportedError):
-        return "unsupported", reason
-    return "error", reason
+    return failure_status(exc), f"{type(exc).__name__}: {exc or 'no message'}"[:2000]
 
 
 def measure_point(backend, mem, job, point: OperatingPoint, prompt: list[int], *,
