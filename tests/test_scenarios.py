@@ -232,6 +232,36 @@ def test_a_filled_depth_is_the_context_the_prompt_continues(precision, artifacts
     assert rows == [[t, t] for t in whole]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16-compiled"])
+def test_a_depth_filled_in_chunks_is_the_same_context(precision, artifacts, tiny_tokens,
+                                                       monkeypatch):
+    """The transformers fill runs at most FILL_ROWS rows per forward (a large batch × depth in
+    one forward overflows bitsandbytes' int8 kernel); filled 5 rows at a time, 2 sequences × 16
+    tokens continue exactly as the text prefilled at once."""
+    from quantbench import precisions
+    from quantbench.backends import hf, load_backend
+
+    ids = [int(i) for i in np.load(tiny_tokens["ids"])[:28]]
+    backend = load_backend(precisions.get(precision), artifacts[precision], device="cpu",
+                           threads=2, n_ctx=48)
+    whole = [backend.prefill(ids)]
+    for _ in range(4):
+        whole.append(backend.decode(whole[-1]))
+    forwards = []
+    real = backend.model.forward
+    monkeypatch.setattr(backend.model, "forward",
+                        lambda *a, **k: forwards.append(k["input_ids"].shape) or real(*a, **k))
+    monkeypatch.setattr(hf, "FILL_ROWS", 5)
+    backend.configure(2, 48)  # (the compiled path's warm-up calls forward too)
+    forwards.clear()
+    backend.fill(ids[:16])
+    assert forwards == [(2, 2)] * 8  # 5 // 2 = 2 tokens per sequence and forward
+    rows = [backend.prefill_batch(ids[16:])]
+    for _ in range(4):
+        rows.append(backend.decode_batch(rows[-1]))
+    assert rows == [[t, t] for t in whole]
+
+
 class _Clock:
     """A clock that moves only when a fake backend works: timings are exact on any machine."""
 

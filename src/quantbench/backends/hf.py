@@ -36,6 +36,12 @@ class _FirstOnly(logging.Filter):
 
 logging.getLogger("bitsandbytes.autograd._functions").addFilter(_FirstOnly())
 
+# The depth fill runs in chunks of at most this many rows (batch × tokens) per forward: one
+# forward of batch 64 × depth 4096 at an 8B model's width makes activations of several GiB,
+# and bitsandbytes' int8 matmul indexes its output with a 32-bit int (rows × 14336 columns
+# overflows it at 262,144 rows: the CUDA kernel launch fails and the process aborts).
+FILL_ROWS = 8192
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -144,14 +150,20 @@ class HFBackend:
         """Fill every sequence's KV cache with ``ids``: the context depth of the runs that
         follow (untimed). Each prefill starts from that depth."""
         self.depth = len(ids)
+        ids = list(ids)
+        step = max(1, FILL_ROWS // self.batch_size)
         if self.compiled:
             self.static.reset()
-            if ids:
-                self._static_forward(self._rows(ids), torch.arange(len(ids), device=self.device))
+            for start in range(0, len(ids), step):
+                chunk = ids[start:start + step]
+                self._static_forward(self._rows(chunk), torch.arange(
+                    start, start + len(chunk), device=self.device))
             return
         self.depth_cache = None
-        if ids:
-            out = self.model(input_ids=self._rows(ids), use_cache=True, logits_to_keep=1)
+        for start in range(0, len(ids), step):
+            kwargs = {} if self.depth_cache is None else {self._cache_kw: self.depth_cache}
+            out = self.model(input_ids=self._rows(ids[start:start + step]), use_cache=True,
+                             logits_to_keep=1, **kwargs)
             self.depth_cache = getattr(out, self._cache_kw)
 
     def _rewind(self, cache) -> None:
