@@ -4,7 +4,8 @@
         [--config config/config.yaml]
 
 At least one of --precision and --model: the records of that precision for every model, of every
-precision for that model, or of that one pair. The models are the config's and those of its
+precision for that model, or of that one pair (with the kernel traces where the config's
+kernels.enabled asks for them, as the workflow does). The models are the config's and those of its
 model sheet (config key model_sheet). An unknown name is refused with the configured ones.
 """
 
@@ -17,8 +18,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from quantbench import modelsheet  # noqa: E402
-from quantbench.targets import KINDS  # noqa: E402
+from quantbench import modelsheet, precisions  # noqa: E402
+from quantbench.targets import record_paths, traced_precisions, uses_gpu  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -43,8 +44,9 @@ def main(argv: list[str]) -> int:
             return 2
     chosen_models = [a.model] if a.model else list(models)
     chosen_precisions = [a.precision] if a.precision else config["precisions"]
-    print(" ".join(f"results/{m}/{k}/{p}.json"
-                   for m in chosen_models for p in chosen_precisions for k in KINDS))
+    traced = traced_precisions(config, precisions.table(),
+                               uses_gpu(config.get("device", "auto")))
+    print(" ".join(record_paths(chosen_models, chosen_precisions, traced)))
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from quantbench import gguf, precisions, roofline
+from quantbench.kernels import KernelSummary
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint
 from quantbench.records import atomic_write_text, config_hash
@@ -176,6 +177,37 @@ def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
                            "prompt_tokens"], kind="stable").reset_index(drop=True)
 
 
+# the kernel traces: one row per (model, precision) traced, from the typed summary
+KERNEL_COLUMNS = ["model", "precision", "backend", "status", "reason", "device", "steps",
+                  "tokens", *KernelSummary.metric_names(), "top_kernel", "top_kernel_class",
+                  "top_kernel_pct", "graph_break_reason", "recompile_reason", "run_id"]
+
+
+def kernels_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
+    """One row per kernel trace record: its summary's figures, its top kernel and the first
+    graph-break and recompile reasons of a compiled decode."""
+    rows = []
+    for r in records:
+        if r["kind"] != "kernels":
+            continue
+        details, top = r.get("details", {}), (r.get("details", {}).get("top") or [{}])[0]
+        reasons = details.get("compile") or {}
+        rows.append({
+            "model": r["model"], "precision": r["precision"], "backend": r["backend"],
+            "status": r["status"], "reason": r["reason"],
+            "device": r["provenance"].get("device", {}).get("kind"),
+            **{k: r["metrics"].get(k) for k in ("steps", "tokens",
+                                                 *KernelSummary.metric_names())},
+            "top_kernel": top.get("name"), "top_kernel_class": top.get("class"),
+            "top_kernel_pct": None if top.get("share") is None else 100 * top["share"],
+            "graph_break_reason": next(iter(reasons.get("graph_breaks") or []), None),
+            "recompile_reason": next(iter(reasons.get("recompiles") or []), None),
+            "run_id": run,
+        })
+    df = pd.DataFrame(rows).reindex(columns=KERNEL_COLUMNS)
+    return df.sort_values(["model", "precision"], kind="stable").reset_index(drop=True)
+
+
 def summary_table(records: list[dict], reference: str, *, shapes: dict | None = None,
                   machine: dict | None = None) -> pd.DataFrame:
     rows: dict[tuple, dict] = {}
@@ -296,7 +328,8 @@ def write_parquet(df: pd.DataFrame, path) -> None:
 
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,
-              points_path=None, model_dirs=(), machine_path=None) -> pd.DataFrame:
+              points_path=None, kernels_path=None, model_dirs=(), machine_path=None
+              ) -> pd.DataFrame:
     records = load_records(paths)
     run = run_id(records) if records else None
     shapes = {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
@@ -311,4 +344,6 @@ def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path
         write_parquet(long, parquet_path)
     if points_path is not None:
         atomic_write_text(points_path, points_table(records, run).to_csv(index=False))
+    if kernels_path is not None:
+        atomic_write_text(kernels_path, kernels_table(records, run).to_csv(index=False))
     return summary

@@ -641,3 +641,81 @@ def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:
                      "realised_pct": 100 * speed_ratio / bytes_ratio,
                      "mbu_pct": row.get("mbu_pct"), "baseline_mbu_pct": b.get("mbu_pct")})
     return rows
+
+
+# -- where decode time goes (the kernel traces, results/kernels.csv) ---------------------------
+# a class of kernels "takes" a notable part of decode from this share of the traced busy time
+NOTABLE_CLASS_PCT = 10.0
+# a GPU busy under this share of a traced decode step spends the rest on the host's work
+HOST_BOUND_BUSY_PCT = 50.0
+
+
+def _measured(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def kernel_findings(kernels: pd.DataFrame | None) -> list[Finding]:
+    """What each traced precision's decode spends its time on, from its kernel trace: the
+    largest class of kernels; dequantization where it takes at least ``NOTABLE_CLASS_PCT`` %;
+    a GPU idle for most of the step (busy under ``HOST_BOUND_BUSY_PCT`` %); a compiled decode's
+    graph breaks, recompilations and skipped CUDA graphs, or that it ran as one graph with none
+    (only where torch counted them)."""
+    from quantbench.kernels import CLASS_WORDS, CLASSES
+
+    out = []
+    if kernels is None:
+        return out
+    for _, row in kernels[kernels["status"] == "ok"].iterrows():
+        model, name = row["model"], row["precision"]
+        cuda = row["device"] == "cuda"
+        where = {"device": "GPU" if cuda else "CPU", "unit": "kernels" if cuda else "operators"}
+        shares = {c: row.get(f"{c}_pct") for c in CLASSES if _measured(row.get(f"{c}_pct"))}
+        if shares:
+            largest = max(shares, key=shares.get)
+            out.append(Finding("kernels_largest_class", model, name,
+                               numbers={"pct": shares[largest],
+                                        "busy_ms": row["busy_ms_per_step"],
+                                        "top_pct": row.get("top_kernel_pct")},
+                               names={**where, "what": CLASS_WORDS[largest],
+                                      "top": row.get("top_kernel")}))
+        if shares.get("dequant", 0) >= NOTABLE_CLASS_PCT:
+            out.append(Finding("kernels_dequant", model, name,
+                               numbers={"pct": shares["dequant"]}, names=where))
+        busy = row.get("busy_pct")
+        if row["device"] == "cuda" and _measured(busy) and busy < HOST_BOUND_BUSY_PCT:
+            out.append(Finding("kernels_host_bound", model, name,
+                               numbers={k: row.get(k) for k in (
+                                   "busy_pct", "busy_ms_per_step", "step_ms",
+                                   "kernels_per_token", "launches_per_token")},
+                               names={"threshold": HOST_BOUND_BUSY_PCT}))
+        out += _compile_findings(model, name, row)
+    return out
+
+
+def _compile_findings(model: str, name: str, row: pd.Series) -> list[Finding]:
+    breaks, recompiles = row.get("graph_breaks"), row.get("recompiles")
+    skips = row.get("cudagraph_skips")
+    out = []
+    if _measured(breaks) and breaks > 0:
+        out.append(Finding("kernels_graph_breaks", model, name,
+                           numbers={"breaks": breaks, "graphs": row.get("graphs")},
+                           names={"reason": _first_line(row.get("graph_break_reason"))}))
+    if _measured(recompiles) and recompiles > 0:
+        out.append(Finding("kernels_recompiles", model, name,
+                           numbers={"recompiles": recompiles,
+                                    "in_trace": row.get("compiles_in_trace")},
+                           names={"reason": _first_line(row.get("recompile_reason"))}))
+    if _measured(skips) and skips > 0:
+        out.append(Finding("kernels_cudagraph_skips", model, name, numbers={"skips": skips}))
+    if (_measured(breaks) and breaks == 0 and _measured(recompiles) and recompiles == 0
+            and not (_measured(skips) and skips > 0)):
+        out.append(Finding("kernels_one_graph", model, name,
+                           numbers={"graphs": row.get("graphs")}))
+    return out
+
+
+def _first_line(text) -> str | None:
+    """The first line of a torch reason (they run to several paragraphs), or None."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return " ".join(text.strip().splitlines()[0].split())[:200]

@@ -274,9 +274,11 @@ def check_prompt_in_text(key: str, tokens: int, text_tokens: int, model: str) ->
         )
 
 
-def check_lengths(config: dict, workdir: str | Path, *, profile: bool) -> None:
+def check_lengths(config: dict, workdir: str | Path, *, profile: bool,
+                  kernels: bool = False) -> None:
     """Refuse prompts longer than a model's context window (or than the evaluation text, where
-    its token count is known) before any job; ``profile`` says whether the GPU profile runs."""
+    its token count is known) before any job; ``profile`` says whether the GPU profile runs,
+    ``kernels`` whether the kernel traces do."""
     from quantbench.datasets import dataset_id
 
     lat, prof = config["latency"], config["profile"]
@@ -291,6 +293,11 @@ def check_lengths(config: dict, workdir: str | Path, *, profile: bool) -> None:
     if depth:
         needs.append((["latency.context_depths", "latency.prompt_tokens", "latency.new_tokens"],
                       depth + prompt + lat["new_tokens"]))
+    if kernels:
+        steps = config["kernels"]["steps"]
+        needs.append((["latency.context_depths", "latency.prompt_tokens", "kernels.steps"],
+                      depth + prompt + steps) if depth else
+                     (["latency.prompt_tokens", "kernels.steps"], prompt + steps))
     if profile:
         needs.append((["profile.prompt_tokens", "profile.new_tokens"],
                       prof["prompt_tokens"] + prof["new_tokens"]))

@@ -168,9 +168,10 @@ def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
                 models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
                 configfiles=(), points: pd.DataFrame | None = None,
-                shapes: dict | None = None) -> str:
+                shapes: dict | None = None, kernels: pd.DataFrame | None = None) -> str:
     """The report's markdown from the summary table, the operating points (``points``, None
-    when the run wrote none) and what describes the run."""
+    when the run wrote none), the kernel traces (``kernels``, None or empty when the stage was
+    off: no section then) and what describes the run."""
     machine, models, prov = machine or {}, models or {}, prov or {}
     budgets = Budgets.from_config(config.get("report"))
     picks = analysis.recommendations(df, reference, budgets)
@@ -211,15 +212,20 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         ops=operating.section(points, df, reference=reference, config=config, machine=machine,
                               shapes=shapes),
         references=operating.references(df["precision"]),
+        kernels={"rows": [] if kernels is None else kernels.to_dict("records"),
+                 "findings": [f.text for f in analysis.kernel_findings(kernels)]},
     )
 
 
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
-                  config: dict, out, machine_path=None, configfiles=(), points_path=None) -> str:
+                  config: dict, out, machine_path=None, configfiles=(), points_path=None,
+                  kernels_path=None) -> str:
     df = pd.read_csv(summary_path)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
     points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()
               else None)
+    kernels = (pd.read_csv(kernels_path) if kernels_path and Path(kernels_path).is_file()
+               else None)
     out_dir = Path(out).parent
     text = report_text(
         df, reference=reference, config=config, machine=machine,
@@ -230,6 +236,7 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
         configfiles=configfiles,
         points=points,
         shapes=roofline.shapes(model_dirs),
+        kernels=kernels,
     )
     atomic_write_text(out, text)
     return text

@@ -1,17 +1,48 @@
-"""Names of the short target rules (one per configured precision and per model).
+"""The records a run makes and the names of the short target rules (one per configured
+precision and per model).
 
-Kept free of heavy imports: workflow/rules/targets.smk calls it while building the DAG.
+Kept free of heavy imports: the workflow's rules and tools/precision_targets.py call it while
+building the DAG.
 """
 
 from __future__ import annotations
 
 import keyword
 import re
+import shutil
 
 from quantbench.config import ConfigError
 
-# The records a precision or a model target asks for: results/<model>/<kind>/<precision>.json
+# The records of every configured precision: results/<model>/<kind>/<precision>.json
 KINDS = ("latency", "quality", "profile")
+# The kernel trace (results/<model>/kernels/<precision>.json) of the precisions that run
+# through torch, where the config's kernels.enabled asks for it; llama.cpp's get none.
+TRACED_BACKENDS = ("transformers", "bitsandbytes", "torchao")
+
+
+def uses_gpu(device: str) -> bool:
+    """Whether the run's jobs use a GPU: device cuda, or auto where nvidia-smi is on the path."""
+    return device == "cuda" or (device == "auto" and shutil.which("nvidia-smi") is not None)
+
+
+def traces_kernels(config: dict, gpu: bool) -> bool:
+    """``kernels.enabled``: true, false, or auto (the default) = on where the jobs use a GPU."""
+    enabled = (config.get("kernels") or {}).get("enabled", "auto")
+    return gpu if enabled == "auto" else bool(enabled)
+
+
+def traced_precisions(config: dict, table: dict, gpu: bool) -> list[str]:
+    """The configured precisions that get a kernel trace (none when the stage is off)."""
+    if not traces_kernels(config, gpu):
+        return []
+    return [p for p in config["precisions"] if table[p].backend in TRACED_BACKENDS]
+
+
+def record_paths(models, precisions, traced=()) -> list[str]:
+    """The records of ``models`` × ``precisions``: every kind of KINDS, and the kernel trace of
+    those in ``traced``."""
+    return [f"results/{m}/{k}/{p}.json" for m in models for p in precisions
+            for k in (*KINDS, *(["kernels"] if p in traced else []))]
 
 
 def rule_names(names, prefix: str = "", what: str = "name", taken=()) -> dict[str, str]:

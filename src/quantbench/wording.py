@@ -47,6 +47,47 @@ WORDING = {
         "the 95 % intervals apart: its time per token goes to dequantizing and to kernel "
         "overhead, not to reading memory."
     ),
+    # -- where decode time goes (kernel traces) -----------------------------------------------
+    "kernels_largest_class": (
+        "{{ model }}: {{ precision }} spends the largest share of its traced decode {{ device }} "
+        "time, {{ pct | fmt(0) }} % of {{ busy_ms | fmt(2) }} ms a step, in {{ what }} {{ unit }}"
+        "{% if top is string and top_pct is known %}; the top one, {{ top[:80] | md }}, takes "
+        "{{ top_pct | fmt(0) }} %{% endif %}."
+    ),
+    "kernels_dequant": (
+        "{{ model }}: {{ precision }} spends {{ pct | fmt(0) }} % of its decode {{ device }} time "
+        "in dequantization and quantization {{ unit }}."
+    ),
+    "kernels_host_bound": (
+        "{{ model }}: {{ precision }}'s GPU is busy only {{ busy_pct | fmt(0) }} % of a traced "
+        "decode step ({{ busy_ms_per_step | fmt(2) }} of {{ step_ms | fmt(2) }} ms; "
+        "{{ kernels_per_token | fmt(0) }} kernels per token"
+        "{% if launches_per_token is known %} from {{ launches_per_token | fmt(0) }} host "
+        "launches{% endif %}): below {{ threshold | fmt_g }} %, the step waits on the host's "
+        "Python, dispatch and kernel launches more than on the GPU."
+    ),
+    "kernels_graph_breaks": (
+        "{{ model }}: {{ precision }}'s compiled decode has {{ breaks | fmt(0) }} graph "
+        "break{{ '' if breaks == 1 else 's' }}{% if graphs is known %} "
+        "({{ graphs | fmt(0) }} graphs){% endif %}: Python runs between the compiled pieces of "
+        "each step{% if reason is string %} (first: {{ reason | md }}){% endif %}."
+    ),
+    "kernels_recompiles": (
+        "{{ model }}: {{ precision }}'s decode was recompiled {{ recompiles | fmt(0) }} "
+        "time{{ '' if recompiles == 1 else 's' }}"
+        "{% if in_trace is known and in_trace > 0 %}, {{ in_trace | fmt(0) }} of them during the "
+        "traced steps{% endif %}{% if reason is string %} (first: {{ reason | md }}){% endif %}."
+    ),
+    "kernels_cudagraph_skips": (
+        "{{ model }}: {{ precision }}'s compiled decode skipped CUDA graphs "
+        "{{ skips | fmt(0) }} time{{ '' if skips == 1 else 's' }}: those graphs launch their "
+        "kernels one by one."
+    ),
+    "kernels_one_graph": (
+        "{{ model }}: {{ precision }}'s compiled decode has no graph breaks and was not "
+        "recompiled{% if graphs is known %} ({{ graphs | fmt(0) }} "
+        "graph{{ '' if graphs == 1 else 's' }}){% endif %}."
+    ),
     # -- anomalies ----------------------------------------------------------------------------
     "slower_than_baseline": (
         "{{ model }}: {{ precision }} decodes slower than its baseline {{ baseline }} "
@@ -268,11 +309,13 @@ def _known(value) -> bool:
 
 def _env() -> jinja2.Environment:
     from quantbench.analysis import fmt
+    from quantbench.report import md_escape
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = fmt
     env.filters["signed"] = lambda v: f"{v:+.2f}"
     env.filters["fmt_g"] = lambda v: f"{v:g}"
+    env.filters["md"] = md_escape
     env.tests["known"] = _known
     return env
 

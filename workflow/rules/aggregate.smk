@@ -20,6 +20,7 @@ rule aggregate_results:
         latency=results_of("latency"),
         quality=results_of("quality"),
         profile=results_of("profile"),
+        kernels=traces(),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,
     output:
@@ -27,6 +28,7 @@ rule aggregate_results:
         metrics="results/metrics.csv",
         metrics_parquet="results/metrics.parquet",
         points="results/points.csv",
+        kernels="results/kernels.csv",
     log:
         "logs/aggregate_results.log",
     conda:

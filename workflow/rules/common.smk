@@ -1,6 +1,5 @@
 import os
 import re
-import shutil
 
 from snakemake.exceptions import WorkflowError
 
@@ -8,7 +7,9 @@ from quantbench import config as qb_config
 from quantbench import inputs as qb_inputs
 from quantbench import locks as qb_locks
 from quantbench import outcome as qb_outcome
+from quantbench import points as qb_points
 from quantbench import precisions as qb_precisions
+from quantbench import targets as qb_targets
 from quantbench.datasets import dataset_id
 from quantbench.device import resolve_threads
 
@@ -33,11 +34,13 @@ QUANT_TYPES = [
     for p in TABLE.values()
     if p.settings.get("made_by") == "quantize"
 ]
-HAS_GPU = config["device"] == "cuda" or (
-    config["device"] == "auto" and shutil.which("nvidia-smi") is not None
-)
+HAS_GPU = qb_targets.uses_gpu(config["device"])
+# the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
+TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
+# the operating point the summary reports, where the kernel traces are taken
+HEADLINE = qb_points.headline(config["latency"]["prompt_tokens"], config["latency"].get("headline"))
 # prompts against each model's context window and the tokenised text (where already known)
-qb_config.check_lengths(config, Path.cwd(), profile=HAS_GPU)
+qb_config.check_lengths(config, Path.cwd(), profile=HAS_GPU, kernels=bool(TRACED))
 # The summary's figures (quantbench.plots.SUMMARY_FIGURES; each has a caption in workflow/report/)
 # and one NVML time series per model and precision.
 FIGURES = [
@@ -167,7 +170,12 @@ def results_of(kind):
     )
 
 
-RECORDS = [path for kind in ("latency", "quality", "profile") for path in results_of(kind)]
+def traces():
+    """The kernel trace records of the traced precisions (none when the stage is off)."""
+    return expand("results/{model}/kernels/{precision}.json", model=MODELS, precision=TRACED)
+
+
+RECORDS = [path for kind in qb_targets.KINDS for path in results_of(kind)] + traces()
 
 
 def figure_png(name):

@@ -2,6 +2,7 @@ rule render_report:
     input:
         summary=rules.aggregate_results.output.summary,
         points=rules.aggregate_results.output.points,
+        kernels=rules.aggregate_results.output.kernels,
         figures=FIGURE_PNGS,
         quality=results_of("quality"),
         models=expand("resources/models/{model}/hf", model=MODELS),

@@ -1,5 +1,6 @@
 """Collect every record into results/summary.csv (wide, the headline point),
-results/points.csv (every operating point) and results/metrics.{csv,parquet} (long)."""
+results/points.csv (every operating point), results/kernels.csv (the kernel traces) and
+results/metrics.{csv,parquet} (long)."""
 
 from quantbench import logs
 from quantbench.aggregate import aggregate
@@ -7,11 +8,11 @@ from quantbench.aggregate import aggregate
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
-    aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile],
+    aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile, *smk.input.kernels],
               reference=smk.params.reference, summary_path=smk.output.summary,
               metrics_path=smk.output.metrics,
               parquet_path=smk.output.metrics_parquet, points_path=smk.output.points,
-              model_dirs=smk.input.models,
+              kernels_path=smk.output.kernels, model_dirs=smk.input.models,
               machine_path=smk.input.machine)
 
 

@@ -11,7 +11,7 @@ def main(smk) -> None:
                   reference=smk.params.reference, config=smk.params.config,
                   out=smk.output.report, machine_path=smk.input.machine,
                   configfiles=smk.params.configfiles,
-                  points_path=smk.input.points)
+                  points_path=smk.input.points, kernels_path=smk.input.kernels)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+# Where decode time goes: a torch profiler trace of a few decode steps per transformers-side
+# precision (config kernels; asked for by the aggregate only for the precisions in TRACED).
+rule trace_kernels:
+    input:
+        model=get_model_artifact,
+        tokens=f"resources/models/{{model}}/tokens/{DATASET}.npy",
+    output:
+        json="results/{model}/kernels/{precision}.json",
+    log:
+        "logs/trace_kernels/{model}/{precision}.log",
+    conda:
+        get_conda_env
+    threads: get_timed_threads
+    resources:
+        gpu=needs_gpu,
+        mem_mb=8000,
+    params:
+        protocol={k: v for k, v in config["kernels"].items() if k != "enabled"},
+        point=vars(HEADLINE),
+        overrides=get_precision_overrides,
+        time_limit_s=get_time_limit,
+        device=config["device"],
+        threads=MEASURE_THREADS,
+    script:
+        "../scripts/trace_kernels.py"
