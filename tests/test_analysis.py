@@ -463,3 +463,91 @@ def test_the_int8_split_is_said_to_explain_the_loss_only_as_far_as_the_t0_run_sh
     none = said(15.0)  # no faster without the split: the split is not the cause
     assert "explains" not in none and "runs at 15.0 tok/s, no faster" in none
     assert "matmul does not explain the loss" in none
+
+
+def kernel_table(*rows) -> pd.DataFrame:
+    """results/kernels.csv rows: (precision, device, overrides), the rest a plain GPU trace."""
+    from quantbench.aggregate import KERNEL_COLUMNS
+
+    base = {"model": "m", "backend": "transformers", "status": "ok", "steps": 8, "tokens": 8,
+            "step_ms": 4.0, "busy_ms_per_step": 3.2, "busy_pct": 80.0, "kernels_per_token": 300,
+            "launches_per_token": 300, "gemm_pct": 70.0, "attention_pct": 10.0,
+            "dequant_pct": 0.0, "elementwise_pct": 12.0, "copy_pct": 3.0, "other_pct": 5.0,
+            "top_kernel": "nvjet_tst_64x8", "top_kernel_class": "gemm", "top_kernel_pct": 40.0}
+    df = pd.DataFrame([{**base, "precision": p, "device": d, **o} for p, d, o in rows])
+    return df.reindex(columns=KERNEL_COLUMNS)
+
+
+def kernel_texts(df: pd.DataFrame, kind: str | None = None) -> list[str]:
+    from quantbench.analysis import kernel_findings
+
+    return [f.text for f in kernel_findings(df) if kind is None or f.kind == kind]
+
+
+def test_the_largest_class_of_each_trace_is_said():
+    df = kernel_table(("bf16", "cuda", {}), ("fp32", "cpu", {"attention_pct": 75.0,
+                                                             "gemm_pct": 5.0}),
+                      ("bnb-nf4", "cuda", {"status": "error"}))
+    assert kernel_texts(df, "kernels_largest_class") == [
+        "m: bf16 spends the largest share of its traced decode GPU time, 70 % of 3.20 ms a step, "
+        "in matrix multiplication (gemm/gemv) kernels; the top one, nvjet\\_tst\\_64x8, takes "
+        "40 %.",
+        "m: fp32 spends the largest share of its traced decode CPU time, 75 % of 3.20 ms a step, "
+        "in attention operators; the top one, nvjet\\_tst\\_64x8, takes 40 %."]
+
+
+def test_dequantization_is_said_only_where_it_takes_a_notable_share():
+    df = kernel_table(("bnb-nf4", "cuda", {"dequant_pct": 35.0, "gemm_pct": 40.0}),
+                      ("bnb-int8", "cuda", {"dequant_pct": 9.0}))
+    assert kernel_texts(df, "kernels_dequant") == [
+        "m: bnb-nf4 spends 35 % of its decode GPU time in dequantization and quantization "
+        "kernels."]
+
+
+def test_a_host_bound_step_is_said_only_for_a_gpu_idle_most_of_the_step():
+    df = kernel_table(("bf16", "cuda", {"busy_pct": 30.0, "busy_ms_per_step": 1.2}),
+                      ("bf16-compiled", "cuda", {"busy_pct": 92.0}),
+                      ("fp32", "cpu", {"busy_pct": 30.0}))
+    assert kernel_texts(df, "kernels_host_bound") == [
+        "m: bf16's GPU is busy only 30 % of a traced decode step (1.20 of 4.00 ms; 300 kernels "
+        "per token from 300 host launches): below 50 %, the step waits on the host's Python, "
+        "dispatch and kernel launches more than on the GPU."]
+
+
+def test_graph_breaks_and_recompiles_are_said_only_where_torch_counted_them():
+    reason = "Call to `torch._dynamo.graph_break()`\n  Explanation: User-inserted graph break."
+    df = kernel_table(
+        ("bf16", "cuda", {}),  # eager: nothing counted, nothing said
+        ("bf16-compiled", "cuda", {"graph_breaks": 0, "recompiles": 0, "graphs": 1,
+                                   "cudagraph_skips": 0}),
+        ("bnb-nf4-compiled", "cuda", {"graph_breaks": 3, "graphs": 4, "recompiles": 2,
+                                      "compiles_in_trace": 1, "graph_break_reason": reason,
+                                      "recompile_reason": "0/0: tensor 'x' size mismatch"}),
+        ("fp16-compiled", "cuda", {"graph_breaks": 0, "recompiles": 0, "graphs": 1,
+                                   "cudagraph_skips": 2}))
+    assert kernel_texts(df, "kernels_graph_breaks") == [
+        "m: bnb-nf4-compiled's compiled decode has 3 graph breaks (4 graphs): Python runs "
+        "between the compiled pieces of each step (first: Call to \\`torch.\\_dynamo.graph"
+        "\\_break()\\`)."]
+    assert kernel_texts(df, "kernels_recompiles") == [
+        "m: bnb-nf4-compiled's decode was recompiled 2 times, 1 of them during the traced steps "
+        "(first: 0/0: tensor &#x27;x&#x27; size mismatch)."]
+    assert kernel_texts(df, "kernels_cudagraph_skips") == [
+        "m: fp16-compiled's compiled decode skipped CUDA graphs 2 times: those graphs launch "
+        "their kernels one by one."]
+    assert kernel_texts(df, "kernels_one_graph") == [
+        "m: bf16-compiled's compiled decode has no graph breaks and was not recompiled "
+        "(1 graph)."]
+
+
+def test_where_decode_time_goes_is_a_section_only_when_traces_ran(measured):
+    off = report_text(measured, reference=REF, config=_config(), models={})
+    assert "## Where decode time goes" not in off
+    empty = kernel_table(("fp32", "cuda", {})).iloc[0:0]
+    assert "## Where decode time goes" not in report_text(
+        measured, reference=REF, config=_config(), models={}, kernels=empty)
+    on = report_text(measured, reference=REF, config=_config(), models={},
+                     kernels=kernel_table(("fp32", "cuda", {"dequant_pct": 20.0})))
+    section = on.split("## Where decode time goes")[1].split("## Trade-offs")[0]
+    assert "| m | fp32 | ok | cuda | 4.00 | 3.20 (80) | 300 | 300 | 70.0 | 10.0 | 20.0 |" in section
+    assert "- m: fp32 spends 20 % of its decode GPU time in dequantization" in section

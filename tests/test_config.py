@@ -324,6 +324,27 @@ def test_prompts_longer_than_the_context_window_are_refused(tmp_path):
     qb_config.check_lengths(_config(**cases[-1][0]), tmp_path, profile=False)
 
 
+def test_traced_decode_steps_beyond_the_context_window_are_refused(tmp_path):
+    cfg = _config(latency={"prompt_tokens": [200], "new_tokens": 16},
+                  perplexity={"context_length": 64}, kernels={"steps": 64})
+    qb_config.check_lengths(cfg, tmp_path, profile=False)  # no trace: nothing to refuse
+    with pytest.raises(ConfigError) as err:
+        qb_config.check_lengths(cfg, tmp_path, profile=False, kernels=True)
+    assert ("config keys 'latency.prompt_tokens' + 'kernels.steps': 200 + 64 = 264 tokens "
+            "exceed the context window of model r: 256 tokens") in str(err.value)
+
+
+@pytest.mark.parametrize("enabled", ["auto", True, False])
+def test_kernels_enabled_is_auto_true_or_false(enabled):
+    assert _config(kernels={"enabled": enabled})["kernels"] == {
+        "enabled": enabled, "steps": 8, "top": 15, "warmup_runs": 2}
+
+
+def test_kernels_enabled_refuses_other_words():
+    with pytest.raises(Exception, match="'yes' is not one of"):
+        _config(kernels={"enabled": "yes"})
+
+
 def test_context_window_is_read_from_the_model_folder_and_the_embedded_gguf(tmp_path):
     import json
 

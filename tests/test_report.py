@@ -1,3 +1,4 @@
+import json
 import re
 
 import pandas as pd
@@ -246,3 +247,31 @@ def test_the_load_peak_and_memory_parts_reach_the_summary_and_the_memory_table(r
     assert "| m | fp32 | cpu | 400 | 912 | 4.0 | 0.5 | – | – | 396 |" in memory
     assert "| m | gguf-q8_0 | cpu | 110 | 131 | 1.1 | 0.3 | 1.0 | 1.0 | 107 |" in memory
     assert "gguf-q4_k_m" not in memory  # no memory parts recorded
+
+
+def test_kernel_traces_reach_their_table_and_the_long_table(records, tmp_path):
+    from quantbench.aggregate import aggregate
+
+    trace = _rec("kernels", "fp32", "transformers", steps=8, tokens=8, step_ms=4.0,
+                 busy_ms_per_step=3.0, busy_pct=75.0, kernels_per_token=120.0, gemm_pct=60.0,
+                 dequant_pct=0.0, graph_breaks=2, recompiles=0, graphs=3)
+    trace["details"].update(top=[{"name": "aten::mm", "class": "gemm", "self_ms": 14.4,
+                                  "share": 0.6, "calls": 96}],
+                            compile={"graph_breaks": ["Call to graph_break()"], "recompiles": []})
+    skipped = _rec("kernels", "bnb-int8", "bitsandbytes", status="unsupported")
+    paths = []
+    for i, rec in enumerate([*records, trace, skipped]):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(rec))
+    aggregate(paths, reference="fp32", summary_path=tmp_path / "s.csv",
+              metrics_path=tmp_path / "m.csv", kernels_path=tmp_path / "k.csv")
+    k = pd.read_csv(tmp_path / "k.csv").set_index("precision")
+    assert k.loc["fp32", ["gemm_pct", "graph_breaks", "kernels_per_token", "top_kernel_pct"]
+                 ].tolist() == [60.0, 2, 120.0, 60.0]
+    assert k.loc["fp32", "top_kernel"] == "aten::mm"
+    assert k.loc["fp32", "graph_break_reason"] == "Call to graph_break()"
+    assert k.loc["bnb-int8", "status"] == "unsupported" and k.loc["bnb-int8", "reason"] == "boom"
+    long = pd.read_csv(tmp_path / "m.csv")
+    rows = long[long["scenario"] == "kernels"].set_index("metric")
+    assert rows.loc["busy_pct", "value"] == 75.0 and rows.loc["busy_pct", "unit"] == "%"
+    assert pd.read_csv(tmp_path / "s.csv")["precision"].tolist().count("fp32") == 1

@@ -27,3 +27,21 @@ def test_two_names_with_one_rule_name_are_refused():
 def test_a_rule_name_already_taken_is_refused():
     with pytest.raises(ConfigError, match="target rule name 'all' is already a rule"):
         rule_names(["all"], what="precision", taken={"all", "render_report"})
+
+
+def test_kernel_traces_are_asked_for_the_torch_precisions_where_enabled():
+    from quantbench import precisions
+    from quantbench.targets import record_paths, traced_precisions
+
+    config = {"precisions": ["fp32", "bnb-nf4", "bf16-compiled", "gguf-q8_0"]}
+    table = precisions.table()
+    torch_side = ["fp32", "bnb-nf4", "bf16-compiled"]
+    assert traced_precisions(config, table, gpu=False) == []  # auto, the default: GPU only
+    assert traced_precisions(config, table, gpu=True) == torch_side
+    assert traced_precisions({**config, "kernels": {"enabled": True}}, table, False) == torch_side
+    assert traced_precisions({**config, "kernels": {"enabled": False}}, table, True) == []
+    paths = record_paths(["m"], ["fp32", "gguf-q8_0"], traced=["fp32"])
+    assert paths == ["results/m/latency/fp32.json", "results/m/quality/fp32.json",
+                     "results/m/profile/fp32.json", "results/m/kernels/fp32.json",
+                     "results/m/latency/gguf-q8_0.json", "results/m/quality/gguf-q8_0.json",
+                     "results/m/profile/gguf-q8_0.json"]

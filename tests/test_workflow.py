@@ -503,6 +503,26 @@ def test_forcing_a_precision_target_reruns_its_measurements_only(tmp_path, two_m
     assert {wc["precision"] for _, wc in dry_run_jobs(res.stdout) if wc} == {"gguf-q8_0"}
 
 
+@pytest.mark.parametrize("enabled", [None, True, False])
+def test_kernel_traces_are_scheduled_only_when_enabled(tmp_path, enabled):
+    """auto (unset) is off on the CPU; true traces every transformers-side precision (none of
+    llama.cpp's), for the run, the precision targets and the rerun tool alike."""
+    cfg = write_config(tmp_path / "c.yaml", models={"m1": {"source": "embedded"}},
+                       precisions=PRECISIONS, device="cpu",
+                       **({} if enabled is None else {"kernels": {"enabled": enabled}}))
+    traced = {"fp32", "bnb-int8"} if enabled else set()
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = dry_run_jobs(res.stdout)
+    assert {wc["precision"] for rule, wc in jobs if rule == "trace_kernels"} == traced
+    res = snakemake(tmp_path, "-n", "bnb_int8", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {wc["precision"] for rule, wc in dry_run_jobs(res.stdout)
+            if rule == "trace_kernels"} == traced & {"bnb-int8"}
+    files = precision_targets("--precision", "bnb-int8", "--config", str(cfg)).stdout.split()
+    assert ("results/m1/kernels/bnb-int8.json" in files) == bool(enabled)
+
+
 def precision_targets(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "tools" / "precision_targets.py"), *args],
                           capture_output=True, text=True)
