@@ -168,3 +168,20 @@ def test_without_torchao_a_torchao_precision_is_an_unsupported_record(
     rec = run_latency("tiny", "torchao-int8wo", tiny_model, tiny_tokens["ids"], **LATENCY)
     assert rec.status == "unsupported"
     assert "torchao-int8wo: needs the torchao package" in rec.reason
+
+
+def test_a_format_that_quantises_no_layer_of_the_model_is_refused(tmp_path, sample_text):
+    """int4 groups of 128 divide no input width of a model 192 wide with an FFN of 320: torchao
+    leaves every weight in bf16, which must not be measured as int4."""
+    from conftest import TINY
+
+    from quantbench.backends import load_backend
+    from quantbench.models import prepare_model
+
+    narrow = tmp_path / "hf"
+    prepare_model({**TINY, "hidden_size": 192, "intermediate_size": 320}, narrow,
+                  text_path=sample_text)
+    with pytest.raises(UnsupportedError) as err:
+        load_backend(precisions.get("torchao-int4wo"), narrow, device="cpu", threads=2, n_ctx=40)
+    message = "torchao-int4wo: torchao quantised none of the model's 15 linear layers"
+    assert message in str(err.value)
