@@ -9,6 +9,7 @@ from quantbench.aggregate import SUMMARY_COLUMNS
 from quantbench.analysis import (
     Budgets,
     anomalies,
+    baseline_of,
     best_quality_within_memory,
     bytes_to_speed,
     compiled_twins,
@@ -229,6 +230,14 @@ def test_every_number_in_the_summary_and_findings_comes_from_the_table(measured)
     for line in lines:
         for number in re.findall(r"[+-]?\d[\d,]*(?:\.\d+)?", re.sub(names, "", line)):
             assert number.replace(",", "") in allowed, f"{number!r} in {line!r}"
+
+
+def test_a_torchao_precision_is_compared_with_bf16_compiled_first():
+    ran = ["fp32", "fp16", "bf16", "fp16-compiled", "bf16-compiled"]
+    assert baseline_of("torchao-int8wo", ran, "fp32") == "bf16-compiled"
+    assert baseline_of("torchao-int8wo", ["fp32", "fp16", "bf16"], "fp32") == "bf16"
+    assert baseline_of("torchao-int8wo", ["fp32", "fp16-compiled"], "fp32") == "fp16-compiled"
+    assert baseline_of("bnb-int8", ran, "fp32") == "fp16"  # an eager one: an eager baseline
 
 
 def test_a_number_not_in_the_table_is_caught(measured):

@@ -275,12 +275,16 @@ def test_model_shapes_a_job_could_not_build_are_refused(shape, message):
     ({"bnb-nf4-dq": {"double_quant": "no"}},
      "config key 'precision_settings.bnb-nf4-dq.double_quant': 'no' is not true or false"),
     ({"fp33": {"dtype": "float16"}}, "config key 'precision_settings.fp33': unknown precision"),
+    ({"torchao-int4wo": {"packing": ["opaque"]}},
+     "config key 'precision_settings.torchao-int4wo.packing': not a setting torchao-int4wo can "
+     "change; allowed: compile"),
 ])
 def test_bad_precision_settings_are_refused(settings, message):
     qb_config.check(_config(precision_settings={"bnb-nf4": {"compute_dtype": "float16"},
                                                 "bnb-int8": {"threshold": 0},
                                                 "gguf-f16": {"flash_attn": "off"},
-                                                "fp16": {"compile": True}}))
+                                                "fp16": {"compile": True},
+                                                "torchao-int8wo": {"compile": False}}))
     with pytest.raises(ConfigError) as err:
         qb_config.check(_config(precision_settings=settings))
     assert message in str(err.value)

@@ -90,6 +90,13 @@ def test_a_compiled_quantized_precision_is_compared_with_the_compiled_16_bit_one
     assert operating.baseline_of("bnb-nf4-compiled", ["bf16"]) == "bf16"
 
 
+def test_a_torchao_precision_is_compared_with_bf16_compiled_else_bf16():
+    ran = ["fp32", "fp16", "bf16", "fp16-compiled", "bf16-compiled", "gguf-f16"]
+    assert operating.baseline_of("torchao-int4wo", ran) == "bf16-compiled"
+    assert operating.baseline_of("torchao-fp8dq", ["fp32", "bf16", "gguf-f16"]) == "bf16"
+    assert operating.baseline_of("torchao-int8wo", ["gguf-f16"]) is None  # another engine
+
+
 # -- crossover ------------------------------------------------------------------------------------
 
 def _crossovers(q_speeds, base_speeds=(100, 200, 400, 800)):

@@ -31,10 +31,12 @@ from quantbench.kld import TOPK
 from quantbench.wording import say
 
 # A quantized precision is compared with the unquantized precision of its own backend when the
-# run has one (bitsandbytes computes in fp16/bf16 through transformers), else with the reference.
+# run has one (bitsandbytes computes in fp16/bf16 through transformers, torchao in bf16), else
+# with the reference; a compiled precision with the compiled twins of these first.
 BASELINES = {
     "llama.cpp": ("gguf-f16", "gguf-bf16", "gguf-f32"),
     "bitsandbytes": ("fp16", "bf16", "fp32"),
+    "torchao": ("bf16", "fp16", "fp32"),
 }
 # digits shown for each ranked column: values equal at this precision are a tie for the reader
 DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
@@ -349,10 +351,25 @@ def baseline_of(precision: str, available, reference: str) -> str | None:
                                                   p.settings.get("made_by") != "quantize")
     if unquantized:
         return None
-    for name in BASELINES.get(p.backend, ()):
+    names = BASELINES.get(p.backend, ())
+    if p.settings.get("compile"):
+        names = (*compiled_baselines(names), *names)
+    for name in names:
         if name in available:
             return name
     return reference if reference in available and reference != precision else None
+
+
+def compiled_baselines(names) -> list[str]:
+    """The compiled precision of each transformers precision of ``names`` that has one (the same
+    dtype, with ``compile``), in that order."""
+    table = precisions.table()
+    out = []
+    for name in names:
+        dtype = table[name].settings.get("dtype")
+        out += [q.name for q in table.values() if q.backend == "transformers"
+                and q.settings.get("compile") and q.settings.get("dtype") == dtype]
+    return out
 
 
 

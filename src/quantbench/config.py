@@ -17,12 +17,13 @@ REFERENCE_ORDER = ("fp32", "gguf-f32", "bf16", "fp16", "gguf-f16", "gguf-bf16")
 OUTPUT_FOLDERS = ("results", "resources", "logs", "benchmarks")
 DTYPES = ("float32", "float16", "bfloat16")
 # What precision_settings may change, per backend (and bitsandbytes mode), with the values each
-# takes; the other settings (mode, gguf_type, made_by) say what the precision is and which file
-# it loads, so changing them is a new line in precisions.yaml, not an override.
+# takes; the other settings (mode, config, gguf_type, made_by) say what the precision is and
+# which file it loads, so changing them is a new line in precisions.yaml, not an override.
 OVERRIDABLE = {
     "transformers": {"dtype": DTYPES, "compile": bool},
     "bitsandbytes-int8": {"threshold": float},
     "bitsandbytes-4bit": {"double_quant": bool, "compute_dtype": DTYPES},
+    "torchao": {"compile": bool},
     "llama.cpp": {"flash_attn": ("auto", "on", "off")},
 }
 

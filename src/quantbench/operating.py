@@ -81,13 +81,15 @@ def _known(v) -> bool:
 # -- baselines ----------------------------------------------------------------------------------
 
 def is_quantized(p: precisions.Precision) -> bool:
-    return p.backend == "bitsandbytes" or (p.is_gguf and p.settings.get("made_by") == "quantize")
+    return p.backend in ("bitsandbytes", "torchao") or (p.is_gguf and
+                                                        p.settings.get("made_by") == "quantize")
 
 
 def baseline_of(name: str, available) -> str | None:
     """The unquantized precision of the same engine that ``name`` is compared with: a GGUF
     with gguf-f16, else gguf-bf16, else gguf-f32; a transformers-side quantized precision
-    (bitsandbytes) with bf16, else fp16, else fp32, a compiled one with a compiled twin first.
+    (bitsandbytes, torchao) with bf16, else fp16, else fp32, a compiled one (the torchao
+    precisions) with a compiled twin first.
     None for an unquantized precision or when no baseline ran."""
     try:
         p = precisions.get(name)

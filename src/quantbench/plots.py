@@ -22,7 +22,8 @@ from plotly.subplots import make_subplots
 from quantbench import operating, precisions, roofline
 from quantbench.stats import Z95
 
-COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "llama.cpp": "#2ca02c"}
+COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "torchao": "#d62728",
+           "llama.cpp": "#2ca02c"}
 OTHER = "#7f7f7f"
 PHASE_COLOURS = {"prefill": "#9467bd", "decode": "#8c564b"}  # no family colour: shading only
 WIDE = 20.0  # max / min above which an axis is logarithmic (more than a decade and a bit)

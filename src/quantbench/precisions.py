@@ -8,7 +8,9 @@ from importlib import resources
 
 import yaml
 
-BACKENDS = ("transformers", "bitsandbytes", "llama.cpp")
+BACKENDS = ("transformers", "bitsandbytes", "torchao", "llama.cpp")
+# the backends that load an HF folder through transformers (quantised on load or not)
+TRANSFORMERS_SIDE = ("transformers", "bitsandbytes", "torchao")
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,7 @@ class Precision:
     @property
     def family(self) -> str:
         """Backend family used for colours and grouping in plots."""
-        return {"transformers": "transformers", "bitsandbytes": "bitsandbytes"}.get(
-            self.backend, "llama.cpp"
-        )
+        return self.backend if self.backend in TRANSFORMERS_SIDE else "llama.cpp"
 
 
 @cache

@@ -21,7 +21,8 @@ from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 1
-TRACKED_PACKAGES = ("torch", "transformers", "bitsandbytes", "llama_cpp_python", "numpy")
+TRACKED_PACKAGES = ("torch", "transformers", "bitsandbytes", "torchao", "llama_cpp_python",
+                    "numpy")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from quantbench.device import require_cuda
-from quantbench.precisions import Precision
+from quantbench.precisions import TRANSFORMERS_SIDE, Precision
 
 
 def preload(precision_name: str) -> None:
@@ -45,7 +45,7 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
     the model's device."""
     if device == "cuda":
         require_cuda()  # else llama.cpp runs on the CPU and torch fails late
-    if precision.backend in ("transformers", "bitsandbytes"):
+    if precision.backend in TRANSFORMERS_SIDE:
         from quantbench.backends.hf import HFBackend
 
         return HFBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,

@@ -1,4 +1,4 @@
-"""transformers backend, plain (fp32/fp16/bf16) or quantised on load by bitsandbytes.
+"""transformers backend, plain (fp32/fp16/bf16) or quantised on load by bitsandbytes or torchao.
 
 The forward passes are called directly with a KV cache (no generate()), so the harness times
 exactly one prefill and one forward per decoded token, as it does for llama.cpp.
@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.errors import UnsupportedError
@@ -59,6 +60,106 @@ def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
     )
 
 
+# torchao's Float8 formats compute on FP8 tensor cores (Ada, Hopper and newer GPUs).
+FP8_CAPABILITY = (8, 9)
+# The layer a torchao format is tried on before loading: its input width is a multiple of every
+# int4 group size and of the 1024 the tinygemm layout pads to.
+PROBE_SHAPE = (256, 1024)
+
+
+def torchao_config(precision: Precision, device: torch.device):
+    """transformers' TorchAoConfig of a torchao precision on ``device`` (None for another
+    backend), once torchao is known to run it there. Refused (UnsupportedError, naming what is
+    missing) when torchao does not import, when a Float8 format meets a CUDA device below
+    compute capability 8.9, or when no kernel path of the format quantises and runs one small
+    layer on the device: torchao's own error, e.g. the mslk package int4's default path needs.
+    (transformers reports a failed conversion only as "issues during automatic conversion".)"""
+    if precision.backend != "torchao":
+        return None
+    try:
+        import torchao.quantization as tq
+    except ImportError as exc:
+        raise UnsupportedError(f"{precision.name}: needs the torchao package ({exc})") from exc
+    from transformers import TorchAoConfig
+
+    s = precision.settings
+    if s["config"].startswith("Float8") and device.type == "cuda":
+        capability = tuple(torch.cuda.get_device_capability(device))
+        if capability < FP8_CAPABILITY:
+            raise UnsupportedError(
+                f"{precision.name}: FP8 needs a CUDA device of compute capability >= "
+                f"{FP8_CAPABILITY[0]}.{FP8_CAPABILITY[1]}; {device} is "
+                f"{torch.cuda.get_device_name(device)}, compute capability "
+                f"{capability[0]}.{capability[1]}"
+            )
+    dtype = DTYPES[s.get("dtype", "bfloat16")]
+    problems = []
+    for path, make in _torchao_paths(tq, s):
+        problem = _torchao_problem(make, device, dtype)
+        if problem is None:
+            return TorchAoConfig(quant_type=make())
+        problems.append(f"{path}: {problem}" if path else problem)
+    raise UnsupportedError(f"{precision.name} on {device.type}: torchao cannot run "
+                           f"{s['config']} here ({'; '.join(problems)})")
+
+
+def _torchao_paths(tq, s: dict) -> list:
+    """(kernel path, config factory) for each way torchao runs the format, in the order tried:
+    one unnamed path, or one per int4 ``packing`` ("opaque" is the CPU's int4 layout, a
+    prototype config of its own in torchao 0.18)."""
+    kwargs = {}
+    if "granularity" in s:
+        kwargs["granularity"] = {"per_row": tq.PerRow, "per_tensor": tq.PerTensor}[
+            s["granularity"]]()
+    if "group_size" in s:
+        kwargs["group_size"] = s["group_size"]
+    if not s.get("packing"):
+        return [(None, lambda: getattr(tq, s["config"])(**kwargs))]
+
+    def opaque():
+        from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
+
+        return PrototypeInt4WeightOnlyConfig(**kwargs)
+
+    return [(p, opaque if p == "opaque" else
+             lambda p=p: getattr(tq, s["config"])(int4_packing_format=p, **kwargs))
+            for p in s["packing"]]
+
+
+def _torchao_problem(make, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why torchao cannot quantise and run one linear layer with ``make()``'s config on
+    ``device``, or None when it can (the weight becomes torchao's tensor and a forward runs)."""
+    from torchao.quantization import quantize_
+
+    try:
+        layer = torch.nn.Linear(PROBE_SHAPE[1], PROBE_SHAPE[0], bias=False, dtype=dtype,
+                                device=device)
+        quantize_(layer, make())
+        with torch.inference_mode():
+            layer(torch.ones(2, PROBE_SHAPE[1], dtype=dtype, device=device))
+    except (ImportError, AssertionError, AttributeError, NotImplementedError, RuntimeError,
+            TypeError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if not is_traceable_wrapper_subclass(layer.weight):
+        return "torchao left the weight unquantised"
+    return None
+
+
+def quantised_linears(model) -> tuple[int, int]:
+    """(linear layers whose weight torchao quantised, all linear layers)."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    return sum(is_traceable_wrapper_subclass(m.weight) for m in linears), len(linears)
+
+
+def stored_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor holds: a tensor subclass (torchao's quantised weights) by its inner
+    tensors, which transformers' get_memory_footprint does not see (it counts them at the
+    compute dtype)."""
+    if is_traceable_wrapper_subclass(t):
+        return sum(stored_bytes(getattr(t, name)) for name in t.__tensor_flatten__()[0])
+    return t.numel() * t.element_size()
+
+
 class HFBackend:
     def __init__(self, precision: Precision, model_dir, *, device: str, threads: int,
                  n_ctx: int = 2048, batch_size: int = 1, all_logits: bool = True):
@@ -67,8 +168,10 @@ class HFBackend:
         self.device = torch.device("cuda:0" if device == "cuda" else "cpu")
         self.precision = precision
         qconfig = quantization_config(precision)
+        if qconfig is None:
+            qconfig = torchao_config(precision, self.device)
         dtype = DTYPES[precision.settings.get("dtype", "float32")]
-        if qconfig is not None:
+        if isinstance(qconfig, BitsAndBytesConfig):
             dtype = qconfig.bnb_4bit_compute_dtype if qconfig.load_in_4bit else torch.float16
             if self.device.type == "cpu" and qconfig.load_in_8bit:
                 dtype = torch.float32
@@ -85,6 +188,14 @@ class HFBackend:
                 raise UnsupportedError(f"{precision.name} on {self.device.type}: {exc}") from exc
             raise
         self.model.eval()
+        self.quantised, self.qconfig = None, qconfig
+        if precision.backend == "torchao":
+            self.quantised = quantised_linears(self.model)
+            if not self.quantised[0]:
+                raise UnsupportedError(
+                    f"{precision.name}: torchao quantised none of the model's "
+                    f"{self.quantised[1]} linear layers (their shapes do not fit the format)"
+                )
         self.dtype = dtype
         self.cache = None
         # transformers renamed the KV-cache argument and output from past_key_values to cache
@@ -227,8 +338,7 @@ class HFBackend:
         """Weights (every parameter and buffer, tied ones once) and the KV cache of ``n_ctx``
         tokens in each of ``batch_size`` sequences, from the config (transformers has no compute
         or output buffers of its own to report)."""
-        tensors = {id(t): t for t in (*self.model.parameters(), *self.model.buffers())}
-        weights = sum(t.numel() * t.element_size() for t in tensors.values())
+        weights = self._weights_bytes()
         c = self.model.config.get_text_config()
         heads = c.num_attention_heads
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
@@ -236,6 +346,11 @@ class HFBackend:
         kv = (2 * c.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
               * self.n_ctx * self.batch_size)
         return {"weights_mib": weights / 2**20, "kv_cache_mib": kv / 2**20}
+
+    def _weights_bytes(self) -> int:
+        """Every parameter and buffer, tied ones once, as stored."""
+        tensors = {id(t): t for t in (*self.model.parameters(), *self.model.buffers())}
+        return sum(stored_bytes(t) for t in tensors.values())
 
     def info(self) -> dict:
         return {
@@ -246,7 +361,18 @@ class HFBackend:
             "compile_s": self.compile_s,
             "compile_s_by_batch": {str(b): t for b, t in self.compile_s_by_batch.items()},
             "device": str(self.device),
-            "footprint_mib": self.model.get_memory_footprint() / 2**20,
-            "quantization": self.precision.settings if self.precision.backend != "transformers"
-            else None,
+            "footprint_mib": (self._weights_bytes() if self.quantised is not None
+                              else self.model.get_memory_footprint()) / 2**20,
+            "quantization": self._quantization(),
         }
+
+    def _quantization(self) -> dict | None:
+        """The precision's settings; for torchao also the config that loaded (the int4 kernel
+        path found) and how many linear layers it quantised (transformers keeps lm_head)."""
+        if self.precision.backend == "transformers":
+            return None
+        out = dict(self.precision.settings)
+        if self.quantised is not None:
+            out["torchao_config"] = repr(self.qconfig.quant_type)
+            out["quantised_linears"] = f"{self.quantised[0]} of {self.quantised[1]}"
+        return out
