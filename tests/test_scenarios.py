@@ -20,6 +20,7 @@ QUALITY = dict(mode="llama.cpp", context_length=64, stride=None, max_windows=4,
 @pytest.fixture(scope="module")
 def artifacts(tiny_model, tiny_gguf):
     return {"fp32": tiny_model, "bf16": tiny_model, "bf16-compiled": tiny_model,
+            "bnb-nf4-compiled": tiny_model,
             "gguf-f16": tiny_gguf["f16"],
             "gguf-q8_0": tiny_gguf["q8_0"], "gguf-q4_k_m": tiny_gguf["q4_k_m"]}
 
@@ -170,6 +171,74 @@ def test_compiled_decode_matches_eager_greedy_tokens(artifacts, tiny_tokens):
         out[name] = tokens
         assert (b.info()["compile_s"] is not None) == (name == "bf16-compiled")
     assert out["bf16"] == out["bf16-compiled"]
+
+
+@pytest.mark.parametrize("mode", ["int8", "nf4", "fp4"])
+def test_bitsandbytes_compiled_decode_matches_its_eager_twin(mode, artifacts, tiny_tokens):
+    """bitsandbytes layers run under the static KV cache and torch.compile(fullgraph=True): the
+    compiled precision decodes the greedy tokens of its eager twin, its compile time and
+    options (one graph, no graph breaks allowed) recorded."""
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:24]]
+    out = {}
+    for name in (f"bnb-{mode}", f"bnb-{mode}-compiled"):
+        b = load_backend(precisions.get(name), artifacts["fp32"], device="cpu", threads=2,
+                         n_ctx=64)
+        tokens = [b.prefill(prompt)]
+        for _ in range(6):
+            tokens.append(b.decode(tokens[-1]))
+        out[name] = tokens
+        info = b.info()
+        assert info["compiled"] == name.endswith("-compiled")
+        if info["compiled"]:
+            assert info["compile_s"] > 0
+            assert info["compile_options"] == {"mode": "default", "fullgraph": True}
+    assert out[f"bnb-{mode}"] == out[f"bnb-{mode}-compiled"]
+
+
+def test_a_decode_step_that_does_not_compile_in_one_graph_is_unsupported(
+        monkeypatch, artifacts, tiny_tokens):
+    """A graph break in a bitsandbytes layer (as a kernel dynamo cannot trace would make) makes
+    the compiled precision an ``unsupported`` record whose reason says what failed and where,
+    not a crash and not a silently slower eager fallback."""
+    import bitsandbytes as bnb
+    import torch
+
+    real = bnb.nn.Linear4bit.forward
+
+    def breaking(self, x):
+        torch._dynamo.graph_break()
+        return real(self, x)
+
+    monkeypatch.setattr(bnb.nn.Linear4bit, "forward", breaking)
+    rec = run_latency("tiny", "bnb-nf4-compiled", artifacts["bnb-nf4-compiled"],
+                      tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "unsupported", rec.reason
+    assert rec.reason.startswith(
+        "UnsupportedError: bnb-nf4-compiled on cpu: torch.compile(mode='default', "
+        "fullgraph=True) of the decode step failed: Unsupported: ")
+    assert "in breaking)" in rec.reason  # the line of code that broke the graph
+    assert "decode_tok_s" not in rec.metrics
+
+
+def test_only_a_refused_compile_is_unsupported():
+    """Out of memory and other errors while compiling stay what they are."""
+    import torch
+
+    from quantbench.backends.hf import compile_failure
+
+    options = {"mode": "default", "fullgraph": True}
+    refused = torch._dynamo.exc.Unsupported("Call to `torch._dynamo.graph_break()`")
+    assert isinstance(compile_failure(refused, "x", "cuda", options), UnsupportedError)
+    capture = RuntimeError("CUDA error: operation not permitted when stream is capturing")
+    assert isinstance(compile_failure(capture, "x", "cuda", options), UnsupportedError)
+    oom = torch._dynamo.exc.BackendCompilerFailed.__new__(
+        torch._dynamo.exc.BackendCompilerFailed)
+    oom.__cause__ = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert compile_failure(oom, "x", "cuda", options) is None
+    assert compile_failure(ValueError("a bug"), "x", "cuda", options) is None
 
 
 def test_config_overrides_precision_settings():
