@@ -438,6 +438,32 @@ def test_a_sweep_measures_every_point_and_one_that_does_not_fit_is_an_oom_row(
     assert rec.metrics["decode_tok_s"] == pts[(1, 0, 16)]["decode_tok_s"]
 
 
+def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones_the_summary(
+        fake, monkeypatch, artifacts, tiny_tokens, tmp_path):
+    """A compiled path compiles once per batch size: the record keeps each one's compile time
+    (not only the first's, compiled while loading) and the summary the headline batch's."""
+    from quantbench.aggregate import load_records, summary_table
+
+    compile_s = {}
+    configure = fake.configure
+
+    def compiling(self, batch_size, n_ctx):
+        configure(self, batch_size, n_ctx)
+        compile_s[str(batch_size)] = 10.0 * batch_size
+
+    monkeypatch.setattr(fake, "configure", compiling)
+    monkeypatch.setattr(fake, "info", lambda self: {
+        "kv_elem_bytes": 2, "compile_s": sum(compile_s.values()),
+        "compile_s_by_batch": dict(compile_s)})
+    rec = run_latency("tiny", "bf16-compiled", artifacts["bf16-compiled"], tiny_tokens["ids"],
+                      **{**LATENCY, "batch_sizes": [1, 2], "headline": {"batch_size": 2}})
+    assert rec.status == "ok", rec.reason
+    assert rec.details["backend"]["compile_s_by_batch"] == {"1": 10.0, "2": 20.0}
+    rec.save(tmp_path / "r.json")
+    summary = summary_table(load_records([tmp_path / "r.json"]), "bf16-compiled")
+    assert summary.loc[0, "compile_s"] == 20.0
+
+
 def test_the_headline_point_must_be_measured(fake, artifacts, tiny_tokens):
     from quantbench.errors import ConfigError
 
