@@ -223,6 +223,22 @@ def test_a_decode_step_that_does_not_compile_in_one_graph_is_unsupported(
     assert "decode_tok_s" not in rec.metrics
 
 
+def test_a_compiled_backend_compiles_every_shape_it_is_configured_for(artifacts):
+    """One compile per configured batch size and context, past dynamo's recompile limit (a
+    sweep configures more shapes than its default of 8; here the limit is 1)."""
+    import torch
+
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    with torch._dynamo.config.patch(recompile_limit=1):
+        backend = load_backend(precisions.get("bf16-compiled"), artifacts["bf16-compiled"],
+                               device="cpu", threads=2, n_ctx=40)
+        backend.configure(2, 40)
+        backend.configure(1, 48)
+    assert set(backend.compile_s_by_batch) == {1, 2}
+
+
 def test_only_a_refused_compile_is_unsupported():
     """Out of memory and other errors while compiling stay what they are."""
     import torch
@@ -239,6 +255,9 @@ def test_only_a_refused_compile_is_unsupported():
     oom.__cause__ = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     assert compile_failure(oom, "x", "cuda", options) is None
     assert compile_failure(ValueError("a bug"), "x", "cuda", options) is None
+    # too many compiles of the step is the harness's doing, not the format's
+    limit = torch._dynamo.exc.FailOnRecompileLimitHit("Hard failure due to fullgraph=True")
+    assert compile_failure(limit, "x", "cuda", options) is None
 
 
 def test_config_overrides_precision_settings():

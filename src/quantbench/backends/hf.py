@@ -43,6 +43,9 @@ logging.getLogger("bitsandbytes.autograd._functions").addFilter(_FirstOnly())
 # overflows it at 262,144 rows: the CUDA kernel launch fails and the process aborts).
 FILL_ROWS = 8192
 
+# compiles of the decode step one process allows (one per configured batch size and context)
+RECOMPILES_MAX = 256
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -170,6 +173,12 @@ class HFBackend:
         self.static = StaticCache(config=self.model.config, max_cache_len=n_ctx)
         if not hasattr(self, "_step"):
             self._step = torch.compile(self._static_forward, **self.compile_options)
+        # each configured shape compiles the one decode step once: a sweep of batch sizes and
+        # depths (or a process that loads several backends, as the tests do) compiles it more
+        # often than dynamo's default recompile limit (8) allows, which fullgraph makes an error
+        config = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+        setattr(config, limit, max(getattr(config, limit), RECOMPILES_MAX))
         start = time.perf_counter()
         try:
             tokens = self.prefill_batch([1] * 8)
