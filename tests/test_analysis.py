@@ -8,11 +8,13 @@ import pytest
 from quantbench.aggregate import SUMMARY_COLUMNS
 from quantbench.analysis import (
     Budgets,
+    against_fast_baseline,
     anomalies,
     baseline_of,
     best_quality_within_memory,
     bytes_to_speed,
     compiled_twins,
+    eager_and_fast,
     fastest_within_quality,
     hardware,
     limitations,
@@ -560,3 +562,81 @@ def test_where_decode_time_goes_is_a_section_only_when_traces_ran(measured):
     section = on.split("## Where decode time goes")[1].split("## Trade-offs")[0]
     assert "| m | fp32 | ok | cuda | 4.00 | 3.20 (80) | 300 | 300 | 70.0 | 10.0 | 20.0 |" in section
     assert "- m: fp32 spends 20 % of its decode GPU time in dequantization" in section
+def _paths(**tok_s):
+    """bf16 on both paths and other formats, decode tok/s by precision (``_`` for ``-``), each
+    with a ±1 % interval; the compiled ones with a compile time, the point prompt 16 batch 1."""
+    rows = []
+    for name, value in tok_s.items():
+        name = name.replace("_", "-").replace("gguf-q4-k-m", "gguf-q4_k_m")
+        backend = ("llama.cpp" if name.startswith("gguf") else "torchao"
+                   if name.startswith("torchao") else "bitsandbytes"
+                   if name.startswith("bnb") else "transformers")
+        extra = {"prompt_tokens": 16.0, "batch_size": 1.0}
+        if name.endswith("-compiled"):
+            extra["compile_s"] = 30.0
+        if value is None:
+            rows.append((name, backend, float("nan"), 100.0, 200.0, None,
+                         {**extra, "status": "unsupported"}))
+        else:
+            rows.append((name, backend, value, 100.0, 200.0, None, extra))
+    return table(*rows, reference="bf16")
+
+
+def test_the_eager_and_fast_table_pairs_each_format_with_its_compiled_twin():
+    df = _paths(bf16=20.0, bf16_compiled=100.0, bnb_nf4=130.0, bnb_nf4_compiled=110.0,
+                bnb_int8=5.0, bnb_int8_compiled=None, gguf_q4_k_m=120.0, torchao_int8wo=80.0)
+    rows = {r["format"]: r for r in eager_and_fast(df)}
+    assert set(rows) == {"bf16", "bnb-nf4"}  # measured on both paths (int8's fast one failed)
+    assert rows["bf16"]["fast"] == "bf16-compiled" and rows["bf16"]["speedup"] == 5.0
+    assert rows["bf16"]["compile_s"] == 30.0 and rows["bf16"]["fastest"] == "bf16-compiled"
+    assert rows["bnb-nf4"]["fastest"] == "bnb-nf4"  # compiling made it slower here
+    assert rows["bnb-nf4"]["speedup"] == pytest.approx(110 / 130)
+    assert rows["bnb-nf4"]["resolved"]
+    close = df.assign(decode_tok_s_ci_low=df["decode_tok_s"] * 0.8)
+    assert not {r["format"]: r for r in eager_and_fast(close)}["bnb-nf4"]["resolved"]
+    assert "| bnb-nf4 (95 % intervals overlap) |" in report_text(close, reference="bf16",
+                                                                 config=_config(), models={})
+    text = report_text(df, reference="bf16", config=_config(), models={})
+    assert ("| m | bnb-nf4 | bnb-nf4 | 130.0 [128.7, 131.3] | bnb-nf4-compiled | "
+            "110.0 [108.9, 111.1] | 0.85× | 30.0 | bnb-nf4 |") in text
+    eager_only = df[~df["precision"].str.endswith("-compiled")]
+    assert eager_and_fast(eager_only) == []
+    assert "### Eager and fast paths" not in report_text(eager_only, reference="bf16",
+                                                          config=_config(), models={})
+
+
+def test_each_format_on_its_fastest_path_is_placed_against_the_unquantized_fast_path():
+    def found(df, reference="bf16"):
+        return {f.kind: f for f in against_fast_baseline("m", df, reference)}
+
+    df = _paths(bf16=20.0, bf16_compiled=100.0, bnb_nf4=10.0, bnb_nf4_compiled=150.0,
+                bnb_int8=5.0, bnb_int8_compiled=None, gguf_q4_k_m=120.0, fp16=99.5,
+                torchao_int8wo=80.0)
+    got = found(df)
+    assert got["fast_path_faster"].text == (
+        "m, each format on its fastest path: bnb-nf4 as bnb-nf4-compiled (150.0 tok/s, 1.50×), "
+        "gguf-q4_k_m (120.0 tok/s, 1.20×) decode faster than bf16-compiled (100.0 tok/s at the "
+        "headline point, prompt 16, batch 1), the 95 % intervals apart.")
+    assert got["fast_path_slower"].text.startswith(
+        "m, each format on its fastest path: torchao-int8wo (80.0 tok/s, 0.80×), bnb-int8 "
+        "(5.0 tok/s, 0.05×) decode slower than bf16-compiled")
+    assert got["fast_path_unclear"].text.startswith(
+        "m, each format on its fastest path: fp16 (99.5 tok/s, 0.99×) is not told apart "
+        "from bf16-compiled")
+    # each sentence only when some format is in it
+    slower_only = df[df["precision"].isin(["bf16", "bf16-compiled", "torchao-int8wo"])]
+    assert set(found(slower_only)) == {"fast_path_slower"}
+    df.loc[df["precision"] == "bnb-nf4-compiled", "decode_tok_s"] = 9.0  # now eager is faster
+    assert "bnb-nf4 (10.0 tok/s, 0.10×)" in found(df)["fast_path_slower"].text
+    # no unquantized fast path measured: nothing to place against; else the reference's twin
+    assert found(df[df["precision"] != "bf16-compiled"]) == {}
+    twin = _paths(fp16=20.0, fp16_compiled=100.0, gguf_q4_k_m=120.0)
+    assert "faster than fp16-compiled" in found(twin, "fp16")["fast_path_faster"].text
+    text = report_text(df, reference="bf16", config=_config(), models={})
+    assert "| m | gguf-q4_k_m | gguf-q4_k_m | 120.0 | 1.20 | bf16-compiled | faster |" in text
+
+
+def test_a_compiled_quantized_precision_has_a_compiled_baseline_when_one_ran():
+    assert baseline_of("bnb-nf4-compiled", ["fp16", "bf16-compiled"], "fp32") == "bf16-compiled"
+    assert baseline_of("bnb-nf4-compiled", ["fp16", "bf16"], "fp32") == "fp16"
+    assert baseline_of("bnb-nf4", ["fp16", "bf16-compiled"], "fp32") == "fp16"

@@ -20,6 +20,7 @@ QUALITY = dict(mode="llama.cpp", context_length=64, stride=None, max_windows=4,
 @pytest.fixture(scope="module")
 def artifacts(tiny_model, tiny_gguf):
     return {"fp32": tiny_model, "bf16": tiny_model, "bf16-compiled": tiny_model,
+            "bnb-nf4-compiled": tiny_model,
             "gguf-f16": tiny_gguf["f16"],
             "gguf-q8_0": tiny_gguf["q8_0"], "gguf-q4_k_m": tiny_gguf["q4_k_m"]}
 
@@ -170,6 +171,93 @@ def test_compiled_decode_matches_eager_greedy_tokens(artifacts, tiny_tokens):
         out[name] = tokens
         assert (b.info()["compile_s"] is not None) == (name == "bf16-compiled")
     assert out["bf16"] == out["bf16-compiled"]
+
+
+@pytest.mark.parametrize("mode", ["int8", "nf4", "fp4"])
+def test_bitsandbytes_compiled_decode_matches_its_eager_twin(mode, artifacts, tiny_tokens):
+    """bitsandbytes layers run under the static KV cache and torch.compile(fullgraph=True): the
+    compiled precision decodes the greedy tokens of its eager twin, its compile time and
+    options (one graph, no graph breaks allowed) recorded."""
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:24]]
+    out = {}
+    for name in (f"bnb-{mode}", f"bnb-{mode}-compiled"):
+        b = load_backend(precisions.get(name), artifacts["fp32"], device="cpu", threads=2,
+                         n_ctx=64)
+        tokens = [b.prefill(prompt)]
+        for _ in range(6):
+            tokens.append(b.decode(tokens[-1]))
+        out[name] = tokens
+        info = b.info()
+        assert info["compiled"] == name.endswith("-compiled")
+        if info["compiled"]:
+            assert info["compile_s"] > 0
+            assert info["compile_options"] == {"mode": "default", "fullgraph": True}
+    assert out[f"bnb-{mode}"] == out[f"bnb-{mode}-compiled"]
+
+
+def test_a_decode_step_that_does_not_compile_in_one_graph_is_unsupported(
+        monkeypatch, artifacts, tiny_tokens):
+    """A graph break in a bitsandbytes layer (as a kernel dynamo cannot trace would make) makes
+    the compiled precision an ``unsupported`` record whose reason says what failed and where,
+    not a crash and not a silently slower eager fallback."""
+    import bitsandbytes as bnb
+    import torch
+
+    real = bnb.nn.Linear4bit.forward
+
+    def breaking(self, x):
+        torch._dynamo.graph_break()
+        return real(self, x)
+
+    monkeypatch.setattr(bnb.nn.Linear4bit, "forward", breaking)
+    rec = run_latency("tiny", "bnb-nf4-compiled", artifacts["bnb-nf4-compiled"],
+                      tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "unsupported", rec.reason
+    assert rec.reason.startswith(
+        "UnsupportedError: bnb-nf4-compiled on cpu: torch.compile(mode='default', "
+        "fullgraph=True) of the decode step failed: Unsupported: ")
+    assert "in breaking)" in rec.reason  # the line of code that broke the graph
+    assert "decode_tok_s" not in rec.metrics
+
+
+def test_a_compiled_backend_compiles_every_shape_it_is_configured_for(artifacts):
+    """One compile per configured batch size and context, past dynamo's recompile limit (a
+    sweep configures more shapes than its default of 8; here the limit is 1)."""
+    import torch
+
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    with torch._dynamo.config.patch(recompile_limit=1):
+        backend = load_backend(precisions.get("bf16-compiled"), artifacts["bf16-compiled"],
+                               device="cpu", threads=2, n_ctx=40)
+        backend.configure(2, 40)
+        backend.configure(1, 48)
+    assert set(backend.compile_s_by_batch) == {1, 2}
+
+
+def test_only_a_refused_compile_is_unsupported():
+    """Out of memory and other errors while compiling stay what they are."""
+    import torch
+
+    from quantbench.backends.hf import compile_failure
+
+    options = {"mode": "default", "fullgraph": True}
+    refused = torch._dynamo.exc.Unsupported("Call to `torch._dynamo.graph_break()`")
+    assert isinstance(compile_failure(refused, "x", "cuda", options), UnsupportedError)
+    capture = RuntimeError("CUDA error: operation not permitted when stream is capturing")
+    assert isinstance(compile_failure(capture, "x", "cuda", options), UnsupportedError)
+    oom = torch._dynamo.exc.BackendCompilerFailed.__new__(
+        torch._dynamo.exc.BackendCompilerFailed)
+    oom.__cause__ = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert compile_failure(oom, "x", "cuda", options) is None
+    assert compile_failure(ValueError("a bug"), "x", "cuda", options) is None
+    # too many compiles of the step is the harness's doing, not the format's
+    limit = torch._dynamo.exc.FailOnRecompileLimitHit("Hard failure due to fullgraph=True")
+    assert compile_failure(limit, "x", "cuda", options) is None
 
 
 def test_config_overrides_precision_settings():
@@ -367,6 +455,32 @@ def test_a_sweep_measures_every_point_and_one_that_does_not_fit_is_an_oom_row(
     assert ("fill", 2, ids[:16]) in fake.calls and ("fill", 1, []) in fake.calls
     assert ("prefill", 2, ids[16:16 + 32]) in fake.calls
     assert rec.metrics["decode_tok_s"] == pts[(1, 0, 16)]["decode_tok_s"]
+
+
+def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones_the_summary(
+        fake, monkeypatch, artifacts, tiny_tokens, tmp_path):
+    """A compiled path compiles once per batch size: the record keeps each one's compile time
+    (not only the first's, compiled while loading) and the summary the headline batch's."""
+    from quantbench.aggregate import load_records, summary_table
+
+    compile_s = {}
+    configure = fake.configure
+
+    def compiling(self, batch_size, n_ctx):
+        configure(self, batch_size, n_ctx)
+        compile_s[str(batch_size)] = 10.0 * batch_size
+
+    monkeypatch.setattr(fake, "configure", compiling)
+    monkeypatch.setattr(fake, "info", lambda self: {
+        "kv_elem_bytes": 2, "compile_s": sum(compile_s.values()),
+        "compile_s_by_batch": dict(compile_s)})
+    rec = run_latency("tiny", "bf16-compiled", artifacts["bf16-compiled"], tiny_tokens["ids"],
+                      **{**LATENCY, "batch_sizes": [1, 2], "headline": {"batch_size": 2}})
+    assert rec.status == "ok", rec.reason
+    assert rec.details["backend"]["compile_s_by_batch"] == {"1": 10.0, "2": 20.0}
+    rec.save(tmp_path / "r.json")
+    summary = summary_table(load_records([tmp_path / "r.json"]), "bf16-compiled")
+    assert summary.loc[0, "compile_s"] == 20.0
 
 
 def test_the_headline_point_must_be_measured(fake, artifacts, tiny_tokens):

@@ -22,7 +22,7 @@ MEMORY_COLUMNS = ("load_peak_mib", "weights_mib", "kv_cache_mib", "compute_mib",
                   "runtime_mib")
 SUMMARY_COLUMNS = [
     "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
-    "load_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
+    "load_s", "compile_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
     "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
     "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib", "ppl",
     "ppl_stderr", "ppl_delta_pct", "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high",
@@ -241,6 +241,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                 row["named_type_pct"] = types.get(base, 0.0)
                 for key in ("row_block", "misaligned_rows_pct"):
                     row[key] = r["details"]["backend"].get(key)
+            row["compile_s"] = compile_time(r["details"].get("backend", {}),
+                                            head.batch_size if head else m.get("batch_size"))
             n_params = r["details"].get("backend", {}).get("n_params")
             if n_params and m.get("size_mib"):
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params
@@ -285,6 +287,14 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             for key, value in roofline.derive(row.to_dict(), shape, machine).items():
                 df.loc[i, key] = value
     return df
+
+
+def compile_time(backend: dict, batch_size) -> float | None:
+    """Seconds the compiled path took to compile at the headline batch size (its total where
+    the record has no time per batch size; None for a path that compiles nothing)."""
+    by_batch = backend.get("compile_s_by_batch") or {}
+    key = None if batch_size is None else str(int(batch_size))
+    return by_batch.get(key, backend.get("compile_s"))
 
 
 def kld_floor(group: pd.DataFrame, reference: str, self_floor: float | None

@@ -42,6 +42,11 @@ BASELINES = {
 DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
 # a compiled twin is "clearly" faster at this speed-up or more, with the 95 % intervals apart
 COMPILED_CLEAR_SPEEDUP = 1.25
+# ``X-compiled`` is format X on its fast path (static KV cache + torch.compile)
+COMPILED_SUFFIX = "-compiled"
+# the unquantized fast path each format's fastest path is compared with, in order of preference
+# (then the reference's compiled twin)
+FAST_BASELINES = ("bf16-compiled",)
 # a quantized precision "turns its byte saving into speed" when it realises this much of it
 REALISED_OK_PCT = 80.0
 
@@ -342,7 +347,9 @@ def tradeoffs(df: pd.DataFrame) -> list[str]:
 
 
 def baseline_of(precision: str, available, reference: str) -> str | None:
-    """The unquantized precision a quantized one is compared with (None for unquantized)."""
+    """The unquantized precision a quantized one is compared with (None for unquantized); a
+    compiled one with a compiled baseline first (the same path: what compiling removes is not
+    credited to the format)."""
     try:
         p = precisions.get(precision)
     except KeyError:
@@ -600,6 +607,18 @@ def apart(fast: pd.Series, slow: pd.Series) -> bool:
     return not (pd.isna(low) or pd.isna(high)) and bool(low > high)
 
 
+def eager_twin(name: str) -> str | None:
+    """The eager precision of the same weights as ``name``: ``X`` for ``X-compiled`` (the
+    precision table's convention for every engine), None for a precision that is not the
+    compiled one of a pair."""
+    return name.removesuffix(COMPILED_SUFFIX) if name.endswith(COMPILED_SUFFIX) else None
+
+
+def format_of(name: str) -> str:
+    """The format a precision is a path of: its eager twin's name, or its own."""
+    return eager_twin(name) or name
+
+
 def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
     """Each ``-compiled`` precision against its eager twin (same weights). Only a clear
     speed-up (``COMPILED_CLEAR_SPEEDUP``, intervals apart) says that eager decode is bound by
@@ -607,8 +626,8 @@ def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
     by_name = ok.set_index("precision")
     out = []
     for name in by_name.index:
-        base = name.removesuffix("-compiled")
-        if not name.endswith("-compiled") or base not in by_name.index:
+        base = eager_twin(name)
+        if base is None or base not in by_name.index:
             continue
         c, e = by_name.loc[name], by_name.loc[base]
         speedup = c["decode_tok_s"] / e["decode_tok_s"]
@@ -736,3 +755,64 @@ def _first_line(text) -> str | None:
     if not isinstance(text, str) or not text.strip():
         return None
     return " ".join(text.strip().splitlines()[0].split())[:200]
+def eager_and_fast(g: pd.DataFrame) -> list[dict]:
+    """One row per format measured on both paths: its eager and its compiled precision, their
+    decode tok/s, the speed-up of compiling, the compile time (at the headline batch size),
+    which path is the faster and whether their 95 % intervals are apart."""
+    ok = _ok(g).set_index("precision")
+    rows = []
+    for name, fast in ok.iterrows():
+        base = eager_twin(name)
+        if base is None or base not in ok.index:
+            continue
+        eager = ok.loc[base]
+        rows.append({"model": fast["model"], "format": base, "eager": base, "fast": name,
+                     "eager_tok_s": eager["decode_tok_s"], "fast_tok_s": fast["decode_tok_s"],
+                     **{f"{path}_{end}": row.get(f"decode_tok_s_ci_{end}")
+                        for path, row in (("eager", eager), ("fast", fast))
+                        for end in ("low", "high")},
+                     "speedup": fast["decode_tok_s"] / eager["decode_tok_s"],
+                     "compile_s": fast.get("compile_s"),
+                     "fastest": name if fast["decode_tok_s"] >= eager["decode_tok_s"] else base,
+                     "resolved": apart(fast, eager) or apart(eager, fast)})
+    return rows
+
+
+def fastest_paths(g: pd.DataFrame) -> pd.DataFrame:
+    """Each format's fastest measured path: of its eager and compiled precisions, the one that
+    decodes faster (a format measured on one path only: that one), with a ``format`` column."""
+    ok = _ok(g).assign(format=lambda d: d["precision"].map(format_of))
+    best = ok.groupby("format")["decode_tok_s"].idxmax()
+    return ok.loc[best.sort_values().values]
+
+
+def fast_baseline(g: pd.DataFrame, reference: str) -> str | None:
+    """The unquantized fast path of this run: bf16-compiled, else the reference's compiled
+    twin, when measured."""
+    names = set(_ok(g)["precision"])
+    return next((n for n in (*FAST_BASELINES, f"{reference}{COMPILED_SUFFIX}") if n in names),
+                None)
+
+
+def against_fast_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Finding]:
+    """Which formats, each on its fastest path, decode faster than the unquantized fast path at
+    the headline point (95 % intervals apart), which slower, and which are not told apart:
+    one finding for each of the three that some format is in."""
+    base = fast_baseline(g, reference)
+    if base is None:
+        return []
+    b = _ok(g).set_index("precision").loc[base]
+    verdicts: dict[str, list[dict]] = {"faster": [], "slower": [], "unclear": []}
+    for _, row in fastest_paths(g).iterrows():
+        if row["format"] == format_of(base):
+            continue
+        verdict = ("faster" if apart(row, b) else "slower" if apart(b, row) else "unclear")
+        verdicts[verdict].append({"format": row["format"], "path": row["precision"],
+                                  "tok_s": float(row["decode_tok_s"]),
+                                  "ratio": float(row["decode_tok_s"] / b["decode_tok_s"])})
+    point = {"baseline_tok_s": b["decode_tok_s"], "prompt_tokens": b.get("prompt_tokens"),
+             "batch_size": b.get("batch_size")}
+    return [Finding(f"fast_path_{verdict}", model, None, numbers=point,
+                    names={"baseline": base,
+                           "formats": sorted(rows, key=lambda r: -r["ratio"])})
+            for verdict, rows in verdicts.items() if rows]

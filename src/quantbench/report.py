@@ -184,6 +184,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     env.filters["md"] = md_escape
     env.globals["interval"] = interval
     shown, figures_note = _shown_figures(df, figures)
+    fast_paths = [f for model, g in df.groupby("model")
+                  for f in analysis.against_fast_baseline(model, g, reference)]
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
@@ -194,6 +196,11 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         hardware=analysis.hardware(df, reference, machine),
         speed_vs_bytes=[r for _, g in df.groupby("model")
                         for r in analysis.speed_vs_bytes(g, reference)],
+        eager_fast=[r for _, g in df.groupby("model") for r in analysis.eager_and_fast(g)],
+        fast_paths=fast_paths,
+        fast_path_rows=[{"model": f.model, "baseline": f.names["baseline"],
+                         "verdict": f.kind.removeprefix("fast_path_"), **r}
+                        for f in fast_paths for r in f.names["formats"]],
         tradeoffs=analysis.tradeoffs(df),
         anomalies=analysis.anomalies(df, reference, budgets),
         limitations=analysis.limitations(df, models, config, machine),

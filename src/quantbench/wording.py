@@ -14,6 +14,10 @@ import numbers
 
 import jinja2
 
+# the headline point of a summary row, where the table has it
+_HEADLINE = ("{% if prompt_tokens is known and batch_size is known %} at the headline point, "
+             "prompt {{ prompt_tokens | fmt(0) }}, batch {{ batch_size | fmt(0) }}{% endif %}")
+
 WORDING = {
     # -- hardware analysis --------------------------------------------------------------------
     "compiled_faster": (
@@ -87,6 +91,22 @@ WORDING = {
         "{{ model }}: {{ precision }}'s compiled decode has no graph breaks and was not "
         "recompiled{% if graphs is known %} ({{ graphs | fmt(0) }} "
         "graph{{ '' if graphs == 1 else 's' }}){% endif %}."
+    ),
+    # -- each format on its fastest path against the unquantized fast path ---------------------
+    "fast_path_faster": (
+        "{{ model }}, each format on its fastest path: {{ formats | paths }} "
+        "decode{{ 's' if formats | length == 1 else '' }} faster than {{ baseline }} "
+        "({{ baseline_tok_s | fmt(1) }} tok/s" + _HEADLINE + "), the 95 % intervals apart."
+    ),
+    "fast_path_slower": (
+        "{{ model }}, each format on its fastest path: {{ formats | paths }} "
+        "decode{{ 's' if formats | length == 1 else '' }} slower than {{ baseline }} "
+        "({{ baseline_tok_s | fmt(1) }} tok/s" + _HEADLINE + "), the 95 % intervals apart."
+    ),
+    "fast_path_unclear": (
+        "{{ model }}, each format on its fastest path: {{ formats | paths }} "
+        "{{ 'is' if formats | length == 1 else 'are' }} not told apart from {{ baseline }} "
+        "({{ baseline_tok_s | fmt(1) }} tok/s" + _HEADLINE + "): the 95 % intervals overlap."
     ),
     # -- anomalies ----------------------------------------------------------------------------
     "slower_than_baseline": (
@@ -307,12 +327,23 @@ def _known(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def _paths(formats: list[dict]) -> str:
+    """Formats on their fastest paths: ``name (path) tok/s, ratio×`` each, the path named only
+    when it is not the format's own precision."""
+    from quantbench.analysis import fmt
+
+    return ", ".join(
+        f"{f['format']}{'' if f['path'] == f['format'] else ' as ' + f['path']} "
+        f"({fmt(f['tok_s'], 1)} tok/s, {fmt(f['ratio'], 2)}×)" for f in formats)
+
+
 def _env() -> jinja2.Environment:
     from quantbench.analysis import fmt
     from quantbench.report import md_escape
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = fmt
+    env.filters["paths"] = _paths
     env.filters["signed"] = lambda v: f"{v:+.2f}"
     env.filters["fmt_g"] = lambda v: f"{v:g}"
     env.filters["md"] = md_escape

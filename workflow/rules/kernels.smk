@@ -9,7 +9,7 @@ rule trace_kernels:
     log:
         "logs/trace_kernels/{model}/{precision}.log",
     conda:
-        get_conda_env
+        "../../envs/hf.yaml"  # torch-side precisions only (a gguf-* one is refused in the job)
     threads: get_timed_threads
     resources:
         gpu=needs_gpu,

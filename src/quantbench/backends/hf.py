@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 
 import numpy as np
@@ -42,6 +43,9 @@ logging.getLogger("bitsandbytes.autograd._functions").addFilter(_FirstOnly())
 # and bitsandbytes' int8 matmul indexes its output with a 32-bit int (rows × 14336 columns
 # overflows it at 262,144 rows: the CUDA kernel launch fails and the process aborts).
 FILL_ROWS = 8192
+
+# compiles of the decode step one process allows (one per configured batch size and context)
+RECOMPILES_MAX = 256
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -158,6 +162,43 @@ def stored_bytes(t: torch.Tensor) -> int:
     if is_traceable_wrapper_subclass(t):
         return sum(stored_bytes(getattr(t, name)) for name in t.__tensor_flatten__()[0])
     return t.numel() * t.element_size()
+def compile_failure(exc: Exception, name: str, device: str,
+                    options: dict) -> UnsupportedError | None:
+    """A failure while compiling the decode step as ``UnsupportedError``, naming its essence,
+    when torch.compile refused the step (a graph break under ``fullgraph``, a backend that
+    cannot lower an op: ``TorchDynamoException``) or a CUDA graph could not be recorded; None
+    for anything else (out of memory, a bug), which stays what it is."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    if _out_of_memory(exc):
+        return None
+    capture = isinstance(exc, RuntimeError) and "captur" in str(exc).lower()
+    if not (isinstance(exc, TorchDynamoException) or capture):
+        return None
+    return UnsupportedError(
+        f"{name} on {device}: torch.compile(mode={options['mode']!r}, "
+        f"fullgraph={options['fullgraph']}) of the decode step failed: {compile_essence(exc)}")
+
+
+def _out_of_memory(exc: BaseException | None) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if (isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+                or "out of memory" in str(exc).lower()):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def compile_essence(exc: Exception) -> str:
+    """The exception's type and first line, and the innermost line of user code it names
+    (dynamo's messages run to pages of stack and hints)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else "no message"
+    where = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', text)
+    at = f" (at {where[-1][0]}:{where[-1][1]} in {where[-1][2]})" if where else ""
+    return f"{type(exc).__name__}: {first[:300]}{at}"
 
 
 class HFBackend:
@@ -206,6 +247,12 @@ class HFBackend:
         self.compile_s = None
         self.compile_s_by_batch: dict[int, float] = {}
         self.compiled = bool(precision.settings.get("compile"))
+        # one graph for the whole decode step (a graph break is a failure, not a silent slow
+        # path); on a GPU its CUDA graph is replayed
+        self.compile_options = {
+            "mode": "reduce-overhead" if self.device.type == "cuda" else "default",
+            "fullgraph": True,
+        } if self.compiled else None
         self.batch_size, self.depth, self.depth_cache, self.shape = batch_size, 0, None, None
         self.configure(batch_size, n_ctx)
 
@@ -234,12 +281,24 @@ class HFBackend:
 
         self.static = StaticCache(config=self.model.config, max_cache_len=n_ctx)
         if not hasattr(self, "_step"):
-            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
-            self._step = torch.compile(self._static_forward, mode=mode, fullgraph=True)
+            self._step = torch.compile(self._static_forward, **self.compile_options)
+        # each configured shape compiles the one decode step once: a sweep of batch sizes and
+        # depths (or a process that loads several backends, as the tests do) compiles it more
+        # often than dynamo's default recompile limit (8) allows, which fullgraph makes an error
+        config = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+        setattr(config, limit, max(getattr(config, limit), RECOMPILES_MAX))
         start = time.perf_counter()
-        tokens = self.prefill_batch([1] * 8)
-        for _ in range(3):  # the first calls compile (and record the CUDA graph)
-            tokens = self.decode_batch(tokens)
+        try:
+            tokens = self.prefill_batch([1] * 8)
+            for _ in range(3):  # the first calls compile (and record the CUDA graph)
+                tokens = self.decode_batch(tokens)
+        except Exception as exc:
+            unsupported = compile_failure(exc, self.precision.name, self.device.type,
+                                          self.compile_options)
+            if unsupported is None:
+                raise
+            raise unsupported from exc
         self.sync()
         self.compile_s_by_batch[batch_size] = time.perf_counter() - start
         self.compile_s = sum(self.compile_s_by_batch.values())
@@ -358,6 +417,7 @@ class HFBackend:
             "compute_dtype": str(self.dtype).removeprefix("torch."),
             "kv_elem_bytes": self.dtype.itemsize,
             "compiled": self.compiled,
+            "compile_options": self.compile_options,
             "compile_s": self.compile_s,
             "compile_s_by_batch": {str(b): t for b, t in self.compile_s_by_batch.items()},
             "device": str(self.device),
