@@ -121,6 +121,9 @@ def test_never_faster_counts_the_slower_and_unclear_sizes():
     assert "slower at 3 and no clear difference (95 % intervals overlap) at 1 of 4" in f.text
     [f] = _crossovers((50, 100, 300, 900))
     assert f.kind != "crossover_never"
+    [f] = _crossovers((50, 100, 200, 400))  # slower at every size: no "no clear difference at 0"
+    assert f.kind == "crossover_never"
+    assert "slower at 4 of 4 sizes" in f.text and "no clear difference" not in f.text
 
 
 def test_the_switch_names_where_the_quantized_format_stops_or_starts_being_faster():

@@ -163,9 +163,12 @@ WORDING = {
     "crossover_never": (
         "{{ model }}: {{ precision }} is never faster than {{ baseline }} at the measured batch "
         "sizes ({{ batch_min | fmt(0) }} to {{ batch_max | fmt(0) }}; prompt "
-        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}): slower at "
-        "{{ n_slower | fmt(0) }} and no clear difference (95 % intervals overlap) at "
-        "{{ n_unclear | fmt(0) }} of {{ n | fmt(0) }} sizes; {{ speedup_first | fmt(2) }}× at "
+        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}): "
+        "{% if n_slower %}slower at {{ n_slower | fmt(0) }}{% endif %}"
+        "{% if n_slower and n_unclear %} and {% endif %}"
+        "{% if n_unclear %}no clear difference (95 % intervals overlap) at "
+        "{{ n_unclear | fmt(0) }}{% endif %} of {{ n | fmt(0) }} sizes; "
+        "{{ speedup_first | fmt(2) }}× at "
         "batch {{ batch_min | fmt(0) }}, {{ speedup_last | fmt(2) }}× at batch "
         "{{ batch_max | fmt(0) }}."
     ),
