@@ -117,7 +117,7 @@ def test_faster_at_every_batch_size_only_when_every_interval_is_apart():
 def test_never_faster_counts_the_slower_and_unclear_sizes():
     [f] = _crossovers((50, 201, 300, 400))
     assert f.kind == "crossover_never"
-    assert "never faster than gguf-f16" in f.text
+    assert "never clearly faster than gguf-f16" in f.text
     assert "slower at 3 and no clear difference (95 % intervals overlap) at 1 of 4" in f.text
     [f] = _crossovers((50, 100, 300, 900))
     assert f.kind != "crossover_never"
@@ -130,6 +130,8 @@ def test_the_switch_names_where_the_quantized_format_stops_or_starts_being_faste
     [down] = _crossovers((200, 400, 300, 400))  # the 4-bit format loses at large batches
     assert down.kind == "crossover_switch"
     assert "faster up to batch 4, slower from batch 16" in down.text
+    [first] = _crossovers((200, 150, 300, 400))  # faster at the first size only
+    assert "faster at batch 1, slower from batch 4" in first.text
     [up] = _crossovers((50, 100, 800, 1600))
     assert "slower up to batch 4, faster from batch 16" in up.text
     [mixed] = _crossovers((200, 100, 800, 400))

@@ -161,7 +161,8 @@ WORDING = {
         "{{ speedup_last | fmt(2) }}× at batch {{ batch_max | fmt(0) }}."
     ),
     "crossover_never": (
-        "{{ model }}: {{ precision }} is never faster than {{ baseline }} at the measured batch "
+        "{{ model }}: {{ precision }} is never clearly faster than {{ baseline }} at the measured "
+        "batch "
         "sizes ({{ batch_min | fmt(0) }} to {{ batch_max | fmt(0) }}; prompt "
         "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}): "
         "{% if n_slower %}slower at {{ n_slower | fmt(0) }}{% endif %}"
@@ -176,8 +177,9 @@ WORDING = {
         "{{ model }}: {{ precision }} against {{ baseline }} (prompt {{ prompt_tokens | fmt(0) }}, "
         "depth {{ context_depth | fmt(0) }}): "
         "{% set not_faster = 'slower' if other == 'slower' else 'not clearly faster' %}"
-        "{% if direction == 'down' %}faster up to batch {{ up_to | fmt(0) }}, {{ not_faster }} "
-        "from batch {{ from_batch | fmt(0) }}{% else %}{{ not_faster }} up to batch "
+        "{% set upto = 'at batch' if up_to == batch_min else 'up to batch' %}"
+        "{% if direction == 'down' %}faster {{ upto }} {{ up_to | fmt(0) }}, {{ not_faster }} "
+        "from batch {{ from_batch | fmt(0) }}{% else %}{{ not_faster }} {{ upto }} "
         "{{ up_to | fmt(0) }}, faster from batch {{ from_batch | fmt(0) }}{% endif %} "
         "(95 % intervals; {{ speedup_first | fmt(2) }}× at batch {{ batch_min | fmt(0) }}, "
         "{{ speedup_last | fmt(2) }}× at batch {{ batch_max | fmt(0) }})."
