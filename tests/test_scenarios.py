@@ -697,7 +697,10 @@ def test_serving_memory_leaves_out_what_loading_freed(monkeypatch, artifacts, ti
     m = rec.metrics
     assert m["load_peak_mib"] >= m["rss_before_load_mib"] + 240  # the load's buffer
     assert m["peak_mem_mib"] < m["load_peak_mib"] - 200  # serving holds none of it
-    assert m["peak_mem_mib"] == m["serving_rss_mib"] >= m["rss_before_load_mib"] - 16
+    # the point's peak and the job's serving peak come from the same sampler; a sample taken
+    # after the point's last run (the sampler's own timing) may differ by a few pages only
+    assert m["peak_mem_mib"] == pytest.approx(m["serving_rss_mib"], abs=1.0)
+    assert m["serving_rss_mib"] >= m["rss_before_load_mib"] - 16
     assert m["runtime_mib"] == m["peak_mem_mib"]  # the fake reports no parts
 
 
