@@ -42,21 +42,34 @@ def _log_softmax(x):
     return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
 
 
-@pytest.mark.parametrize("kv", ["q8_0", "q4_0"])
+def _kld(p, q):
+    """Mean KL(p || q) per position of two log-softmax arrays."""
+    return float((np.exp(p) * (p - q)).sum(axis=1).mean())
+
+
 def test_a_quantized_kv_cache_decodes_with_logits_close_to_but_not_those_of_f16(
-        kv, tiny_gguf, tiny_tokens):
+        tiny_gguf, tiny_tokens):
     ids = [int(i) for i in np.load(tiny_tokens["ids"])[:96]]
     f16 = _log_softmax(_backend(_gguf(None), tiny_gguf["f16"]).logits(ids))
-    quant = _backend(_gguf(kv), tiny_gguf["f16"])
-    got = _log_softmax(quant.logits(ids))
-    # the first position attends only to itself: later ones read the quantized cache
-    diff = np.abs(got - f16)[1:]
-    assert diff.max() > 1e-4  # the cache's type reached the context
-    kld = (np.exp(f16) * (f16 - got)).sum(axis=1)[1:]
-    assert kld.mean() < (0.01 if kv == "q8_0" else 0.1)
-    token = quant.prefill(ids[:16])
-    assert 0 <= quant.decode(token) < quant.n_vocab
-    assert quant.info()["type_k"] == quant.info()["type_v"] == kv
+    # what a cache that lost its contents gives: each token scored alone (measured KLD ~0.1)
+    alone = _backend(_gguf(None), tiny_gguf["f16"])
+    lost = _kld(f16, _log_softmax(np.stack([alone.logits([t])[0] for t in ids])))
+    kld = {}
+    for kv in ("q8_0", "q4_0"):
+        quant = _backend(_gguf(kv), tiny_gguf["f16"])
+        got = _log_softmax(quant.logits(ids))
+        # the cache's type reached the context: every position reads its K/V back from the cache
+        # (measured max |difference| 8.5e-3 for q8_0, 0.11 for q4_0; f16 twice: exactly 0)
+        assert np.abs(got - f16).max() > 1e-3
+        kld[kv] = _kld(f16, got)
+        token = quant.prefill(ids[:16])
+        assert 0 <= quant.decode(token) < quant.n_vocab
+        assert quant.info()["type_k"] == quant.info()["type_v"] == kv
+    # close to f16 (measured 1.4e-6 and 3.9e-4), far below a lost cache, and the coarser
+    # cache loses more
+    assert kld["q8_0"] < 1e-5
+    assert kld["q4_0"] < 4e-3 < lost / 10
+    assert kld["q8_0"] < kld["q4_0"]
 
 
 def test_memory_parts_report_the_kv_cache_bytes_of_its_type(tiny_gguf, tiny_model):
