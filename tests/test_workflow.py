@@ -462,6 +462,20 @@ def test_a_precision_target_schedules_that_precision_only(tmp_path, two_model_co
     assert "gguf_q8_0" in rules and not rules & DOWNSTREAM_RULES
 
 
+@pytest.mark.parametrize("with_twin", [True, False])
+def test_a_quantized_kv_precision_is_measured_against_its_f16_kv_twin(tmp_path, with_twin):
+    """Its quality job also reads the log-probabilities of the same weights with an f16 KV
+    cache (gguf-f16 for gguf-f16-kvq8), where that precision is configured."""
+    names = ["fp32", *(["gguf-f16"] if with_twin else []), "gguf-f16-kvq8"]
+    cfg = write_config(tmp_path / "c.yaml", models={"m1": {"source": "embedded"}},
+                       precisions=names)
+    res = snakemake(tmp_path, "-n", "gguf_f16_kvq8", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    quality = {wc["precision"] for rule, wc in dry_run_jobs(res.stdout)
+               if rule == "evaluate_quality"}
+    assert quality == {"gguf-f16-kvq8", "fp32", *(["gguf-f16"] if with_twin else [])}
+
+
 def test_a_model_target_schedules_that_model_only(tmp_path, two_model_config):
     res = snakemake(tmp_path, "-n", "model_m2_x", config=two_model_config)
     assert res.returncode == 0, res.stderr[-3000:]

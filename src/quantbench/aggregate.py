@@ -32,6 +32,10 @@ SUMMARY_COLUMNS = [
     "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
     "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
     "kv_elem_bytes",
+    # a quantized KV cache: its measured bytes per token, and quality against the same weights
+    # with an f16 KV cache (kv_twin)
+    "kv_bytes_per_token", "kv_twin", "kv_ppl_delta_pct", "kv_ppl_delta_pct_ci_low",
+    "kv_ppl_delta_pct_ci_high", "kv_kld_mean",
     *MEMORY_COLUMNS,
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
     "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
@@ -41,7 +45,7 @@ SUMMARY_COLUMNS = [
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
                 "kld_floor_from",
                 "profile_status", "reason", "device", "gpu_name", "pareto_quality_memory",
-                "pareto_quality_speed", "weight_types", "run_id"}
+                "pareto_quality_speed", "weight_types", "run_id", "kv_twin"}
 # The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
 HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
@@ -243,6 +247,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                     row[key] = r["details"]["backend"].get(key)
             row["compile_s"] = compile_time(r["details"].get("backend", {}),
                                             head.batch_size if head else m.get("batch_size"))
+            row["kv_bytes_per_token"] = r["details"].get("backend", {}).get("kv_bytes_per_token")
             n_params = r["details"].get("backend", {}).get("n_params")
             if n_params and m.get("size_mib"):
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params
@@ -253,6 +258,12 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                        kld_mean=m.get("kld_mean"), top1_agreement_pct=m.get("top1_agreement_pct"),
                        gen_exact_match_pct=m.get("gen_exact_match_pct"),
                        quality_status=r["status"])
+            if r["details"].get("kv_twin"):
+                ci = m.get("kv_ppl_delta_pct_ci95") or [None, None]
+                row.update(kv_twin=r["details"]["kv_twin"],
+                           kv_ppl_delta_pct=m.get("kv_ppl_delta_pct"),
+                           kv_ppl_delta_pct_ci_low=ci[0], kv_ppl_delta_pct_ci_high=ci[1],
+                           kv_kld_mean=m.get("kv_kld_mean"))
             if m.get("kld_floor_self") is not None:
                 self_floor[r["model"]] = m["kld_floor_self"]
         elif r["kind"] == "profile":

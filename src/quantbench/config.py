@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from quantbench import precisions
+from quantbench import kvcache, precisions
 from quantbench.errors import ConfigError
 
 REFERENCE_ORDER = ("fp32", "gguf-f32", "bf16", "fp16", "gguf-f16", "gguf-bf16")
@@ -146,6 +146,7 @@ def check(config: dict) -> None:
     if ds["name"] == "file" and not Path(ds["path"]).is_file():
         raise ConfigError(f"config key 'dataset.path': file {ds['path']!r} does not exist")
     _check_precision_settings(config.get("precision_settings") or {})
+    _check_kv_cache(config)
     _check_headline(config["latency"])
     stride = config["perplexity"].get("stride")
     if stride is not None and stride > config["perplexity"]["context_length"]:
@@ -219,6 +220,23 @@ def _check_precision_settings(overrides: dict) -> None:
                 raise ConfigError(f"{where}: {value!r} is not true or false")
             if kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise ConfigError(f"{where}: {value!r} is not a number")
+
+
+def _check_kv_cache(config: dict) -> None:
+    """A llama.cpp precision whose KV cache llama.cpp would refuse (with its overrides; with a
+    random model's head size, the one shape known before the model is made)."""
+    overrides = config.get("precision_settings") or {}
+    heads = {name: spec["hidden_size"] // spec["num_heads"]
+             for name, spec in config["models"].items() if spec["source"] == "random"}
+    for name in config["precisions"]:
+        p = precisions.get(name, overrides.get(name))
+        if not p.is_gguf:
+            continue
+        for model, head_dim in [(None, None), *heads.items()]:
+            why = kvcache.problem(p.settings, head_dim)
+            if why is not None:
+                where = f"model {model!r}: " if model else ""
+                raise ConfigError(f"config key 'precisions': {name}: {where}{why}")
 
 
 def check_device(config: dict) -> None:

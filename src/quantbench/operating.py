@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from quantbench import analysis, precisions, roofline
+from quantbench import analysis, kvcache, precisions, roofline
 from quantbench.analysis import Budgets, Finding, apart
 
 KEYS = ("prompt_tokens", "batch_size", "context_depth")
@@ -98,7 +98,9 @@ def baseline_of(name: str, available) -> str | None:
     if not is_quantized(p):
         return None
     if p.is_gguf:
-        pool = [q for q in precisions.table().values() if q.is_gguf and not is_quantized(q)]
+        # the same weights with a quantized KV cache are not an unquantized baseline
+        pool = [q for q in precisions.table().values() if q.is_gguf and not is_quantized(q)
+                and not kvcache.quantized(q.settings)]
         order, setting = GGUF_BASELINES, "gguf_type"
     else:
         pool = [q for q in precisions.table().values() if q.backend == "transformers"]

@@ -186,6 +186,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     shown, figures_note = _shown_figures(df, figures)
     fast_paths = [f for model, g in df.groupby("model")
                   for f in analysis.against_fast_baseline(model, g, reference)]
+    kv_rows = [r for _, g in df.groupby("model") for r in analysis.kv_cache_rows(g, points)]
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
@@ -201,6 +202,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         fast_path_rows=[{"model": f.model, "baseline": f.names["baseline"],
                          "verdict": f.kind.removeprefix("fast_path_"), **r}
                         for f in fast_paths for r in f.names["formats"]],
+        kv_cache={"rows": kv_rows,
+                  "findings": [f.text for f in analysis.kv_cache_findings(kv_rows)]},
         tradeoffs=analysis.tradeoffs(df),
         anomalies=analysis.anomalies(df, reference, budgets),
         limitations=analysis.limitations(df, models, config, machine),

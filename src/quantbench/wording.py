@@ -325,6 +325,34 @@ WORDING = {
         "({{ precision }}){% if steal_pct is known %} and at most {{ steal_pct | fmt(1) }} % "
         "to steal{% endif %}."
     ),
+    # -- KV-cache types (llama.cpp) -----------------------------------------------------------
+    "kv_cache_tradeoff": (
+        "{{ model }}: {{ precision }} ({{ types }} KV cache) holds "
+        "{{ kv_bytes_per_token | fmt(0) }} bytes per token of context against "
+        "{{ twin_kv_bytes_per_token | fmt(0) }} for {{ twin }} (the same weights, f16 KV): "
+        "{{ saved_bytes_per_token | fmt(0) }} bytes ({{ saved_pct | fmt(0) }} %) saved per "
+        "token, {{ saved_mib_per_1k | fmt(2) }} MiB per 1,024 tokens; the quality lost: "
+        "perplexity {{ ppl_delta_pct | signed }} % "
+        "[95 % CI {{ ppl_ci_low | signed }}, {{ ppl_ci_high | signed }}] against {{ twin }}, "
+        "the interval apart from zero{% if kld_mean is known %}, mean KL divergence "
+        "{{ '%.2e' | format(kld_mean) }}{% endif %}."
+    ),
+    "kv_cache_no_clear_loss": (
+        "{{ model }}: {{ precision }} ({{ types }} KV cache) holds "
+        "{{ kv_bytes_per_token | fmt(0) }} bytes per token of context against "
+        "{{ twin_kv_bytes_per_token | fmt(0) }} for {{ twin }} (the same weights, f16 KV): "
+        "{{ saved_bytes_per_token | fmt(0) }} bytes ({{ saved_pct | fmt(0) }} %) saved per "
+        "token, {{ saved_mib_per_1k | fmt(2) }} MiB per 1,024 tokens; no quality loss is told "
+        "apart from zero: perplexity {{ ppl_delta_pct | signed }} % "
+        "[95 % CI {{ ppl_ci_low | signed }}, {{ ppl_ci_high | signed }}] against {{ twin }}"
+        "{% if kld_mean is known %}, mean KL divergence "
+        "{{ '%.2e' | format(kld_mean) }}{% endif %}."
+    ),
+    "kv_cache_no_saving": (
+        "{{ model }}: {{ precision }} ({{ types }} KV cache) was measured at "
+        "{{ kv_bytes_per_token | fmt(0) }} bytes per token of context, no fewer than "
+        "{{ twin_kv_bytes_per_token | fmt(0) }} for {{ twin }} (f16 KV): it saves no memory here."
+    ),
 }
 
 

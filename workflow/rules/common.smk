@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
 from quantbench import inputs as qb_inputs
+from quantbench import kvcache as qb_kvcache
 from quantbench import locks as qb_locks
 from quantbench import outcome as qb_outcome
 from quantbench import points as qb_points
@@ -124,6 +125,13 @@ def get_reference_logprobs(wildcards):
     if wildcards.precision == REFERENCE:
         return []
     return f"results/{wildcards.model}/logprobs/{REFERENCE}.npz"
+
+
+def get_kv_reference_logprobs(wildcards):
+    """A precision with a quantized KV cache is also compared with the same weights with an
+    f16 KV cache, where that precision runs."""
+    twin = qb_kvcache.f16_twin(wildcards.precision, PRECISIONS)
+    return f"results/{wildcards.model}/logprobs/{twin}.npz" if twin else []
 
 
 def get_precision_overrides(wildcards):

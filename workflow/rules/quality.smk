@@ -5,6 +5,7 @@ rule evaluate_quality:
         tokens=f"resources/models/{{model}}/tokens/{DATASET}.npy",
         prompts="resources/models/{model}/tokens/prompts.json",
         reference=get_reference_logprobs,
+        kv_reference=get_kv_reference_logprobs,
     output:
         json="results/{model}/quality/{precision}.json",
         logprobs="results/{model}/logprobs/{precision}.npz",

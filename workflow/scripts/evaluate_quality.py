@@ -18,6 +18,7 @@ def main(smk) -> None:
         smk.input.prompts, Path(smk.input.tokenizer) / "tokenizer.json",
         max_new_tokens=smk.params.max_new_tokens, applicable=smk.params.applicable,
         logprobs_out=smk.output.logprobs, reference=smk.input.reference or None,
+        kv_reference=smk.input.kv_reference or None,
         device=smk.params.device, threads=min(smk.params.threads, smk.threads),
         overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s,
         **smk.params.protocol,

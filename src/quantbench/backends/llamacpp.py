@@ -16,6 +16,9 @@ read from the lines it logs as it allocates each buffer (model, KV, compute, out
 ``llama_log_set``. On the CPU the tensors llama.cpp repacks for its kernels (CPU_REPACK, e.g.
 Q4_K) are held twice: the repacked copy and the file pages they were read from, which stay
 mapped inside the CPU_Mapped range; both model buffers count as weights, as both are resident.
+
+KV cache: f16 unless the precision sets ``type_k`` / ``type_v`` (q8_0, q4_0: see
+quantbench.kvcache, which also refuses, before loading, what llama.cpp would refuse).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import llama_cpp
 import llama_cpp._logger
 import numpy as np
 
+from quantbench import kvcache
 from quantbench.errors import UnsupportedError
 from quantbench.gguf import row_alignment, tensor_types
 from quantbench.precisions import Precision
@@ -53,10 +57,11 @@ _PART = {"model": "weights_mib", "KV": "kv_cache_mib", "RS": "kv_cache_mib",
 
 
 @contextmanager
-def _buffer_log(buffers: list[dict]):
-    """Collect the buffers llama.cpp logs while the block runs into ``buffers``; every message
-    still goes to llama-cpp-python's own log callback."""
-    text = []
+def _buffer_log(buffers: list[dict], text: list[str] | None = None):
+    """Collect the buffers llama.cpp logs while the block runs into ``buffers`` (and its messages
+    into ``text``, when given); every message still goes to llama-cpp-python's own log
+    callback."""
+    text = [] if text is None else text
 
     @llama_cpp.llama_log_callback
     def collect(level, message, user_data):
@@ -107,6 +112,10 @@ class LlamaCppBackend:
         if greedy not in ("host", "device"):
             raise ValueError(f"greedy must be 'host' or 'device', not {greedy!r}")
         self.greedy = greedy
+        # a KV cache llama.cpp would refuse is refused before anything is loaded
+        why = kvcache.problem(precision.settings)
+        if why is not None:
+            raise UnsupportedError(f"{precision.name}: {why}")
         self._chains = []
         self.precision = precision
         self.device = device
@@ -122,6 +131,11 @@ class LlamaCppBackend:
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {gguf_path}")
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
+        head_dim = (llama_cpp.llama_model_n_embd(self.model)
+                    // llama_cpp.llama_model_n_head(self.model))
+        why = kvcache.problem(precision.settings, head_dim)
+        if why is not None:
+            raise UnsupportedError(f"{precision.name}: {why}")
         # batch-1 decode: one token array and one batch view of it, reused for every token
         self._one = (llama_cpp.llama_token * 1)()
         self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
@@ -150,6 +164,8 @@ class LlamaCppBackend:
         # llama.cpp's own default ("auto": on where the backend supports it); it changes results
         # (perplexity differs in the 4th digit on the CPU), so it is a precision setting
         cparams.flash_attn_type = FLASH_ATTN[self.precision.settings.get("flash_attn", "auto")]
+        type_k, type_v = kvcache.types(self.precision.settings)
+        cparams.type_k, cparams.type_v = kvcache.GGML_TYPE[type_k], kvcache.GGML_TYPE[type_v]
         if self.greedy == "device":
             # one greedy sampler chain per sequence, run by llama.cpp in the compute graph; the
             # chains must outlive the context (freed with it)
@@ -166,8 +182,13 @@ class LlamaCppBackend:
             cparams.n_samplers = batch_size
         # the model's buffers stay; the context's are logged anew
         self.buffers = [b for b in self.buffers if b["part"] == "weights_mib"]
-        with _buffer_log(self.buffers):
+        log: list[str] = []
+        with _buffer_log(self.buffers, log):
             self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        if not self.ctx and "Flash Attention" in "".join(log):
+            # flash_attn auto that this device could not turn on, under a quantized V cache
+            raise UnsupportedError(f"{self.precision.name}: a {type_v} V cache needs flash "
+                                   "attention, which llama.cpp could not enable on this device")
         if not self.ctx:
             raise MemoryError(f"llama.cpp could not create a context of {batch_size} x {n_ctx} "
                               "tokens (out of memory)")
@@ -326,7 +347,10 @@ class LlamaCppBackend:
         llama_cpp.llama_model_desc(self.model, desc, ctypes.sizeof(desc))
         return {
             "engine": "llama.cpp",
-            "kv_elem_bytes": 2,  # the KV cache is F16 unless type_k/type_v say otherwise
+            # bytes per cached value (K and V averaged), from ggml's block sizes
+            "kv_elem_bytes": kvcache.elem_bytes(self.precision.settings),
+            "type_k": kvcache.types(self.precision.settings)[0],
+            "type_v": kvcache.types(self.precision.settings)[1],
             "model_desc": desc.value.decode(errors="replace"),
             "flash_attn": self.precision.settings.get("flash_attn", "auto"),
             "greedy": self.greedy,
@@ -337,6 +361,9 @@ class LlamaCppBackend:
             **self._file_layout(),
             "all_logits": self.all_logits,
             "n_ctx": llama_cpp.llama_n_ctx(self.ctx),  # KV cells (llama.cpp pads to 256)
+            # the KV buffer llama.cpp allocated over its cells: bytes per token of context
+            "kv_bytes_per_token": (self.memory_parts().get("kv_cache_mib", 0.0) * 2**20
+                                   / llama_cpp.llama_n_ctx(self.ctx)),
             "buffers": self.buffers,
         }
 

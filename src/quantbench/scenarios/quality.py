@@ -38,11 +38,15 @@ def greedy(backend, prompt: list[int], max_new_tokens: int, eos_ids: set[int]) -
 
 def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path, tokenizer, *,
                 mode: str, context_length: int, stride: int | None, max_windows: int,
-                max_new_tokens: int, logprobs_out, reference=None, applicable: bool = True,
+                max_new_tokens: int, logprobs_out, reference=None, kv_reference=None,
+                applicable: bool = True,
                 device: str = "auto", threads: int = 0,
                 overrides: dict | None = None, time_limit_s: float | None = None):
     """Perplexity and generations; with ``reference`` (the reference's stored log-probabilities)
-    also KL divergence and agreement; the reference itself writes them to ``logprobs_out``."""
+    also KL divergence and agreement; the reference itself writes them to ``logprobs_out``.
+    With ``kv_reference`` (the stored log-probabilities of the same weights with an f16 KV
+    cache, for a precision whose KV cache is quantized) the same comparison with those, under
+    ``kv_``-prefixed metrics: what the KV cache's type alone changes."""
     settings = dict(mode=mode, context_length=context_length, stride=stride,
                     max_windows=max_windows, max_new_tokens=max_new_tokens)
     job = Job("quality", model, precision, device=device, threads=threads, settings=settings,
@@ -63,11 +67,12 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
         backend = job.load(artifact, n_ctx=max(context_length, longest_prompt + max_new_tokens))
         writer = ReferenceWriter()
         comparison = Comparison.open(reference) if reference is not None else None
+        kv_comparison = Comparison.open(kv_reference) if kv_reference is not None else None
         nll = []
         for w in windows:
             lp = ppl_mod.scored_logprobs(backend.logits(w.ids), w)
             nll.append(-lp[np.arange(len(w.targets)), w.targets])
-            for acc in (writer, comparison):
+            for acc in (writer, comparison, kv_comparison):
                 if acc is not None:
                     acc.add(lp, w.targets)
         rec.metrics.update(ppl_mod.perplexity(np.concatenate(nll)))
@@ -91,6 +96,9 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
             rec.details["interval_method"] = comparison.interval_method()
         elif reference is not None:
             rec.details["comparison"] = "the reference precision produced no log-probabilities"
+        if kv_comparison is not None:
+            rec.metrics.update({f"kv_{k}": v for k, v in kv_comparison.metrics().items()})
+            rec.details["kv_twin"] = Path(kv_reference).stem
     if not Path(logprobs_out).exists():  # a failure record still completes the job's outputs
         save_npz(logprobs_out, generations=np.zeros((0, 0), dtype=np.int64))
         rec.details["perplexity_protocol"] = {**settings, "add_bos": bool(meta.get("add_bos"))}
