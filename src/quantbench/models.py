@@ -122,7 +122,7 @@ def _from_gguf(gguf: Path, out: Path, *, origin: str, label: str) -> dict:
     tok.save_pretrained(out)
     check_bos(out, bos, gguf)
     kind = file_type(gguf)
-    weights = label.format(type=kind)
+    weights = label.replace("{type}", kind)  # a file name may hold braces
     return {
         "origin": origin,
         "dequantized_from": {"file": name, "type": kind},
