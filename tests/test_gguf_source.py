@@ -16,7 +16,7 @@ from quantbench import inputs
 from quantbench.backends.hf import HFBackend
 from quantbench.backends.llamacpp import LlamaCppBackend
 from quantbench.datasets import save_tokens
-from quantbench.errors import ConfigError
+from quantbench.errors import ConfigError, ModelSourceError
 from quantbench.gguf import llamacpp_tokenize, metadata_value
 from quantbench.models import MODEL_JSON, prepare_model
 from quantbench.scenarios.quality import run_quality, windows_for
@@ -27,29 +27,42 @@ BOS_KEY = "tokenizer.ggml.add_bos_token"
 
 
 def _with_bos_flag(src: Path, dest: Path, flag: bool) -> Path:
-    """A copy of a GGUF file whose tokenizer.ggml.add_bos_token is ``flag``."""
-    from gguf import GGUFReader
+    """A copy of a GGUF file whose tokenizer.ggml.add_bos_token is ``flag`` (added where the
+    file has none), written by gguf-py's own metadata copier."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
-    shutil.copyfile(src, dest)
-    reader = GGUFReader(dest, "r+")
-    field = reader.fields[BOS_KEY]
-    field.parts[field.data[0]][0] = flag
-    reader.data.flush()
+    reader = gguf.GGUFReader(src, "r")
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE).contents()
+    writer = gguf.GGUFWriter(dest, arch=arch, endianess=reader.endianess)
+    alignment = reader.get_field(gguf.Keys.General.ALIGNMENT)
+    if alignment is not None:
+        writer.data_alignment = alignment.contents()
+    copy_with_new_metadata(reader, writer, {BOS_KEY: MetadataDetails(gguf.GGUFValueType.BOOL,
+                                                                     flag)}, [])
     assert metadata_value(dest, BOS_KEY) is flag
     return dest
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["bos", "no-bos"])
+@pytest.fixture(scope="module", params=[True, False, None], ids=["bos", "no-bos", "no-key"])
 def gguf_source(request, tmp_path_factory, tiny_gguf, sample_text):
-    """A Q8_0 GGUF saying add_bos_token = param, prepared as a model, with its tokens."""
-    flag = request.param
+    """A Q8_0 GGUF saying add_bos_token = param (None: the converter's file, without the key),
+    prepared as a model, with its tokens. ``flag``: whether llama.cpp adds BOS for it (where the
+    key is absent, llama.cpp's own default for the vocabulary decides)."""
     out = tmp_path_factory.mktemp("gguf-source")
-    path = _with_bos_flag(tiny_gguf["q8_0"], out / "user.Q8_0.gguf", flag)
+    path = out / "user.Q8_0.gguf"
+    if request.param is None:
+        shutil.copyfile(tiny_gguf["q8_0"], path)
+        assert metadata_value(path, BOS_KEY) is None
+    else:
+        _with_bos_flag(tiny_gguf["q8_0"], path, request.param)
     info = prepare_model({"source": "gguf", "path": str(path)}, out / "hf")
     tokens = {"ids": out / "text.npy", "meta": out / "text.json", "prompts": out / "prompts.json"}
     save_tokens(sample_text, out / "hf", PROMPTS, ids_path=tokens["ids"],
                 meta_path=tokens["meta"], prompts_path=tokens["prompts"])
-    return {"flag": flag, "path": path, "folder": out / "hf", "info": info, "tokens": tokens}
+    flag = info["tokenizer_bos"]["add_bos"] if request.param is None else request.param
+    return {"flag": flag, "key": request.param, "path": path, "folder": out / "hf", "info": info,
+            "tokens": tokens}
 
 
 def test_the_folder_tokenizer_adds_bos_exactly_when_llamacpp_does(gguf_source, sample_text):
@@ -61,10 +74,32 @@ def test_the_folder_tokenizer_adds_bos_exactly_when_llamacpp_does(gguf_source, s
     theirs = llamacpp_tokenize(gguf_source["path"], text)
     assert ours == theirs
     bos = gguf_source["info"]["tokenizer_bos"]
-    assert bos["add_bos"] is flag and bos["file_add_bos_token"] is flag
+    assert bos["add_bos"] is flag and bos["file_add_bos_token"] is gguf_source["key"]
     assert (ours[0] == bos["bos_id"]) is flag
     meta = json.loads(gguf_source["tokens"]["meta"].read_text())
     assert meta["add_bos"] is flag and meta["bos_id"] == bos["bos_id"]
+
+
+def test_a_tokenizer_that_disagrees_with_llamacpp_is_made_to_agree_or_refused(gguf_source,
+                                                                              tmp_path):
+    """Where transformers' GGUF tokenizer and llama.cpp disagree about BOS (here: told the
+    opposite of what the file says), llama.cpp's answer is what the saved tokenizer does, and a
+    saved tokenizer that still disagrees is refused."""
+    from transformers import AutoTokenizer
+
+    from quantbench.models import check_bos, match_bos
+
+    path, flag = gguf_source["path"], gguf_source["flag"]
+    other = dict(gguf_source["info"]["tokenizer_bos"], add_bos=not flag)
+    with pytest.raises(ModelSourceError, match="llama.cpp's tokenizer for the file"):
+        check_bos(gguf_source["folder"], other, path)
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    assert (tok("a")["input_ids"][0] == other["bos_id"]) is flag
+    match_bos(tok, other, path)
+    tok.save_pretrained(tmp_path)
+    check_bos(tmp_path, other, path)
+    ids = AutoTokenizer.from_pretrained(str(tmp_path))("a")["input_ids"]
+    assert (ids[0] == other["bos_id"]) is (not flag)
 
 
 @pytest.mark.parametrize("mode", ["llama.cpp", "sliding"])
