@@ -46,8 +46,11 @@ def test_sliding_windows_with_bos_start_each_window_with_it():
     assert [t for w in wins for t in w.targets] == ids  # the first token too, after BOS
     for w in wins:
         assert w.ids[w.first + 1:] == w.targets
-    with pytest.raises(ValueError, match="larger than the 31 tokens"):
-        P.sliding_windows(ids, 32, stride=32, bos_id=1)
+    for bos in (1, None):  # a stride of the whole context would leave a window no context
+        with pytest.raises(ValueError, match="larger than 31: a window of 32 tokens keeps"):
+            P.sliding_windows(ids, 32, stride=32, bos_id=bos)
+    wins = P.sliding_windows(ids, 32, stride=31)
+    assert wins[1].first == 0 and [t for w in wins for t in w.targets] == ids[1:]
 
 
 def test_token_nll_matches_torch_log_softmax():

@@ -154,10 +154,11 @@ def check(config: dict) -> None:
     _check_precision_settings(config.get("precision_settings") or {})
     _check_headline(config["latency"])
     stride = config["perplexity"].get("stride")
-    if stride is not None and stride > config["perplexity"]["context_length"]:
+    n_ctx = config["perplexity"]["context_length"]
+    if stride is not None and stride >= n_ctx:  # a window keeps one token before those it scores
         raise ConfigError(
-            f"config key 'perplexity.stride': {stride} exceeds context_length "
-            f"{config['perplexity']['context_length']}"
+            f"config key 'perplexity.stride': {stride} is not below context_length {n_ctx} "
+            "(each sliding window keeps at least one token of context)"
         )
 
 

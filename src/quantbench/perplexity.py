@@ -53,9 +53,9 @@ def sliding_windows(ids, n_ctx: int, *, stride: int, max_windows: int = 0,
     span = n_ctx - len(lead)  # tokens of the text in one window
     if len(tokens) < 2:
         raise ValueError("text is too short to score")
-    if stride > span:
-        raise ValueError(f"stride {stride} is larger than the {span} tokens of text a window "
-                         f"of {n_ctx} holds")
+    if stride > n_ctx - 1:  # with or without BOS: one token before the first one scored
+        raise ValueError(f"stride {stride} is larger than {n_ctx - 1}: a window of {n_ctx} "
+                         "tokens keeps at least one token of context")
     out, prev_end, begin = [], 1 - len(lead), 0
     while prev_end < len(tokens):
         end = min(begin + span, len(tokens))
