@@ -278,6 +278,22 @@ def test_a_bandwidth_above_the_peak_is_not_called_memory_bound():
     assert "MBU cannot be judged against this peak" in text
 
 
+def test_a_gguf_source_is_named_as_the_reference_weights_in_the_limitations(measured):
+    def text(kind):
+        models = {"u": {"source": "gguf", "quality_applicable": True,
+                        "dequantized_from": {"file": "user.gguf", "type": kind}}}
+        return " ".join(limitations(measured, models, _config(), {"device": "cpu"}))
+
+    said = "u's reference weights are user.gguf's Q4_K_M weights dequantized to FP32"
+    assert said in text("Q4_K_M")
+    assert "formats at or above Q4_K_M's precision re-quantize" in text("Q4_K_M")
+    assert "user.gguf's F16 weights dequantized" in text("F16")
+    assert "re-quantize" not in text("F16")  # an unquantized file puts the weights on no grid
+    local = {"u": {"source": "local", "quality_applicable": True}}
+    assert "reference weights are" not in " ".join(
+        limitations(measured, local, _config(), {"device": "cpu"}))
+
+
 def test_the_summary_says_when_the_reference_is_dequantized(measured):
     note = "Full-precision weights are the embedded Q4_1 GGUF dequantized to FP32"
     models = {"m": {"source": "embedded", "quality_applicable": True, "weights_note": note}}

@@ -328,6 +328,17 @@ def test_prompts_longer_than_the_context_window_are_refused(tmp_path):
     qb_config.check_lengths(_config(**cases[-1][0]), tmp_path, profile=False)
 
 
+def test_a_sliding_stride_of_the_whole_context_is_refused():
+    """A stride of context_length would leave the next window nothing before its first scored
+    token (llama.cpp's and transformers' logits have no row for it)."""
+    qb_config.check(_config(perplexity={"mode": "sliding", "context_length": 64, "stride": 63}))
+    for stride in (64, 65):
+        with pytest.raises(ConfigError, match=f"'perplexity.stride': {stride} is not below "
+                                              "context_length 64"):
+            qb_config.check(_config(perplexity={"mode": "sliding", "context_length": 64,
+                                                "stride": stride}))
+
+
 def test_traced_decode_steps_beyond_the_context_window_are_refused(tmp_path):
     cfg = _config(latency={"prompt_tokens": [200], "new_tokens": 16},
                   perplexity={"context_length": 64}, kernels={"steps": 64})

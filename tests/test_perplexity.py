@@ -39,6 +39,20 @@ def test_sliding_windows_score_every_token_once():
         assert w.ids[w.first + 1:] == w.targets
 
 
+def test_sliding_windows_with_bos_start_each_window_with_it():
+    ids = list(range(10, 110))
+    wins = P.sliding_windows(ids, 32, stride=10, bos_id=1)
+    assert all(w.ids[0] == 1 and len(w.ids) <= 32 for w in wins)
+    assert [t for w in wins for t in w.targets] == ids  # the first token too, after BOS
+    for w in wins:
+        assert w.ids[w.first + 1:] == w.targets
+    for bos in (1, None):  # a stride of the whole context would leave a window no context
+        with pytest.raises(ValueError, match="larger than 31: a window of 32 tokens keeps"):
+            P.sliding_windows(ids, 32, stride=32, bos_id=bos)
+    wins = P.sliding_windows(ids, 32, stride=31)
+    assert wins[1].first == 0 and [t for w in wins for t in w.targets] == ids[1:]
+
+
 def test_token_nll_matches_torch_log_softmax():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(12, 50)).astype(np.float32) * 5

@@ -465,6 +465,10 @@ def named_type_findings(model: str, g: pd.DataFrame) -> list[Finding]:
             for _, row in g[g["named_type_pct"] < 50].iterrows()]
 
 
+# GGUF file types that store the weights unquantized
+FLOAT_GGUF_TYPES = ("F32", "F16", "BF16")
+
+
 def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | None) -> list[str]:
     """What the numbers cannot say, from the model sources, the device and the protocol."""
     out = []
@@ -478,6 +482,15 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                        "differences in perplexity measure the distance from those weights, not "
                        "from the original model; formats of 4 bits and more re-quantize "
                        "weights that already sit on a 4-bit grid, which likely flatters them.")
+        source_file = info.get("dequantized_from") if info.get("source") == "gguf" else None
+        if source_file:
+            grid = ("" if source_file["type"] in FLOAT_GGUF_TYPES else
+                    f"; formats at or above {source_file['type']}'s precision re-quantize "
+                    "weights that already sit on its grid, which likely flatters them")
+            out.append(f"{name}'s reference weights are {source_file['file']}'s "
+                       f"{source_file['type']} weights dequantized to FP32: differences in "
+                       "perplexity measure the distance from that file, not from the model it "
+                       f"was made from{grid}.")
     ok = df[df["status"] == "ok"]
     device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
                                                 if "device" in ok and ok["device"].notna().any()

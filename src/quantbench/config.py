@@ -138,6 +138,12 @@ def check(config: dict) -> None:
             raise ConfigError(
                 f"config key 'models.{name}.path': model folder {spec['path']!r} does not exist"
             )
+        if spec["source"] == "gguf":
+            from quantbench.gguf import file_problem
+
+            problem = file_problem(spec["path"])
+            if problem:
+                raise ConfigError(f"config key 'models.{name}.path': {problem}")
         if spec["source"] == "random":
             _check_shape(name, spec)
     ds = config["dataset"]
@@ -149,10 +155,11 @@ def check(config: dict) -> None:
     _check_kv_cache(config)
     _check_headline(config["latency"])
     stride = config["perplexity"].get("stride")
-    if stride is not None and stride > config["perplexity"]["context_length"]:
+    n_ctx = config["perplexity"]["context_length"]
+    if stride is not None and stride >= n_ctx:  # a window keeps one token before those it scores
         raise ConfigError(
-            f"config key 'perplexity.stride': {stride} exceeds context_length "
-            f"{config['perplexity']['context_length']}"
+            f"config key 'perplexity.stride': {stride} is not below context_length {n_ctx} "
+            "(each sliding window keeps at least one token of context)"
         )
 
 
@@ -265,11 +272,11 @@ def context_window(name: str, spec: dict, workdir: str | Path) -> tuple[int, str
         return _max_positions(Path(spec["path"]) / "config.json")
     if prepared.is_file():
         return _max_positions(prepared)
-    if spec["source"] == "embedded":
+    if spec["source"] in ("embedded", "gguf"):
         from quantbench.gguf import metadata_value
-        from quantbench.models import embedded_gguf_path
+        from quantbench.models import gguf_source_path
 
-        gguf = embedded_gguf_path()
+        gguf = gguf_source_path(spec)
         arch = metadata_value(gguf, "general.architecture")
         window = metadata_value(gguf, f"{arch}.context_length")
         return (window, f"{arch}.context_length of {gguf.name}") if window else None

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -263,3 +264,77 @@ def _skip_value(fh, vtype, sizes: dict) -> None:
                 _skip_value(fh, item, sizes)
     else:
         fh.seek(sizes[vtype], os.SEEK_CUR)
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a GGUF model source (from its first 8 bytes: cheap enough for
+    building the DAG), or None."""
+    path = Path(path)
+    if not path.is_file():
+        return f"GGUF file {str(path)!r} does not exist" if not path.exists() else \
+            f"{str(path)!r} is not a file"
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head[:4] != GGUF_MAGIC:
+        return f"{str(path)!r} is not a GGUF file (it does not start with the bytes 'GGUF')"
+    version = struct.unpack("<I", head[4:8])[0] if len(head) == 8 else None
+    if version not in GGUF_VERSIONS:
+        return f"{str(path)!r} has GGUF version {version}; readable: {GGUF_VERSIONS}"
+    return None
+
+
+def file_type(path: str | Path) -> str:
+    """The file type a GGUF says it is (general.file_type: Q4_1, F16, Q4_K_M...); else the type
+    most of its weights are stored in."""
+    from gguf import LlamaFileType
+
+    value = metadata_value(path, "general.file_type")
+    try:
+        return LlamaFileType(value).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    except ValueError:
+        return next(iter(tensor_types(path)), "unknown")
+
+
+@contextmanager
+def _llamacpp_vocab(path: str | Path):
+    """llama.cpp's vocabulary of a GGUF file (its tensors are not loaded)."""
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise ConversionError(f"llama.cpp cannot read the vocabulary of {path}")
+    try:
+        yield llama_cpp.llama_model_get_vocab(model)
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def llamacpp_bos(path: str | Path) -> dict:
+    """How llama.cpp's tokenizer for the file treats BOS: whether it adds one (``add_bos``, its
+    own answer, defaults included) and which (``bos_id``), beside the file's flag
+    (tokenizer.ggml.add_bos_token; None where the file has none)."""
+    import llama_cpp
+
+    with _llamacpp_vocab(path) as vocab:
+        add = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        bos = int(llama_cpp.llama_vocab_bos(vocab))
+    return {"add_bos": add, "bos_id": None if bos < 0 else bos,
+            "file_add_bos_token": metadata_value(path, "tokenizer.ggml.add_bos_token")}
+
+
+def llamacpp_tokenize(path: str | Path, text: str) -> list[int]:
+    """Token ids of ``text`` by llama.cpp's tokenizer for the file, special tokens (BOS) added
+    as llama.cpp adds them."""
+    import llama_cpp
+
+    data = text.encode()
+    with _llamacpp_vocab(path) as vocab:
+        room = len(data) + 8
+        ids = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(vocab, data, len(data), ids, room, True, False)
+        if n < 0:
+            raise ConversionError(f"llama.cpp could not tokenise {len(data)} bytes")
+        return list(ids[:n])

@@ -45,7 +45,10 @@ def converter_files(source: str | os.PathLike | None) -> list[str]:
 
 
 def model_files(spec: dict) -> list[str]:
-    """The files of a local model folder (top level: config, weights, tokenizer)."""
+    """The files of a local model folder (top level: config, weights, tokenizer), or the file
+    of a gguf source."""
+    if spec.get("source") == "gguf":
+        return [str(spec["path"])]
     if spec.get("source") != "local":
         return []
     folder = Path(spec["path"])

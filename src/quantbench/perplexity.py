@@ -6,7 +6,9 @@ Two modes:
   is used, the first token of each window is replaced by BOS; only the second half of each window
   is scored (each scored token then has at least n_ctx/2 tokens of context).
 - ``sliding``: overlapping windows advanced by ``stride``; every token after the first is scored
-  exactly once, with up to n_ctx - 1 tokens of context.
+  exactly once, with up to n_ctx - 1 tokens of context. When the tokenizer adds BOS, every
+  window is BOS followed by n_ctx - 1 tokens of the text, and the first token is scored too
+  (predicted from BOS alone).
 
 PPL = exp(mean NLL); its standard error comes from the spread of the per-token NLL (delta method,
 as llama-perplexity reports it).
@@ -44,16 +46,20 @@ def llamacpp_windows(ids, n_ctx: int, *, bos_id: int | None, max_windows: int = 
     return out
 
 
-def sliding_windows(ids, n_ctx: int, *, stride: int, max_windows: int = 0):
+def sliding_windows(ids, n_ctx: int, *, stride: int, max_windows: int = 0,
+                    bos_id: int | None = None):
     tokens = [int(i) for i in ids]
+    lead = [] if bos_id is None else [bos_id]
+    span = n_ctx - len(lead)  # tokens of the text in one window
     if len(tokens) < 2:
         raise ValueError("text is too short to score")
-    if stride > n_ctx:
-        raise ValueError(f"stride {stride} is larger than the context {n_ctx}")
-    out, prev_end, begin = [], 1, 0
+    if stride > n_ctx - 1:  # with or without BOS: one token before the first one scored
+        raise ValueError(f"stride {stride} is larger than {n_ctx - 1}: a window of {n_ctx} "
+                         "tokens keeps at least one token of context")
+    out, prev_end, begin = [], 1 - len(lead), 0
     while prev_end < len(tokens):
-        end = min(begin + n_ctx, len(tokens))
-        chunk = tokens[begin:end]
+        end = min(begin + span, len(tokens))
+        chunk = lead + tokens[begin:end]
         n_new = end - prev_end  # tokens not scored by an earlier window
         first = len(chunk) - n_new - 1
         out.append(Window(chunk, first, chunk[first + 1:]))

@@ -22,11 +22,12 @@ from quantbench.scenarios.common import Job
 
 def windows_for(ids, meta: dict, *, mode: str, context_length: int, stride: int | None,
                 max_windows: int):
+    """Both modes start every window with BOS exactly when the model's tokenizer adds it."""
+    bos = meta["bos_id"] if meta.get("add_bos") else None
     if mode == "llama.cpp":
-        bos = meta["bos_id"] if meta.get("add_bos") else None
         return ppl_mod.llamacpp_windows(ids, context_length, bos_id=bos, max_windows=max_windows)
     return ppl_mod.sliding_windows(ids, context_length, stride=stride or context_length // 2,
-                                   max_windows=max_windows)
+                                   max_windows=max_windows, bos_id=bos)
 
 
 def greedy(backend, prompt: list[int], max_new_tokens: int, eos_ids: set[int]) -> list[int]:
