@@ -1,23 +1,6 @@
 """Measure prefill and decode latency for one model at one precision."""
 
-from quantbench import logs
-from quantbench.backends import preload
-from quantbench.gpuslots import claim_gpu
-
-
-def main(smk) -> None:
-    logs.to_file(smk.log[0])
-    claim_gpu(smk.params.device)  # one card per job on a multi-GPU host, before CUDA starts
-    preload(smk.wildcards.precision)
-    from quantbench.scenarios.latency import run_latency
-
-    record = run_latency(smk.wildcards.model, smk.wildcards.precision, smk.input.model,
-                         smk.input.tokens, device=smk.params.device,
-                         threads=min(smk.params.threads, smk.threads),
-                         overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s,
-                         **smk.params.protocol)
-    record.save(smk.output.json)
-
+from quantbench.jobs import run_job
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake)
+    run_job(snakemake, "latency")  # noqa: F821  (injected by Snakemake)

@@ -122,3 +122,4 @@ def artifact_size_mib(artifact) -> float:
     p = Path(artifact)
     files = [p] if p.is_file() else [f for f in p.iterdir() if f.suffix == ".safetensors"]
     return sum(f.stat().st_size for f in files) / 2**20
+
