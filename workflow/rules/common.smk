@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
+from quantbench import imatrix as qb_imatrix
 from quantbench import inputs as qb_inputs
 from quantbench import locks as qb_locks
 from quantbench import outcome as qb_outcome
@@ -34,6 +35,10 @@ QUANT_TYPES = [
     for p in TABLE.values()
     if p.settings.get("made_by") == "quantize"
 ]
+# the calibrations whose importance matrices the precisions run are quantized with
+CALIBRATIONS = sorted(
+    {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].is_gguf} - {None}
+)
 HAS_GPU = qb_targets.uses_gpu(config["device"])
 # the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
 TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
@@ -77,6 +82,7 @@ wildcard_constraints:
     precision="|".join(map(re.escape, PRECISIONS)),
     outtype="|".join(CONVERT_TYPES),
     qtype="|".join(QUANT_TYPES),
+    calibration="|".join(map(re.escape, CALIBRATIONS)) or "(?!)",
 
 
 def model_dir(model):
@@ -87,8 +93,17 @@ def get_model_artifact(wildcards):
     """The file or folder a precision loads: the HF folder, or its GGUF."""
     precision = TABLE[wildcards.precision]
     if precision.is_gguf:
-        return f"resources/models/{wildcards.model}/gguf/{precision.settings['gguf_type'].lower()}.gguf"
+        stem = qb_imatrix.gguf_stem(
+            precision.settings["gguf_type"], qb_config.calibration_of(config, wildcards.precision)
+        )
+        return f"resources/models/{wildcards.model}/gguf/{stem}.gguf"
     return model_dir(wildcards.model)
+
+
+def get_calibration_files(wildcards):
+    """A `file` calibration's text: editing it reruns its importance matrix."""
+    spec = config["imatrix"]["calibrations"][wildcards.calibration]
+    return [spec["path"]] if spec["source"] == "file" else []
 
 
 def get_tokenizer_text(wildcards):
