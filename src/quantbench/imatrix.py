@@ -204,11 +204,15 @@ def locate_tools(folder: str | None, *, venv_python: str, repo: Path) -> Path:
     tools/build-llama-tools.sh (built on first use, about 10 minutes on 2 cores)."""
     if folder:
         return find_tool(folder).parent
-    if shutil.which("cmake") is None:
-        raise ConversionError("building llama-imatrix needs cmake (or set imatrix.tools)")
+    import os
+
     venv = Path(venv_python).parents[1]
+    # the environment's own cmake (tools/setup-env.sh installs one where the machine has none)
+    path = os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")])
+    if shutil.which("cmake", path=path) is None:
+        raise ConversionError("building llama-imatrix needs cmake (or set imatrix.tools)")
     res = subprocess.run(["bash", str(repo / "tools" / "build-llama-tools.sh"), str(venv)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env={**os.environ, "PATH": path})
     if res.returncode != 0:
         raise ConversionError(f"tools/build-llama-tools.sh failed: {res.stderr[-800:]}")
     return find_tool(res.stdout.strip().splitlines()[-1]).parent
