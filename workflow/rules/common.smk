@@ -134,6 +134,34 @@ def get_conda_env(wildcards):
     return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
 
 
+def imatrix_pairs():
+    """Each importance-matrix precision run with its plain twin (quantbench.imatrix.pairs),
+    for every model whose quality is measured."""
+    found = qb_imatrix.pairs(PRECISIONS, TABLE, lambda p: qb_config.calibration_of(config, p))
+    out = []
+    for model in MODELS:
+        if config["models"][model]["source"] == "random":
+            continue
+        for imat, plain, cal in found:
+            stem = qb_imatrix.gguf_stem(TABLE[imat].settings["gguf_type"], cal)
+            out.append(
+                {
+                    "model": model,
+                    "precision": imat,
+                    "plain": plain,
+                    "calibration": cal,
+                    "gguf_type": TABLE[imat].settings["gguf_type"],
+                    "imat_npz": f"results/{model}/logprobs/{imat}.npz",
+                    "plain_npz": f"results/{model}/logprobs/{plain}.npz",
+                    "imat_info": f"resources/models/{model}/gguf/{stem}.json",
+                    "plain_info": f"resources/models/{model}/gguf/"
+                    f"{TABLE[plain].settings['gguf_type'].lower()}.json",
+                    "split": f"resources/models/{model}/imatrix/{cal}.split.json",
+                }
+            )
+    return out
+
+
 def get_reference_logprobs(wildcards):
     """Non-reference precisions are compared with the reference's stored log-probabilities."""
     if wildcards.precision == REFERENCE:
