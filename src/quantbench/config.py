@@ -24,7 +24,7 @@ OVERRIDABLE = {
     "bitsandbytes-int8": {"threshold": float},
     "bitsandbytes-4bit": {"double_quant": bool, "compute_dtype": DTYPES},
     "torchao": {"compile": bool},
-    "llama.cpp": {"flash_attn": ("auto", "on", "off")},
+    "llama.cpp": {"flash_attn": ("auto", "on", "off"), "imatrix": "calibration"},
 }
 
 
@@ -153,6 +153,7 @@ def check(config: dict) -> None:
         raise ConfigError(f"config key 'dataset.path': file {ds['path']!r} does not exist")
     _check_precision_settings(config.get("precision_settings") or {})
     _check_kv_cache(config)
+    _check_imatrix(config)
     _check_headline(config["latency"])
     stride = config["perplexity"].get("stride")
     n_ctx = config["perplexity"]["context_length"]
@@ -244,6 +245,57 @@ def _check_kv_cache(config: dict) -> None:
             if why is not None:
                 where = f"model {model!r}: " if model else ""
                 raise ConfigError(f"config key 'precisions': {name}: {where}{why}")
+
+
+def calibration_of(config: dict, precision: str) -> str | None:
+    """The calibration whose importance matrix a GGUF precision is quantized with (its setting
+    imatrix, as precision_settings may change it), or None."""
+    settings = {**precisions.table()[precision].settings,
+                **(config.get("precision_settings") or {}).get(precision, {})}
+    return settings.get("imatrix")
+
+
+def _check_imatrix(config: dict) -> None:
+    """Every IQ type has a calibration; every calibration used is configured, its text is
+    there, and a tools folder given holds llama-imatrix (known before any job)."""
+    from quantbench.imatrix import TOOL, needs_imatrix
+
+    spec = config.get("imatrix") or {}
+    calibrations = spec.get("calibrations") or {}
+    used = []
+    for name in config["precisions"]:
+        precision = precisions.table()[name]
+        if not precision.is_gguf:
+            continue
+        calibration = calibration_of(config, name)
+        if calibration is None and needs_imatrix(precision.settings["gguf_type"]):
+            raise ConfigError(
+                f"config key 'precision_settings.{name}.imatrix': {name} "
+                f"({precision.settings['gguf_type']}) needs an importance matrix; name a "
+                f"calibration of imatrix.calibrations ({', '.join(calibrations) or 'none'})"
+            )
+        if calibration is None:
+            continue
+        if calibration not in calibrations:
+            raise ConfigError(
+                f"config key 'imatrix.calibrations': {name} uses calibration {calibration!r}, "
+                f"which is not configured (configured: {', '.join(calibrations) or 'none'})"
+            )
+        used.append(calibration)
+    for calibration in dict.fromkeys(used):
+        cal = calibrations[calibration]
+        path = cal.get("path")
+        if cal["source"] == "file" and not (path and Path(path).is_file()):
+            raise ConfigError(
+                f"config key 'imatrix.calibrations.{calibration}.path': source file needs a "
+                f"text file; {path!r} is not one"
+            )
+    folder = spec.get("tools")
+    if used and folder and not (Path(folder) / TOOL).is_file():
+        raise ConfigError(
+            f"config key 'imatrix.tools': {folder!r} holds no {TOOL} (bash "
+            "tools/build-llama-tools.sh builds it and prints its folder; null builds it in a job)"
+        )
 
 
 def check_device(config: dict) -> None:

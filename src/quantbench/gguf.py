@@ -113,24 +113,48 @@ def convert(hf_dir: str | Path, out: str | Path, *, outtype: str, converter: str
     return _finish(tmp, out, outtype)
 
 
-def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int) -> dict:
-    """GGUF -> quantised GGUF with llama_model_quantize (the library's own quantiser)."""
+def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int,
+             imatrix: str | Path | None = None) -> dict:
+    """GGUF -> quantised GGUF with llama_model_quantize (the library's own quantiser), with the
+    importance matrix of a llama-imatrix file when ``imatrix`` names one (quantbench.imatrix);
+    an IQ type without one is refused."""
+    import ctypes
+
     import llama_cpp
+
+    from quantbench import imatrix as qb_imatrix
 
     ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{gguf_type.upper()}", None)
     if ftype is None:
         raise ConversionError(f"llama.cpp has no file type {gguf_type!r}")
+    if imatrix is None and qb_imatrix.needs_imatrix(gguf_type):
+        raise ConversionError(
+            f"{gguf_type.upper()} needs an importance matrix: give the precision the setting "
+            "imatrix (a calibration of config imatrix.calibrations)"
+        )
     verify(src)
     out = Path(out)
     tmp = out.with_name(out.name + ".partial")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = threads
+    keep = []  # the arrays the C array points into stay alive until the call returns
+    if imatrix is not None:
+        matrix = qb_imatrix.load(imatrix)
+        entries = (llama_cpp.llama_model_imatrix_data * (len(matrix) + 1))()  # NULL-terminated
+        for entry, (name, values) in zip(entries, matrix.items(), strict=False):
+            keep.append(values)
+            entry.name = name.encode()
+            entry.data = values.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            entry.size = values.size
+        keep.append(entries)
+        params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if rc != 0:
         tmp.unlink(missing_ok=True)
         raise ConversionError(f"llama_model_quantize to {gguf_type} failed (code {rc})")
-    return _finish(tmp, out, gguf_type)
+    extra = {"imatrix": {"path": str(imatrix), "sha256": sha256(imatrix)}} if imatrix else {}
+    return _finish(tmp, out, gguf_type, extra)
 
 
 def verify(path: str | Path) -> None:
@@ -208,10 +232,11 @@ def base_type(gguf_type: str) -> str:
     return name[:-2] if name.endswith(("_S", "_M", "_L")) and "_K" in name else name
 
 
-def _finish(tmp: Path, out: Path, gguf_type: str) -> dict:
+def _finish(tmp: Path, out: Path, gguf_type: str, extra: dict | None = None) -> dict:
     verify(tmp)
     info = {"path": out.name, "size_bytes": tmp.stat().st_size, "sha256": sha256(tmp),
-            "tensor_types_pct": tensor_types(tmp), **row_alignment(tmp, gguf_type)}
+            "tensor_types_pct": tensor_types(tmp), **row_alignment(tmp, gguf_type),
+            **(extra or {})}
     tmp.replace(out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return info

@@ -64,7 +64,7 @@ class ReferenceWriter:
             return {}
         return {"kld_floor_self": float(np.concatenate(self.self_kld).mean())}
 
-    def save(self, path, generations: list[list[int]]) -> None:
+    def save(self, path, generations: list[list[int]], **extra) -> None:
         gens = np.full((len(generations), max((len(g) for g in generations), default=0)), -1,
                        dtype=np.int64)
         for i, g in enumerate(generations):
@@ -74,7 +74,7 @@ class ReferenceWriter:
             arrays.update(topk_ids=np.concatenate(self.ids),
                           topk_logprobs=np.concatenate(self.logprobs),
                           target_logprob=np.concatenate(self.target_logprob))
-        save_npz(path, **arrays)
+        save_npz(path, **arrays, **extra)
 
 
 def save_npz(path, **arrays) -> None:
@@ -141,6 +141,14 @@ class Comparison:
             out[f"delta_p_p{q:02d}_pct"] = float(np.percentile(dp, q) * 100)
         out.update(paired_ppl_change(self.dnll))
         return out
+
+    def per_position(self) -> dict:
+        """Per scored position, the difference of negative log-likelihoods from the reference
+        (``dnll``) and the KL divergence (``kld``), with each window's length (``window_len``):
+        what a paired comparison of two precisions scored on the same windows needs
+        (quantbench.imatrix_ab)."""
+        return {"dnll": np.concatenate(self.dnll), "kld": np.concatenate(self.kld),
+                "window_len": np.array([len(w) for w in self.dnll], dtype=np.int64)}
 
     def interval_method(self) -> str:
         """How the intervals of ``metrics`` were computed, in words (for the record)."""

@@ -168,7 +168,8 @@ def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
                 models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
                 configfiles=(), points: pd.DataFrame | None = None,
-                shapes: dict | None = None, kernels: pd.DataFrame | None = None) -> str:
+                shapes: dict | None = None, kernels: pd.DataFrame | None = None,
+                imatrix: pd.DataFrame | None = None) -> str:
     """The report's markdown from the summary table, the operating points (``points``, None
     when the run wrote none), the kernel traces (``kernels``, None or empty when the stage was
     off: no section then) and what describes the run."""
@@ -224,17 +225,21 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         references=operating.references(df["precision"]),
         kernels={"rows": [] if kernels is None else kernels.to_dict("records"),
                  "findings": [f.text for f in analysis.kernel_findings(kernels)]},
+        imatrix={"rows": [] if imatrix is None else imatrix.to_dict("records"),
+                 "findings": [f.text for f in analysis.imatrix_findings(imatrix)]},
     )
 
 
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
                   config: dict, out, machine_path=None, configfiles=(), points_path=None,
-                  kernels_path=None) -> str:
+                  kernels_path=None, imatrix_path=None) -> str:
     df = pd.read_csv(summary_path)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
     points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()
               else None)
     kernels = (pd.read_csv(kernels_path) if kernels_path and Path(kernels_path).is_file()
+               else None)
+    imatrix = (pd.read_csv(imatrix_path) if imatrix_path and Path(imatrix_path).is_file()
                else None)
     out_dir = Path(out).parent
     text = report_text(
@@ -247,6 +252,7 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
         points=points,
         shapes=roofline.shapes(model_dirs),
         kernels=kernels,
+        imatrix=imatrix,
     )
     atomic_write_text(out, text)
     return text

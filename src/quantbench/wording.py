@@ -18,6 +18,12 @@ import jinja2
 _HEADLINE = ("{% if prompt_tokens is known and batch_size is known %} at the headline point, "
              "prompt {{ prompt_tokens | fmt(0) }}, batch {{ batch_size | fmt(0) }}{% endif %}")
 
+# the KL divergences and sizes of an importance-matrix pair
+_IMAT_TAIL = ("; mean KL divergence {{ kld_imat | fmt(4) }} against {{ kld_plain | fmt(4) }}"
+              "{% if kld_change_ci_low is known %} (change [{{ kld_change_ci_low | fmt(4) }}, "
+              "{{ kld_change_ci_high | fmt(4) }}]){% endif %}; {{ size_bytes_imat | fmt(0) }} "
+              "bytes against {{ size_bytes_plain | fmt(0) }}.")
+
 WORDING = {
     # -- hardware analysis --------------------------------------------------------------------
     "compiled_faster": (
@@ -318,6 +324,31 @@ WORDING = {
         "(above {{ other_cpu_max_pct | fmt(0) }} % other CPU or {{ steal_max_pct | fmt(0) }} % "
         "steal); such work slows and spreads the timings, so small differences between "
         "precisions may not hold on an idle machine."
+    ),
+    # -- importance matrix A/B ------------------------------------------------------------------
+    "imatrix_lowered_ppl": (
+        "{{ model }}: the importance matrix (calibration {{ calibration }}) lowered perplexity: "
+        "{{ precision }} against {{ plain }}, {{ ppl_change_pct | fmt(2) }} % "
+        "[{{ ppl_change_pct_ci_low | fmt(2) }}, {{ ppl_change_pct_ci_high | fmt(2) }}] "
+        "(paired over {{ n_windows | fmt(0) }} windows)" + _IMAT_TAIL
+    ),
+    "imatrix_raised_ppl": (
+        "{{ model }}: the importance matrix (calibration {{ calibration }}) raised perplexity: "
+        "{{ precision }} against {{ plain }}, {{ ppl_change_pct | fmt(2) }} % "
+        "[{{ ppl_change_pct_ci_low | fmt(2) }}, {{ ppl_change_pct_ci_high | fmt(2) }}] "
+        "(paired over {{ n_windows | fmt(0) }} windows)" + _IMAT_TAIL
+    ),
+    "imatrix_no_clear_difference": (
+        "{{ model }}: no clear difference in perplexity from the importance matrix (calibration "
+        "{{ calibration }}): {{ precision }} against {{ plain }}, {{ ppl_change_pct | fmt(2) }} % "
+        "[{{ ppl_change_pct_ci_low | fmt(2) }}, {{ ppl_change_pct_ci_high | fmt(2) }}], an "
+        "interval that holds 0 (paired over {{ n_windows | fmt(0) }} windows)" + _IMAT_TAIL
+    ),
+    "imatrix_no_interval": (
+        "{{ model }}: {{ precision }} against {{ plain }} (calibration {{ calibration }}): "
+        "{{ ppl_change_pct | fmt(2) }} % in perplexity over {{ n_windows | fmt(0) }} windows, "
+        "too few for an interval, so this run does not say whether the importance matrix "
+        "helped" + _IMAT_TAIL
     ),
     "machine_quiet": (
         "Other work on the machine while the timings were taken: at most "

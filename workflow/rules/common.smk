@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
+from quantbench import imatrix as qb_imatrix
 from quantbench import inputs as qb_inputs
 from quantbench import kvcache as qb_kvcache
 from quantbench import locks as qb_locks
@@ -35,6 +36,10 @@ QUANT_TYPES = [
     for p in TABLE.values()
     if p.settings.get("made_by") == "quantize"
 ]
+# the calibrations whose importance matrices the precisions run are quantized with
+CALIBRATIONS = sorted(
+    {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].is_gguf} - {None}
+)
 HAS_GPU = qb_targets.uses_gpu(config["device"])
 # the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
 TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
@@ -78,6 +83,7 @@ wildcard_constraints:
     precision="|".join(map(re.escape, PRECISIONS)),
     outtype="|".join(CONVERT_TYPES),
     qtype="|".join(QUANT_TYPES),
+    calibration="|".join(map(re.escape, CALIBRATIONS)) or "(?!)",
 
 
 def model_dir(model):
@@ -88,8 +94,17 @@ def get_model_artifact(wildcards):
     """The file or folder a precision loads: the HF folder, or its GGUF."""
     precision = TABLE[wildcards.precision]
     if precision.is_gguf:
-        return f"resources/models/{wildcards.model}/gguf/{precision.settings['gguf_type'].lower()}.gguf"
+        stem = qb_imatrix.gguf_stem(
+            precision.settings["gguf_type"], qb_config.calibration_of(config, wildcards.precision)
+        )
+        return f"resources/models/{wildcards.model}/gguf/{stem}.gguf"
     return model_dir(wildcards.model)
+
+
+def get_calibration_files(wildcards):
+    """A `file` calibration's text: editing it reruns its importance matrix."""
+    spec = config["imatrix"]["calibrations"][wildcards.calibration]
+    return [spec["path"]] if spec["source"] == "file" else []
 
 
 def get_tokenizer_text(wildcards):
@@ -118,6 +133,34 @@ def get_conda_env(wildcards):
     """The toolchain environment of the precision's backend."""
     name = "llamacpp" if TABLE[wildcards.precision].is_gguf else "hf"
     return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
+
+
+def imatrix_pairs():
+    """Each importance-matrix precision run with its plain twin (quantbench.imatrix.pairs),
+    for every model whose quality is measured."""
+    found = qb_imatrix.pairs(PRECISIONS, TABLE, lambda p: qb_config.calibration_of(config, p))
+    out = []
+    for model in MODELS:
+        if config["models"][model]["source"] == "random":
+            continue
+        for imat, plain, cal in found:
+            stem = qb_imatrix.gguf_stem(TABLE[imat].settings["gguf_type"], cal)
+            out.append(
+                {
+                    "model": model,
+                    "precision": imat,
+                    "plain": plain,
+                    "calibration": cal,
+                    "gguf_type": TABLE[imat].settings["gguf_type"],
+                    "imat_npz": f"results/{model}/logprobs/{imat}.npz",
+                    "plain_npz": f"results/{model}/logprobs/{plain}.npz",
+                    "imat_info": f"resources/models/{model}/gguf/{stem}.json",
+                    "plain_info": f"resources/models/{model}/gguf/"
+                    f"{TABLE[plain].settings['gguf_type'].lower()}.json",
+                    "split": f"resources/models/{model}/imatrix/{cal}.split.json",
+                }
+            )
+    return out
 
 
 def get_reference_logprobs(wildcards):

@@ -3,6 +3,7 @@ rule render_report:
         summary=rules.aggregate_results.output.summary,
         points=rules.aggregate_results.output.points,
         kernels=rules.aggregate_results.output.kernels,
+        imatrix=rules.compare_imatrix.output.csv if imatrix_pairs() else [],
         figures=FIGURE_PNGS,
         quality=results_of("quality"),
         models=expand("resources/models/{model}/hf", model=MODELS),

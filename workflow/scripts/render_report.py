@@ -11,7 +11,8 @@ def main(smk) -> None:
                   reference=smk.params.reference, config=smk.params.config,
                   out=smk.output.report, machine_path=smk.input.machine,
                   configfiles=smk.params.configfiles,
-                  points_path=smk.input.points, kernels_path=smk.input.kernels)
+                  points_path=smk.input.points, kernels_path=smk.input.kernels,
+                  imatrix_path=smk.input.imatrix or None)
 
 
 if __name__ == "__main__":

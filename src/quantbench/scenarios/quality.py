@@ -87,7 +87,8 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
             generations.append({"prompt": p["text"], "token_ids": out, "text": text})
         rec.details["generations"] = generations
         outputs = [g["token_ids"] for g in generations]
-        writer.save(logprobs_out, outputs)
+        writer.save(logprobs_out, outputs,
+                    **(comparison.per_position() if comparison is not None else {}))
         rec.details["is_reference"] = reference is None
         if reference is None:
             rec.metrics.update(writer.floor())

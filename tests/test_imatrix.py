@@ -1,0 +1,194 @@
+"""Importance matrices: the calibration split, the refusals, the paired A/B and its report
+(the real llama-imatrix runs: tests/test_imatrix_tools.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import IMATRIX_PROTOCOL as PROTOCOL
+
+from quantbench import config as qb_config
+from quantbench import imatrix as qb_imatrix
+from quantbench.config import ConfigError
+from quantbench.errors import ConversionError
+from quantbench.gguf import quantize
+from quantbench.scenarios.quality import windows_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("meta", "protocol"), [
+    ({"add_bos": True, "bos_id": -1}, PROTOCOL),
+    ({"add_bos": False, "bos_id": None}, PROTOCOL),
+    ({"add_bos": False}, {**PROTOCOL, "mode": "sliding", "stride": 24, "max_windows": 5}),
+])
+def test_scored_end_bounds_every_token_a_window_reads(meta, protocol):
+    n = 1000
+    ids = np.arange(n)  # each id is its own index: a window's ids say which tokens it read
+    windows = windows_for(ids, meta, **{k: protocol[k] for k in
+                                        ("mode", "context_length", "stride", "max_windows")})
+    end = qb_imatrix.scored_end(n, meta, **protocol)
+    read = {i for w in windows for i in (*w.ids, *w.targets) if i >= 0}
+    assert max(read) == end - 1  # the last token read is the one before the calibration
+
+
+def test_tail_calibration_is_the_text_beyond_the_scored_windows(tail_calibration, tiny_tokens,
+                                                                tiny_model, sample_text):
+    from transformers import AutoTokenizer
+
+    rec = json.loads(tail_calibration["split"].read_text())
+    ids = np.load(tiny_tokens["ids"])
+    meta = json.loads(tiny_tokens["meta"].read_text())
+    end = qb_imatrix.scored_end(len(ids), meta, **PROTOCOL)
+    assert 0 < end < len(ids)
+    assert rec["scored_ids"] == [0, end]
+    assert rec["calibration_ids"] == [end, len(ids)]
+    text = sample_text.read_text(encoding="utf-8")
+    first, last = rec["calibration_chars"]
+    assert rec["scored_chars"] == [0, first]
+    assert tail_calibration["text"].read_text(encoding="utf-8") == text[first:last]
+    # every character of a scored token lies before the calibration text
+    offsets = AutoTokenizer.from_pretrained(str(tiny_model))(
+        text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    assert offsets[end - 1][1] <= first == offsets[end][0]
+
+
+def test_no_tail_left_is_a_clear_error(tmp_path, tiny_model, tiny_tokens, sample_text):
+    """Sliding windows without a cap score the whole text."""
+    with pytest.raises(ConversionError, match="no tokens beyond its scored windows"):
+        qb_imatrix.calibration_text(
+            {"source": "tail"}, text_path=sample_text, ids_path=tiny_tokens["ids"],
+            meta_path=tiny_tokens["meta"], model_dir=tiny_model,
+            protocol={**PROTOCOL, "mode": "sliding", "stride": 32, "max_windows": 0},
+            out_text=tmp_path / "t.txt",
+            out_json=tmp_path / "t.json")
+
+
+def test_an_iq_type_without_an_imatrix_is_refused(tmp_path, tiny_gguf):
+    with pytest.raises(ConversionError, match="IQ2_XS needs an importance matrix"):
+        quantize(tiny_gguf["f16"], tmp_path / "x.gguf", gguf_type="iq2_xs", threads=2)
+
+
+def _config(**overrides) -> dict:
+    from snakemake.utils import validate
+
+    cfg = {"models": {"m": {"source": "embedded"}}, "precisions": ["gguf-f16"], **overrides}
+    validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return cfg
+
+
+def test_imatrix_config_is_checked_before_any_job(tmp_path):
+    qb_config.check(_config(precisions=["gguf-f16", "gguf-iq2_xs", "gguf-q4_k_m-imat"]))
+    with pytest.raises(ConfigError, match="gguf-iq2_xs .IQ2_XS. needs an importance matrix"):
+        qb_config.check(_config(precisions=["gguf-iq2_xs"],
+                                precision_settings={"gguf-iq2_xs": {"imatrix": None}}))
+    with pytest.raises(ConfigError, match="uses calibration 'other', which is not configured"):
+        qb_config.check(_config(precisions=["gguf-q4_k_m-imat-other"]))
+    with pytest.raises(ConfigError, match="holds no llama-imatrix"):
+        qb_config.check(_config(precisions=["gguf-q2_k-imat"],
+                                imatrix={"tools": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="calibrations.other.path"):
+        qb_config.check(_config(precisions=["gguf-q4_k_m-imat-other"], imatrix={
+            "calibrations": {"other": {"source": "file", "path": str(tmp_path / "none.txt")}}}))
+    # a precision without an imatrix asks for no tool
+    qb_config.check(_config(precisions=["gguf-q2_k"], imatrix={"tools": str(tmp_path)}))
+
+
+def _arrays(rng, shift: float, n_windows: int = 8, n: int = 40) -> dict:
+    return {"dnll": rng.normal(shift, 0.05, n_windows * n),
+            "kld": rng.gamma(2, 0.01, n_windows * n), "window_len": np.full(n_windows, n)}
+
+
+def _ab_row(imat: dict, plain: dict) -> dict:
+    from quantbench.imatrix_ab import paired
+
+    return {"model": "m", "precision": "gguf-q4_k_m-imat", "plain": "gguf-q4_k_m",
+            "calibration": "tail", "size_bytes_imat": 100, "size_bytes_plain": 100,
+            **paired(imat, plain)}
+
+
+@pytest.mark.parametrize(("shift", "kind", "words"), [
+    (-0.05, "imatrix_lowered_ppl", "the importance matrix (calibration tail) lowered perplexity"),
+    (0.05, "imatrix_raised_ppl", "the importance matrix (calibration tail) raised perplexity"),
+    (0.0, "imatrix_no_clear_difference", "no clear difference in perplexity"),
+])
+def test_the_imatrix_finding_follows_the_paired_interval(shift, kind, words):
+    import pandas as pd
+
+    from quantbench.analysis import imatrix_findings
+
+    rng = np.random.default_rng(0)
+    plain = _arrays(rng, 0.02)
+    # no shift: windows alternately better and worse by the same amount (mean change 0)
+    alternate = np.repeat(np.resize([0.01, -0.01], 8), 40)
+    imat = {**plain, "dnll": plain["dnll"] + (shift if shift else alternate)}
+    row = _ab_row(imat, plain)
+    if shift:  # a shift of every position moves the whole interval
+        assert row["ppl_change_pct_ci_low"] == pytest.approx(100 * np.expm1(shift), abs=1e-9)
+    [finding] = imatrix_findings(pd.DataFrame([row]))
+    assert finding.kind == kind
+    assert words in finding.text and "gguf-q4_k_m-imat against gguf-q4_k_m" in finding.text
+    others = {"imatrix_lowered_ppl", "imatrix_raised_ppl", "imatrix_no_clear_difference"} - {kind}
+    assert finding.kind not in others
+
+
+def test_too_few_windows_say_nothing_about_the_imatrix():
+    import pandas as pd
+
+    from quantbench.analysis import imatrix_findings
+
+    rng = np.random.default_rng(1)
+    plain = _arrays(rng, 0.02, n_windows=2)
+    row = _ab_row({**plain, "dnll": plain["dnll"] - 0.5}, plain)
+    [finding] = imatrix_findings(pd.DataFrame([row]))
+    assert finding.kind == "imatrix_no_interval"
+    assert "lowered" not in finding.text and "does not say" in finding.text
+
+
+def test_pairs_match_each_imat_type_with_its_plain_twin():
+    from quantbench import precisions
+    from quantbench.imatrix import pairs
+
+    table = precisions.table()
+    run = ["gguf-f16", "gguf-q4_k_m", "gguf-q4_k_m-imat", "gguf-q4_k_m-imat-other",
+           "gguf-q2_k-imat", "gguf-iq2_xs"]
+    found = pairs(run, table, lambda p: table[p].settings.get("imatrix"))
+    assert found == [("gguf-q4_k_m-imat", "gguf-q4_k_m", "tail"),
+                     ("gguf-q4_k_m-imat-other", "gguf-q4_k_m", "other")]
+
+
+def test_the_report_shows_the_imatrix_table_only_when_a_pair_was_run():
+    import pandas as pd
+
+    from quantbench.aggregate import summary_table
+    from quantbench.imatrix_ab import COLUMNS
+    from quantbench.report import report_text
+
+    def rec(kind, precision, **metrics):
+        return {"kind": kind, "model": "m", "precision": precision, "backend": "llama.cpp",
+                "status": "ok", "reason": None, "metrics": metrics,
+                "details": {"backend": {"n_params": 1_000_000}},
+                "provenance": {"config_hash": "abc", "device": {"kind": "cpu"}}}
+
+    records = [rec(kind, p, decode_tok_s=tok_s, size_mib=1.0, ppl=10.0)
+               for p, tok_s in (("gguf-f16", 20.0), ("gguf-q4_k_m", 40.0),
+                                ("gguf-q4_k_m-imat", 40.0)) for kind in ("latency", "quality")]
+    config = {"dataset": {"name": "text"},
+              "latency": {"prompt_tokens": [128], "new_tokens": 32, "warmup_runs": 1,
+                          "measured_runs": 3},
+              "perplexity": {"mode": "llama.cpp", "context_length": 512, "max_windows": 8}}
+    df = summary_table(records, "gguf-f16")
+    assert "## Importance matrix" not in report_text(df, reference="gguf-f16", config=config)
+    rng = np.random.default_rng(2)
+    plain = _arrays(rng, 0.02)
+    row = {**_ab_row({**plain, "dnll": plain["dnll"] - 0.03}, plain), "gguf_type": "Q4_K_M",
+           "calibration_ids": "[4095, 9000]", "scored_ids": "[0, 4095]"}
+    ab = pd.DataFrame([row], columns=COLUMNS)
+    text = report_text(df, reference="gguf-f16", config=config, imatrix=ab)
+    section = text.split("## Importance matrix", 1)[1].split("\n## ", 1)[0]
+    assert "| m | gguf-q4_k_m-imat | gguf-q4_k_m | tail | -2.96 [-2.96, -2.96] |" in section
+    assert "[0, 4095] | [4095, 9000] |" in section
+    assert "the importance matrix (calibration tail) lowered perplexity" in section
