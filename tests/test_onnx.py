@@ -9,13 +9,9 @@ import pytest
 
 from quantbench import precisions
 from quantbench.backends import load_backend
+from quantbench.onnx_export import GRAPH, export_onnx, quantize_onnx
 from quantbench.scenarios.latency import run_latency
 from quantbench.scenarios.quality import run_quality
-
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-
-from quantbench.onnx_export import GRAPH, export_onnx, quantize_onnx  # noqa: E402
 
 LATENCY = dict(prompt_tokens=[8], new_tokens=4, warmup_runs=0, measured_runs=2,
                device="cpu", threads=2)
