@@ -86,6 +86,9 @@ def test_onnx_int8_logits_are_close_to_fp32_but_not_equal(onnx_dirs, tiny_tokens
         assert diff.max() > 1e-3, name  # the weights were quantised
         assert diff.mean() < 0.05 * spread, name
         assert np.corrcoef(q.ravel(), fp32.ravel())[0, 1] > 0.95, name
+    for name in ("onnx-int8", "onnx-int4"):  # the 7 linear layers of each of the 2 layers + lm_head
+        manifest = json.loads((onnx_dirs[name] / "quantbench_model.json").read_text())
+        assert manifest["quantizer"]["quantized_matmuls"] == 2 * 7 + 1
     sizes = {n: sum(f.stat().st_size for f in d.iterdir() if f.name.startswith(GRAPH))
              for n, d in onnx_dirs.items()}
     assert sizes["onnx-fp32"] > sizes["onnx-int8"] > sizes["onnx-int4"]

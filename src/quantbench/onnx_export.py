@@ -133,11 +133,19 @@ def quantize_onnx(src_dir: str | Path, out_dir: str | Path, *, onnx_type: str,
         tmp.mkdir(parents=True)
         settings = quantizer(src / GRAPH, tmp / GRAPH, block_size=block_size,
                              accuracy_level=accuracy_level)
+        settings["quantized_matmuls"] = _count_ops(tmp / GRAPH, ("MatMulInteger", "MatMulNBits"))
         for f in src.iterdir():  # the model's config and the exporter's own manifest
             if f.suffix == ".json" and f.name != MODEL_JSON:
                 shutil.copy2(f, tmp / f.name)
         return _write_manifest(tmp, {"status": "ok", "onnx_type": onnx_type,
                                      "source": str(src), "quantizer": settings})
+
+
+def _count_ops(path: Path, op_types: tuple[str, ...]) -> int:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sum(node.op_type in op_types for node in graph.node)
 
 
 def _quantizer(onnx_type: str):
