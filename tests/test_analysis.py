@@ -656,3 +656,31 @@ def test_a_compiled_quantized_precision_has_a_compiled_baseline_when_one_ran():
     assert baseline_of("bnb-nf4-compiled", ["fp16", "bf16-compiled"], "fp32") == "bf16-compiled"
     assert baseline_of("bnb-nf4-compiled", ["fp16", "bf16"], "fp32") == "fp16"
     assert baseline_of("bnb-nf4", ["fp16", "bf16-compiled"], "fp32") == "fp16"
+
+
+def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_ran():
+    from quantbench.analysis import int8_engines
+
+    df = table(
+        ("fp32", "transformers", 20.0, 400.0, 900.0, 10.00),
+        ("onnx-int8", "onnxruntime", 50.0, 120.0, 300.0, 10.20, {"kld_mean": 0.012}),
+        ("bnb-int8", "bitsandbytes", 8.0, 130.0, 700.0, 10.05, {"kld_mean": 0.004}),
+        ("gguf-q8_0", "llama.cpp", 49.9, 110.0, 250.0, 10.01, {"kld_mean": 0.001}),
+    )
+    found = int8_engines("m", df, REF)
+    assert found.text == (
+        "m, int8 on three engines: onnx-int8 (ONNX Runtime, dynamic int8) decodes at 50.0 tok/s, "
+        "6.25× bnb-int8 (8.0 tok/s: faster), 1.00× gguf-q8_0 (49.9 tok/s: not told apart); "
+        "perplexity against fp32: onnx-int8 +2.00 % (KLD 0.0120), bnb-int8 +0.50 % "
+        "(KLD 0.0040), gguf-q8_0 +0.10 % (KLD 0.0010) (faster or slower: the 95 % intervals "
+        "apart).")
+    assert found.text in hardware(df, REF, None)
+    df.loc[df["precision"] == "gguf-q8_0", "decode_tok_s_ci_low"] = 60.0  # q8_0 clearly faster
+    assert "gguf-q8_0 (49.9 tok/s: slower)" in int8_engines("m", df, REF).text
+    df["ppl_delta_pct"] = df["ppl_delta_pct"].where(df["precision"] != "bnb-int8")
+    assert "their quality was not measured" in int8_engines("m", df, REF).text
+    # one of the three did not run (or failed): no sentence
+    df.loc[df["precision"] == "bnb-int8", "status"] = "error"
+    assert int8_engines("m", df, REF) is None
+    assert not any("int8 on three engines" in line for line in hardware(df, REF, None))
+    assert int8_engines("m", df[df["precision"] != "onnx-int8"], REF) is None

@@ -42,13 +42,14 @@ def test_env_pins_satisfy_the_project_ranges(env):
 
 def test_every_rule_environment_exists():
     rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    for env in ("hf", "llamacpp", "report"):
+    for env in ("hf", "llamacpp", "onnx", "report"):
         assert (REPO / "envs" / f"{env}.yaml").is_file()
         assert f"envs/{env}.yaml" in rules or f'"{env}"' in rules
 
 
 def _rule_environments() -> dict[str, set[str]]:
-    """Each rule's environment(s), from its conda directive; get_conda_env picks hf or llamacpp."""
+    """Each rule's environment(s), from its conda directive; get_conda_env picks hf, llamacpp
+    or onnx."""
     import re
 
     envs = {}
@@ -58,7 +59,7 @@ def _rule_environments() -> dict[str, set[str]]:
             if conda is None:
                 continue
             value = conda.group(1)
-            envs[rule] = ({"hf", "llamacpp"} if value == "get_conda_env"
+            envs[rule] = ({"hf", "llamacpp", "onnx"} if value == "get_conda_env"
                           else {Path(value.strip('"')).stem})
     return envs
 

@@ -24,6 +24,7 @@ def summary():
         ("gguf-q8_0", "llama.cpp", 300.0, 1200.0, 0.2, 5e-4),
         ("gguf-q4_k_m", "llama.cpp", 400.0, 800.0, 2.0, 1e-2),
         ("gguf-q2_k", "llama.cpp", 250.0, 700.0, 9.0, 1e-1),  # beaten on speed by q4_k_m
+        ("onnx-int8", "onnxruntime", 12.0, 3000.0, 5.0, 4e-2),  # beaten by bf16 everywhere
     ]
     df = pd.DataFrame(rows, columns=["precision", "family", "decode_tok_s", "peak_mem_mib",
                                      "ppl_delta_pct", "kld_mean"])
@@ -35,8 +36,8 @@ def summary():
         df["decode_tok_s"] * 1.1
     df["prefill_tok_s"] = df["decode_tok_s"] * 20
     df["speedup_vs_ref"] = df["decode_tok_s"] / 10
-    df["decode_flop_per_byte"] = [0.5, 1.0, 3.0, 2.0, 1.8, 3.0, 5.0]
-    df["decode_gb_s"] = [40.0, 40.0, 10.0, 25.0, 360.0, 240.0, 100.0]
+    df["decode_flop_per_byte"] = [0.5, 1.0, 3.0, 2.0, 1.8, 3.0, 5.0, 2.0]
+    df["decode_gb_s"] = [40.0, 40.0, 10.0, 25.0, 360.0, 240.0, 100.0, 20.0]
     df["prefill_tflops"], df["prefill_ms"] = 5.0, 10.0
     # the shuffled row order must not matter: figures follow the precision table
     return df.sample(frac=1, random_state=1).reset_index(drop=True)
@@ -80,9 +81,11 @@ def test_every_figure_colours_a_family_the_same_way(summary):
 
 def test_bars_follow_the_precision_table_and_spread_decades_on_a_log_axis(summary):
     fig = plots.figures(summary)["decode_throughput"]
-    assert [t.name for t in fig.data] == ["transformers", "bitsandbytes", "torchao", "llama.cpp"]
+    assert [t.name for t in fig.data] == ["transformers", "bitsandbytes", "torchao", "llama.cpp",
+                                          "onnxruntime"]
     assert list(fig.layout.xaxis.categoryarray) == ["fp32", "bf16", "bnb-nf4", "torchao-int8wo",
-                                                   "gguf-q8_0", "gguf-q4_k_m", "gguf-q2_k"]
+                                                   "gguf-q8_0", "gguf-q4_k_m", "gguf-q2_k",
+                                                   "onnx-int8"]
     assert fig.layout.yaxis.type == "log"  # 10 to 400 tok/s
     llama = fig.data[3]
     assert list(llama.error_y.array) == pytest.approx([30.0, 40.0, 25.0])
@@ -114,7 +117,7 @@ def test_a_bar_without_an_interval_gets_no_error_bar_not_a_zero_width_one(summar
     assert bars["bnb-nf4"].error_y.array is None and bars["gguf-q8_0"].error_y.array is None
     assert list(bars["gguf-q4_k_m"].error_y.array) == pytest.approx([40.0, 25.0])
     assert [t.name for t in figs["decode_throughput"].data if t.showlegend is not False] == [
-        "transformers", "bitsandbytes", "torchao", "llama.cpp"]
+        "transformers", "bitsandbytes", "torchao", "llama.cpp", "onnxruntime"]
     ppl = {x: t for t in figs["perplexity"].data for x in t.x}
     assert ppl["bf16"].error_y.array is None
     assert list(ppl["fp32"].error_y.array) == pytest.approx([1.959964 * 0.5])

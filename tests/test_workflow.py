@@ -640,3 +640,22 @@ def test_imatrix_jobs_are_scheduled_only_for_imatrix_precisions(tmp_path):
     res = snakemake(tmp_path, "-n", config=cfg)
     assert res.returncode == 0, res.stderr[-3000:]
     assert not rules & {rule for rule, _ in dry_run_jobs(res.stdout)}
+
+
+def test_the_onnx_precisions_are_exported_once_and_quantised_from_it(tmp_path):
+    """One fp32 export per model, one quantisation per ONNX type, each precision measured from
+    its own folder; the default config exports nothing."""
+    cfg = write_config(tmp_path / "c.yaml", models={"m": {"source": "embedded"}},
+                       precisions=["fp32", "onnx-fp32", "onnx-int8", "onnx-int4"])
+    res = snakemake(tmp_path, "-n", "-p", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    assert counts["export_onnx"] == 1 and counts["quantize_onnx"] == 2
+    jobs = dry_run_jobs(res.stdout)
+    assert {wc["onnx_qtype"] for rule, wc in jobs if rule == "quantize_onnx"} == {"int8", "int4"}
+    for kind in ("fp32", "int8", "int4"):
+        assert f"resources/models/m/onnx/{kind}" in res.stdout
+    (tmp_path / "default").mkdir()
+    default = snakemake(tmp_path / "default", "-n")  # config/config.yaml
+    assert default.returncode == 0, default.stderr[-3000:]
+    assert "export_onnx" not in job_counts(default.stdout)

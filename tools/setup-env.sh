@@ -40,4 +40,4 @@ fi
 # cmake for llama.cpp's own tools (tools/build-llama-tools.sh: llama-imatrix for the importance
 # matrices, built on first use), where the machine has none
 command -v cmake >/dev/null 2>&1 || "$PY" -m pip install -q cmake
-"$PY" -c "import torch, transformers, bitsandbytes, torchao, llama_cpp, snakemake; print('environment ready:', 'torch', torch.__version__, '| transformers', transformers.__version__, '| bitsandbytes', bitsandbytes.__version__, '| torchao', torchao.__version__, '| llama_cpp', llama_cpp.__version__, '| snakemake', snakemake.__version__)"
+"$PY" -c "import torch, transformers, bitsandbytes, torchao, llama_cpp, onnxruntime, onnxscript, snakemake; print('environment ready:', 'torch', torch.__version__, '| transformers', transformers.__version__, '| bitsandbytes', bitsandbytes.__version__, '| torchao', torchao.__version__, '| llama_cpp', llama_cpp.__version__, '| onnxruntime', onnxruntime.__version__, '| snakemake', snakemake.__version__)"

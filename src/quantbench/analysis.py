@@ -37,6 +37,7 @@ BASELINES = {
     "llama.cpp": ("gguf-f16", "gguf-bf16", "gguf-f32"),
     "bitsandbytes": ("fp16", "bf16", "fp32"),
     "torchao": ("bf16", "fp16", "fp32"),
+    "onnxruntime": ("onnx-fp32",),
 }
 # digits shown for each ranked column: values equal at this precision are a tie for the reader
 DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
@@ -354,8 +355,9 @@ def baseline_of(precision: str, available, reference: str) -> str | None:
         p = precisions.get(precision)
     except KeyError:
         return None
-    unquantized = p.backend == "transformers" or (p.is_gguf and
-                                                  p.settings.get("made_by") != "quantize")
+    unquantized = (p.backend == "transformers"
+                   or (p.is_gguf and p.settings.get("made_by") != "quantize")
+                   or (p.is_onnx and p.settings.get("onnx_type") == "fp32"))
     if unquantized:
         return None
     names = BASELINES.get(p.backend, ())
@@ -611,7 +613,39 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
         saving = bytes_to_speed(model, g, reference)
         if saving is not None:
             out.append(saving.text)
+        int8 = int8_engines(model, g, reference)
+        if int8 is not None:
+            out.append(int8.text)
     return out
+
+
+# ONNX Runtime's dynamic int8 and the int8 formats of the other engines it is compared with
+INT8_ENGINES = ("onnx-int8", "bnb-int8", "gguf-q8_0")
+
+
+def int8_engines(model: str, g: pd.DataFrame, reference: str) -> Finding | None:
+    """ONNX Runtime's int8 against bitsandbytes' LLM.int8 and llama.cpp's Q8_0, when all three
+    ran: its decode speed against each (faster or slower only with the 95 % intervals apart)
+    and, where perplexity was measured for all three, each one's change in perplexity (and
+    KLD) against the reference."""
+    ok = _ok(g).set_index("precision")
+    if not all(name in ok.index for name in INT8_ENGINES):
+        return None
+    onnx = ok.loc[INT8_ENGINES[0]]
+    others = []
+    for name in INT8_ENGINES[1:]:
+        row = ok.loc[name]
+        others.append({"name": name, "tok_s": float(row["decode_tok_s"]),
+                       "ratio": float(onnx["decode_tok_s"] / row["decode_tok_s"]),
+                       "verdict": ("faster" if apart(onnx, row) else
+                                   "slower" if apart(row, onnx) else "unclear")})
+    quality = None
+    if "ppl_delta_pct" in ok and ok.loc[list(INT8_ENGINES), "ppl_delta_pct"].notna().all():
+        quality = [{"name": name, "ppl_delta_pct": float(ok.loc[name, "ppl_delta_pct"]),
+                    "kld_mean": ok.loc[name].get("kld_mean")} for name in INT8_ENGINES]
+    return Finding("int8_engines", model, INT8_ENGINES[0],
+                   numbers={"tok_s": onnx["decode_tok_s"]},
+                   names={"others": others, "quality": quality, "reference": reference})
 
 
 def apart(fast: pd.Series, slow: pd.Series) -> bool:

@@ -25,6 +25,7 @@ OVERRIDABLE = {
     "bitsandbytes-4bit": {"double_quant": bool, "compute_dtype": DTYPES},
     "torchao": {"compile": bool},
     "llama.cpp": {"flash_attn": ("auto", "on", "off"), "imatrix": "calibration"},
+    "onnxruntime": {},
 }
 
 

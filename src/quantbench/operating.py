@@ -81,8 +81,9 @@ def _known(v) -> bool:
 # -- baselines ----------------------------------------------------------------------------------
 
 def is_quantized(p: precisions.Precision) -> bool:
-    return p.backend in ("bitsandbytes", "torchao") or (p.is_gguf and
-                                                        p.settings.get("made_by") == "quantize")
+    return (p.backend in ("bitsandbytes", "torchao")
+            or (p.is_gguf and p.settings.get("made_by") == "quantize")
+            or (p.is_onnx and p.settings.get("onnx_type") != "fp32"))
 
 
 def baseline_of(name: str, available) -> str | None:
@@ -102,6 +103,9 @@ def baseline_of(name: str, available) -> str | None:
         pool = [q for q in precisions.table().values() if q.is_gguf and not is_quantized(q)
                 and not kvcache.quantized(q.settings)]
         order, setting = GGUF_BASELINES, "gguf_type"
+    elif p.is_onnx:  # the fp32 export the int8 and int4 graphs were quantised from
+        pool = [q for q in precisions.table().values() if q.is_onnx and not is_quantized(q)]
+        order, setting = ("fp32",), "onnx_type"
     else:
         pool = [q for q in precisions.table().values() if q.backend == "transformers"]
         order, setting = DTYPE_BASELINES, "dtype"

@@ -23,7 +23,7 @@ from quantbench import operating, precisions, roofline
 from quantbench.stats import Z95
 
 COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "torchao": "#d62728",
-           "llama.cpp": "#2ca02c"}
+           "llama.cpp": "#2ca02c", "onnxruntime": "#17becf"}
 OTHER = "#7f7f7f"
 PHASE_COLOURS = {"prefill": "#9467bd", "decode": "#8c564b"}  # no family colour: shading only
 WIDE = 20.0  # max / min above which an axis is logarithmic (more than a decade and a bit)

@@ -8,7 +8,7 @@ from importlib import resources
 
 import yaml
 
-BACKENDS = ("transformers", "bitsandbytes", "torchao", "llama.cpp")
+BACKENDS = ("transformers", "bitsandbytes", "torchao", "llama.cpp", "onnxruntime")
 # the backends that load an HF folder through transformers (quantised on load or not)
 TRANSFORMERS_SIDE = ("transformers", "bitsandbytes", "torchao")
 
@@ -24,9 +24,13 @@ class Precision:
         return self.backend == "llama.cpp"
 
     @property
+    def is_onnx(self) -> bool:
+        return self.backend == "onnxruntime"
+
+    @property
     def family(self) -> str:
         """Backend family used for colours and grouping in plots."""
-        return self.backend if self.backend in TRANSFORMERS_SIDE else "llama.cpp"
+        return self.backend if self.backend in (*TRANSFORMERS_SIDE, "onnxruntime") else "llama.cpp"
 
 
 @cache

@@ -57,6 +57,20 @@ WORDING = {
         "the 95 % intervals apart: its time per token goes to dequantizing and to kernel "
         "overhead, not to reading memory."
     ),
+    # -- ONNX Runtime's int8 against the other engines' int8 ---------------------------------
+    "int8_engines": (
+        "{{ model }}, int8 on three engines: {{ precision }} (ONNX Runtime, dynamic int8) "
+        "decodes at {{ tok_s | fmt(1) }} tok/s"
+        "{% for o in others %}, {{ o.ratio | fmt(2) }}× {{ o.name }} ({{ o.tok_s | fmt(1) }} "
+        "tok/s: {{ {'faster': 'faster', 'slower': 'slower', 'unclear': 'not told apart'}"
+        "[o.verdict] }}){% endfor %}"
+        "{% if quality %}; perplexity against {{ reference }}: {% for q in quality %}"
+        "{{ q.name }} {{ q.ppl_delta_pct | signed }} %"
+        "{% if q.kld_mean is known %} (KLD {{ q.kld_mean | fmt(4) }}){% endif %}"
+        "{{ '' if loop.last else ', ' }}{% endfor %}"
+        "{% else %}; their quality was not measured{% endif %}"
+        " (faster or slower: the 95 % intervals apart)."
+    ),
     # -- where decode time goes (kernel traces) -----------------------------------------------
     "kernels_largest_class": (
         "{{ model }}: {{ precision }} spends the largest share of its traced decode {{ device }} "

@@ -40,6 +40,12 @@ QUANT_TYPES = [
 CALIBRATIONS = sorted(
     {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].is_gguf} - {None}
 )
+# the ONNX types quantised from the fp32 export, with the quantiser's settings
+ONNX_QUANT_SETTINGS = {
+    p.settings["onnx_type"]: {k: v for k, v in p.settings.items() if k == "block_size"}
+    for p in TABLE.values()
+    if p.is_onnx and p.settings["onnx_type"] != "fp32"
+}
 HAS_GPU = qb_targets.uses_gpu(config["device"])
 # the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
 TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
@@ -84,6 +90,7 @@ wildcard_constraints:
     outtype="|".join(CONVERT_TYPES),
     qtype="|".join(QUANT_TYPES),
     calibration="|".join(map(re.escape, CALIBRATIONS)) or "(?!)",
+    onnx_qtype="|".join(ONNX_QUANT_SETTINGS),
 
 
 def model_dir(model):
@@ -91,13 +98,15 @@ def model_dir(model):
 
 
 def get_model_artifact(wildcards):
-    """The file or folder a precision loads: the HF folder, or its GGUF."""
+    """The file or folder a precision loads: the HF folder, its GGUF or its ONNX folder."""
     precision = TABLE[wildcards.precision]
     if precision.is_gguf:
         stem = qb_imatrix.gguf_stem(
             precision.settings["gguf_type"], qb_config.calibration_of(config, wildcards.precision)
         )
         return f"resources/models/{wildcards.model}/gguf/{stem}.gguf"
+    if precision.is_onnx:
+        return f"resources/models/{wildcards.model}/onnx/{precision.settings['onnx_type']}"
     return model_dir(wildcards.model)
 
 
@@ -131,7 +140,8 @@ def get_converter_files(wildcards):
 
 def get_conda_env(wildcards):
     """The toolchain environment of the precision's backend."""
-    name = "llamacpp" if TABLE[wildcards.precision].is_gguf else "hf"
+    precision = TABLE[wildcards.precision]
+    name = "llamacpp" if precision.is_gguf else "onnx" if precision.is_onnx else "hf"
     return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
 
 

@@ -34,7 +34,7 @@ def preload(precision_name: str) -> None:
 
 def load_backend(precision: Precision, artifact: str | Path, *, device: str, threads: int,
                  n_ctx: int, batch_size: int = 1, greedy: str = "host", all_logits: bool = True):
-    """Load ``artifact`` (an HF folder or a GGUF file) for ``precision``.
+    """Load ``artifact`` (an HF folder, a GGUF file or an ONNX folder) for ``precision``.
 
     ``all_logits=False`` says only the last position of each sequence needs its logits (no
     ``logits()``): llama.cpp then reserves no compute memory for a row of logits per position.
@@ -50,6 +50,11 @@ def load_backend(precision: Precision, artifact: str | Path, *, device: str, thr
 
         return HFBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
                          batch_size=batch_size)
+    if precision.is_onnx:
+        from quantbench.backends.onnx import OnnxBackend
+
+        return OnnxBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,
+                           batch_size=batch_size)
     from quantbench.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(precision, artifact, device=device, threads=threads, n_ctx=n_ctx,

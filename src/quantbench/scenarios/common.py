@@ -120,6 +120,8 @@ class Job:
 
 def artifact_size_mib(artifact) -> float:
     p = Path(artifact)
-    files = [p] if p.is_file() else [f for f in p.iterdir() if f.suffix == ".safetensors"]
+    # an HF folder's safetensors, an ONNX folder's graph and its external weights
+    files = [p] if p.is_file() else [f for f in p.iterdir()
+                                     if f.suffix in (".safetensors", ".onnx", ".data")]
     return sum(f.stat().st_size for f in files) / 2**20
 
