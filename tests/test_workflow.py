@@ -642,6 +642,21 @@ def test_imatrix_jobs_are_scheduled_only_for_imatrix_precisions(tmp_path):
     assert not rules & {rule for rule, _ in dry_run_jobs(res.stdout)}
 
 
+def test_the_tools_rule_finds_the_build_script_from_any_working_folder(tmp_path):
+    """With imatrix.tools null the rule runs tools/build-llama-tools.sh of the workflow (its
+    cached build: tests/test_imatrix_tools.py builds it once) and names the folder holding
+    llama-imatrix; the working folder is not the repository (it resolved the script under
+    workflow/rules/ once)."""
+    import json
+
+    cfg = write_config(tmp_path / "c.yaml", models={"m1": {"source": "embedded"}},
+                       precisions=["gguf-f16", "gguf-q4_k_m", "gguf-q4_k_m-imat"], device="cpu")
+    res = snakemake(tmp_path, "-p", "resources/llama-tools.json", config=cfg)  # -p ends --configfile
+    assert res.returncode == 0, res.stderr[-3000:]
+    folder = Path(json.loads((tmp_path / "resources/llama-tools.json").read_text())["folder"])
+    assert (folder / "llama-imatrix").is_file()
+
+
 def test_the_onnx_precisions_are_exported_once_and_quantised_from_it(tmp_path):
     """One fp32 export per model, one quantisation per ONNX type, each precision measured from
     its own folder; the default config exports nothing."""

@@ -12,6 +12,7 @@ rule locate_llama_tools:
         "../../envs/llamacpp.yaml"
     params:
         folder=config["imatrix"]["tools"],
+        repo=workflow.basedir,  # tools/build-llama-tools.sh is found from the Snakefile's folder
     script:
         "../scripts/locate_llama_tools.py"
 

@@ -13,7 +13,7 @@ from quantbench.records import atomic_write_text
 def main(smk) -> None:
     logs.to_file(smk.log[0])
     folder = locate_tools(smk.params.folder, venv_python=sys.executable,
-                          repo=Path(smk.scriptdir).parents[1])
+                          repo=Path(smk.params.repo))
     atomic_write_text(smk.output.json, json.dumps({"folder": str(folder)}, indent=2) + "\n")
 
 
