@@ -651,7 +651,8 @@ def test_the_tools_rule_finds_the_build_script_from_any_working_folder(tmp_path)
 
     cfg = write_config(tmp_path / "c.yaml", models={"m1": {"source": "embedded"}},
                        precisions=["gguf-f16", "gguf-q4_k_m", "gguf-q4_k_m-imat"], device="cpu")
-    res = snakemake(tmp_path, "-p", "resources/llama-tools.json", config=cfg)  # -p ends --configfile
+    # (-p ends --configfile's list, or the target would be read as a second config file)
+    res = snakemake(tmp_path, "-p", "resources/llama-tools.json", config=cfg)
     assert res.returncode == 0, res.stderr[-3000:]
     folder = Path(json.loads((tmp_path / "resources/llama-tools.json").read_text())["folder"])
     assert (folder / "llama-imatrix").is_file()
