@@ -162,20 +162,24 @@ def test_llamacpp_build_without_gpu_offload_is_unsupported_on_cuda(monkeypatch, 
 
 
 def test_compiled_decode_matches_eager_greedy_tokens(artifacts, tiny_tokens):
+    out = {}
+    for name in ("bf16", "bf16-compiled"):
+        out[name], info = _greedy_tokens(name, artifacts, tiny_tokens)
+        assert (info["compile_s"] is not None) == (name == "bf16-compiled")
+    assert out["bf16"] == out["bf16-compiled"]
+
+
+def _greedy_tokens(name, artifacts, tiny_tokens, steps=6):
+    """A precision's greedy tokens after a 24-token prompt of the tiny model, and its info."""
     from quantbench import precisions
     from quantbench.backends import load_backend
 
     prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:24]]
-    out = {}
-    for name in ("bf16", "bf16-compiled"):
-        b = load_backend(precisions.get(name), artifacts["fp32"], device="cpu", threads=2,
-                         n_ctx=64)
-        tokens = [b.prefill(prompt)]
-        for _ in range(6):
-            tokens.append(b.decode(tokens[-1]))
-        out[name] = tokens
-        assert (b.info()["compile_s"] is not None) == (name == "bf16-compiled")
-    assert out["bf16"] == out["bf16-compiled"]
+    b = load_backend(precisions.get(name), artifacts["fp32"], device="cpu", threads=2, n_ctx=64)
+    tokens = [b.prefill(prompt)]
+    for _ in range(steps):
+        tokens.append(b.decode(tokens[-1]))
+    return tokens, b.info()
 
 
 @pytest.mark.parametrize("mode", ["int8", "nf4", "fp4"])
@@ -183,19 +187,9 @@ def test_bitsandbytes_compiled_decode_matches_its_eager_twin(mode, artifacts, ti
     """bitsandbytes layers run under the static KV cache and torch.compile(fullgraph=True): the
     compiled precision decodes the greedy tokens of its eager twin, its compile time and
     options (one graph, no graph breaks allowed) recorded."""
-    from quantbench import precisions
-    from quantbench.backends import load_backend
-
-    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:24]]
     out = {}
     for name in (f"bnb-{mode}", f"bnb-{mode}-compiled"):
-        b = load_backend(precisions.get(name), artifacts["fp32"], device="cpu", threads=2,
-                         n_ctx=64)
-        tokens = [b.prefill(prompt)]
-        for _ in range(6):
-            tokens.append(b.decode(tokens[-1]))
-        out[name] = tokens
-        info = b.info()
+        out[name], info = _greedy_tokens(name, artifacts, tiny_tokens)
         assert info["compiled"] == name.endswith("-compiled")
         if info["compiled"]:
             assert info["compile_s"] > 0
