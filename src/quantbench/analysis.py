@@ -28,6 +28,7 @@ import pandas as pd
 from quantbench import contention, precisions, roofline
 from quantbench.aggregate import pareto_front
 from quantbench.kld import TOPK
+from quantbench.stats import known as _measured
 from quantbench.wording import say
 
 # A quantized precision is compared with the unquantized precision of its own backend when the
@@ -733,8 +734,6 @@ NOTABLE_CLASS_PCT = 10.0
 HOST_BOUND_BUSY_PCT = 50.0
 
 
-def _measured(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def kernel_findings(kernels: pd.DataFrame | None) -> list[Finding]:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from quantbench import analysis, kvcache, precisions, roofline
 from quantbench.analysis import Budgets, Finding, apart
+from quantbench.stats import known as _known
 
 KEYS = ("prompt_tokens", "batch_size", "context_depth")
 # results/points.csv as aggregate writes it (a table made before a column existed gets NaN)
@@ -74,8 +75,6 @@ class Settings:
         return self.gpu_hour_cost is not None or self.energy_cost_per_kwh is not None
 
 
-def _known(v) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
 # -- baselines ----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -21,6 +20,7 @@ from quantbench import analysis, operating, roofline, stats
 from quantbench.aggregate import SELF_FLOOR
 from quantbench.analysis import Budgets, fmt
 from quantbench.records import atomic_write_text
+from quantbench.stats import known as _known
 
 MD_SPECIAL = "\\`*_[]|#~!"
 
@@ -78,8 +78,6 @@ def findings(df: pd.DataFrame, reference: str) -> list[str]:
     return out
 
 
-def _known(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def interval(low, high, digits: int = 2) -> str:

@@ -7,6 +7,8 @@ would read as a precision the data do not have. With fewer the interval is unava
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 Z95 = 1.959964  # two-sided 95 % quantile of the normal distribution
@@ -79,3 +81,8 @@ def block_bootstrap_method(n_blocks: int, *, n_boot: int = BOOT_RESAMPLES,
                 f"{MIN_CI_SAMPLES}")
     return (f"block bootstrap over {n_blocks} windows, {n_boot} resamples (seed {seed}), "
             "percentile interval")
+
+
+def known(value) -> bool:
+    """A figure that was measured: not None and not NaN (the tables' mark for "not measured")."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))

@@ -9,10 +9,11 @@ belong only to kinds the analysis emits when the measurement that supports them 
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import jinja2
+
+from quantbench.stats import known as _known
 
 # the headline point of a summary row, where the table has it
 _HEADLINE = ("{% if prompt_tokens is known and batch_size is known %} at the headline point, "
@@ -401,8 +402,6 @@ WORDING = {
 }
 
 
-def _known(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _paths(formats: list[dict]) -> str:
