@@ -24,7 +24,7 @@ from quantbench.analysis import (
     timing_findings,
     tradeoffs,
 )
-from quantbench.report import findings, report_text
+from quantbench.report import headline_findings, report_text
 
 REF = "fp32"
 
@@ -226,7 +226,7 @@ def test_every_number_in_the_summary_and_findings_comes_from_the_table(measured)
     assert "most decoded tokens per joule: gguf-q4_k_m (3.50 tok/J, 7.0× fp32)" in body
     assert lines == [f"- {t}" for t in
                      [p.text for p in recommendations(measured, REF, budgets)]
-                     + findings(measured, REF)]
+                     + headline_findings(measured, REF)]
     allowed = _allowed_numbers(measured, budgets)
     names = r"(?:fp|bf|q|f|int|nf|top-)\d+(?:_\d+)?"  # numbers inside precision names
     for line in lines:
@@ -359,18 +359,18 @@ def test_an_mfu_above_100_percent_is_called_an_underestimated_peak():
     assert "underestimate" not in text
 
 
-def test_the_report_embeds_gpu_time_series_only_where_the_profile_has_samples(measured):
-    measured["profile_status"] = ["ok", "no_gpu", "no_gpu", "error", None]
+def test_the_report_embeds_gpu_time_series_only_where_the_gpu_trace_has_samples(measured):
+    measured["gpu_status"] = ["ok", "no_gpu", "no_gpu", "error", None]
     figures = ["figures/quality_vs_memory.png", "figures/nvml_m_fp32.png",
                "figures/nvml_m_gguf-f16.png", "figures/nvml_m_gguf-q8_0.png",
                "figures/nvml_m_gguf-q4_k_m.png", "figures/nvml_m_bnb-nf4.png"]
     text = report_text(measured, reference=REF, config=_config(), models={}, figures=figures)
     shown = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text.split("## Figures")[1])
-    # no profile record at all (bnb-nf4): its figure says so, as before
+    # no GPU trace record at all (bnb-nf4): its figure says so, as before
     assert shown == ["figures/quality_vs_memory.png", "figures/nvml_m_fp32.png",
                      "figures/nvml_m_bnb-nf4.png"]
-    assert ("NVML time series left out for 3 precisions whose profile has no GPU samples "
-            "(2 with profile status `no_gpu`, 1 with profile status `error`).") in text
+    assert ("NVML time series left out for 3 precisions whose GPU trace has no samples "
+            "(2 with status `no_gpu`, 1 with status `error`).") in text
 
 
 def test_the_results_table_gives_the_paired_interval_of_the_perplexity_change(measured):

@@ -305,7 +305,7 @@ def test_device_cuda_without_a_usable_gpu_is_refused(monkeypatch):
 
 def test_prompts_longer_than_the_context_window_are_refused(tmp_path):
     qb_config.check_lengths(_config(latency={"prompt_tokens": [64, 224], "new_tokens": 32},
-                                    perplexity={"context_length": 256}), tmp_path, profile=False)
+                                    perplexity={"context_length": 256}), tmp_path, gpu_trace=False)
     cases = [
         (dict(latency={"prompt_tokens": [64, 300]}, perplexity={"context_length": 64}),
          "config key 'latency.prompt_tokens': 300 tokens exceed the context window of model r: "
@@ -318,14 +318,14 @@ def test_prompts_longer_than_the_context_window_are_refused(tmp_path):
          "config key 'perplexity.context_length': 512 tokens exceed the context window of "
          "model r"),
         (dict(latency={"prompt_tokens": [64]}, perplexity={"context_length": 64}),
-         "config keys 'profile.prompt_tokens' + 'profile.new_tokens': 512 + 128 = 640 tokens"),
+         "config keys 'gpu_trace.prompt_tokens' + 'gpu_trace.new_tokens': 512 + 128 = 640 tokens"),
     ]
     for overrides, message in cases:
         with pytest.raises(ConfigError) as err:
-            qb_config.check_lengths(_config(**overrides), tmp_path, profile=True)
+            qb_config.check_lengths(_config(**overrides), tmp_path, gpu_trace=True)
         assert message in str(err.value)
-    # the profile's prompt counts only where the profile runs (a GPU)
-    qb_config.check_lengths(_config(**cases[-1][0]), tmp_path, profile=False)
+    # the GPU trace's prompt counts only where the trace runs (a GPU)
+    qb_config.check_lengths(_config(**cases[-1][0]), tmp_path, gpu_trace=False)
 
 
 def test_a_sliding_stride_of_the_whole_context_is_refused():
@@ -342,9 +342,9 @@ def test_a_sliding_stride_of_the_whole_context_is_refused():
 def test_traced_decode_steps_beyond_the_context_window_are_refused(tmp_path):
     cfg = _config(latency={"prompt_tokens": [200], "new_tokens": 16},
                   perplexity={"context_length": 64}, kernels={"steps": 64})
-    qb_config.check_lengths(cfg, tmp_path, profile=False)  # no trace: nothing to refuse
+    qb_config.check_lengths(cfg, tmp_path, gpu_trace=False)  # no trace: nothing to refuse
     with pytest.raises(ConfigError) as err:
-        qb_config.check_lengths(cfg, tmp_path, profile=False, kernels=True)
+        qb_config.check_lengths(cfg, tmp_path, gpu_trace=False, kernels=True)
     assert ("config keys 'latency.prompt_tokens' + 'kernels.steps': 200 + 64 = 264 tokens "
             "exceed the context window of model r: 256 tokens") in str(err.value)
 
@@ -377,7 +377,7 @@ def test_context_window_is_read_from_the_model_folder_and_the_embedded_gguf(tmp_
                   perplexity={"context_length": 64})
     with pytest.raises(ConfigError, match=r"80 \+ 17 = 97 tokens exceed the context window of "
                                           r"model l: 96 tokens"):
-        qb_config.check_lengths(cfg, tmp_path, profile=False)
+        qb_config.check_lengths(cfg, tmp_path, gpu_trace=False)
     # the embedded model, before it is prepared: its GGUF's metadata, as gguf's reader has it
     window, where = qb_config.context_window("e", {"source": "embedded"}, tmp_path)
     reader = GGUFReader(embedded_gguf_path())
@@ -396,20 +396,20 @@ def test_prompt_longer_than_the_tokenised_text_is_refused_before_any_job(tmp_pat
     import json
 
     cfg = _config(latency={"prompt_tokens": [32, 128]}, perplexity={"context_length": 64},
-                  profile={"new_tokens": 8})
-    cfg["profile"]["prompt_tokens"] = 128
-    qb_config.check_lengths(cfg, tmp_path, profile=True)  # not tokenised yet: the job checks
+                  gpu_trace={"new_tokens": 8})
+    cfg["gpu_trace"]["prompt_tokens"] = 128
+    qb_config.check_lengths(cfg, tmp_path, gpu_trace=True)  # not tokenised yet: the job checks
     meta = tmp_path / "resources" / "models" / "r" / "tokens" / "britannica.json"
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"n_tokens": 100}))
     with pytest.raises(ConfigError, match=r"config key 'latency.prompt_tokens': 128 tokens, but "
                                           r"the evaluation text is only 100 tokens long"):
-        qb_config.check_lengths(cfg, tmp_path, profile=False)
+        qb_config.check_lengths(cfg, tmp_path, gpu_trace=False)
     cfg["latency"]["prompt_tokens"] = [32]
-    cfg["profile"]["prompt_tokens"] = 101  # within the window of 256, beyond the text
-    qb_config.check_lengths(cfg, tmp_path, profile=False)
-    with pytest.raises(ConfigError, match=r"config key 'profile.prompt_tokens': 101 tokens"):
-        qb_config.check_lengths(cfg, tmp_path, profile=True)
+    cfg["gpu_trace"]["prompt_tokens"] = 101  # within the window of 256, beyond the text
+    qb_config.check_lengths(cfg, tmp_path, gpu_trace=False)
+    with pytest.raises(ConfigError, match=r"config key 'gpu_trace.prompt_tokens': 101 tokens"):
+        qb_config.check_lengths(cfg, tmp_path, gpu_trace=True)
 
 
 def test_a_job_ends_a_quantbench_error_with_its_one_line(tmp_path):
@@ -430,3 +430,13 @@ def test_a_job_ends_a_quantbench_error_with_its_one_line(tmp_path):
         assert lines[-1] == expected
         # a bug keeps its stack; a bad setting is its message alone
         assert ("Traceback (most recent call last):" in lines) == exc.startswith("ValueError")
+
+
+def test_the_old_profile_key_is_refused_naming_gpu_trace():
+    cfg = {"models": {"r": dict(RANDOM)}, "precisions": ["fp32"], "profile": {"hz": 20}}
+    with pytest.raises(ConfigError, match=r"config key 'profile' was renamed to 'gpu_trace'"):
+        qb_config.check_keys(cfg, SCHEMA)
+    cfg["gpu_trace"] = cfg.pop("profile")
+    qb_config.check_keys(cfg, SCHEMA)
+    validate(cfg, str(SCHEMA))
+    assert cfg["gpu_trace"] == {"hz": 20, "prompt_tokens": 512, "new_tokens": 128, "repeats": 5}

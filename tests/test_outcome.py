@@ -17,7 +17,7 @@ def test_failed_measurements_are_named_and_by_design_statuses_are_not(tmp_path, 
     paths = [_record(tmp_path / "a.json", "ok"),
              _record(tmp_path / "b.json", "oom", "CUDA out of memory", precision="fp16"),
              _record(tmp_path / "c.json", "not_applicable", "random weights", kind="quality"),
-             _record(tmp_path / "d.json", "no_gpu", kind="profile"),
+             _record(tmp_path / "d.json", "no_gpu", kind="gpu"),
              _record(tmp_path / "e.json", "error", "ValueError: bad\nsecond line",
                      kind="quality", precision="bnb-nf4"),
              tmp_path / "missing.json"]

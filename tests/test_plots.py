@@ -1,7 +1,6 @@
 """The figures on small tables: traces, colours, Pareto fronts, ceilings, phases, empty cases."""
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +8,7 @@ import pytest
 
 from quantbench import plots
 from quantbench.aggregate import pareto_front
+from quantbench.figures import SUMMARY_FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE = {"peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16": 100.0, "float32": 20.0}}
@@ -43,13 +43,13 @@ def summary():
     return df.sample(frac=1, random_state=1).reset_index(drop=True)
 
 
-def _profile(status="ok"):
+def _gpu_trace(status="ok"):
     samples = [{"t": 100.0 + i / 10, "power_w": 100.0 + i, "gpu_util_pct": 50.0,
                 "mem_util_pct": 20.0, "sm_clock_mhz": 1500.0, "mem_clock_mhz": 2600.0}
                for i in range(30)]
     phases = [{"phase": "prefill", "start": 100.5, "end": 101.0, "tokens": 64},
               {"phase": "decode", "start": 101.2, "end": 102.5, "tokens": 32}]
-    rec = {"kind": "profile", "model": "m", "precision": "bf16", "backend": "transformers",
+    rec = {"kind": "gpu", "model": "m", "precision": "bf16", "backend": "transformers",
            "status": status, "reason": None, "metrics": {}, "provenance": {},
            "details": {"samples": samples, "phases": phases}}
     if status == "no_gpu":
@@ -69,8 +69,8 @@ def _family_colours(fig):
 
 
 def test_every_figure_colours_a_family_the_same_way(summary):
-    figs = plots.figures(summary, machine=MACHINE, profiles=[_profile()], reference="fp32")
-    assert set(plots.SUMMARY_FIGURES) <= set(figs)
+    figs = plots.figures(summary, machine=MACHINE, gpu_traces=[_gpu_trace()], reference="fp32")
+    assert list(figs) == [*SUMMARY_FIGURES, "nvml_m_bf16"]
     seen = set()
     for name, fig in figs.items():
         pairs = _family_colours(fig)
@@ -193,8 +193,14 @@ def test_roofline_draws_points_under_the_machine_ceilings(summary):
                                                      100 * 5.0 / 1e3]))
 
 
+def test_the_figures_drawn_are_the_list_of_quantbench_figures(summary, monkeypatch):
+    monkeypatch.setattr(plots, "SUMMARY_FIGURES", (*SUMMARY_FIGURES, "not_drawn"))
+    with pytest.raises(RuntimeError, match="are not the list of quantbench.figures"):
+        plots.figures(summary, machine=MACHINE)
+
+
 def test_nvml_time_series_shades_the_phases():
-    fig = plots.timeseries_figure(_profile())
+    fig = plots.timeseries_figure(_gpu_trace())
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     spans = sorted({(round(s.x0, 6), round(s.x1, 6), s.fillcolor) for s in rects})
     assert spans == [(0.5, 1.0, plots.PHASE_COLOURS["prefill"]),
@@ -207,8 +213,8 @@ def test_nvml_time_series_shades_the_phases():
     assert power.x[0] == 0.0 and power.yaxis == "y"
 
 
-def test_a_profile_without_gpu_gives_a_figure_that_says_so():
-    fig = plots.timeseries_figure(_profile("no_gpu"))
+def test_a_gpu_trace_without_gpu_gives_a_figure_that_says_so():
+    fig = plots.timeseries_figure(_gpu_trace("no_gpu"))
     assert not fig.data and not fig.layout.shapes
     text = fig.layout.annotations[0].text
     assert "no GPU samples (status no_gpu)" in text and "NVIDIA" in text
@@ -217,23 +223,20 @@ def test_a_profile_without_gpu_gives_a_figure_that_says_so():
 def test_plot_all_writes_html_and_png_and_rejects_unknown_names(tmp_path, summary):
     path = tmp_path / "summary.csv"
     summary.to_csv(path, index=False)
-    (tmp_path / "p.json").write_text(json.dumps(_profile("no_gpu")))
+    (tmp_path / "p.json").write_text(json.dumps(_gpu_trace("no_gpu")))
     html = [tmp_path / "roofline.html"]
     png = [tmp_path / "speedup.png", tmp_path / "nvml_m_bf16.png"]
     (tmp_path / "machine.json").write_text(json.dumps(MACHINE))
     plots.plot_all(path, html=html, png=png, machine_path=tmp_path / "machine.json",
-                   profile_paths=[tmp_path / "p.json"], reference="fp32")
+                   gpu_trace_paths=[tmp_path / "p.json"], reference="fp32")
     assert html[0].stat().st_size > 1000 and (tmp_path / "plotly.min.js").is_file()
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in png)
     with pytest.raises(ValueError, match="no figure named 'nope'"):
         plots.plot_all(path, html=[tmp_path / "nope.html"], png=[])
 
 
-def test_the_workflow_plots_every_figure_with_a_caption():
-    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    block = re.search(r"^FIGURES = \[(.*?)\]", common, re.S | re.M).group(1)
-    assert re.findall(r'"(\w+)"', block) == list(plots.SUMMARY_FIGURES)
-    for name in [*plots.SUMMARY_FIGURES, "nvml_timeseries", "workflow"]:
+def test_every_summary_figure_has_a_caption():
+    for name in [*SUMMARY_FIGURES, "nvml_timeseries", "workflow"]:
         assert (REPO / "workflow" / "report" / f"{name}.rst").stat().st_size > 100, name
 
 
@@ -291,7 +294,7 @@ def test_operating_figures_label_every_precision_and_colour_its_family(summary):
         for trace in figs[name].data:
             if trace.mode and "markers" in trace.mode:
                 assert all(trace.text), name
-    for name in plots.SUMMARY_FIGURES[-5:]:
+    for name in SUMMARY_FIGURES[-5:]:
         pairs = _family_colours(figs[name])
         assert pairs and all(c == plots.COLOURS[f] for f, c in pairs), name
 

@@ -6,7 +6,7 @@ import pytest
 
 from quantbench.aggregate import long_table, summary_table
 from quantbench.analysis import Budgets, anomalies, limitations
-from quantbench.report import findings, md_escape
+from quantbench.report import headline_findings, md_escape
 
 
 def _rec(kind, precision, backend, status="ok", **metrics):
@@ -43,7 +43,7 @@ def test_summary_derives_comparisons_with_the_reference(records):
 
 def test_every_number_in_the_findings_comes_from_the_table(records):
     df = summary_table(records, "fp32")
-    lines = findings(df, "fp32")
+    lines = headline_findings(df, "fp32")
     text = " ".join(lines)
     assert "gguf-q4_k_m at 60.0 tok/s" in text  # fastest
     assert "bnb-int8 did not run (oom)" in text
@@ -61,7 +61,7 @@ def test_every_number_in_the_findings_comes_from_the_table(records):
 
 def test_no_findings_claim_without_data():
     df = summary_table([_rec("latency", "fp32", "transformers", status="error")], "fp32")
-    assert findings(df, "fp32") == ["m: no precision ran successfully."]
+    assert headline_findings(df, "fp32") == ["m: no precision ran successfully."]
 
 
 def test_model_text_cannot_inject_markup():

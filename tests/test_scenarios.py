@@ -7,8 +7,8 @@ import pytest
 from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.records import Record
 from quantbench.scenarios import common
+from quantbench.scenarios.gpu import run_gpu
 from quantbench.scenarios.latency import decode_rates, run_latency
-from quantbench.scenarios.profile import run_profile
 from quantbench.scenarios.quality import run_quality
 
 LATENCY = dict(prompt_tokens=[16, 32], new_tokens=8, warmup_runs=1, measured_runs=3,
@@ -119,9 +119,9 @@ def test_failures_become_records(monkeypatch, artifacts, tiny_tokens, tmp_path, 
     assert json.loads((tmp_path / "fail.json").read_text())["status"] == status
 
 
-def test_profile_without_gpu_says_so(artifacts, tiny_tokens):
-    rec = run_profile("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"], prompt_tokens=16,
-                      new_tokens=4, repeats=1, hz=50, device="cpu", threads=2)
+def test_gpu_trace_without_gpu_says_so(artifacts, tiny_tokens):
+    rec = run_gpu("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"], prompt_tokens=16,
+                  new_tokens=4, repeats=1, hz=50, device="cpu", threads=2)
     assert rec.status == "no_gpu" and "no NVIDIA GPU" in rec.reason
 
 

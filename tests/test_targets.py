@@ -42,6 +42,6 @@ def test_kernel_traces_are_asked_for_the_torch_precisions_where_enabled():
     assert traced_precisions({**config, "kernels": {"enabled": False}}, table, True) == []
     paths = record_paths(["m"], ["fp32", "gguf-q8_0"], traced=["fp32"])
     assert paths == ["results/m/latency/fp32.json", "results/m/quality/fp32.json",
-                     "results/m/profile/fp32.json", "results/m/kernels/fp32.json",
+                     "results/m/gpu/fp32.json", "results/m/kernels/fp32.json",
                      "results/m/latency/gguf-q8_0.json", "results/m/quality/gguf-q8_0.json",
-                     "results/m/profile/gguf-q8_0.json"]
+                     "results/m/gpu/gguf-q8_0.json"]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from quantbench.plots import SUMMARY_FIGURES
+from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -109,13 +109,13 @@ def test_pipeline_writes_every_output(run_dir):
     # a CPU run has no GPU samples: the figures exist (for the snakemake report), the markdown
     # report names them in one line instead of embedding empty plots
     assert not any(f"](figures/{fig}.png)" in report for fig in nvml)
-    assert (f"NVML time series left out for {len(nvml)} precisions whose profile has no GPU "
-            f"samples ({len(nvml)} with profile status `no_gpu`)") in report
+    assert (f"NVML time series left out for {len(nvml)} precisions whose GPU trace has no "
+            f"samples ({len(nvml)} with status `no_gpu`)") in report
     metrics = pd.read_parquet(work / "results" / "metrics.parquet")
     assert metrics["run_id"].nunique() == 1 and set(summary["run_id"]) == set(metrics["run_id"])
     assert set(metrics["precision"]) == set(PRECISIONS)
-    profile = json.loads((work / "results" / "tiny" / "profile" / "fp32.json").read_text())
-    assert profile["status"] == "no_gpu"
+    trace = json.loads((work / "results" / "tiny" / "gpu" / "fp32.json").read_text())
+    assert trace["status"] == "no_gpu"
     assert not list(work.rglob("*.partial"))
     # each record names the checked artefact it measured, and ran under its rule's time limit
     latency = json.loads((work / "results" / "tiny" / "latency" / "gguf-q8_0.json").read_text())
@@ -214,7 +214,7 @@ def test_a_run_ends_by_naming_its_failed_measurements(run_dir, tmp_path, switch,
     data.update(status="error", reason="RuntimeError: the kernel failed")
     record.write_text(json.dumps(data))
     os.utime(record, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # nothing downstream reruns
-    target = "results/tiny/profile/fp32.json"  # a quick job, so that the run has an end
+    target = "results/tiny/gpu/fp32.json"  # a quick job, so that the run has an end
     cmd = [*SNAKEMAKE, target, "-d", str(work), "--cores", "2", "--configfile", str(cfg),
            "--config", f"fail_on_error={switch}", "--forcerun", target]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=work,
@@ -373,7 +373,7 @@ DOWNSTREAM = ["results/summary.csv", "results/metrics.csv", "results/figures/*",
      {"benchmark_latency": 1}),
     ("gguf/f16.gguf", ["resources/models/tiny/gguf/*", "results/tiny/*/gguf-*"],
      {"convert_gguf": 1, "quantize_gguf": 2, "benchmark_latency": 3, "evaluate_quality": 3,
-      "profile_gpu": 3}),
+      "trace_gpu": 3}),
 ], ids=["benchmark", "conversion"])
 def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
         run_dir, tmp_path, held, unfinished, redo):
@@ -434,7 +434,7 @@ def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
     assert not [p for p in work.rglob("*") if p.name.endswith((".partial", ".tmp"))]
 
 
-MEASURING = ("benchmark_latency", "evaluate_quality", "profile_gpu")
+MEASURING = ("benchmark_latency", "evaluate_quality", "trace_gpu")
 DOWNSTREAM_RULES = {"measure_machine", "aggregate_results", "plot_results", "render_report", "all"}
 
 
@@ -443,6 +443,18 @@ def two_model_config(tmp_path) -> Path:
     return write_config(tmp_path / "c.yaml",
                         models={"m1": {"source": "embedded"}, "m2.x": {"source": "embedded"}},
                         precisions=PRECISIONS)
+
+
+def test_the_plot_rule_writes_the_figures_of_quantbench_figures(tmp_path, two_model_config):
+    res = snakemake(tmp_path, "-n", "plot_results", config=two_model_config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    rule = lines.index("rule plot_results:")
+    outputs = next(ln for ln in lines[rule:] if ln.strip().startswith("output:"))
+    stems = [Path(p).stem for p in outputs.split(":", 1)[1].strip().split(", ")
+             if p.endswith(".png")]
+    nvml = [timeseries_name(m, p) for m in ("m1", "m2.x") for p in PRECISIONS]
+    assert stems == [*SUMMARY_FIGURES, *nvml]
 
 
 def test_a_precision_target_schedules_that_precision_only(tmp_path, two_model_config):
@@ -513,7 +525,7 @@ def test_forcing_a_precision_target_reruns_its_measurements_only(tmp_path, two_m
     res = snakemake(tmp_path, "-n", "gguf_q8_0", "--forcerun", *files, config=two_model_config)
     assert res.returncode == 0, res.stderr[-3000:]
     assert job_counts(res.stdout) == {
-        "benchmark_latency": 2, "evaluate_quality": 2, "profile_gpu": 2, "gguf_q8_0": 1}
+        "benchmark_latency": 2, "evaluate_quality": 2, "trace_gpu": 2, "gguf_q8_0": 1}
     assert {wc["precision"] for _, wc in dry_run_jobs(res.stdout) if wc} == {"gguf-q8_0"}
 
 
@@ -548,7 +560,7 @@ def test_rerun_targets_select_a_model_a_precision_or_both(two_model_config):
     assert len(model) == 3 * len(PRECISIONS)
     assert all(f.startswith("results/m2.x/") for f in model)
     both = precision_targets("--model", "m1", "--precision", "gguf-q8_0", *cfg).stdout.split()
-    assert both == [f"results/m1/{k}/gguf-q8_0.json" for k in ("latency", "quality", "profile")]
+    assert both == [f"results/m1/{k}/gguf-q8_0.json" for k in ("latency", "quality", "gpu")]
     bad = precision_targets("--model", "m3", *cfg)
     assert bad.returncode == 2 and "model 'm3' is not in" in bad.stderr and "m1, m2.x" in bad.stderr
     assert precision_targets(*cfg).returncode == 2  # neither named

@@ -39,12 +39,12 @@ SUMMARY_COLUMNS = [
     *MEMORY_COLUMNS,
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
     "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
-    "quality_status", "profile_status",
+    "quality_status", "gpu_status",
     "reason", "device", "gpu_name", "run_id",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
                 "kld_floor_from",
-                "profile_status", "reason", "device", "gpu_name", "pareto_quality_memory",
+                "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id", "kv_twin"}
 # The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
@@ -266,9 +266,9 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                            kv_kld_mean=m.get("kv_kld_mean"))
             if m.get("kld_floor_self") is not None:
                 self_floor[r["model"]] = m["kld_floor_self"]
-        elif r["kind"] == "profile":
+        elif r["kind"] == "gpu":
             row.update(energy_j_per_tok=m.get("energy_j_per_tok"), tok_per_j=m.get("tok_per_j"),
-                       profile_status=r["status"])
+                       gpu_status=r["status"])
     df = pd.DataFrame(list(rows.values())).reindex(columns=SUMMARY_COLUMNS)
     numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype(float)

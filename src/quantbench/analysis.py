@@ -592,8 +592,8 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                 )
         pre = ok.dropna(subset=["prefill_tflops", "prefill_ms", "size_mib"])
         if ridge and not pre.empty and "mfu_pct" in pre:
-            intensity = (pre["prefill_tflops"] * 1e12 * pre["prefill_ms"] / 1e3
-                         / (pre["size_mib"] * 2**20))
+            intensity = roofline.prefill_flop_per_byte(pre["prefill_tflops"], pre["prefill_ms"],
+                                                       pre["size_mib"])
             low = pre.loc[intensity.idxmin()]
             bound = "compute-bound" if intensity.min() > ridge else "not compute-bound"
             best = pre.loc[pre["mfu_pct"].idxmax()] if pre["mfu_pct"].notna().any() else None

@@ -120,7 +120,7 @@ def side_by_side(df: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def findings(df: pd.DataFrame, wide: pd.DataFrame) -> list[str]:
+def comparison_findings(df: pd.DataFrame, wide: pd.DataFrame) -> list[str]:
     """Sentences computed from the combined table."""
     runs = list(dict.fromkeys(df["run_id"]))
     out = []
@@ -175,8 +175,8 @@ def markdown(df: pd.DataFrame, wide: pd.DataFrame) -> str:
                      f"{(g['status'] == 'ok').sum()} / {len(g)} | "
                      f"`{_first(g, 'commit') or 'unknown'}` |")
     shown = df.assign(run_id=df["run_id"].map(md_escape))  # run ids may hold markup
-    lines += ["", "## Findings", ""] + [f"- {line}" for line in findings(shown, wide.rename(
-        columns=md_escape, level=1))]
+    said = comparison_findings(shown, wide.rename(columns=md_escape, level=1))
+    lines += ["", "## Findings", ""] + [f"- {line}" for line in said]
     keys = wide.index.names
     for metric, title, digits in METRICS:
         cols = [(metric, r) for r in runs]

@@ -27,6 +27,8 @@ OVERRIDABLE = {
     "llama.cpp": {"flash_attn": ("auto", "on", "off"), "imatrix": "calibration"},
     "onnxruntime": {},
 }
+# Keys that were renamed: the old name gets an error naming the new one.
+RENAMED_KEYS = {"profile": "gpu_trace"}
 
 
 def check_keys(config: dict, schema_path: str | Path) -> None:
@@ -49,6 +51,11 @@ def _check_keys(value, node: dict, root: dict, where: str) -> None:
         path = f"{where}.{key}" if where else str(key)
         if key in props:
             _check_keys(sub, props[key], root, path)
+        elif not where and key in RENAMED_KEYS:
+            raise ConfigError(
+                f"config key {path!r} was renamed to {RENAMED_KEYS[key]!r} (same settings); "
+                "rename it in your config"
+            )
         elif extra is False:
             raise ConfigError(
                 f"config key {path!r} is not known; allowed here: {', '.join(props)}"
@@ -353,14 +360,14 @@ def check_prompt_in_text(key: str, tokens: int, text_tokens: int, model: str) ->
         )
 
 
-def check_lengths(config: dict, workdir: str | Path, *, profile: bool,
+def check_lengths(config: dict, workdir: str | Path, *, gpu_trace: bool,
                   kernels: bool = False) -> None:
     """Refuse prompts longer than a model's context window (or than the evaluation text, where
-    its token count is known) before any job; ``profile`` says whether the GPU profile runs,
+    its token count is known) before any job; ``gpu_trace`` says whether the NVML trace runs,
     ``kernels`` whether the kernel traces do."""
     from quantbench.datasets import dataset_id
 
-    lat, prof = config["latency"], config["profile"]
+    lat, prof = config["latency"], config["gpu_trace"]
     prompt = max(lat["prompt_tokens"])
     depth = max(lat.get("context_depths") or [0])
     # (config keys, tokens one run holds in its context)
@@ -377,8 +384,8 @@ def check_lengths(config: dict, workdir: str | Path, *, profile: bool,
         needs.append((["latency.context_depths", "latency.prompt_tokens", "kernels.steps"],
                       depth + prompt + steps) if depth else
                      (["latency.prompt_tokens", "kernels.steps"], prompt + steps))
-    if profile:
-        needs.append((["profile.prompt_tokens", "profile.new_tokens"],
+    if gpu_trace:
+        needs.append((["gpu_trace.prompt_tokens", "gpu_trace.new_tokens"],
                       prof["prompt_tokens"] + prof["new_tokens"]))
     for name, spec in config["models"].items():
         window = context_window(name, spec, workdir)
@@ -401,8 +408,8 @@ def check_lengths(config: dict, workdir: str | Path, *, profile: bool,
             continue  # not tokenised yet: the job checks
         check_prompt_in_text("latency.context_depths + latency.prompt_tokens" if depth
                              else "latency.prompt_tokens", depth + prompt, text_tokens, name)
-        if profile:
-            check_prompt_in_text("profile.prompt_tokens", prof["prompt_tokens"], text_tokens,
+        if gpu_trace:
+            check_prompt_in_text("gpu_trace.prompt_tokens", prof["prompt_tokens"], text_tokens,
                                  name)
 
 

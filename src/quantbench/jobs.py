@@ -1,4 +1,4 @@
-"""The body of the measuring rules' scripts (benchmark_latency, profile_gpu, trace_kernels).
+"""The body of the measuring rules' scripts (benchmark_latency, trace_gpu, trace_kernels).
 
 Light on purpose: nothing here imports numpy before ``preload`` has imported the engine (see
 ``quantbench.backends.preload``); the scenario is imported after it."""

@@ -1,4 +1,4 @@
-"""Figures from the summary table, the machine and the profile records (plotly): interactive HTML
+"""Figures from the summary table, the machine and the GPU trace records (plotly): interactive HTML
 that opens offline, and PNG.
 
 One colour per backend family in every figure (``COLOURS``); precisions are in the order of the
@@ -20,6 +20,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from quantbench import operating, precisions, roofline
+from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 from quantbench.stats import Z95
 
 COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "torchao": "#d62728",
@@ -29,9 +30,6 @@ PHASE_COLOURS = {"prefill": "#9467bd", "decode": "#8c564b"}  # no family colour:
 WIDE = 20.0  # max / min above which an axis is logarithmic (more than a decade and a bit)
 LAYOUT = dict(template="plotly_white", width=900, height=500, legend_title="backend",
               font=dict(size=13))
-SUMMARY_FIGURES = ("perplexity", "quality", "decode_throughput", "prefill_throughput", "speedup",
-                   "memory", "pareto_speed", "pareto_memory", "roofline", "batch_throughput",
-                   "latency_throughput", "batch_speedup", "batch_memory", "batch_roofline")
 # one curve per context (prompt tokens, depth): told apart by the line's dash
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 # precisions of one family (one colour) told apart by the marker
@@ -40,11 +38,6 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "star"
 
 def colour(family: str) -> str:
     return COLOURS.get(family, OTHER)
-
-
-def timeseries_name(model: str, precision: str) -> str:
-    """File stem of one precision's NVML time series (the rule writes the same names)."""
-    return f"nvml_{model}_{precision}"
 
 
 def _axis(values) -> dict:
@@ -288,8 +281,8 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
     ok = df[df["status"] == "ok"].copy()
     ok["decode_ai"] = ok["decode_flop_per_byte"]
     ok["decode_tflops"] = ok["decode_gb_s"] * ok["decode_ai"] / 1e3
-    prefill_flops = ok["prefill_tflops"] * 1e12 * ok["prefill_ms"] / 1e3
-    ok["prefill_ai"] = prefill_flops / (ok["size_mib"] * 2**20)
+    ok["prefill_ai"] = roofline.prefill_flop_per_byte(ok["prefill_tflops"], ok["prefill_ms"],
+                                                      ok["size_mib"])
     points = {"decode": ("decode_ai", "decode_tflops", "circle"),
               "prefill": ("prefill_ai", "prefill_tflops", "triangle-up-open")}
     xs, ys = [], []
@@ -315,20 +308,20 @@ def _ceilings(fig: go.Figure, machine: dict, xs: list[float]) -> go.Figure:
     on log-log axes."""
     bw = machine.get("peak_bw_gb_s")
     roofs = {k: v for k, v in (machine.get("matmul_tflops") or {}).items() if v}
-    peak = max(roofs.values(), default=None)
+    peak = roofline.peak_tflops(machine)
     ridge = roofline.ridge_flop_per_byte(machine)
     lo = min(xs) / 3
     hi = max([*xs, ridge or 0]) * 3
     if bw:
         x_end = min(hi, ridge) if ridge else hi
         fig.add_scatter(x=[lo, x_end], y=[bw * lo / 1e3, bw * x_end / 1e3], mode="lines",
-                        name=f"peak bandwidth {_num(bw)} GB/s", line=dict(color="#222", width=2),
+                        name=f"peak bandwidth {_short(bw)} GB/s", line=dict(color="#222", width=2),
                         hoverinfo="skip")
     for dtype, tflops in sorted(roofs.items(), key=lambda kv: -kv[1]):
         start = tflops * 1e12 / (bw * 1e9) if bw else lo
         best = tflops == peak
         fig.add_scatter(x=[start, hi], y=[tflops, tflops], mode="lines",
-                        name=f"{dtype} matmul {_num(tflops)} TFLOP/s",
+                        name=f"{dtype} matmul {_short(tflops)} TFLOP/s",
                         line=dict(color="#222" if best else "#888", width=2 if best else 1,
                                   dash="solid" if best else "dot"), hoverinfo="skip")
     if not (bw and roofs):
@@ -353,7 +346,7 @@ def timeseries_figure(record: dict) -> go.Figure:
     fig.update_layout(title=title, **{**LAYOUT, "height": 700, "legend_title": ""})
     if not samples:
         fig.update_layout(height=350)
-        why = record.get("reason") or "the profile record holds no samples"
+        why = record.get("reason") or "the GPU trace record holds no samples"
         return _note(fig, f"no GPU samples (status {record.get('status')}):<br>" + _wrap(why))
     s = pd.DataFrame(samples)
     t0 = min([s["t"].min(), *(p["start"] for p in phases)])
@@ -382,7 +375,8 @@ def timeseries_figure(record: dict) -> go.Figure:
     return fig
 
 
-def _num(v: float) -> str:
+def _short(v: float) -> str:
+    """A ceiling's value for a label: whole above 100, else three significant digits."""
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
@@ -403,12 +397,12 @@ def _prefill_title(df: pd.DataFrame) -> str:
     return f"Prefill throughput ({what})"
 
 
-def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
+def figures(summary: pd.DataFrame, *, machine: dict | None = None, gpu_traces=(),
             reference: str | None = None, points: pd.DataFrame | None = None,
             shapes: dict | None = None, report: dict | None = None) -> dict[str, go.Figure]:
     """Every figure, by file stem: the summary's figures, the operating points' (``points``:
-    results/points.csv, None when the run wrote none) and one NVML time series per profile
-    record."""
+    results/points.csv, None when the run wrote none) and one NVML time series per GPU trace
+    record (results/<model>/gpu/)."""
     df = _ordered(summary)
     # normal 95 % interval from the standard error over the evaluated tokens; none (not a
     # zero-width bar) where there is no standard error
@@ -416,7 +410,7 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
     df["ppl_ci_high"] = df["ppl"] + Z95 * df["ppl_stderr"]
     ok = df[df["status"] == "ok"]
     no_ppl = "no perplexity measured (random-weights models have none)"
-    figs = {
+    built = {
         "perplexity": _bars(df, "ppl", "Perplexity by precision",
                             "perplexity (lower is better; 95 % CI)",
                             error=("ppl_ci_low", "ppl_ci_high"), empty=no_ppl),
@@ -438,7 +432,11 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, profiles=(),
         "roofline": roofline_figure(df, machine),
         **operating_figures(points, summary, machine=machine, shapes=shapes, report=report),
     }
-    for rec in profiles:
+    if set(built) != set(SUMMARY_FIGURES):
+        raise RuntimeError(f"figures drawn ({', '.join(built)}) are not the list of "
+                           f"quantbench.figures ({', '.join(SUMMARY_FIGURES)})")
+    figs = {name: built[name] for name in SUMMARY_FIGURES}
+    for rec in gpu_traces:
         figs[timeseries_name(rec["model"], rec["precision"])] = timeseries_figure(rec)
     return figs
 
@@ -621,7 +619,7 @@ def batch_memory_figure(df: pd.DataFrame, machine: dict | None, report: dict | N
     device, what = operating.device_memory(machine)
     if device is not None:
         fig.add_hline(y=device, line_dash="dash", line_color="#444",
-                      annotation_text=f"{what}: {_num(device)} MiB",
+                      annotation_text=f"{what}: {_short(device)} MiB",
                       annotation_position="top left")
     fig.update_xaxes(title_text="tokens in the KV caches (batch × tokens per sequence)",
                      **_axis(d["kv_tokens"]))
@@ -686,15 +684,15 @@ def write_pngs(figs: list[go.Figure], paths: list, scale: float = 2) -> None:
             raise RuntimeError(f"kaleido wrote no {path}")
 
 
-def plot_all(summary_path, *, html, png, machine_path=None, profile_paths=(),
+def plot_all(summary_path, *, html, png, machine_path=None, gpu_trace_paths=(),
              reference: str | None = None, points_path=None, model_dirs=(),
              report: dict | None = None) -> None:
     summary = pd.read_csv(summary_path)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else None
-    profiles = [json.loads(Path(p).read_text()) for p in profile_paths]
+    gpu_traces = [json.loads(Path(p).read_text()) for p in gpu_trace_paths]
     points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()
               else None)
-    figs = figures(summary, machine=machine, profiles=profiles, reference=reference,
+    figs = figures(summary, machine=machine, gpu_traces=gpu_traces, reference=reference,
                    points=points, shapes=roofline.shapes(model_dirs), report=report)
     for out in list(html) + list(png):
         name = Path(out).stem

@@ -59,7 +59,7 @@ class LatencyPoint:
     peak_mem_mib: float | None = _metric("MiB")  # largest sample while serving this point
     # the engine's KV cache at this batch size (the summary's is the memory breakdown's)
     kv_cache_mib: float | None = _metric("MiB", summary=False)
-    # GPU: NVML energy over the timed runs (the summary's is the profile stage's)
+    # GPU: NVML energy over the timed runs (the summary's is the trace_gpu stage's)
     energy_j_per_tok: float | None = _metric("J/tok", summary=False)
 
     @property

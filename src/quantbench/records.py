@@ -169,7 +169,7 @@ def provenance(settings: dict | None = None, device: dict | None = None) -> dict
 class Record:
     """A measurement of one (model, precision) for one scenario."""
 
-    kind: str  # latency | quality | profile | model | ...
+    kind: str  # latency | quality | gpu | model | ...
     model: str
     precision: str
     backend: str

@@ -32,7 +32,7 @@ def md_escape(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ⏎ ")
 
 
-def findings(df: pd.DataFrame, reference: str) -> list[str]:
+def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
     """The headline figures per model, every one read from ``df``."""
     out = []
     for model, g in df.groupby("model"):
@@ -147,20 +147,20 @@ def _provenance(quality_paths, machine: dict) -> dict:
 
 
 def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
-    """The figures the report embeds: a precision's NVML time series only where its profile has
-    GPU samples; the others are named in one line instead of as empty figures."""
-    from quantbench.plots import timeseries_name
+    """The figures the report embeds: a precision's NVML time series only where its GPU trace
+    has samples; the others are named in one line instead of as empty figures."""
+    from quantbench.figures import timeseries_name
 
-    no_samples = {timeseries_name(r["model"], r["precision"]): r["profile_status"]
+    no_samples = {timeseries_name(r["model"], r["precision"]): r["gpu_status"]
                   for r in df.to_dict("records")
-                  if isinstance(r.get("profile_status"), str) and r["profile_status"] != "ok"}
+                  if isinstance(r.get("gpu_status"), str) and r["gpu_status"] != "ok"}
     shown = [f for f in figures if Path(f).stem not in no_samples]
     left_out = Counter(no_samples[Path(f).stem] for f in figures if Path(f).stem in no_samples)
     if not left_out:
         return shown, None
-    what = ", ".join(f"{n} with profile status `{status}`" for status, n in left_out.items())
-    return shown, (f"NVML time series left out for {left_out.total()} precisions whose profile "
-                   f"has no GPU samples ({what}).")
+    what = ", ".join(f"{n} with status `{status}`" for status, n in left_out.items())
+    return shown, (f"NVML time series left out for {left_out.total()} precisions whose GPU "
+                   f"trace has no samples ({what}).")
 
 
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
@@ -189,7 +189,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
-        findings=findings(df, reference),
+        findings=headline_findings(df, reference),
         kld_floors=kld_floors(df, reference),
         boot={"resamples": stats.BOOT_RESAMPLES, "seed": stats.BOOT_SEED,
               "min_samples": stats.MIN_CI_SAMPLES},
@@ -216,7 +216,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         prov=prov,
         config=config,
         machine=machine,
-        peak_tflops=max((machine.get("matmul_tflops") or {}).values(), default=None),
+        peak_tflops=roofline.peak_tflops(machine),
         configfiles=list(configfiles) or ["config/config.yaml"],
         ops=operating.section(points, df, reference=reference, config=config, machine=machine,
                               shapes=shapes),

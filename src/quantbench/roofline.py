@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantbench.stats import known
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -74,21 +76,21 @@ def derive(row: dict, shape: Shape, machine: dict) -> dict:
     out = {}
     tok_s, size = row.get("decode_tok_s"), row.get("size_mib")
     ctx, kv = row.get("decode_ctx_mean"), row.get("kv_elem_bytes")
-    batch = row.get("batch_size") if _num(row.get("batch_size")) else 1
+    batch = row.get("batch_size") if known(row.get("batch_size")) else 1
     peak_bw = machine.get("peak_bw_gb_s")
-    if all(_num(v) for v in (tok_s, size, ctx, kv)):
+    if all(known(v) for v in (tok_s, size, ctx, kv)):
         bytes_tok = decode_step_bytes(shape, size, batch, ctx, kv) / batch
         out["decode_bytes_per_tok_mib"] = bytes_tok / 2**20
         out["decode_gb_s"] = bytes_tok * tok_s / 1e9
         out["decode_flop_per_byte"] = decode_step_flops(shape, 1) / bytes_tok
-        if _num(peak_bw):
+        if known(peak_bw):
             out["mbu_pct"] = 100 * out["decode_gb_s"] / peak_bw
     prefill_ms, prompt = row.get("prefill_ms"), row.get("prompt_tokens")
     peak = peak_tflops(machine)
-    if _num(prefill_ms) and _num(prompt):
+    if known(prefill_ms) and known(prompt):
         flops = batch * prefill_flops(shape, int(prompt))
         out["prefill_tflops"] = flops / (prefill_ms / 1e3) / 1e12
-        if _num(peak):
+        if known(peak):
             out["mfu_pct"] = 100 * out["prefill_tflops"] / peak
     return out
 
@@ -98,11 +100,17 @@ def peak_tflops(machine: dict) -> float | None:
     return max((machine.get("matmul_tflops") or {}).values(), default=None)
 
 
+def prefill_flop_per_byte(prefill_tflops, prefill_ms, weights_mib):
+    """Prefill's arithmetic intensity against its weights: the FLOPs one prefill did (its
+    achieved rate x its time) per byte of weights, read once (scalars or pandas Series)."""
+    return prefill_tflops * 1e12 * prefill_ms / 1e3 / (weights_mib * 2**20)
+
+
 def ridge_flop_per_byte(machine: dict) -> float | None:
     """Arithmetic intensity above which the machine is compute-bound (peak FLOP/s / peak B/s)."""
     peak = peak_tflops(machine)
     bw = machine.get("peak_bw_gb_s")
-    return peak * 1e12 / (bw * 1e9) if _num(peak) and _num(bw) else None
+    return peak * 1e12 / (bw * 1e9) if known(peak) and known(bw) else None
 
 
 def decode_step_bytes(shape: Shape, weights_mib: float, batch: float, ctx: float,
@@ -127,7 +135,3 @@ def ridge_batch(shape: Shape, weights_mib: float, ctx: float, kv_elem_bytes: flo
     per_seq = decode_step_flops(shape, 1) - ridge * (
         decode_step_bytes(shape, 0.0, 1, ctx, kv_elem_bytes))
     return ridge * weights_mib * 2**20 / per_seq if per_seq > 0 else None
-
-
-def _num(v) -> bool:
-    return v is not None and v == v  # not None, not NaN

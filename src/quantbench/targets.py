@@ -14,7 +14,7 @@ import shutil
 from quantbench.config import ConfigError
 
 # The records of every configured precision: results/<model>/<kind>/<precision>.json
-KINDS = ("latency", "quality", "profile")
+KINDS = ("latency", "quality", "gpu")
 # The kernel trace (results/<model>/kernels/<precision>.json) of the precisions that run
 # through torch, where the config's kernels.enabled asks for it; llama.cpp's get none.
 TRACED_BACKENDS = ("transformers", "bitsandbytes", "torchao")

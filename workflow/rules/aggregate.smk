@@ -19,7 +19,7 @@ rule aggregate_results:
     input:
         latency=results_of("latency"),
         quality=results_of("quality"),
-        profile=results_of("profile"),
+        gpu=results_of("gpu"),
         kernels=traces(),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,

@@ -15,10 +15,6 @@ rule benchmark_latency:
         gpu=needs_gpu,
         mem_mb=8000,
     params:
-        protocol=config["latency"],
-        overrides=get_precision_overrides,
-        time_limit_s=get_time_limit,
-        device=config["device"],
-        threads=MEASURE_THREADS,
+        **measuring_params(config["latency"]),
     script:
         "../scripts/benchmark_latency.py"

@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
+from quantbench import figures as qb_figures
 from quantbench import imatrix as qb_imatrix
 from quantbench import inputs as qb_inputs
 from quantbench import kvcache as qb_kvcache
@@ -52,26 +53,11 @@ TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
 # the operating point the summary reports, where the kernel traces are taken
 HEADLINE = qb_points.headline(config["latency"]["prompt_tokens"], config["latency"].get("headline"))
 # prompts against each model's context window and the tokenised text (where already known)
-qb_config.check_lengths(config, Path.cwd(), profile=HAS_GPU, kernels=bool(TRACED))
-# The summary's figures (quantbench.plots.SUMMARY_FIGURES; each has a caption in workflow/report/)
-# and one NVML time series per model and precision.
-FIGURES = [
-    "perplexity",
-    "quality",
-    "decode_throughput",
-    "prefill_throughput",
-    "speedup",
-    "memory",
-    "pareto_speed",
-    "pareto_memory",
-    "roofline",
-    "batch_throughput",
-    "latency_throughput",
-    "batch_speedup",
-    "batch_memory",
-    "batch_roofline",
-]
-NVML_FIGURES = expand("nvml_{model}_{precision}", model=MODELS, precision=PRECISIONS)
+qb_config.check_lengths(config, Path.cwd(), gpu_trace=HAS_GPU, kernels=bool(TRACED))
+# The summary's figures (quantbench.figures; each has a caption in workflow/report/) and one
+# NVML time series per model and precision.
+FIGURES = list(qb_figures.SUMMARY_FIGURES)
+NVML_FIGURES = [qb_figures.timeseries_name(m, p) for m in MODELS for p in PRECISIONS]
 FIGURE_PNGS = [f"results/figures/{name}.png" for name in FIGURES + NVML_FIGURES]
 # the config files of this run, as the report's "Reproduce" section should name them
 CONFIGFILES = [
@@ -223,6 +209,18 @@ def get_timed_threads(wildcards):
 
 def quality_applicable(wildcards):
     return config["models"][wildcards.model]["source"] != "random"
+
+
+def measuring_params(protocol):
+    """The params every measuring rule passes to its job (quantbench.jobs.run_job): its protocol
+    (a config section), the precision's settings overrides, the time limit, device and threads."""
+    return dict(
+        protocol=protocol,
+        overrides=get_precision_overrides,
+        time_limit_s=get_time_limit,
+        device=config["device"],
+        threads=MEASURE_THREADS,
+    )
 
 
 def results_of(kind):

@@ -15,11 +15,7 @@ rule trace_kernels:
         gpu=needs_gpu,
         mem_mb=8000,
     params:
-        protocol={k: v for k, v in config["kernels"].items() if k != "enabled"},
+        **measuring_params({k: v for k, v in config["kernels"].items() if k != "enabled"}),
         point=vars(HEADLINE),
-        overrides=get_precision_overrides,
-        time_limit_s=get_time_limit,
-        device=config["device"],
-        threads=MEASURE_THREADS,
     script:
         "../scripts/trace_kernels.py"

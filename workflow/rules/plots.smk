@@ -3,7 +3,7 @@ rule plot_results:
         summary=rules.aggregate_results.output.summary,
         points=rules.aggregate_results.output.points,
         machine=rules.measure_machine.output.json,
-        profile=results_of("profile"),
+        gpu=results_of("gpu"),
         models=expand("resources/models/{model}/hf", model=MODELS),
     output:
         **{name: figure_png(name) for name in FIGURES},

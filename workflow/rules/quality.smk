@@ -20,12 +20,8 @@ rule evaluate_quality:
         gpu=needs_gpu,
         mem_mb=8000,
     params:
-        protocol=config["perplexity"],
+        **measuring_params(config["perplexity"]),
         max_new_tokens=config["generation"]["max_new_tokens"],
         applicable=quality_applicable,
-        overrides=get_precision_overrides,
-        time_limit_s=get_time_limit,
-        device=config["device"],
-        threads=MEASURE_THREADS,
     script:
         "../scripts/evaluate_quality.py"

@@ -1,6 +1,6 @@
 # Short targets: one rule per configured precision and per model, so that one of them can be
 # (re)built with one command: `snakemake --cores 1 gguf_q8_0`, `snakemake --cores 1 model_smol`.
-# Each asks for the latency, quality and profile records, and the kernel traces where the config
+# Each asks for the latency, quality and GPU trace records, and the kernel traces where the config
 # asks for them (and builds what they need upstream); the summary and the report are left to `all`.
 EXISTING_RULES = {r.name for r in workflow.rules}
 PRECISION_TARGETS = qb_targets.rule_names(PRECISIONS, what="precision", taken=EXISTING_RULES)

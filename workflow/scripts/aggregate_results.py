@@ -8,7 +8,7 @@ from quantbench.aggregate import aggregate
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
-    aggregate([*smk.input.latency, *smk.input.quality, *smk.input.profile, *smk.input.kernels],
+    aggregate([*smk.input.latency, *smk.input.quality, *smk.input.gpu, *smk.input.kernels],
               reference=smk.params.reference, summary_path=smk.output.summary,
               metrics_path=smk.output.metrics,
               parquet_path=smk.output.metrics_parquet, points_path=smk.output.points,

@@ -9,7 +9,7 @@ def main(smk) -> None:
     logs.to_file(smk.log[0])
     png = [getattr(smk.output, name) for name in smk.params.figures] + list(smk.output.nvml)
     plot_all(smk.input.summary, html=smk.output.html, png=png, machine_path=smk.input.machine,
-             profile_paths=smk.input.profile, reference=smk.params.reference,
+             gpu_trace_paths=smk.input.gpu, reference=smk.params.reference,
              points_path=smk.input.points, model_dirs=smk.input.models,
              report=smk.params.report)
 

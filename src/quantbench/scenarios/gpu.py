@@ -20,11 +20,11 @@ from quantbench.scenarios.latency import timed_run
 from quantbench.trackers import NvmlSampler
 
 
-def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: int,
+def run_gpu(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: int,
                 new_tokens: int, repeats: int, hz: float, device: str = "auto", threads: int = 0,
                 overrides: dict | None = None, time_limit_s: float | None = None):
     settings = dict(prompt_tokens=prompt_tokens, new_tokens=new_tokens, repeats=repeats, hz=hz)
-    job = Job("profile", model, precision, device=device, threads=threads, settings=settings,
+    job = Job("gpu", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     if job.device != "cuda":
@@ -33,7 +33,7 @@ def run_profile(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                       "and utilisation were not measured")
         return rec
     ids = np.load(tokens_path)
-    check_prompt_in_text("profile.prompt_tokens", prompt_tokens, len(ids), model)
+    check_prompt_in_text("gpu_trace.prompt_tokens", prompt_tokens, len(ids), model)
     prompt = [int(i) for i in ids[:prompt_tokens]]
     with job.failures_recorded():
         backend = job.load(artifact, n_ctx=prompt_tokens + new_tokens + 1)

@@ -1,6 +1,0 @@
-"""NVML profile (power, energy, utilisation, clocks) of one model at one precision."""
-
-from quantbench.jobs import run_job
-
-if __name__ == "__main__":
-    run_job(snakemake, "profile")  # noqa: F821  (injected by Snakemake)
