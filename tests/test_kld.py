@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,43 @@ def test_the_reference_floor_is_its_divergence_from_its_own_stored_top_k(tmp_pat
     real = _compare(tmp_path, lp_ref, lp_q, targets, k=8, windows=4).metrics()["kld_mean"]
     assert real > 1e4 * abs(floor)
     assert ReferenceWriter().floor() == {}
+
+
+
+def _npz(out):
+    from quantbench.kld import save_npz
+
+    save_npz(out, x=np.arange(3))
+    return np.load(out)["x"].tolist()
+
+
+def _parquet(out):
+    import pandas as pd
+
+    from quantbench.aggregate import write_parquet
+
+    write_parquet(pd.DataFrame({"x": [0, 1, 2]}), out)
+    return pd.read_parquet(out)["x"].tolist()
+
+
+@pytest.mark.parametrize(("write", "name"), [(_npz, "a.npz"), (_parquet, "a.parquet")])
+def test_a_killed_array_writer_leaves_no_output_and_the_next_write_clears_its_temp(
+        tmp_path, write, name):
+    """A writer killed (SIGKILL) just before its rename leaves only its temporary file, which
+    the next write of the same path removes (quantbench.records.write_atomic)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / name
+    code = ("import os, signal, sys\n"
+            "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+            f"from test_kld import {write.__name__}\n"
+            f"{write.__name__}(sys.argv[1])\n")
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    res = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": path})
+    assert res.returncode == -9, res.stderr
+    assert not out.exists() and len(list(tmp_path.iterdir())) == 1  # its temporary file only
+    assert write(out) == [0, 1, 2]
+    assert list(tmp_path.iterdir()) == [out]

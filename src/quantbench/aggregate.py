@@ -13,7 +13,7 @@ from quantbench import gguf, precisions, roofline
 from quantbench.kernels import KernelSummary
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint
-from quantbench.records import atomic_write_text, config_hash
+from quantbench.records import atomic_write_text, config_hash, write_atomic
 from quantbench.stats import Z95
 
 # peak_mem_mib is what serving holds (after loading); these say what loading needed and what the
@@ -338,14 +338,7 @@ def pareto_front(df: pd.DataFrame, cost: str, quality: str, *, maximize_cost: bo
 
 def write_parquet(df: pd.DataFrame, path) -> None:
     """Write ``df`` as parquet under a temporary name, then rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda fh: df.to_parquet(fh, index=False), binary=True)
 
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,

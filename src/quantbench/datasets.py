@@ -154,7 +154,7 @@ def save_tokens(text_path, model_dir, prompts: list[str], *, ids_path, meta_path
 
     from transformers import AutoTokenizer
 
-    from quantbench.records import atomic_write_text
+    from quantbench.records import atomic_write_text, write_atomic
 
     text = Path(text_path).read_text(encoding="utf-8")
     ids = tokenize(text, model_dir)
@@ -170,9 +170,7 @@ def save_tokens(text_path, model_dir, prompts: list[str], *, ids_path, meta_path
         eos |= set(extra if isinstance(extra, list) else [extra]) - {None}
     meta = {"n_tokens": int(ids.size), "add_bos": add_bos, "bos_id": tok.bos_token_id,
             "eos_ids": sorted(int(e) for e in eos), "tokenizer": type(tok).__name__}
-    tmp = Path(str(ids_path) + ".partial.npy")
-    np.save(tmp, ids)
-    tmp.replace(ids_path)
+    write_atomic(ids_path, lambda fh: np.save(fh, ids), binary=True)
     atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     encoded = [{"text": p, "ids": i} for p, i in zip(prompts, encode_prompts(prompts, model_dir),
                                                      strict=True)]

@@ -29,12 +29,9 @@ log-probabilities, the smallest divergence this measurement resolves.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
+from quantbench.records import write_atomic
 from quantbench.stats import block_bootstrap_mean, block_bootstrap_method
 
 TOPK = 32
@@ -78,16 +75,7 @@ class ReferenceWriter:
 
 
 def save_npz(path, **arrays) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays), binary=True)
 
 
 class Comparison:

@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +26,10 @@ TRACKED_PACKAGES = ("torch", "transformers", "bitsandbytes", "torchao", "llama_c
                     "numpy")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+def write_atomic(path: str | os.PathLike, write: Callable, *, binary: bool = False) -> None:
+    """Write ``path`` by calling ``write(fh)`` on a temporary file beside it (opened for text,
+    or bytes when ``binary``), then rename it onto ``path``: the one way every record, table
+    and array is written, so a writer killed half-way never leaves a file that looks finished."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a writer killed between writing and renaming left its temporary file: a path has one
@@ -34,12 +38,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    write_atomic(path, lambda fh: fh.write(text))
 
 
 @contextmanager
