@@ -21,7 +21,7 @@ MACHINE = {"device": "cuda", "peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16
 def point(precision, batch, tok_s, *, prompt=16, depth=0, spread=0.01, status="ok", **extra):
     """One row of results/points.csv (the columns aggregate writes)."""
     p = precisions.get(precision)
-    row = {"model": "m", "precision": precision, "backend": p.backend, "family": p.family,
+    row = {"model": "m", "precision": precision, "backend": p.backend,
            "status": status, "reason": None if status == "ok" else "out of memory",
            "prompt_tokens": prompt, "batch_size": batch, "context_depth": depth,
            "prefill_ms": 5.0, "prefill_tok_s": batch * prompt / 5e-3,
@@ -51,7 +51,6 @@ def summary(*rows, reference="bf16"):
                         "ppl": ppl, "kld_mean": None, "kv_elem_bytes": 2.0, "size_mib": 100.0,
                         "peak_mem_mib": 1000.0} for p, ppl in rows])
     df["backend"] = [precisions.get(p).backend for p in df["precision"]]
-    df["family"] = [precisions.get(p).family for p in df["precision"]]
     df = df.reindex(columns=SUMMARY_COLUMNS)
     numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
     df[numeric] = df[numeric].astype(float)

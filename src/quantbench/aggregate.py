@@ -21,7 +21,7 @@ from quantbench.stats import Z95
 MEMORY_COLUMNS = ("load_peak_mib", "weights_mib", "kv_cache_mib", "compute_mib", "output_mib",
                   "runtime_mib")
 SUMMARY_COLUMNS = [
-    "model", "precision", "backend", "family", "status", "size_mib", "disk_mib", "bits_per_weight",
+    "model", "precision", "backend", "status", "size_mib", "disk_mib", "bits_per_weight",
     "load_s", "compile_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
     "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
     "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib", "ppl",
@@ -42,7 +42,7 @@ SUMMARY_COLUMNS = [
     "quality_status", "gpu_status",
     "reason", "device", "gpu_name", "run_id",
 ]
-TEXT_COLUMNS = {"model", "precision", "backend", "family", "status", "quality_status",
+TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
                 "kld_floor_from",
                 "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id", "kv_twin"}
@@ -83,7 +83,7 @@ def load_records(paths) -> list[dict]:
 LONG_COLUMNS = ["model", "precision", "backend", "scenario", "metric", "value", "unit", "ci_low",
                 "ci_high", "status", "run_id", "provenance", *POINT_KEYS]
 # the points table: one row per (model, precision, operating point), from the typed records
-POINT_COLUMNS = ["model", "precision", "backend", "family", "status", "reason", *POINT_KEYS,
+POINT_COLUMNS = ["model", "precision", "backend", "status", "reason", *POINT_KEYS,
                  *(f.name for f in LatencyPoint.metric_fields()), "weights_mib", "device",
                  "gpu_name", "run_id"]
 
@@ -166,7 +166,6 @@ def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
             continue
         dev = r["provenance"].get("device", {})
         common = {"model": r["model"], "precision": r["precision"], "backend": r["backend"],
-                  "family": precisions.get(r["precision"]).family,
                   "weights_mib": r["metrics"].get("weights_mib") or r["metrics"].get("size_mib"),
                   "device": dev.get("kind"), "gpu_name": dev.get("gpu_name"), "run_id": run}
         points = r.get("details", {}).get("points")
@@ -219,8 +218,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
     for r in records:
         key = (r["model"], r["precision"])
         row = rows.setdefault(key, {"model": r["model"], "precision": r["precision"],
-                                    "backend": r["backend"],
-                                    "family": precisions.get(r["precision"]).family})
+                                    "backend": r["backend"]})
         m = r["metrics"]
         if r["kind"] == "latency":
             # the headline point's figures, under the names its type gives the summary (a

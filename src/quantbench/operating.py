@@ -40,7 +40,7 @@ from quantbench.stats import known as _known
 KEYS = ("prompt_tokens", "batch_size", "context_depth")
 # results/points.csv as aggregate writes it (a table made before a column existed gets NaN)
 POINT_COLUMNS = (
-    "model", "precision", "backend", "family", "status", "reason", *KEYS, "prefill_ms",
+    "model", "precision", "backend", "status", "reason", *KEYS, "prefill_ms",
     "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high",
     "decode_tok_s_per_seq", "decode_steady_tok_s", "token_ms_p50", "token_ms_p90",
     "token_ms_p99", "first_step_ms", "decode_ctx_mean", "peak_mem_mib", "kv_cache_mib",

@@ -83,7 +83,7 @@ def _bar_traces(fig: go.Figure, df: pd.DataFrame, column: str, *, error=None, ro
     """One bar trace per family; ``error`` names the interval's (low, high) columns. Bars whose
     interval is unavailable (NaN: too few runs or windows) go in a second trace of the family
     without error bars: plotly draws a missing error value as a zero-width bar."""
-    for family, group in df.groupby("family", sort=False):
+    for family, group in df.groupby("backend", sort=False):
         parts = [(group, False)]
         if error is not None:
             low, high = error
@@ -244,7 +244,7 @@ def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis:
         for _, g in ok.groupby("model"):
             ok.loc[g.index, front] = pareto_front(g, cost, quality, maximize_cost=maximize_cost)
     ok[front] = ok[front].astype(bool)
-    for family, g in ok.groupby("family", sort=False):
+    for family, g in ok.groupby("backend", sort=False):
         fig.add_scatter(x=g[cost], y=g[quality], mode="markers", name=family, text=g["label"],
                         marker=dict(color=colour(family), size=11,
                                     line=dict(width=1, color="#222")),
@@ -291,7 +291,7 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
         d = d[(d[x] > 0) & (d[y] > 0)]
         xs += d[x].tolist()
         ys += d[y].tolist()
-        for family, g in d.groupby("family", sort=False):
+        for family, g in d.groupby("backend", sort=False):
             fig.add_scatter(x=g[x], y=g[y], mode="markers", name=f"{family} · {phase}",
                             legendgroup=family, text=g["label"],
                             marker=dict(color=colour(family), symbol=symbol, size=10,
@@ -338,7 +338,7 @@ def timeseries_figure(record: dict) -> go.Figure:
     and decode phases shaded. A record without samples (no GPU, a failed run) gives a figure
     that says so."""
     model, precision = record["model"], record["precision"]
-    family = precisions.get(precision).family if precision in precisions.table() else "other"
+    family = precisions.get(precision).backend if precision in precisions.table() else "other"
     samples = record.get("details", {}).get("samples") or []
     phases = record.get("details", {}).get("phases") or []
     title = f"GPU over time (NVML), phases shaded: {model} / {precision}"
@@ -456,7 +456,7 @@ def _points(points: pd.DataFrame) -> pd.DataFrame:
     contexts = sorted(set(zip(df["prompt_tokens"], df["context_depth"], strict=True)))
     df["context"] = [contexts.index(c) for c in zip(df["prompt_tokens"], df["context_depth"],
                                                      strict=True)]
-    rank = {label: i for _, g in df.groupby("family", sort=False)
+    rank = {label: i for _, g in df.groupby("backend", sort=False)
             for i, label in enumerate(dict.fromkeys(g["label"]))}
     df["symbol"] = [SYMBOLS[rank[label] % len(SYMBOLS)] for label in df["label"]]
     return df.reset_index(drop=True)
@@ -466,7 +466,7 @@ def _curves(df: pd.DataFrame):
     """(label, family, prompt, depth, context index, rows by batch) of each curve."""
     for (label, prompt, depth), g in df.groupby(["label", "prompt_tokens", "context_depth"],
                                                 sort=False):
-        yield label, g["family"].iloc[0], prompt, depth, g["context"].iloc[0], \
+        yield label, g["backend"].iloc[0], prompt, depth, g["context"].iloc[0], \
             g.sort_values("batch_size")
 
 
@@ -558,7 +558,7 @@ def batch_speedup_figure(points: pd.DataFrame, labels: dict) -> go.Figure:
             ["model", "precision", "baseline", *operating.CONTEXT], sort=False):
         g = g.sort_values("batch_size")
         label = labels.get((model, name), name)
-        family = precisions.get(name).family
+        family = precisions.get(name).backend
         ctx = contexts.index((prompt, depth))
         fig.add_scatter(x=g["batch_size"], y=g["speedup"], mode="lines+markers+text",
                         name=f"{_curve_name(label, prompt, depth)} vs {base}",
@@ -599,7 +599,7 @@ def batch_memory_figure(df: pd.DataFrame, machine: dict | None, report: dict | N
     d = df.dropna(subset=["peak_mem_mib", "kv_tokens"])
     if d.empty:
         return _note(fig, NO_SWEEP)
-    for (label, family), g in d.groupby(["label", "family"], sort=False):
+    for (label, family), g in d.groupby(["label", "backend"], sort=False):
         fig.add_scatter(x=g["kv_tokens"], y=g["peak_mem_mib"], mode="markers+text",
                         name=label, legendgroup=family, text=[label] * len(g),
                         textposition="top center", textfont=dict(size=LABEL_FONT),
@@ -613,8 +613,8 @@ def batch_memory_figure(df: pd.DataFrame, machine: dict | None, report: dict | N
         x = [c.tokens_min, c.tokens_max]
         fig.add_scatter(x=x, y=[c.fixed_mib + c.per_token_kib / 1024 * v for v in x],
                         mode="lines", name=f"fit: {labels[(c.model, c.precision)]}",
-                        legendgroup=precisions.get(c.precision).family,
-                        line=dict(color=colour(precisions.get(c.precision).family), width=1,
+                        legendgroup=precisions.get(c.precision).backend,
+                        line=dict(color=colour(precisions.get(c.precision).backend), width=1,
                                   dash="dot"), hoverinfo="skip")
     device, what = operating.device_memory(machine)
     if device is not None:
@@ -638,7 +638,7 @@ def batch_roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
     d = d[(d["decode_flop_per_byte"] > 0) & (d["decode_tflops"] > 0)] if not d.empty else d
     if d.empty:
         return _note(fig, NO_SWEEP + "<br>or no roofline data (the model's shape, machine.json)")
-    for (label, family), g in d.groupby(["label", "family"], sort=False):
+    for (label, family), g in d.groupby(["label", "backend"], sort=False):
         fig.add_scatter(x=g["decode_flop_per_byte"], y=g["decode_tflops"], mode="markers+text",
                         name=label, legendgroup=family, text=[label] * len(g),
                         textposition="top center", textfont=dict(size=LABEL_FONT),

@@ -27,11 +27,6 @@ class Precision:
     def is_onnx(self) -> bool:
         return self.backend == "onnxruntime"
 
-    @property
-    def family(self) -> str:
-        """Backend family used for colours and grouping in plots."""
-        return self.backend if self.backend in (*TRANSFORMERS_SIDE, "onnxruntime") else "llama.cpp"
-
 
 @cache
 def table() -> dict[str, Precision]:
