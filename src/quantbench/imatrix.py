@@ -201,7 +201,7 @@ def load(path) -> dict:
 
 def locate_tools(folder: str | None, *, venv_python: str, repo: Path) -> Path:
     """The folder with llama-imatrix: ``folder`` when given, else the cached build of
-    tools/build-llama-tools.sh (built on first use, about 10 minutes on 2 cores)."""
+    tools/build-llama-tools.sh (built on first use)."""
     if folder:
         return find_tool(folder).parent
     import os

@@ -178,9 +178,9 @@ class MemoryTracker(_Background):
     ``period_s`` is set, in a background thread.
 
     NVML's process list is a slow driver query and sampling it during decode slows the decode
-    being measured: llama.cpp q4_k_m on an H100 (TinyLlama-1.1B shape, tools/
-    bench_llamacpp_fidelity.py --memory-hz) decoded at 0.968 x llama-bench with the thread at
-    1 Hz, 0.957 at 20 Hz, 0.897 at 100 Hz. Sampling between runs loses no peak in practice:
+    being measured, the more the faster it samples (the fidelity command's ``--memory-hz``
+    measures by how much; the GPU example runs in docs/examples give the figures). Sampling
+    between runs loses no peak in practice:
     NVML reports what the process reserved (torch's caching allocator and llama.cpp's buffers
     keep it after a run), not a transient."""
 

@@ -374,8 +374,8 @@ class LlamaCppBackend:
     def _file_layout(self) -> dict:
         """The file's tensor types and row alignment (``tensor_types_pct``, ``row_block``,
         ``misaligned_rows_pct``) from the manifest written beside it when it was made; read from
-        the file only without one (gguf-py parses every metadata field: for a 262,144-token
-        vocabulary that took 700 MiB, held at the job's memory peak)."""
+        the file only without one (gguf-py parses every metadata field, which for a large
+        vocabulary costs more memory than the buffers and would set the job's memory peak)."""
         keys = ("tensor_types_pct", "row_block", "misaligned_rows_pct")
         manifest = Path(self.path).with_suffix(".json")
         if manifest.is_file():
