@@ -11,6 +11,7 @@ import pandas as pd
 
 from quantbench import gguf, precisions, roofline
 from quantbench.kernels import KernelSummary
+from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint
 from quantbench.records import atomic_write_text, config_hash, write_atomic
@@ -82,10 +83,6 @@ def load_records(paths) -> list[dict]:
 
 LONG_COLUMNS = ["model", "precision", "backend", "scenario", "metric", "value", "unit", "ci_low",
                 "ci_high", "status", "run_id", "provenance", *POINT_KEYS]
-# the points table: one row per (model, precision, operating point), from the typed records
-POINT_COLUMNS = ["model", "precision", "backend", "status", "reason", *POINT_KEYS,
-                 *(f.name for f in LatencyPoint.metric_fields()), "weights_mib", "device",
-                 "gpu_name", "run_id"]
 
 
 def run_id(records: list[dict]) -> str:
@@ -173,7 +170,7 @@ def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
             rows.append({**common, "status": r["status"], "reason": r["reason"]})
         for point in points or []:
             rows.append({**common, **LatencyPoint.from_dict(point).to_dict()})
-    df = pd.DataFrame(rows).reindex(columns=POINT_COLUMNS)
+    df = pd.DataFrame(rows).reindex(columns=list(POINT_COLUMNS))
     for key in POINT_KEYS:
         df[key] = df[key].astype("Int64")
     return df.sort_values(["model", "precision", "batch_size", "context_depth",

@@ -35,16 +35,10 @@ import pandas as pd
 
 from quantbench import analysis, kvcache, precisions, roofline
 from quantbench.analysis import Budgets, Finding, apart
+from quantbench.points import COLUMNS as POINT_COLUMNS
+from quantbench.points import KEYS
 from quantbench.stats import known as _known
 
-KEYS = ("prompt_tokens", "batch_size", "context_depth")
-# results/points.csv as aggregate writes it (a table made before a column existed gets NaN)
-POINT_COLUMNS = (
-    "model", "precision", "backend", "status", "reason", *KEYS, "prefill_ms",
-    "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high",
-    "decode_tok_s_per_seq", "decode_steady_tok_s", "token_ms_p50", "token_ms_p90",
-    "token_ms_p99", "first_step_ms", "decode_ctx_mean", "peak_mem_mib", "kv_cache_mib",
-    "weights_mib", "energy_j_per_tok", "device", "gpu_name", "run_id")
 CONTEXT = ("prompt_tokens", "context_depth")  # a context: one curve against the batch size
 # unquantized baselines in order of preference: llama.cpp by file type, transformers by dtype
 GGUF_BASELINES = ("f16", "bf16", "f32")

@@ -100,3 +100,10 @@ def headline(prompt_tokens, headline_spec: dict | None) -> OperatingPoint:
     spec = headline_spec or {}
     return OperatingPoint(spec.get("batch_size", 1), spec.get("context_depth", 0),
                           spec.get("prompt_tokens") or prompt_tokens[0])
+
+
+# results/points.csv: one row per (model, precision, operating point), from the typed records
+# (aggregate writes it; a table made before a column existed reads back with NaN there)
+COLUMNS = ("model", "precision", "backend", "status", "reason", *KEYS,
+           *(f.name for f in LatencyPoint.metric_fields()), "weights_mib", "device", "gpu_name",
+           "run_id")
