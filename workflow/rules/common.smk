@@ -212,8 +212,9 @@ def quality_applicable(wildcards):
 
 
 def measuring_params(protocol):
-    """The params every measuring rule passes to its job (quantbench.jobs.run_job): its protocol
-    (a config section), the precision's settings overrides, the time limit, device and threads."""
+    """The params of every measuring job (read by quantbench.jobs.run_job), one set for all of
+    them; protocol is the config section of what is measured, then the precision's settings
+    overrides, the time limit, device and threads."""
     return dict(
         protocol=protocol,
         overrides=get_precision_overrides,
