@@ -12,7 +12,7 @@ untimed; then for each prompt length ``warmup_runs`` untimed runs and ``measured
 runs. A run times one prefill of the prompt (time to first token: the forward pass and the
 choice of the first token of each sequence; it starts by rewinding the cache to the depth,
 bookkeeping that touches no data: tens of microseconds on a CPU, see
-tools/bench_llamacpp_fidelity.py --prefill-parts) and ``new_tokens`` decode steps, each on
+quantbench fidelity --prefill-parts) and ``new_tokens`` decode steps, each on
 its own. The device is synchronised before every clock read; tokenisation is not timed. A
 point that runs out of memory (or fails otherwise) is a point with that status, and the sweep
 goes on.

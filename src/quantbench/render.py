@@ -1,7 +1,7 @@
 """Aggregate, plot and report again from a finished results folder (e.g. one brought back from
 the GPU machine, which has no browser for PNG export), with this checkout's code.
 
-    python tools/render_results.py RESULTS_DIR --config CONFIG [--out OUT_DIR]
+    quantbench render RESULTS_DIR --config CONFIG [--out OUT_DIR]
 
 The records (RESULTS_DIR/<model>/{latency,quality,profile}/*.json) and RESULTS_DIR/machine.json
 are read; summary.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR
@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from quantbench import config as qb_config
+from quantbench.aggregate import aggregate
+from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info
+from quantbench.plots import SUMMARY_FIGURES, plot_all, timeseries_name
+from quantbench.records import source_tree
+from quantbench.report import render_report
 
-from quantbench import config as qb_config  # noqa: E402
-from quantbench.aggregate import aggregate  # noqa: E402
-from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info  # noqa: E402
-from quantbench.plots import SUMMARY_FIGURES, plot_all, timeseries_name  # noqa: E402
-from quantbench.report import render_report  # noqa: E402
+REPO = source_tree()
 
 
 def model_dirs(config: dict, scratch: Path) -> list[Path]:
@@ -45,12 +44,12 @@ def model_dirs(config: dict, scratch: Path) -> list[Path]:
     return dirs
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="quantbench render", description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path)
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--out", type=Path)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     out = a.out or a.results
     (out / "figures").mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(a.config.read_text())
@@ -80,7 +79,3 @@ def main() -> int:
                       configfiles=[str(a.config)], points_path=out / "points.csv")
     print(f"wrote {out / 'report.md'} and {len(png)} figures")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
