@@ -1,6 +1,6 @@
 """Per benchmark job of a results folder: the card it ran on, other processes seen there, timing.
 
-    python tools/gpu/multigpu_table.py results
+    python tools/gpu/multigpu_table.py RESULTS_DIR
 
 A job's card is its record's NVML UUID (provenance.device.gpu_uuid); profile records also list
 other processes NVML saw on that card while measuring (foreign_pids). Prints one row per job and
