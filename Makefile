@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
+QUANTBENCH := $(VENV)/bin/quantbench
 STAMP := $(VENV)/.quantbench-ready
 
 .PHONY: setup run test lint bench-pipeline bench-dag rerun clean
@@ -19,7 +20,7 @@ run: setup
 #   make rerun PRECISION=gguf-q8_0 | MODEL=smollm2-135m | both  [CONFIG=my.yaml]
 # Their measurements only, not the summary and report: add TARGET=gguf_q8_0 (a named target).
 rerun: setup
-	files=$$($(PY) tools/precision_targets.py $(if $(PRECISION),--precision $(PRECISION)) \
+	files=$$($(QUANTBENCH) targets $(if $(PRECISION),--precision $(PRECISION)) \
 	  $(if $(MODEL),--model $(MODEL)) $(if $(CONFIG),--config $(CONFIG))) && \
 	  $(SNAKEMAKE) --profile profiles/default $(if $(CONFIG),--configfile $(CONFIG)) \
 	  $(TARGET) --forcerun $$files
@@ -34,11 +35,11 @@ lint: setup
 
 # Wall time of the default run (from nothing, in a new folder), of a no-op rerun, of a dry run.
 bench-pipeline: setup
-	$(PY) tools/bench_pipeline.py
+	$(QUANTBENCH) bench-pipeline
 
 # DAG building time: a dry run of 3 models x 15 precisions.
 bench-dag: setup
-	$(PY) tools/bench_dag.py
+	$(QUANTBENCH) bench-dag
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -1,4 +1,4 @@
-"""Several runs' results side by side (python -m quantbench.compare)."""
+"""Several runs' results side by side (quantbench compare)."""
 
 import json
 from pathlib import Path

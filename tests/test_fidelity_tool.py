@@ -1,11 +1,7 @@
-"""tools/bench_llamacpp_fidelity.py: reading llama-batched-bench and building the ratio table."""
-
-import importlib.util
-from pathlib import Path
+"""quantbench.fidelity (quantbench fidelity): reading llama-batched-bench and building the ratio
+table."""
 
 import pytest
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "bench_llamacpp_fidelity.py"
 
 # llama-batched-bench (llama-cpp-python 0.3.36's llama.cpp) on SmolLM2-135M Q4_1, stdout:
 #   -c 322 -b 322 -ub 322 -npp 128 -ntg 32 -npl 2,2,2 -t 2 -tb 2 -ngl 0 -fa auto
@@ -25,10 +21,9 @@ llama_perf_context_print:        load time =     137.27 ms
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("bench_llamacpp_fidelity", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from quantbench import fidelity
+
+    return fidelity
 
 
 def test_batched_bench_output_is_read(tool):

@@ -6,7 +6,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # A claimant prints its card, then holds it until its standard input is closed (never for a
 # guessed time: the test decides when a card is released).
 CLAIM = (
-    "import sys; sys.path.insert(0, {src!r})\n"
+    "import sys\n"
     "from quantbench.gpuslots import claim_gpu\n"
     "print(claim_gpu(timeout_s={timeout}), flush=True)\n"
     "sys.stdin.read()\n"
@@ -14,8 +14,8 @@ CLAIM = (
 
 
 def _start(tmp_path, env_extra, timeout=1):
-    code = CLAIM.format(src=str(SRC), timeout=timeout)
-    env = {"PATH": "/usr/bin:/bin", "QUANTBENCH_GPU_COUNT": "2",
+    code = CLAIM.format(timeout=timeout)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "QUANTBENCH_GPU_COUNT": "2",
            "QUANTBENCH_GPU_LOCKS": str(tmp_path), **env_extra}
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

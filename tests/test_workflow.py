@@ -518,10 +518,9 @@ def pretend_finished(workdir: Path, config: Path) -> None:
 def test_forcing_a_precision_target_reruns_its_measurements_only(tmp_path, two_model_config):
     pretend_finished(tmp_path, two_model_config)
     assert "Nothing to be done" in snakemake(tmp_path, "-n", config=two_model_config).stdout
-    files = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "precision_targets.py"), "--precision", "gguf-q8_0",
-         "--config", str(two_model_config)], capture_output=True, text=True, check=True
-    ).stdout.split()
+    done = precision_targets("--precision", "gguf-q8_0", "--config", str(two_model_config))
+    assert done.returncode == 0, done.stderr
+    files = done.stdout.split()
     res = snakemake(tmp_path, "-n", "gguf_q8_0", "--forcerun", *files, config=two_model_config)
     assert res.returncode == 0, res.stderr[-3000:]
     assert job_counts(res.stdout) == {
@@ -550,8 +549,10 @@ def test_kernel_traces_are_scheduled_only_when_enabled(tmp_path, enabled):
 
 
 def precision_targets(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "tools" / "precision_targets.py"), *args],
-                          capture_output=True, text=True)
+    """``quantbench targets ARGS`` (what ``make rerun`` runs) with this checkout's code."""
+    return subprocess.run([sys.executable, "-m", "quantbench", "targets", *args],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
 
 
 def test_rerun_targets_select_a_model_a_precision_or_both(two_model_config):

@@ -1,6 +1,6 @@
 """Compare the results of several runs (machines, configs) in one markdown report.
 
-    python -m quantbench.compare RESULTS_DIR_A RESULTS_DIR_B ... --out DIR [--html]
+    quantbench compare RESULTS_DIR_A RESULTS_DIR_B ... --out DIR [--html]
 
 Each folder holds a run's ``summary.csv`` and, when there is one, its ``machine.json``. Rows are
 labelled by run id: the summary's ``run_id`` column when it has one, else the folder's name and
@@ -241,8 +241,8 @@ def compare(folders, out, *, html: bool = False) -> str:
     return text
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m quantbench.compare", description=__doc__,
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="quantbench compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="results folders (each with summary.csv)")
     parser.add_argument("--out", required=True, help="folder for comparison.md")
@@ -251,7 +251,4 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     compare(args.folders, args.out, html=args.html)
     print(Path(args.out) / "comparison.md")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

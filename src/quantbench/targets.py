@@ -1,8 +1,8 @@
 """The records a run makes and the names of the short target rules (one per configured
 precision and per model).
 
-Kept free of heavy imports: the workflow's rules and tools/precision_targets.py call it while
-building the DAG.
+Kept free of heavy imports: the workflow's rules call it while building the DAG, and
+``quantbench targets`` (``main``, for ``make rerun``) prints the records to force.
 """
 
 from __future__ import annotations
@@ -65,3 +65,53 @@ def rule_names(names, prefix: str = "", what: str = "name", taken=()) -> dict[st
             )
         owners[rule] = name
     return {name: rule for rule, name in owners.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the result files of one precision and/or one model, for `snakemake --forcerun`.
+
+        quantbench targets [--precision gguf-q8_0] [--model smollm2-135m]
+            [--config config/config.yaml]
+
+    At least one of --precision and --model: the records of that precision for every model, of
+    every precision for that model, or of that one pair (with the kernel traces where the
+    config's kernels.enabled asks for them, as the workflow does). The models are the config's
+    and those of its model sheet (config key model_sheet). An unknown name is refused with the
+    configured ones.
+    """
+    import argparse
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from quantbench import modelsheet, precisions
+    from quantbench.records import source_tree
+
+    repo = source_tree()
+    ap = argparse.ArgumentParser(prog="quantbench targets",
+                                 description=main.__doc__.splitlines()[0])
+    ap.add_argument("--precision")
+    ap.add_argument("--model")
+    ap.add_argument("--config", type=Path, default=repo / "config" / "config.yaml")
+    a = ap.parse_args(argv)
+    if not (a.precision or a.model):
+        ap.error("name a --precision, a --model or both")
+    config = yaml.safe_load(a.config.read_text())
+    models = config.get("models") or {}
+    if config.get("model_sheet"):
+        sheet = modelsheet.read(config["model_sheet"],
+                                repo / "workflow" / "schemas" / "models.schema.yaml")
+        models = modelsheet.merge(models, sheet, config["model_sheet"])
+    for kind, name, known in (("precision", a.precision, config["precisions"]),
+                              ("model", a.model, list(models))):
+        if name is not None and name not in known:
+            print(f"{kind} {name!r} is not in {a.config}; configured: {', '.join(known)}",
+                  file=sys.stderr)
+            return 2
+    chosen_models = [a.model] if a.model else list(models)
+    chosen_precisions = [a.precision] if a.precision else config["precisions"]
+    traced = traced_precisions(config, precisions.table(),
+                               uses_gpu(config.get("device", "auto")))
+    print(" ".join(record_paths(chosen_models, chosen_precisions, traced)))
+    return 0

@@ -1,8 +1,8 @@
 """Per benchmark job of a results folder: the card it ran on, other processes seen there, timing.
 
-    python tools/gpu/multigpu_table.py results
+    python tools/gpu/multigpu_table.py RESULTS_DIR
 
-A job's card is its record's NVML UUID (provenance.device.gpu_uuid); profile records also list
+A job's card is its record's NVML UUID (provenance.device.gpu_uuid); gpu-trace records also list
 other processes NVML saw on that card while measuring (foreign_pids). Prints one row per job and
 how many distinct cards were used.
 """
@@ -18,7 +18,7 @@ def main(root: str) -> int:
     rows = []
     for path in sorted(Path(root).glob("*/*/*.json")):
         kind = path.parent.name
-        if kind not in ("latency", "profile"):
+        if kind not in ("latency", "gpu"):
             continue
         rec = json.loads(path.read_text())
         dev = rec.get("provenance", {}).get("device", {})

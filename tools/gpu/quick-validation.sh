@@ -1,17 +1,22 @@
 #!/bin/bash
-# On a fresh single-GPU device machine, from the project root, in one call (about 9 minutes):
-#   bash tools/gpu/quick-validation.sh        [env: ROUNDS=3 REPS=50 GREEDY=device DIAG=1]
+# On a fresh offline single-GPU machine, from the project root (about 9 minutes):
+#   bash tools/gpu/quick-validation.sh OUT WHEELS SRC_TGZ  [env: ROUNDS=3 REPS=50 GREEDY=device DIAG=1]
+# WHEELS: a folder of the Python wheels the machine lacks; SRC_TGZ: the llama-cpp-python source
+# archive of the pinned version.
 # The llama.cpp fidelity check (decode/prefill vs llama-bench, perplexity vs llama-perplexity)
 # and the run-to-run spread (ROUNDS fresh processes) for gguf-f16 and gguf-q4_k_m, with ONE CUDA build
 # of llama.cpp: the shared libraries and the two tools are built together, and llama-cpp-python's
 # Python package is used from its source tree with LLAMA_CPP_LIB_PATH pointing at that build
-# (what ../shared/gpu/setup-device.sh does takes a second, separate build). Tables go to $OUT.
+# (tools/gpu/setup.sh, which the other scripts use, makes a second, separate build). Tables go
+# to OUT; DIAG=1 adds research/diag_decode_gap.py's table (where the decode time goes).
 set -uo pipefail
+[ $# -eq 3 ] || { echo "usage: quick-validation.sh OUT WHEELS SRC_TGZ" >&2; exit 2; }
+OUTDIR="$1"; WHEELS="$2"; SRC_TGZ="$3"
 export PYTHONUNBUFFERED=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 start=$SECONDS
-mkdir -p /tmp/site "$OUT"
-python3 -m pip install -q --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/wheels/*.whl
-rm -rf /tmp/lcp-src && mkdir -p /tmp/lcp-src && tar xzf .gpu/llama-cpp-python-src.tar.gz -C /tmp/lcp-src
+mkdir -p /tmp/site "$OUTDIR"
+python3 -m pip install -q --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
+rm -rf /tmp/lcp-src && mkdir -p /tmp/lcp-src && tar xzf "$SRC_TGZ" -C /tmp/lcp-src
 SRC="$(ls -d /tmp/lcp-src/llama_cpp_python-*)"
 version="${SRC##*-}"
 mkdir -p "/tmp/site/llama_cpp_python-$version.dist-info"  # so that its version is known
@@ -40,16 +45,16 @@ python3 -c "import llama_cpp; print('llama_cpp', llama_cpp.__version__, 'offload
 echo "GGUFs: $((SECONDS - start)) s"
 # speed: llama-bench and ours (the pipeline's protocol, 10 + ${REPS:-50} runs) alternate in fresh
 # processes, ROUNDS times; the CV of ours across those processes is the run-to-run spread
-python3 tools/bench_llamacpp_fidelity.py "$M/gguf/q4_k_m.gguf" "$M/gguf/f16.gguf" \
+python3 -m quantbench fidelity "$M/gguf/q4_k_m.gguf" "$M/gguf/f16.gguf" \
   --tools "$tools" --ngl 99 --text resources/datasets/britannica.txt --n-prompt 512 --n-gen 64 \
   --warmup 10 --reps "${REPS:-50}" --rounds "${ROUNDS:-3}" --chunks 4 ${GREEDY:+--greedy host $GREEDY} \
-  --json "$OUT/fidelity_gpu.json" 2>/tmp/fidelity.err | tee "$OUT/fidelity_gpu.txt"
-[ -s "$OUT/fidelity_gpu.json" ] || tail -20 /tmp/fidelity.err
+  --json "$OUTDIR/fidelity_gpu.json" 2>/tmp/fidelity.err | tee "$OUTDIR/fidelity_gpu.txt"
+[ -s "$OUTDIR/fidelity_gpu.json" ] || tail -20 /tmp/fidelity.err
 if [ -n "${DIAG:-}" ]; then  # where the decode time goes (interleaved in-process variants)
   for f in q4_k_m f16; do
-    python3 tools/diag_decode_gap.py "$M/gguf/$f.gguf" --ngl 99 --tools "$tools" 2>/tmp/diag.err \
+    python3 -m research.diag_decode_gap "$M/gguf/$f.gguf" --ngl 99 --tools "$tools" 2>/tmp/diag.err \
       || tail -5 /tmp/diag.err
-  done | tee "$OUT/decode_gap_gpu.txt"
+  done | tee "$OUTDIR/decode_gap_gpu.txt"
 fi
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/fidelity_gpu.txt"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUTDIR/fidelity_gpu.txt"
 echo "total: $((SECONDS - start)) s"

@@ -10,7 +10,7 @@
 # (nothing competes with the job being measured). The run stops cleanly after SECONDS, set-up
 # included; a later call on the same machine continues the DAG. The records, the summary and the
 # points table are copied to OUT (figures and the report are rendered elsewhere with
-# tools/render_results.py: the machine has no browser for PNG export).
+# quantbench render: the machine has no browser for PNG export).
 set -uo pipefail
 CONFIG="$1"; LIMIT="$2"; OUTDIR="$3"; WHEELS="$4"; SRC_TGZ="$5"; shift 5
 start=$SECONDS

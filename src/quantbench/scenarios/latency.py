@@ -11,7 +11,7 @@ the backend is configured (a context or static cache of that shape) and filled t
 untimed; then for each prompt length ``warmup_runs`` untimed runs and ``measured_runs`` timed
 runs. A run times one prefill of the prompt (time to first token: the forward pass and the
 choice of the first token of each sequence; it starts by rewinding the cache to the depth,
-bookkeeping that touches no data, whose cost the fidelity command's ``--prefill-parts``
+bookkeeping that touches no data, whose cost ``quantbench fidelity --prefill-parts``
 measures) and ``new_tokens`` decode steps, each on
 its own. The device is synchronised before every clock read; tokenisation is not timed. A
 point that runs out of memory (or fails otherwise) is a point with that status, and the sweep

@@ -1,10 +1,10 @@
-"""Diagnostic for docs/kquant-fallback.md: how much of a file's loss is the gain of its Q5_1
+"""Diagnostic for research/kquant-fallback.md: how much of a file's loss is the gain of its Q5_1
 tensors? Each Q5_1 tensor's gain g (sum((Wq - W) W) / sum(W^2), against the F16 file) is removed
 while every stored level is kept: per block, d' = d / (1 + g) and m' = c - 15.5 d' about the
 block centre c = m + 15.5 d, so x' = c + (x - c) / (1 + g). Then weight error, PPL and KLD of the
-corrected copy, as tools/bench_kquant_fallback.py measures them.
+corrected copy, as research/bench_kquant_fallback.py measures them.
 
-    PYTHONPATH=src python tools/diag_q5_1_gain.py --f16 F16.gguf --text TEXT \
+    python -m research.diag_q5_1_gain --f16 F16.gguf --text TEXT \
         --gguf /tmp/kquant/smollm2/q5_k_m.gguf --out /tmp/kquant/q5_k_m_degained.gguf
 """
 
@@ -15,8 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-import bench_kquant_fallback as bench  # tools/ is on sys.path when run as a script
 import numpy as np
+
+from . import bench_kquant_fallback as bench
 
 Q5_1_BLOCK_BYTES = 24  # f16 d, f16 m, 4 bytes of high bits, 16 bytes of low nibbles
 

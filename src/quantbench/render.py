@@ -1,11 +1,11 @@
 """Aggregate, plot and report again from a finished results folder (e.g. one brought back from
 the GPU machine, which has no browser for PNG export), with this checkout's code.
 
-    python tools/render_results.py RESULTS_DIR --config CONFIG [--out OUT_DIR]
+    quantbench render RESULTS_DIR --config CONFIG [--out OUT_DIR]
 
-The records (RESULTS_DIR/<model>/{latency,quality,profile}/*.json) and RESULTS_DIR/machine.json
-are read; summary.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR
-(default RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are
+The records (RESULTS_DIR/<model>/{latency,quality,gpu,kernels}/*.json), RESULTS_DIR/machine.json and,
+where there is one, RESULTS_DIR/imatrix.csv are read; summary.csv, points.csv, kernels.csv,
+metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are
 here; a random-weights model's shape and description are rebuilt from the config without
 weights.
 """
@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from quantbench import config as qb_config
+from quantbench.aggregate import aggregate
+from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info
+from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.plots import plot_all
+from quantbench.records import source_tree
+from quantbench.targets import KINDS
+from quantbench.report import render_report
 
-from quantbench import config as qb_config  # noqa: E402
-from quantbench.aggregate import aggregate  # noqa: E402
-from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info  # noqa: E402
-from quantbench.plots import SUMMARY_FIGURES, plot_all, timeseries_name  # noqa: E402
-from quantbench.report import render_report  # noqa: E402
+REPO = source_tree()
 
 
 def model_dirs(config: dict, scratch: Path) -> list[Path]:
@@ -45,12 +46,12 @@ def model_dirs(config: dict, scratch: Path) -> list[Path]:
     return dirs
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="quantbench render", description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path)
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--out", type=Path)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     out = a.out or a.results
     (out / "figures").mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load(a.config.read_text())
@@ -58,29 +59,29 @@ def main() -> int:
 
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # + defaults
     reference = qb_config.reference_precision(config)
-    records = sorted(p for kind in ("latency", "quality", "profile")
+    records = sorted(p for kind in (*KINDS, "kernels")
                      for p in a.results.glob(f"*/{kind}/*.json"))
-    profiles = sorted(a.results.glob("*/profile/*.json"))
+    gpu_traces = sorted(a.results.glob("*/gpu/*.json"))
+    imatrix = a.results / "imatrix.csv"
     machine = a.results / "machine.json"
     with tempfile.TemporaryDirectory() as tmp:
         dirs = model_dirs(config, Path(tmp))
         aggregate(records, reference=reference, summary_path=out / "summary.csv",
                   metrics_path=out / "metrics.csv", parquet_path=out / "metrics.parquet",
-                  points_path=out / "points.csv", model_dirs=dirs, machine_path=machine)
-        recs = [json.loads(p.read_text()) for p in profiles]
+                  points_path=out / "points.csv", kernels_path=out / "kernels.csv",
+                  model_dirs=dirs, machine_path=machine)
+        recs = [json.loads(p.read_text()) for p in gpu_traces]
         names = list(SUMMARY_FIGURES) + [timeseries_name(r["model"], r["precision"]) for r in recs]
         html = [out / "figures" / f"{n}.html" for n in names]
         png = [out / "figures" / f"{n}.png" for n in names]
         plot_all(out / "summary.csv", html=html, png=png, machine_path=machine,
-                 profile_paths=profiles, reference=reference, points_path=out / "points.csv",
+                 gpu_trace_paths=gpu_traces, reference=reference, points_path=out / "points.csv",
                  model_dirs=dirs, report=config["report"])
         quality = sorted(a.results.glob("*/quality/*.json"))
         render_report(out / "summary.csv", png, quality, dirs, reference=reference,
                       config=config, out=out / "report.md", machine_path=machine,
-                      configfiles=[str(a.config)], points_path=out / "points.csv")
+                      configfiles=[str(a.config)], points_path=out / "points.csv",
+                      kernels_path=out / "kernels.csv",
+                      imatrix_path=imatrix if imatrix.is_file() else None)
     print(f"wrote {out / 'report.md'} and {len(png)} figures")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

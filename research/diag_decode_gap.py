@@ -1,6 +1,6 @@
 """Where does quantbench's llama.cpp decode lose time against llama-bench? (GPU diagnostic)
 
-    python tools/diag_decode_gap.py MODEL.gguf --tools DIR [--ngl 99] [--rounds 6]
+    python -m research.diag_decode_gap MODEL.gguf --tools DIR [--ngl 99] [--rounds 6]
 
 Decodes ``--n-gen`` tokens at depth ``--depth`` (llama-bench's ``tg N @ d D``) in several ways,
 in one process, interleaved round by round so that clock and thermal drift fall on every variant
@@ -37,12 +37,9 @@ from pathlib import Path
 import llama_cpp  # noqa: F401  (before numpy: see quantbench.backends.preload)
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-from quantbench import precisions  # noqa: E402
-from quantbench.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from quantbench.scenarios.latency import timed_run  # noqa: E402
+from quantbench import precisions
+from quantbench.backends.llamacpp import LlamaCppBackend
+from quantbench.scenarios.latency import timed_run
 
 
 class ThreadpoolParams(ctypes.Structure):  # ggml.h: struct ggml_threadpool_params

@@ -1,6 +1,6 @@
 """What a GGUF file type really holds, and what that costs: types, weight error, PPL, KLD.
 
-    PYTHONPATH=src python tools/bench_kquant_fallback.py --f16 MODEL/gguf/f16.gguf \
+    python -m research.bench_kquant_fallback --f16 MODEL/gguf/f16.gguf \
         --text resources/datasets/britannica.txt --out /tmp/kquant/MODEL \
         q8_0 q6_k q5_k_m q4_k_m q3_k_m q2_k q4_0 [--threads 2] [--by-role] [--json FILE]
     (--hf HF_FOLDER instead of --f16 converts the folder to OUT/f16.gguf first)
@@ -36,19 +36,16 @@ from pathlib import Path
 import llama_cpp  # before numpy, as in quantbench.backends.llamacpp
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
-from quantbench import precisions  # noqa: E402
-from quantbench.gguf import (  # noqa: E402
+from quantbench import precisions
+from quantbench.gguf import (
     convert,
     fetch_converter,
     installed_llama_cpp_version,
     quantize,
     tensor_types,
 )
-from quantbench.kld import Comparison, ReferenceWriter  # noqa: E402
-from quantbench.perplexity import llamacpp_windows, perplexity, scored_logprobs  # noqa: E402
+from quantbench.kld import Comparison, ReferenceWriter
+from quantbench.perplexity import llamacpp_windows, perplexity, scored_logprobs
 
 ROLE = re.compile(r"^blk\.\d+\.")
 

@@ -1,6 +1,6 @@
 """quantbench's llama.cpp path against llama.cpp's own tools, on the same GGUF files.
 
-    python tools/bench_llamacpp_fidelity.py --text resources/datasets/britannica.txt \
+    quantbench fidelity --text resources/datasets/britannica.txt \
         resources/models/smollm2-135m/gguf/*.gguf [--ngl 99] [--threads N] \
         [--batch-sizes 1 2 4] [--depths 0 128] [--prefill-parts]
 
@@ -23,7 +23,7 @@ file, threads, -ngl, flash attention "auto"; ratio = ours / theirs):
   batch size, the -npl value repeated --bench-reps + 1 times, the first dropped as a warm-up
   (its only other warm-up is one 16-token batch).
 Both sides run in fresh processes, alternating, --rounds times (medians over the rounds; the
-per-round ratios give the range). Our side is one latency job (tools/bench_repeatability.py
+per-round ratios give the range). Our side is one latency job (quantbench.repeatability
 fresh_latency) sweeping batch sizes x depths at the prompt length.
 Perplexity: llama-perplexity (-c CTX -b CTX --chunks N) against quantbench's llama.cpp-compatible
 protocol on the same file, fed the ids of llama.cpp's own tokenizer (so that only the protocol
@@ -82,16 +82,12 @@ from pathlib import Path
 import llama_cpp  # before numpy: see quantbench.backends.preload
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "tools"))
-
-from bench_repeatability import fresh_latency  # noqa: E402
-
-from quantbench import precisions  # noqa: E402
-from quantbench.backends import llamacpp  # noqa: E402
-from quantbench.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from quantbench.perplexity import llamacpp_windows, perplexity, token_nll  # noqa: E402
+from quantbench import precisions
+from quantbench.backends import llamacpp
+from quantbench.backends.llamacpp import LlamaCppBackend
+from quantbench.perplexity import llamacpp_windows, perplexity, token_nll
+from quantbench.records import source_tree
+from quantbench.repeatability import fresh_latency
 
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 # llama-batched-bench's table: |PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s |
@@ -403,7 +399,7 @@ def ours_perplexity(gguf: Path, text: Path, a) -> tuple[float, float]:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="quantbench fidelity", description=__doc__.splitlines()[0])
     ap.add_argument("gguf", nargs="+", type=Path)
     ap.add_argument("--text", type=Path, required=True)
     ap.add_argument("--tools", type=Path,
@@ -447,13 +443,14 @@ def parse_args(argv=None):
     return a
 
 
-def main() -> int:
-    a = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
     from quantbench.device import resolve_threads
 
     a.threads = resolve_threads(a.threads)
     if a.tools is None:
-        build = [str(REPO / "tools" / "build-llama-tools.sh"), str(Path(sys.executable).parents[1])]
+        build = [str(source_tree() / "tools" / "build-llama-tools.sh"),
+                 str(Path(sys.executable).parents[1])]
         res = subprocess.run(["bash", *build], capture_output=True, text=True, check=True)
         a.tools = Path(res.stdout.strip().splitlines()[-1])
     tools = a.tools
@@ -517,7 +514,3 @@ def main() -> int:
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

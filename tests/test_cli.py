@@ -1,0 +1,76 @@
+"""The ``quantbench`` command: one entry point whose subcommands are the user tools."""
+
+import importlib
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from quantbench import cli
+from quantbench.targets import KINDS
+
+REPO = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ["compare", "targets", "render", "fidelity", "repeatability", "bench-pipeline",
+               "bench-dag"]
+
+
+def test_the_console_script_is_the_cli():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"quantbench": "quantbench.cli:main"}
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_names_a_function_whose_help_is_its_own(name, capsys):
+    module, function, _ = cli.COMMANDS[name]
+    assert callable(getattr(importlib.import_module(module), function))
+    with pytest.raises(SystemExit) as done:
+        cli.main([name, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: quantbench {name} ")
+
+
+def test_help_lists_the_subcommands_without_importing_torch_or_llama_cpp():
+    code = ("import sys\nfrom quantbench.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'llama_cpp', 'pandas', 'plotly') "
+            "if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")}, check=True)
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+    for name in SUBCOMMANDS:
+        assert f"  {name} " in res.stdout
+
+
+def test_python_dash_m_quantbench_dispatches_arguments_and_exit_status(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models: {m1: {source: embedded}}\nprecisions: [fp32, gguf-q8_0]\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "quantbench", *args], capture_output=True,
+                              text=True, env=env)
+
+    ok = run("targets", "--model", "m1", "--precision", "fp32", "--config", str(cfg))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == [f"results/m1/{k}/fp32.json" for k in KINDS]
+    bad = run("targets", "--precision", "fp16", "--config", str(cfg))
+    assert bad.returncode == 2 and "precision 'fp16' is not in" in bad.stderr
+    unknown = run("no-such-command")
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_no_sys_path_insert_outside_the_snakefile():
+    """The tools were glued to src/ (and to each other) through sys.path; the package is
+    imported as installed now. The Snakefile keeps its one: Snakemake's own process (a system
+    install with --use-conda) must import this checkout's quantbench to build the DAG."""
+    files = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "*.py", "*.sh", "*.smk", "Makefile"],
+        capture_output=True, text=True, check=True).stdout.split()
+    here = Path(__file__).relative_to(REPO).as_posix()
+    found = [f for f in files if f != here and (REPO / f).is_file()
+             and "sys.path.insert" in (REPO / f).read_text()]
+    assert found == []
+    assert (REPO / "Snakefile").read_text().count("sys.path.insert") == 1
