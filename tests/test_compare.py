@@ -8,7 +8,7 @@ import pytest
 
 from quantbench.compare import combine, compare, main, side_by_side
 
-REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"  # compare-h200: an H200 run's summary
 COLUMNS = ["model", "precision", "backend", "status", "decode_tok_s", "prefill_ms",
            "peak_mem_mib", "ppl", "ppl_delta_pct", "device", "gpu_name"]
 
@@ -81,10 +81,10 @@ def test_the_markdown_report_and_the_command(runs, tmp_path, capsys):
 
 
 def test_the_h200_example_against_a_cpu_run(runs, tmp_path):
-    text = compare([runs[0], REPO / "docs" / "examples" / "h200"], tmp_path / "out", html=True)
-    assert "h200-nvidia-h200" in text  # derived: no run_id column in the example
+    text = compare([runs[0], DATA / "compare-h200"], tmp_path / "out", html=True)
+    assert "compare-h200-nvidia-h200" in text  # derived: no run_id column in the example
     assert "The runs measure different models" in text
-    assert "Quality was not measured in h200-nvidia-h200" in text
+    assert "Quality was not measured in compare-h200-nvidia-h200" in text
     # gguf-q8_0: 734.4 tok/s on the H200 against 60.0 here
     assert "| gguf-q8_0 | 12.24× |" in text
     assert (tmp_path / "out" / "comparison.html").stat().st_size > 1000
