@@ -227,3 +227,25 @@ def test_small_kl_divergences_of_an_imatrix_pair_are_not_shown_as_zero():
     cells = f"| {row['kld_imat']:.2e} | {row['kld_plain']:.2e} | 4.00e-05 [4.00e-05, 4.00e-05] |"
     assert cells in section
     assert "0.0000" not in section
+
+
+def test_a_file_calibration_has_no_split_and_the_table_says_so_without_nan(tmp_path):
+    """A `file` calibration is no part of the evaluation text: results/imatrix.csv leaves its
+    split's cells empty, and the report's table shows them as '–', not 'nan'."""
+    import pandas as pd
+
+    from quantbench.imatrix_ab import COLUMNS
+    from quantbench.report import report_text
+
+    rng = np.random.default_rng(4)
+    plain = _arrays(rng, 0.02)
+    row = {**_ab_row({**plain, "dnll": plain["dnll"] - 0.03}, plain), "gguf_type": "Q4_K_M",
+           "calibration": "other", "calibration_ids": "", "scored_ids": ""}
+    path = tmp_path / "imatrix.csv"
+    pd.DataFrame([row], columns=COLUMNS).to_csv(path, index=False)
+    df, config = _report_inputs()
+    text = report_text(df, reference="gguf-f16", config=config, imatrix=pd.read_csv(path))
+    section = text.split("## Importance matrix", 1)[1].split("\n## ", 1)[0]
+    [line] = [x for x in section.splitlines() if x.startswith("| m | gguf-q4_k_m-imat |")]
+    assert "nan" not in line
+    assert line.endswith("| – | – |")
