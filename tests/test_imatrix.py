@@ -160,12 +160,9 @@ def test_pairs_match_each_imat_type_with_its_plain_twin():
                      ("gguf-q4_k_m-imat-other", "gguf-q4_k_m", "other")]
 
 
-def test_the_report_shows_the_imatrix_table_only_when_a_pair_was_run():
-    import pandas as pd
-
+def _report_inputs():
+    """A summary of three GGUF precisions (no importance-matrix pair of its own) and a config."""
     from quantbench.aggregate import summary_table
-    from quantbench.imatrix_ab import COLUMNS
-    from quantbench.report import report_text
 
     def rec(kind, precision, **metrics):
         return {"kind": kind, "model": "m", "precision": precision, "backend": "llama.cpp",
@@ -180,7 +177,16 @@ def test_the_report_shows_the_imatrix_table_only_when_a_pair_was_run():
               "latency": {"prompt_tokens": [128], "new_tokens": 32, "warmup_runs": 1,
                           "measured_runs": 3},
               "perplexity": {"mode": "llama.cpp", "context_length": 512, "max_windows": 8}}
-    df = summary_table(records, "gguf-f16")
+    return summary_table(records, "gguf-f16"), config
+
+
+def test_the_report_shows_the_imatrix_table_only_when_a_pair_was_run():
+    import pandas as pd
+
+    from quantbench.imatrix_ab import COLUMNS
+    from quantbench.report import report_text
+
+    df, config = _report_inputs()
     assert "## Importance matrix" not in report_text(df, reference="gguf-f16", config=config)
     rng = np.random.default_rng(2)
     plain = _arrays(rng, 0.02)
@@ -192,3 +198,54 @@ def test_the_report_shows_the_imatrix_table_only_when_a_pair_was_run():
     assert "| m | gguf-q4_k_m-imat | gguf-q4_k_m | tail | -2.96 [-2.96, -2.96] |" in section
     assert "[0, 4095] | [4095, 9000] |" in section
     assert "the importance matrix (calibration tail) lowered perplexity" in section
+
+
+def test_small_kl_divergences_of_an_imatrix_pair_are_not_shown_as_zero():
+    """A model whose quantized files stay close to it has mean KL divergences near 1e-4: the
+    finding and the table give them in scientific notation, so that a change whose interval
+    excludes 0 does not read as [0.0000, 0.0000]."""
+    import pandas as pd
+
+    from quantbench.analysis import imatrix_findings
+    from quantbench.imatrix_ab import COLUMNS
+    from quantbench.report import report_text
+
+    rng = np.random.default_rng(3)
+    plain = {**_arrays(rng, 0.0), "kld": rng.gamma(2, 6e-5, 8 * 40)}
+    imat = {**plain, "dnll": plain["dnll"] - 0.001, "kld": plain["kld"] + 4e-5}
+    row = {**_ab_row(imat, plain), "gguf_type": "Q4_K_M", "calibration_ids": "[4095, 9000]",
+           "scored_ids": "[0, 4095]"}
+    assert row["kld_change_ci_low"] == pytest.approx(4e-5, rel=1e-6)
+    [finding] = imatrix_findings(pd.DataFrame([row]))
+    assert "(change [4.00e-05, 4.00e-05])" in finding.text
+    assert f"mean KL divergence {row['kld_imat']:.2e} against {row['kld_plain']:.2e}" in (
+        finding.text)
+    df, config = _report_inputs()
+    text = report_text(df, reference="gguf-f16", config=config,
+                       imatrix=pd.DataFrame([row], columns=COLUMNS))
+    section = text.split("## Importance matrix", 1)[1].split("\n## ", 1)[0]
+    cells = f"| {row['kld_imat']:.2e} | {row['kld_plain']:.2e} | 4.00e-05 [4.00e-05, 4.00e-05] |"
+    assert cells in section
+    assert "0.0000" not in section
+
+
+def test_a_file_calibration_has_no_split_and_the_table_says_so_without_nan(tmp_path):
+    """A `file` calibration is no part of the evaluation text: results/imatrix.csv leaves its
+    split's cells empty, and the report's table shows them as '–', not 'nan'."""
+    import pandas as pd
+
+    from quantbench.imatrix_ab import COLUMNS
+    from quantbench.report import report_text
+
+    rng = np.random.default_rng(4)
+    plain = _arrays(rng, 0.02)
+    row = {**_ab_row({**plain, "dnll": plain["dnll"] - 0.03}, plain), "gguf_type": "Q4_K_M",
+           "calibration": "other", "calibration_ids": "", "scored_ids": ""}
+    path = tmp_path / "imatrix.csv"
+    pd.DataFrame([row], columns=COLUMNS).to_csv(path, index=False)
+    df, config = _report_inputs()
+    text = report_text(df, reference="gguf-f16", config=config, imatrix=pd.read_csv(path))
+    section = text.split("## Importance matrix", 1)[1].split("\n## ", 1)[0]
+    [line] = [x for x in section.splitlines() if x.startswith("| m | gguf-q4_k_m-imat |")]
+    assert "nan" not in line
+    assert line.endswith("| – | – |")

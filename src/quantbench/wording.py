@@ -20,9 +20,11 @@ _HEADLINE = ("{% if prompt_tokens is known and batch_size is known %} at the hea
              "prompt {{ prompt_tokens | fmt(0) }}, batch {{ batch_size | fmt(0) }}{% endif %}")
 
 # the KL divergences and sizes of an importance-matrix pair
-_IMAT_TAIL = ("; mean KL divergence {{ kld_imat | fmt(4) }} against {{ kld_plain | fmt(4) }}"
-              "{% if kld_change_ci_low is known %} (change [{{ kld_change_ci_low | fmt(4) }}, "
-              "{{ kld_change_ci_high | fmt(4) }}]){% endif %}; {{ size_bytes_imat | fmt(0) }} "
+# (scientific notation: a file close to its model has divergences near 1e-4, which four
+# decimals would show as 0)
+_IMAT_TAIL = ("; mean KL divergence {{ kld_imat | sci }} against {{ kld_plain | sci }}"
+              "{% if kld_change_ci_low is known %} (change [{{ kld_change_ci_low | sci }}, "
+              "{{ kld_change_ci_high | sci }}]){% endif %}; {{ size_bytes_imat | fmt(0) }} "
               "bytes against {{ size_bytes_plain | fmt(0) }}.")
 
 WORDING = {
@@ -416,7 +418,7 @@ def _paths(formats: list[dict]) -> str:
 
 def _env() -> jinja2.Environment:
     from quantbench.analysis import fmt
-    from quantbench.report import md_escape
+    from quantbench.report import md_escape, sci
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = fmt
@@ -424,6 +426,7 @@ def _env() -> jinja2.Environment:
     env.filters["signed"] = lambda v: f"{v:+.2f}"
     env.filters["fmt_g"] = lambda v: f"{v:g}"
     env.filters["md"] = md_escape
+    env.filters["sci"] = sci
     env.tests["known"] = _known
     return env
 
