@@ -3,11 +3,11 @@ the GPU machine, which has no browser for PNG export), with this checkout's code
 
     quantbench render RESULTS_DIR --config CONFIG [--out OUT_DIR]
 
-The records (RESULTS_DIR/<model>/{latency,quality,gpu,kernels}/*.json), RESULTS_DIR/machine.json and,
-where there is one, RESULTS_DIR/imatrix.csv are read; summary.csv, points.csv, kernels.csv,
-metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are
-here; a random-weights model's shape and description are rebuilt from the config without
-weights.
+The records (RESULTS_DIR/<model>/{latency,quality,gpu,kernels}/*.json), RESULTS_DIR/machine.json
+and, where there is one, RESULTS_DIR/imatrix.csv are read; summary.csv, points.csv,
+kernels.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default
+RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are here; a
+random-weights model's shape and description are rebuilt from the config without weights.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import yaml
 
 from quantbench import config as qb_config
 from quantbench.aggregate import aggregate
-from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info
 from quantbench.plots import plot_all
 from quantbench.records import source_tree
-from quantbench.targets import KINDS
 from quantbench.report import render_report
+from quantbench.targets import KINDS
 
 REPO = source_tree()
 

