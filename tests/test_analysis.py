@@ -684,3 +684,26 @@ def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_
     assert int8_engines("m", df, REF) is None
     assert not any("int8 on three engines" in line for line in hardware(df, REF, None))
     assert int8_engines("m", df[df["precision"] != "onnx-int8"], REF) is None
+
+
+def test_records_of_several_runs_are_named_in_the_limitations(measured):
+    """Records put together from two runs (other code) get one sentence naming each run's
+    precisions; the records of one run get none, also when its jobs measured on several cards."""
+    def said(df):
+        return [t for t in limitations(df, {}, _config(), {"device": "cuda"})
+                if "latency records come from" in t]
+
+    one = measured.assign(git_commit="a" * 40, source_sha256="s1", measured_utc="2026-12-02T01",
+                          gpu_uuid=[f"GPU-{i}" for i in range(len(measured))])
+    assert said(one) == []
+    two = one.copy()
+    two.loc[two["backend"] == "llama.cpp", ["git_commit", "source_sha256", "measured_utc"]] = [
+        "b" * 40, "s2", "2026-12-01T15"]
+    (text,) = said(two)
+    assert text.startswith("The latency records come from 2 runs")
+    assert "commit aaaaaaa, measured 2026-12-02: m fp32, m bnb-nf4" in text
+    assert "commit bbbbbbb, measured 2026-12-01: m gguf-f16, m gguf-q8_0" in text
+    dirty = one.copy()
+    dirty.loc[dirty["precision"] == "fp32", "source_sha256"] = "s3"  # edited between jobs
+    assert said(dirty)[0].startswith("The latency records come from 2 runs")
+    assert said(measured) == []  # summaries without the columns (older ones) say nothing

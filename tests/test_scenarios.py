@@ -2,6 +2,7 @@ import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from quantbench.errors import ConfigError, UnsupportedError
@@ -236,6 +237,11 @@ def test_a_compiled_backend_compiles_every_shape_it_is_configured_for(artifacts)
         backend.configure(2, 40)
         backend.configure(1, 48)
     assert set(backend.compile_s_by_batch) == {1, 2}
+    # batch 1 compiled twice (at load for 40 tokens, then for 48): both count, none is replaced
+    assert [(b, n) for b, n, _ in backend.compile_log] == [(1, 40), (2, 40), (1, 48)]
+    by_batch = {b: sum(s for bb, _, s in backend.compile_log if bb == b) for b in (1, 2)}
+    assert backend.compile_s_by_batch == pytest.approx(by_batch)
+    assert backend.compile_s == pytest.approx(sum(s for _, _, s in backend.compile_log))
 
 
 def test_only_a_refused_compile_is_unsupported():
@@ -472,7 +478,9 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     monkeypatch.setattr(fake, "configure", compiling)
     monkeypatch.setattr(fake, "info", lambda self: {
         "kv_elem_bytes": 2, "compile_s": sum(compile_s.values()),
-        "compile_s_by_batch": dict(compile_s)})
+        "compile_s_by_batch": dict(compile_s),
+        "compile_log": [{"batch_size": int(b), "n_ctx": 0, "seconds": t}
+                        for b, t in compile_s.items()]})
     rec = run_latency("tiny", "bf16-compiled", artifacts["bf16-compiled"], tiny_tokens["ids"],
                       **{**LATENCY, "batch_sizes": [1, 2], "headline": {"batch_size": 2}})
     assert rec.status == "ok", rec.reason
@@ -480,6 +488,12 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     rec.save(tmp_path / "r.json")
     summary = summary_table(load_records([tmp_path / "r.json"]), "bf16-compiled")
     assert summary.loc[0, "compile_s"] == 20.0
+    # a record written before compile_log existed kept only each batch size's last compile:
+    # its compile time is not known, rather than a recompile's fraction of a second
+    del rec.details["backend"]["compile_log"]
+    rec.save(tmp_path / "old.json")
+    summary = summary_table(load_records([tmp_path / "old.json"]), "bf16-compiled")
+    assert pd.isna(summary.loc[0, "compile_s"])
 
 
 def test_the_headline_point_must_be_measured(fake, artifacts, tiny_tokens):

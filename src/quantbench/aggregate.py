@@ -42,11 +42,14 @@ SUMMARY_COLUMNS = [
     "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
     "quality_status", "gpu_status",
     "reason", "device", "gpu_name", "run_id",
+    # where the latency record was measured: records brought together from several runs say so
+    "git_commit", "source_sha256", "measured_utc",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
                 "kld_floor_from",
                 "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
-                "pareto_quality_speed", "weight_types", "run_id", "kv_twin"}
+                "pareto_quality_speed", "weight_types", "run_id", "kv_twin", "git_commit",
+                "source_sha256", "measured_utc"}
 # The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
 HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
@@ -232,6 +235,9 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             row["status"], row["reason"] = r["status"], r["reason"]
             dev = r["provenance"].get("device", {})
             row["device"], row["gpu_name"] = dev.get("kind"), dev.get("gpu_name")
+            row["git_commit"] = r["provenance"].get("git_commit")
+            row["source_sha256"] = r["provenance"].get("source_sha256")
+            row["measured_utc"] = r["provenance"].get("created_utc")
             types = r["details"].get("backend", {}).get("tensor_types_pct")
             if types:
                 row["weight_types"] = ", ".join(f"{k} {v:.0f}%" for k, v in types.items()
@@ -297,8 +303,13 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
 
 def compile_time(backend: dict, batch_size) -> float | None:
     """Seconds the compiled path took to compile at the headline batch size (its total where
-    the record has no time per batch size; None for a path that compiles nothing)."""
+    the record has no time per batch size; None for a path that compiles nothing). Records of a
+    compiled path without a ``compile_log`` kept, per batch size, only the last context's
+    compile (a recompile that may take a fraction of a second), not the first at load: their
+    time is not known (None)."""
     by_batch = backend.get("compile_s_by_batch") or {}
+    if by_batch and "compile_log" not in backend:
+        return None
     key = None if batch_size is None else str(int(batch_size))
     return by_batch.get(key, backend.get("compile_s"))
 

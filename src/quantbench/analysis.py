@@ -472,6 +472,28 @@ def named_type_findings(model: str, g: pd.DataFrame) -> list[Finding]:
 FLOAT_GGUF_TYPES = ("F32", "F16", "BF16")
 
 
+def several_runs(df: pd.DataFrame) -> list[str]:
+    """One sentence when the latency records come from more than one run (another commit or
+    source tree of the code): the report's provenance then holds for one of them only. (Cards
+    are not runs: on a multi-GPU host one run's jobs measure on several.)"""
+    if "git_commit" not in df or df["git_commit"].isna().all():
+        return []
+    keys = df.assign(git_commit=df["git_commit"].fillna("unknown"),
+                     source_sha256=df.get("source_sha256", pd.Series(index=df.index)).fillna(""))
+    groups = keys.groupby(["git_commit", "source_sha256"], sort=False)
+    if groups.ngroups < 2:
+        return []
+    parts = []
+    for (commit, _), g in groups:
+        when = g["measured_utc"].dropna().min() if "measured_utc" in g else None
+        date = f", measured {str(when)[:10]}" if isinstance(when, str) else ""
+        items = ", ".join(f"{m} {p}" for m, p in zip(g["model"], g["precision"], strict=True))
+        parts.append(f"commit {str(commit)[:7]}{date}: {items}")
+    return [f"The latency records come from {groups.ngroups} runs (other code: another commit or "
+            "source tree); the provenance above is one run's. Compare precisions of different "
+            "runs with care, a run's host can change the timings: " + "; ".join(parts) + "."]
+
+
 def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | None) -> list[str]:
     """What the numbers cannot say, from the model sources, the device and the protocol."""
     out = []
@@ -494,6 +516,7 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                        f"{source_file['type']} weights dequantized to FP32: differences in "
                        "perplexity measure the distance from that file, not from the model it "
                        f"was made from{grid}.")
+    out += several_runs(df)
     ok = df[df["status"] == "ok"]
     device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
                                                 if "device" in ok and ok["device"].notna().any()

@@ -246,6 +246,7 @@ class HFBackend:
         )
         self.compile_s = None
         self.compile_s_by_batch: dict[int, float] = {}
+        self.compile_log: list[tuple[int, int, float]] = []  # (batch, context, seconds)
         self.compiled = bool(precision.settings.get("compile"))
         # one graph for the whole decode step (a graph break is a failure, not a silent slow
         # path); on a GPU its CUDA graph is replayed
@@ -300,7 +301,11 @@ class HFBackend:
                 raise
             raise unsupported from exc
         self.sync()
-        self.compile_s_by_batch[batch_size] = time.perf_counter() - start
+        # every shape's compile counts: a batch size configured again for another context (the
+        # first time at load, then at each depth) adds to that batch size's time, not replaces it
+        elapsed = time.perf_counter() - start
+        self.compile_log.append((batch_size, n_ctx, elapsed))
+        self.compile_s_by_batch[batch_size] = self.compile_s_by_batch.get(batch_size, 0.0) + elapsed
         self.compile_s = sum(self.compile_s_by_batch.values())
 
     def sync(self) -> None:
@@ -420,6 +425,8 @@ class HFBackend:
             "compile_options": self.compile_options,
             "compile_s": self.compile_s,
             "compile_s_by_batch": {str(b): t for b, t in self.compile_s_by_batch.items()},
+            "compile_log": [{"batch_size": b, "n_ctx": n, "seconds": t}
+                            for b, n, t in self.compile_log],
             "device": str(self.device),
             "footprint_mib": (self._weights_bytes() if self.quantised is not None
                               else self.model.get_memory_footprint()) / 2**20,
