@@ -1,18 +1,17 @@
 """quantbench: one model, many precisions, one measurement harness."""
 
-import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The tested core lives in src/quantbench. Jobs' scripts find it through the link
-# workflow/scripts/quantbench (Snakemake puts the scripts' folder on their path).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
-from quantbench import modelsheet  # noqa: E402  (needs src/)
-from quantbench.config import check_duplicate_keys, check_keys  # noqa: E402
+# The tested core lives in src/quantbench. Snakemake puts this folder on the path of the
+# Snakefile, where the link quantbench points at it; jobs' scripts find it through the link
+# workflow/scripts/quantbench (Snakemake puts the scripts' folder on their path). Either way
+# this checkout's code builds the DAG and runs the jobs, whichever Python runs Snakemake.
+from quantbench import modelsheet
+from quantbench.config import check_duplicate_keys, check_keys
 
 # A config given with --configfile replaces the default one instead of being merged into it
 # (merging would keep the default model next to the user's).

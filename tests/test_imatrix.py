@@ -229,6 +229,32 @@ def test_small_kl_divergences_of_an_imatrix_pair_are_not_shown_as_zero():
     assert "0.0000" not in section
 
 
+@pytest.mark.parametrize(("kld_shift", "direction", "disagree"), [
+    (4e-3, "higher with the matrix", True),    # lower perplexity, predictions further away
+    (-4e-3, "lower with the matrix", False),   # both better
+])
+def test_the_imatrix_finding_says_where_kl_divergence_went_and_when_it_disagrees(
+        kld_shift, direction, disagree):
+    """Perplexity can fall while the quantized model's predictions move away from the
+    unquantized model's: the finding gives the KL divergence's direction from its interval and
+    says when the two measures disagree."""
+    import pandas as pd
+
+    from quantbench.analysis import imatrix_findings
+
+    rng = np.random.default_rng(4)
+    plain = _arrays(rng, 0.02)
+    imat = {**plain, "dnll": plain["dnll"] - 0.05, "kld": plain["kld"] + kld_shift}
+    [finding] = imatrix_findings(pd.DataFrame([_ab_row(imat, plain)]))
+    assert finding.kind == "imatrix_lowered_ppl"
+    assert direction in finding.text
+    assert ("perplexity and KL divergence disagree" in finding.text) == disagree
+    alternate = np.repeat(np.resize([1e-3, -1e-3], 8), 40)  # no clear change in KLD
+    [unclear] = imatrix_findings(pd.DataFrame([_ab_row(
+        {**imat, "kld": plain["kld"] + alternate}, plain)]))
+    assert "no clear difference (change [" in unclear.text and "disagree" not in unclear.text
+
+
 def test_a_file_calibration_has_no_split_and_the_table_says_so_without_nan(tmp_path):
     """A `file` calibration is no part of the evaluation text: results/imatrix.csv leaves its
     split's cells empty, and the report's table shows them as '–', not 'nan'."""

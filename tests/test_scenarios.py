@@ -298,6 +298,34 @@ def test_batched_decoding_matches_batch_one(precision, artifacts, tiny_tokens):
     assert again == rows
 
 
+def test_a_batched_llama_cpp_step_takes_each_rows_greedy_token_from_its_own_logits(
+        artifacts, tiny_tokens):
+    """The batched step's greedy tokens come from one argmax over llama.cpp's outputs x
+    vocabulary buffer: each row of that view is the logits llama_get_logits_ith gives for its
+    sequence, with sequences fed different tokens (so that their rows differ)."""
+    import ctypes
+
+    from quantbench import precisions
+    from quantbench.backends import llamacpp, load_backend
+
+    prompt = [int(i) for i in np.load(tiny_tokens["ids"])[:20]]
+    backend = load_backend(precisions.get("gguf-f16"), artifacts["gguf-f16"], device="cpu",
+                           threads=2, n_ctx=40, batch_size=3)
+    backend.prefill_batch(prompt)
+    for step in range(3):
+        fed = [prompt[step], prompt[step + 5], prompt[step + 10]]
+        got = backend.decode_batch(fed)
+        per_row = []
+        for s in range(3):
+            addr = llamacpp._logits_ith_addr(backend.ctx, s)
+            per_row.append(np.ctypeslib.as_array(
+                (ctypes.c_float * backend.n_vocab).from_address(addr)).copy())
+        assert got == [int(r.argmax()) for r in per_row]
+        assert not np.array_equal(per_row[0], per_row[1])  # the rows are distinct sequences
+        view = backend._rows[(llamacpp._logits_addr(backend.ctx), 3)]
+        assert all(np.array_equal(view[s], per_row[s]) for s in range(3))
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16-compiled", "gguf-f16"])
 def test_a_filled_depth_is_the_context_the_prompt_continues(precision, artifacts, tiny_tokens):
     """Filling the cache to a depth and prefilling the prompt after it gives the tokens of the

@@ -990,6 +990,14 @@ def imatrix_findings(ab: pd.DataFrame | None) -> list[Finding]:
                                        "ppl_change_pct_ci_high", "kld_imat", "kld_plain",
                                        "kld_change_ci_low", "kld_change_ci_high",
                                        "size_bytes_imat", "size_bytes_plain", "n_windows")}
+        k_low, k_high = row["kld_change_ci_low"], row["kld_change_ci_high"]
+        kld = (None if not (_measured(k_low) and _measured(k_high)) else
+               "higher" if k_low > 0 else "lower" if k_high < 0 else "unclear")
+        # a matrix that lowers perplexity while it moves the predictions further from the
+        # unquantized model's (or the reverse) is said to, not left to the reader to spot
+        disagree = ((kind == "imatrix_lowered_ppl" and kld == "higher")
+                    or (kind == "imatrix_raised_ppl" and kld == "lower"))
         out.append(Finding(kind, row["model"], row["precision"], numbers,
-                           {"plain": row["plain"], "calibration": row["calibration"]}))
+                           {"plain": row["plain"], "calibration": row["calibration"],
+                            "kld_direction": kld, "disagree": disagree}))
     return out

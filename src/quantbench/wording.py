@@ -23,9 +23,15 @@ _HEADLINE = ("{% if prompt_tokens is known and batch_size is known %} at the hea
 # (scientific notation: a file close to its model has divergences near 1e-4, which four
 # decimals would show as 0)
 _IMAT_TAIL = ("; mean KL divergence {{ kld_imat | sci }} against {{ kld_plain | sci }}"
-              "{% if kld_change_ci_low is known %} (change [{{ kld_change_ci_low | sci }}, "
-              "{{ kld_change_ci_high | sci }}]){% endif %}; {{ size_bytes_imat | fmt(0) }} "
-              "bytes against {{ size_bytes_plain | fmt(0) }}.")
+              "{% if kld_change_ci_low is known %}, "
+              "{% if kld_direction == 'higher' %}higher with the matrix"
+              "{% elif kld_direction == 'lower' %}lower with the matrix"
+              "{% else %}no clear difference{% endif %} (change [{{ kld_change_ci_low | sci }}, "
+              "{{ kld_change_ci_high | sci }}]){% endif %}"
+              "{% if disagree %}: perplexity and KL divergence disagree on this pair (KL "
+              "divergence measures the distance from the unquantized model's predictions, "
+              "perplexity only the actual next tokens){% endif %}; "
+              "{{ size_bytes_imat | fmt(0) }} bytes against {{ size_bytes_plain | fmt(0) }}.")
 
 WORDING = {
     # -- hardware analysis --------------------------------------------------------------------

@@ -43,6 +43,10 @@ _backend_ready = False
 # key under which a numpy view of that row is kept (the output buffer moves only if it grows)
 _logits_ith_addr = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32)(
     ("llama_get_logits_ith", llama_cpp.llama_cpp._lib))
+# llama_get_logits as a bare address: every output's logits, contiguous in the batch's order
+# (llama.h), so that a batched step's greedy tokens are one argmax over rows x vocabulary
+_logits_addr = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(
+    ("llama_get_logits", llama_cpp.llama_cpp._lib))
 FLASH_ATTN = {"auto": llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO,
               "on": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED,
               "off": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED}
@@ -141,7 +145,7 @@ class LlamaCppBackend:
         self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
         self._prepared: dict[tuple, llama_cpp.llama_batch] = {}
         self._step = None
-        self._rows: dict[int, np.ndarray] = {}
+        self._rows: dict[int | tuple[int, int], np.ndarray] = {}  # views of logits, by address
         self.shape = None
         self.configure(batch_size, n_ctx)
 
@@ -320,7 +324,23 @@ class LlamaCppBackend:
             self._step.token[s], self._step.pos[s] = tok, self.pos
         self.pos += 1
         self._run(self._step)
-        return [self._argmax(s) for s in range(self.batch_size)]
+        if self.greedy == "device" or self.batch_size == 1:
+            return [self._argmax(s) for s in range(self.batch_size)]
+        return self._argmax_all()
+
+    def _argmax_all(self) -> list[int]:
+        """The greedy token of every output of the last step: one argmax over the outputs x
+        vocabulary array (a view of llama.cpp's buffer), not one Python call a row."""
+        addr = _logits_addr(self.ctx)  # synchronises with the device, like the C API
+        if not addr:
+            raise RuntimeError("llama.cpp has no logits for the last batch")
+        key = (addr, self.batch_size)
+        rows = self._rows.get(key)
+        if rows is None:
+            flat = (ctypes.c_float * (self.batch_size * self.n_vocab)).from_address(addr)
+            rows = np.ctypeslib.as_array(flat).reshape(self.batch_size, self.n_vocab)
+            self._rows[key] = rows
+        return rows.argmax(axis=1).tolist()
 
     def logits(self, ids) -> np.ndarray:
         if self.greedy == "device":
