@@ -707,3 +707,6 @@ def test_records_of_several_runs_are_named_in_the_limitations(measured):
     dirty.loc[dirty["precision"] == "fp32", "source_sha256"] = "s3"  # edited between jobs
     assert said(dirty)[0].startswith("The latency records come from 2 runs")
     assert said(measured) == []  # summaries without the columns (older ones) say nothing
+    no_latency = one.copy()
+    no_latency.loc[no_latency["precision"] == "fp32", "git_commit"] = None
+    assert said(no_latency) == []  # a row without a latency record is not another run

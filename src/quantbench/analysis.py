@@ -476,10 +476,11 @@ def several_runs(df: pd.DataFrame) -> list[str]:
     """One sentence when the latency records come from more than one run (another commit or
     source tree of the code): the report's provenance then holds for one of them only. (Cards
     are not runs: on a multi-GPU host one run's jobs measure on several.)"""
-    if "git_commit" not in df or df["git_commit"].isna().all():
+    if "git_commit" not in df:
         return []
-    keys = df.assign(git_commit=df["git_commit"].fillna("unknown"),
-                     source_sha256=df.get("source_sha256", pd.Series(index=df.index)).fillna(""))
+    known = df.dropna(subset=["git_commit"])  # rows without a latency record say nothing
+    keys = known.assign(source_sha256=known.get(
+        "source_sha256", pd.Series(index=known.index)).fillna(""))
     groups = keys.groupby(["git_commit", "source_sha256"], sort=False)
     if groups.ngroups < 2:
         return []
