@@ -479,15 +479,14 @@ def several_runs(df: pd.DataFrame) -> list[str]:
     if "git_commit" not in df:
         return []
     known = df.dropna(subset=["git_commit"])  # rows without a latency record say nothing
-    keys = known.assign(source_sha256=known.get(
-        "source_sha256", pd.Series(index=known.index)).fillna(""))
-    groups = keys.groupby(["git_commit", "source_sha256"], sort=False)
+    groups = known.fillna({"source_sha256": ""}).groupby(["git_commit", "source_sha256"],
+                                                         sort=False)
     if groups.ngroups < 2:
         return []
     parts = []
     for (commit, _), g in groups:
-        when = g["measured_utc"].dropna().min() if "measured_utc" in g else None
-        date = f", measured {str(when)[:10]}" if isinstance(when, str) else ""
+        when = g["measured_utc"].dropna().min()
+        date = f", measured {when[:10]}" if isinstance(when, str) else ""
         items = ", ".join(f"{m} {p}" for m, p in zip(g["model"], g["precision"], strict=True))
         parts.append(f"commit {str(commit)[:7]}{date}: {items}")
     return [f"The latency records come from {groups.ngroups} runs (other code: another commit or "

@@ -244,8 +244,6 @@ class HFBackend:
             "cache" if "cache" in inspect.signature(self.model.forward).parameters
             else "past_key_values"
         )
-        self.compile_s = None
-        self.compile_s_by_batch: dict[int, float] = {}
         self.compile_log: list[tuple[int, int, float]] = []  # (batch, context, seconds)
         self.compiled = bool(precision.settings.get("compile"))
         # one graph for the whole decode step (a graph break is a failure, not a silent slow
@@ -301,12 +299,21 @@ class HFBackend:
                 raise
             raise unsupported from exc
         self.sync()
-        # every shape's compile counts: a batch size configured again for another context (the
-        # first time at load, then at each depth) adds to that batch size's time, not replaces it
-        elapsed = time.perf_counter() - start
-        self.compile_log.append((batch_size, n_ctx, elapsed))
-        self.compile_s_by_batch[batch_size] = self.compile_s_by_batch.get(batch_size, 0.0) + elapsed
-        self.compile_s = sum(self.compile_s_by_batch.values())
+        self.compile_log.append((batch_size, n_ctx, time.perf_counter() - start))
+
+    @property
+    def compile_s_by_batch(self) -> dict[int, float]:
+        """Seconds spent compiling per batch size: every shape's compile counts (a batch size
+        configured again for another context, the first time at load, then at each depth)."""
+        by_batch: dict[int, float] = {}
+        for batch_size, _, seconds in self.compile_log:
+            by_batch[batch_size] = by_batch.get(batch_size, 0.0) + seconds
+        return by_batch
+
+    @property
+    def compile_s(self) -> float | None:
+        """Seconds spent compiling in all (None for a path that compiles nothing)."""
+        return sum(t for *_, t in self.compile_log) if self.compiled else None
 
     def sync(self) -> None:
         if self.device.type == "cuda":

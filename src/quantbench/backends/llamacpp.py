@@ -317,20 +317,22 @@ class LlamaCppBackend:
             for s in range(self.batch_size):
                 self._step.n_seq_id[s], self._step.seq_id[s][0] = 1, s
                 self._step.logits[s] = True
-        return [self._argmax(s * n + n - 1) for s in range(self.batch_size)]
+        return self._next_tokens(lambda s: s * n + n - 1)
 
     def decode_batch(self, tokens: list[int]) -> list[int]:
         for s, tok in enumerate(tokens):
             self._step.token[s], self._step.pos[s] = tok, self.pos
         self.pos += 1
         self._run(self._step)
-        if self.greedy == "device" or self.batch_size == 1:
-            return [self._argmax(s) for s in range(self.batch_size)]
-        return self._argmax_all()
+        return self._next_tokens(lambda s: s)
 
-    def _argmax_all(self) -> list[int]:
-        """The greedy token of every output of the last step: one argmax over the outputs x
-        vocabulary array (a view of llama.cpp's buffer), not one Python call a row."""
+    def _next_tokens(self, index) -> list[int]:
+        """Each sequence's next token after a batch whose outputs are one per sequence, in
+        order (``index(s)``: the batch position of sequence s's output). On the host, one
+        argmax over the outputs x vocabulary array (a view of llama.cpp's buffer), not one
+        Python call a row; on the device, the sampler's token of each output."""
+        if self.greedy == "device":
+            return [self._argmax(index(s)) for s in range(self.batch_size)]
         addr = _logits_addr(self.ctx)  # synchronises with the device, like the C API
         if not addr:
             raise RuntimeError("llama.cpp has no logits for the last batch")
