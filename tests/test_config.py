@@ -352,7 +352,7 @@ def test_traced_decode_steps_beyond_the_context_window_are_refused(tmp_path):
 @pytest.mark.parametrize("enabled", ["auto", True, False])
 def test_kernels_enabled_is_auto_true_or_false(enabled):
     assert _config(kernels={"enabled": enabled})["kernels"] == {
-        "enabled": enabled, "steps": 8, "top": 15, "warmup_runs": 2}
+        "enabled": enabled, "steps": 8, "top": 15, "warmup_runs": 2, "point": {}}
 
 
 def test_kernels_enabled_refuses_other_words():
@@ -440,3 +440,22 @@ def test_the_old_profile_key_is_refused_naming_gpu_trace():
     qb_config.check_keys(cfg, SCHEMA)
     validate(cfg, str(SCHEMA))
     assert cfg["gpu_trace"] == {"hz": 20, "prompt_tokens": 512, "new_tokens": 128, "repeats": 5}
+
+
+def test_the_traced_point_is_the_headline_unless_set_and_must_be_swept():
+    """kernels.point: a key left out is the headline point's; a batch size or depth the sweep
+    does not measure is refused before any job, naming the key."""
+    from quantbench.config import check
+
+    sweep = {"batch_sizes": [1, 4], "context_depths": [0, 64], "headline": {"batch_size": 4}}
+    check(_config(latency=sweep, kernels={"point": {"context_depth": 64}}))
+    check(_config(latency=sweep))
+    with pytest.raises(ConfigError, match=r"'kernels.point': 16 is not in latency.batch_sizes "
+                                          r"\[1, 4\]: the traced point must be a point of"):
+        check(_config(latency=sweep, kernels={"point": {"batch_size": 16}}))
+    with pytest.raises(ConfigError, match=r"'kernels.point': 128 is not in "
+                                          r"latency.context_depths"):
+        check(_config(latency=sweep, kernels={"point": {"context_depth": 128}}))
+    # the headline's own error comes first, as before
+    with pytest.raises(ConfigError, match=r"'latency.headline': 8 is not in"):
+        check(_config(latency={**sweep, "headline": {"batch_size": 8}}))

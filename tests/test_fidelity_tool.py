@@ -98,3 +98,33 @@ def test_ratio_table(tool):
     b2 = next(r for r in rows if r["what"] == "decode total" and r["batch"] == 2)
     assert b2["ratio"] is None and b2["ratio_min"] is None
     assert "batched-bench S_TG tg32 B2" in tool.format_points("m.gguf", rows)
+
+
+def test_step_parts_time_the_step_and_its_greedy_tokens_apart(tool, tiny_gguf, tiny_tokens):
+    """--step-parts: at each batch size, the step alone (batched-bench's region), our whole
+    step and the greedy tokens alone, in that order, with consistent units; a step alone and
+    one of ours each advance every sequence by one position."""
+    import argparse
+
+    import numpy as np
+
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    ids = np.load(tiny_tokens["ids"])
+    a = argparse.Namespace(n_prompt=16, warmup=1, parts_reps=3, batch_sizes=[1, 3], ngl=0,
+                           threads=2, greedy=["host"])
+    rows = tool.step_parts(tiny_gguf["f16"], ids, a)
+    assert [(r["batch_size"], r["part"].split(" (")[0]) for r in rows] == [
+        (b, part) for b in (1, 3) for part in
+        ("llama_decode + sync", "our decode step", "the greedy tokens alone")]
+    for r in rows:
+        assert r["ms"] > 0 and r["tok_s"] == pytest.approx(r["batch_size"] / (r["ms"] / 1e3))
+    backend = load_backend(precisions.get("gguf-f16"), tiny_gguf["f16"], device="cpu",
+                           threads=2, n_ctx=24, batch_size=2)
+    prompt = [int(i) for i in ids[:16]]
+    first = backend.prefill_batch(prompt)
+    backend.step_batch(first)
+    assert backend.pos == 17
+    assert backend.decode_batch(backend._next_tokens(lambda s: s)) and backend.pos == 18
+    backend.close()

@@ -181,8 +181,8 @@ def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
 
 
 # the kernel traces: one row per (model, precision) traced, from the typed summary
-KERNEL_COLUMNS = ["model", "precision", "backend", "status", "reason", "device", "steps",
-                  "tokens", *KernelSummary.metric_names(), "top_kernel", "top_kernel_class",
+KERNEL_COLUMNS = ["model", "precision", "backend", "status", "reason", "device", "batch_size",
+                  "context_depth", "prompt_tokens", "steps", "tokens", *KernelSummary.metric_names(), "top_kernel", "top_kernel_class",
                   "top_kernel_pct", "graph_break_reason", "recompile_reason", "run_id"]
 
 
@@ -199,6 +199,9 @@ def kernels_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
             "model": r["model"], "precision": r["precision"], "backend": r["backend"],
             "status": r["status"], "reason": r["reason"],
             "device": r["provenance"].get("device", {}).get("kind"),
+            # the traced point: the record's details (also for a failed trace), else its metrics
+            **{k: (r.get("details", {}).get("point") or r["metrics"]).get(k)
+               for k in ("batch_size", "context_depth", "prompt_tokens")},
             **{k: r["metrics"].get(k) for k in ("steps", "tokens",
                                                  *KernelSummary.metric_names())},
             "top_kernel": top.get("name"), "top_kernel_class": top.get("class"),

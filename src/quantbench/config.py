@@ -162,7 +162,7 @@ def check(config: dict) -> None:
     _check_precision_settings(config.get("precision_settings") or {})
     _check_kv_cache(config)
     _check_imatrix(config)
-    _check_headline(config["latency"])
+    _check_headline(config["latency"], config.get("kernels"))
     stride = config["perplexity"].get("stride")
     n_ctx = config["perplexity"]["context_length"]
     if stride is not None and stride >= n_ctx:  # a window keeps one token before those it scores
@@ -172,19 +172,23 @@ def check(config: dict) -> None:
         )
 
 
-def _check_headline(lat: dict) -> None:
-    """The headline point must be one the sweep measures."""
+def _check_headline(lat: dict, kernels: dict | None = None) -> None:
+    """The headline point, and the kernel traces' point, must be ones the sweep measures."""
     head = lat.get("headline") or {}
-    wanted = {"latency.batch_sizes": (head.get("batch_size", 1), lat["batch_sizes"]),
-              "latency.context_depths": (head.get("context_depth", 0), lat["context_depths"]),
-              "latency.prompt_tokens": (head.get("prompt_tokens") or lat["prompt_tokens"][0],
-                                        lat["prompt_tokens"])}
-    for key, (value, swept) in wanted.items():
-        if value not in swept:
-            raise ConfigError(
-                f"config key 'latency.headline': {value} is not in {key} {swept}: the headline "
-                "point must be a point of the sweep"
-            )
+    point = {**head, **((kernels or {}).get("point") or {})}
+    for where, spec in (("latency.headline", head), ("kernels.point", point)):
+        wanted = {"latency.batch_sizes": (spec.get("batch_size", 1), lat["batch_sizes"]),
+                  "latency.context_depths": (spec.get("context_depth", 0),
+                                             lat["context_depths"]),
+                  "latency.prompt_tokens": (spec.get("prompt_tokens") or lat["prompt_tokens"][0],
+                                            lat["prompt_tokens"])}
+        for key, (value, swept) in wanted.items():
+            if value not in swept:
+                raise ConfigError(
+                    f"config key {where!r}: {value} is not in {key} {swept}: the "
+                    f"{'headline' if where.startswith('latency') else 'traced'} point must be a "
+                    "point of the sweep"
+                )
 
 
 def _check_shape(name: str, spec: dict) -> None:

@@ -2,7 +2,7 @@
 
     quantbench fidelity --text resources/datasets/britannica.txt \
         resources/models/smollm2-135m/gguf/*.gguf [--ngl 99] [--threads N] \
-        [--batch-sizes 1 2 4] [--depths 0 128] [--prefill-parts]
+        [--batch-sizes 1 2 4] [--depths 0 128] [--prefill-parts] [--step-parts]
 
 Speed, at every operating point of our latency sweep that llama.cpp's tools can measure (same
 file, threads, -ngl, flash attention "auto"; ratio = ours / theirs):
@@ -35,6 +35,11 @@ prefill's anew), with the first token's argmax, our whole timed prefill (rewind,
 ctypes array, decode, argmax), the rewind, the argmax and the array alone, llama_decode at each
 --ubatch (and llama-bench's pp at the same -ub), and llama-bench's pp with and without llama.cpp's
 graph reuse (LLAMA_GRAPH_REUSE_DISABLE=0/1).
+--step-parts: where one batched decode step's time goes, at each --batch-sizes value, in one
+process: llama_decode and synchronise of the step alone (llama-batched-bench's timed region: it
+asks for every sequence's logits and synchronises each step, but feeds random tokens and picks
+none), our whole step, and picking the greedy tokens alone (on the host, one argmax over the
+batch x vocabulary logits).
 The tools are built from the llama-cpp-python sdist that matches the installed library
 (tools/build-llama-tools.sh). Prints tables; --json writes the rows.
 
@@ -372,6 +377,58 @@ def prefill_parts(tools: Path, gguf: Path, ids: np.ndarray, a) -> list[dict]:
     return out
 
 
+def step_parts(gguf: Path, ids: np.ndarray, a) -> list[dict]:
+    """Where one batched decode step's time goes, at each --batch-sizes value, after a
+    --n-prompt prefill of every sequence (median ms of --parts-reps interleaved steps, after
+    --warmup, in this process): llama_decode and synchronise of the step alone (what
+    llama-batched-bench times: it feeds random tokens and picks none), our whole step (the same
+    and each sequence's greedy token, as --greedy's first value picks it), and the greedy tokens
+    alone, read again after a step."""
+    p = a.n_prompt
+    prompt = [int(i) for i in ids[:p]]
+    steps = 2 * (a.warmup + a.parts_reps) + 2  # the two timed parts that step advance the KV
+    out = []
+    for batch in a.batch_sizes:
+        backend = LlamaCppBackend(precisions.get("gguf-f16"), gguf,
+                                  device="cuda" if a.ngl else "cpu", threads=a.threads,
+                                  n_ctx=p + steps, batch_size=batch, greedy=a.greedy[0],
+                                  all_logits=False)
+        tokens = backend.prefill_batch(prompt)
+        clock = time.perf_counter_ns
+
+        def timed(fn):
+            backend.sync()
+            t0 = clock()
+            got = fn()
+            backend.sync()
+            return (clock() - t0) / 1e6, got
+
+        def alone():
+            return timed(lambda: (backend.step_batch(tokens), backend.sync()))[0]
+
+        def ours():
+            nonlocal tokens
+            ms, tokens = timed(lambda: backend.decode_batch(tokens))
+            return ms
+
+        parts = {
+            "llama_decode + sync (batched-bench's region)": alone,
+            "our decode step (the same + greedy tokens)": ours,
+            "the greedy tokens alone": lambda: timed(lambda: backend._next_tokens(lambda s: s))[0],
+        }
+        times = {name: [] for name in parts}
+        for run in range(a.warmup + a.parts_reps):
+            for name, fn in parts.items():
+                t = fn()
+                if run >= a.warmup:
+                    times[name].append(t)
+        backend.close()
+        for name, v in times.items():
+            ms = statistics.median(v)
+            out.append({"batch_size": batch, "part": name, "ms": ms, "tok_s": batch / (ms / 1e3)})
+    return out
+
+
 def llama_perplexity(tools: Path, gguf: Path, text: Path, a) -> tuple[float, float]:
     cmd = [str(tools / "llama-perplexity"), "-m", str(gguf), "-f", str(text), "-c", str(a.ctx),
            "-b", str(a.ctx), "--chunks", str(a.chunks), "-t", str(a.threads), "-ngl", str(a.ngl),
@@ -423,6 +480,8 @@ def parse_args(argv=None):
     ap.add_argument("--no-ppl", action="store_true", help="skip the perplexity comparison")
     ap.add_argument("--prefill-parts", action="store_true",
                     help="also time the parts of our batch-1 prefill in one process")
+    ap.add_argument("--step-parts", action="store_true",
+                    help="also time the parts of our batched decode step at each batch size")
     ap.add_argument("--parts-reps", type=int, default=30)
     ap.add_argument("--ubatch", type=int, nargs="*", default=[],
                     help="with --prefill-parts: n_ubatch values to time llama_decode at "
@@ -476,10 +535,12 @@ def main(argv: list[str] | None = None) -> int:
                 summary.update(ppl_bench=ppl_ref, ppl_ours=ppl_ours,
                                ppl_diff_pct=100 * (ppl_ours / ppl_ref - 1))
             parts = prefill_parts(tools, gguf, ids, a) if a.prefill_parts else []
+            steps = step_parts(gguf, ids, a) if a.step_parts else []
             # each extra variant's whole table (e.g. device-side greedy at batch > 1)
             others = {name: point_rows(got[name], got["bench"], got["batched"], a)
                       for name, _, _ in variants[1:]}
             results.append({"summary": summary, "points": rows, "prefill_parts": parts,
+                            "step_parts": steps,
                             "variant_points": others,
                             "ours_points": [{f"b{b} d{d}": p for (b, d), p in o.items()}
                                             for o in got["ours"]]})
@@ -511,6 +572,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"(median of {a.parts_reps} runs in one process)")
             for part in res["prefill_parts"]:
                 print(f"  {part['part']:<52}{part['ms']:>10.4f} ms{part['tok_s']:>12.1f} tok/s")
+        if res["step_parts"]:
+            print(f"{res['summary']['file']}: one decode step after a {a.n_prompt}-token prefill "
+                  f"of each sequence, parts (median of {a.parts_reps} steps in one process; "
+                  f"greedy on the {a.greedy[0]})")
+            for part in res["step_parts"]:
+                print(f"  B{part['batch_size']:<4}{part['part']:<48}{part['ms']:>10.4f} ms"
+                      f"{part['tok_s']:>12.1f} tok/s")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     return 0

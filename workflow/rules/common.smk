@@ -50,8 +50,11 @@ ONNX_QUANT_SETTINGS = {
 HAS_GPU = qb_targets.uses_gpu(config["device"])
 # the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
 TRACED = qb_targets.traced_precisions(config, TABLE, HAS_GPU)
-# the operating point the summary reports, where the kernel traces are taken
-HEADLINE = qb_points.headline(config["latency"]["prompt_tokens"], config["latency"].get("headline"))
+# the point the kernel traces are taken at (config kernels.point; default the headline point)
+TRACED_POINT = qb_points.headline(
+    config["latency"]["prompt_tokens"],
+    {**(config["latency"].get("headline") or {}), **(config["kernels"].get("point") or {})},
+)
 # prompts against each model's context window and the tokenised text (where already known)
 qb_config.check_lengths(config, Path.cwd(), gpu_trace=HAS_GPU, kernels=bool(TRACED))
 # The summary's figures (quantbench.figures; each has a caption in workflow/report/) and one

@@ -16,6 +16,6 @@ rule trace_kernels:
         mem_mb=8000,
     params:
         **measuring_params({k: v for k, v in config["kernels"].items() if k != "enabled"}),
-        point=vars(HEADLINE),
+        point=vars(TRACED_POINT),
     script:
         "../scripts/trace_kernels.py"

@@ -320,11 +320,16 @@ class LlamaCppBackend:
         return self._next_tokens(lambda s: s * n + n - 1)
 
     def decode_batch(self, tokens: list[int]) -> list[int]:
+        self.step_batch(tokens)
+        return self._next_tokens(lambda s: s)
+
+    def step_batch(self, tokens: list[int]) -> None:
+        """One decode step of every sequence (token s to sequence s), its next tokens not read:
+        what llama-batched-bench times a step (it feeds random tokens and picks none)."""
         for s, tok in enumerate(tokens):
             self._step.token[s], self._step.pos[s] = tok, self.pos
         self.pos += 1
         self._run(self._step)
-        return self._next_tokens(lambda s: s)
 
     def _next_tokens(self, index) -> list[int]:
         """Each sequence's next token after a batch whose outputs are one per sequence, in
