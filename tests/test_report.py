@@ -257,8 +257,10 @@ def test_kernel_traces_reach_their_table_and_the_long_table(records, tmp_path):
                  dequant_pct=0.0, graph_breaks=2, recompiles=0, graphs=3)
     trace["details"].update(top=[{"name": "aten::mm", "class": "gemm", "self_ms": 14.4,
                                   "share": 0.6, "calls": 96}],
-                            compile={"graph_breaks": ["Call to graph_break()"], "recompiles": []})
+                            compile={"graph_breaks": ["Call to graph_break()"], "recompiles": []},
+                            point={"batch_size": 4, "context_depth": 64, "prompt_tokens": 16})
     skipped = _rec("kernels", "bnb-int8", "bitsandbytes", status="unsupported")
+    skipped["details"]["point"] = {"batch_size": 2, "context_depth": 0, "prompt_tokens": 16}
     paths = []
     for i, rec in enumerate([*records, trace, skipped]):
         paths.append(tmp_path / f"{i}.json")
@@ -271,6 +273,9 @@ def test_kernel_traces_reach_their_table_and_the_long_table(records, tmp_path):
     assert k.loc["fp32", "top_kernel"] == "aten::mm"
     assert k.loc["fp32", "graph_break_reason"] == "Call to graph_break()"
     assert k.loc["bnb-int8", "status"] == "unsupported" and k.loc["bnb-int8", "reason"] == "boom"
+    # the traced point, also of a trace that did not run
+    assert k[["batch_size", "context_depth", "prompt_tokens"]].values.tolist() == [
+        [2, 0, 16], [4, 64, 16]]
     long = pd.read_csv(tmp_path / "m.csv")
     rows = long[long["scenario"] == "kernels"].set_index("metric")
     assert rows.loc["busy_pct", "value"] == 75.0 and rows.loc["busy_pct", "unit"] == "%"
