@@ -496,8 +496,9 @@ def kernel_table(*rows) -> pd.DataFrame:
     """results/kernels.csv rows: (precision, device, overrides), the rest a plain GPU trace."""
     from quantbench.aggregate import KERNEL_COLUMNS
 
-    base = {"model": "m", "backend": "transformers", "status": "ok", "steps": 8, "tokens": 8,
-            "step_ms": 4.0, "busy_ms_per_step": 3.2, "busy_pct": 80.0, "kernels_per_token": 300,
+    base = {"model": "m", "backend": "transformers", "status": "ok", "batch_size": 64,
+            "context_depth": 4096, "prompt_tokens": 512, "steps": 8, "tokens": 8, "step_ms": 4.0,
+            "busy_ms_per_step": 3.2, "busy_pct": 80.0, "kernels_per_token": 300,
             "launches_per_token": 300, "gemm_pct": 70.0, "attention_pct": 10.0,
             "dequant_pct": 0.0, "elementwise_pct": 12.0, "copy_pct": 3.0, "other_pct": 5.0,
             "top_kernel": "nvjet_tst_64x8", "top_kernel_class": "gemm", "top_kernel_pct": 40.0}
@@ -576,8 +577,11 @@ def test_where_decode_time_goes_is_a_section_only_when_traces_ran(measured):
     on = report_text(measured, reference=REF, config=_config(), models={},
                      kernels=kernel_table(("fp32", "cuda", {"dequant_pct": 20.0})))
     section = on.split("## Where decode time goes")[1].split("## Trade-offs")[0]
-    assert "| m | fp32 | ok | cuda | 4.00 | 3.20 (80) | 300 | 300 | 70.0 | 10.0 | 20.0 |" in section
+    assert ("| m | fp32 | ok | cuda | 64 | 4096 | 512 | 4.00 | 3.20 (80) | 300 | 300 | 70.0 | 10.0 "
+            "| 20.0 |") in section
     assert "- m: fp32 spends 20 % of its decode GPU time in dequantization" in section
+
+
 def _paths(**tok_s):
     """bf16 on both paths and other formats, decode tok/s by precision (``_`` for ``-``), each
     with a ±1 % interval; the compiled ones with a compile time, the point prompt 16 batch 1."""

@@ -223,6 +223,33 @@ def test_a_decode_step_that_does_not_compile_in_one_graph_is_unsupported(
     assert "decode_tok_s" not in rec.metrics
 
 
+def test_a_compiled_step_that_disagrees_with_eager_is_refused_for_its_shape(
+        monkeypatch, artifacts, tiny_tokens):
+    """A compiled decode step that decodes what the eager forward would not (a miscompile:
+    here a batch of one picks the worst token) refuses that batch size's points, saying so; the
+    sweep goes on at the other batch size, whose step agrees, and it is timed."""
+    from quantbench.backends.hf import HFBackend
+
+    def miscompiled(self, x, position):
+        out = self.model(input_ids=x, cache_position=position, use_cache=True,
+                         logits_to_keep=1, **{self._cache_kw: self.static})
+        last = out.logits[:, -1]
+        return last.argmin(-1) if tuple(x.shape) == (1, 1) else last.argmax(-1)
+
+    monkeypatch.setattr(HFBackend, "_static_forward", miscompiled)
+    rec = run_latency("tiny", "bf16-compiled", artifacts["bf16-compiled"], tiny_tokens["ids"],
+                      **{**LATENCY, "prompt_tokens": [16], "batch_sizes": [1, 2]})
+    points = {p["batch_size"]: p for p in rec.details["points"]}
+    assert points[2]["status"] == "ok" and points[2]["decode_tok_s"] > 0
+    assert points[1]["status"] == "unsupported"
+    assert (
+        "(MiscompiledError: bf16-compiled on cpu: the compiled decode step (batch 1) disagrees "
+        "with the eager forward: at decode step 1 of row 0 it chose token ") in points[1]["reason"]
+    assert rec.status == "unsupported" and "at the headline point" in rec.reason
+    # batch 1 compiled (at load) before its check refused it: both compiles count
+    assert set(rec.details["backend"]["compile_s_by_batch"]) == {"1", "2"}
+
+
 def test_a_compiled_backend_compiles_every_shape_it_is_configured_for(artifacts):
     """One compile per configured batch size and context, past dynamo's recompile limit (a
     sweep configures more shapes than its default of 8; here the limit is 1)."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from quantbench import precisions
+from quantbench.backends.hf import MiscompiledError
 from quantbench.errors import UnsupportedError
 from quantbench.scenarios.latency import run_latency
 from quantbench.scenarios.quality import run_quality
@@ -69,6 +70,17 @@ def test_torchao_precision_on_the_cpu_quantises_and_decodes_in_batches(
     assert (_relative_error(reference_logits["bf16"], ref) < _relative_error(logits, ref)
             < 0.3)
 
+    if one.refused:  # the compiled step of a batch of one disagreed with the eager forward
+        assert list(one.refused) == [(1, 40)]
+        assert _miscompiles_one_row(one)  # the refusal is torch's, not the check's
+        with pytest.raises(MiscompiledError, match="disagrees with the eager forward"):
+            one.prefill(ids)
+        one.configure(3, 40)  # its own check passed
+        rows = [one.prefill_batch(ids)]
+        for _ in range(4):
+            rows.append(one.decode_batch(rows[-1]))
+        assert all(len(set(r)) == 1 for r in rows)
+        return
     tokens = [one.prefill(ids)]
     for _ in range(4):
         tokens.append(one.decode(tokens[-1]))
@@ -77,6 +89,18 @@ def test_torchao_precision_on_the_cpu_quantises_and_decodes_in_batches(
     for _ in range(4):
         rows.append(one.decode_batch(rows[-1]))
     assert rows == [[t] * 3 for t in tokens]
+
+
+def _miscompiles_one_row(backend) -> bool:
+    """Whether torch.compile of one of the model's quantised linear layers computes a single
+    row (a batch of one decoding) far from the same layer run eagerly."""
+    layer = next(m for m in backend.model.modules() if isinstance(m, torch.nn.Linear)
+                 and type(m.weight) is not torch.nn.Parameter)
+    x = torch.randn(1, 1, layer.in_features, dtype=torch.bfloat16,
+                    generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        eager, compiled = layer(x).float(), torch.compile(layer)(x).float()
+    return float((compiled - eager).norm() / eager.norm()) > 0.5
 
 
 def test_torchao_quality_on_the_cpu(tiny_model, tiny_tokens, tmp_path):
@@ -90,13 +114,19 @@ def test_torchao_quality_on_the_cpu(tiny_model, tiny_tokens, tmp_path):
         rec = run_quality("tiny", name, tiny_model, tiny_tokens["ids"], tiny_tokens["prompts"],
                           tiny_model / "tokenizer.json", logprobs_out=tmp_path / f"{name}.npz",
                           reference=tmp_path / "fp32.npz", **QUALITY)
+        if rec.status == "unsupported" and "disagrees with the eager forward" in rec.reason:
+            # its generations decode through a compiled step refused on this machine (the
+            # decode test above checks that the refusal is genuine)
+            assert name == "torchao-int8dq", rec.reason
+            continue
         assert rec.status == "ok", rec.reason
         assert abs(rec.metrics["ppl"] / ref.metrics["ppl"] - 1) < 0.05
         assert len(rec.details["generations"]) == 2
         assert all(1 <= len(g["token_ids"]) <= 6 for g in rec.details["generations"])
         kld[name] = rec.metrics["kld_mean"]
     assert 0 < kld["torchao-int8wo"] < kld["torchao-int4wo"]
-    assert 0 < kld["torchao-int8dq"] < kld["torchao-int4wo"]
+    if "torchao-int8dq" in kld:
+        assert 0 < kld["torchao-int8dq"] < kld["torchao-int4wo"]
 
 
 def test_fp8_dynamic_activation_on_the_cpu_is_an_unsupported_record(tiny_model, tiny_tokens):

@@ -182,8 +182,9 @@ def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
 
 # the kernel traces: one row per (model, precision) traced, from the typed summary
 KERNEL_COLUMNS = ["model", "precision", "backend", "status", "reason", "device", "batch_size",
-                  "context_depth", "prompt_tokens", "steps", "tokens", *KernelSummary.metric_names(), "top_kernel", "top_kernel_class",
-                  "top_kernel_pct", "graph_break_reason", "recompile_reason", "run_id"]
+                  "context_depth", "prompt_tokens", "steps", "tokens",
+                  *KernelSummary.metric_names(), "top_kernel", "top_kernel_class", "top_kernel_pct",
+                  "graph_break_reason", "recompile_reason", "run_id"]
 
 
 def kernels_table(records: list[dict], run: str | None = None) -> pd.DataFrame:

@@ -46,6 +46,11 @@ FILL_ROWS = 8192
 
 # compiles of the decode step one process allows (one per configured batch size and context)
 RECOMPILES_MAX = 256
+# the prompt each compiled shape is first run on, and how far below the eager forward's best
+# token (in standard deviations of its logits) a compiled step's token may be: bf16 rounding
+# moves a logit by a few hundredths of one, a miscompiled graph picks tokens several below
+CHECK_PROMPT = [1] * 8
+COMPILED_TOKEN_TOLERANCE = 0.5
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -201,6 +206,11 @@ def compile_essence(exc: Exception) -> str:
     return f"{type(exc).__name__}: {first[:300]}{at}"
 
 
+class MiscompiledError(UnsupportedError):
+    """The compiled decode step of one shape disagrees with the eager forward (see
+    HFBackend._check_compiled): that shape's points are refused, not timed."""
+
+
 class HFBackend:
     def __init__(self, precision: Precision, model_dir, *, device: str, threads: int,
                  n_ctx: int = 2048, batch_size: int = 1, all_logits: bool = True):
@@ -253,7 +263,11 @@ class HFBackend:
             "fullgraph": True,
         } if self.compiled else None
         self.batch_size, self.depth, self.depth_cache, self.shape = batch_size, 0, None, None
-        self.configure(batch_size, n_ctx)
+        self.refused: dict[tuple[int, int], MiscompiledError] = {}  # shapes whose check failed
+        try:
+            self.configure(batch_size, n_ctx)
+        except MiscompiledError:
+            pass  # that shape is refused (configure says why again); others compile afresh
 
     def configure(self, batch_size: int, n_ctx: int) -> None:
         """Decode ``batch_size`` sequences of up to ``n_ctx`` tokens each from now on. The
@@ -261,6 +275,8 @@ class HFBackend:
         graph recorded) here, untimed: its compile time is recorded per batch size."""
         if self.shape == (batch_size, n_ctx):
             return
+        if (batch_size, n_ctx) in self.refused:
+            raise MiscompiledError(str(self.refused[(batch_size, n_ctx)]))
         self.batch_size, self.n_ctx, self.shape = batch_size, n_ctx, (batch_size, n_ctx)
         self.cache = self.depth_cache = None
         self.depth = 0
@@ -271,7 +287,12 @@ class HFBackend:
             gc.collect()
             torch.cuda.empty_cache()
         if self.compiled:
-            self._compile(batch_size, n_ctx)
+            try:
+                self._compile(batch_size, n_ctx)
+            except MiscompiledError as exc:
+                self.refused[(batch_size, n_ctx)] = exc
+                self.shape = self.static = None
+                raise
 
     def _compile(self, batch_size: int, n_ctx: int) -> None:
         """Static KV cache + torch.compile of the decode step (CUDA graphs on a GPU): the way
@@ -289,9 +310,9 @@ class HFBackend:
         setattr(config, limit, max(getattr(config, limit), RECOMPILES_MAX))
         start = time.perf_counter()
         try:
-            tokens = self.prefill_batch([1] * 8)
+            steps = [self.prefill_batch(CHECK_PROMPT)]
             for _ in range(3):  # the first calls compile (and record the CUDA graph)
-                tokens = self.decode_batch(tokens)
+                steps.append(self.decode_batch(steps[-1]))
         except Exception as exc:
             unsupported = compile_failure(exc, self.precision.name, self.device.type,
                                           self.compile_options)
@@ -300,6 +321,30 @@ class HFBackend:
             raise unsupported from exc
         self.sync()
         self.compile_log.append((batch_size, n_ctx, time.perf_counter() - start))
+        self._check_compiled(steps)
+
+    def _check_compiled(self, steps: list[list[int]]) -> None:
+        """The compiled step's tokens against the eager forward of the same sequence (untimed):
+        each must be the eager best or within COMPILED_TOKEN_TOLERANCE standard deviations of
+        the logits below it (bf16 rounding apart, not a random token). A miscompile, one kernel
+        of the compiled graph computing the wrong thing on this machine, is refused here rather
+        than timed: what it decodes is not the format's output."""
+        rows: dict[tuple[int, ...], int] = {}
+        for row, tokens in enumerate(zip(*steps)):
+            rows.setdefault(tokens, row)
+        for tokens, row in rows.items():
+            logits = self.logits(CHECK_PROMPT + list(tokens[:-1]))[len(CHECK_PROMPT) - 1:]
+            for step in range(1, len(tokens)):
+                scores = logits[step]
+                below = (scores.max() - scores[tokens[step]]) / scores.std()
+                if below > COMPILED_TOKEN_TOLERANCE:
+                    raise MiscompiledError(
+                        f"{self.precision.name} on {self.device.type}: the compiled decode "
+                        f"step (batch {self.batch_size}) disagrees with the eager forward: at "
+                        f"decode step {step} of row {row} it chose token {tokens[step]}, "
+                        f"{below:.1f} standard deviations of the logits below the eager best "
+                        f"token {int(scores.argmax())}; torch {torch.__version__}'s compiled "
+                        "graph miscomputes on this machine, so this path is not measured")
 
     @property
     def compile_s_by_batch(self) -> dict[int, float]:
@@ -319,6 +364,14 @@ class HFBackend:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _static_cache(self):
+        """The compiled path's static KV cache; a shape whose check refused it has none."""
+        if self.static is None:
+            refusal = next(reversed(self.refused.values()), None)
+            raise MiscompiledError(str(refusal)) if refusal else RuntimeError(
+                "the compiled path has no static cache: configure a batch size first")
+        return self.static
+
     def _static_forward(self, x, position):
         out = self.model(input_ids=x, cache_position=position, use_cache=True, logits_to_keep=1,
                          **{self._cache_kw: self.static})
@@ -335,7 +388,7 @@ class HFBackend:
         ids = list(ids)
         step = max(1, FILL_ROWS // self.batch_size)
         if self.compiled:
-            self.static.reset()
+            self._static_cache().reset()
             for start in range(0, len(ids), step):
                 chunk = ids[start:start + step]
                 self._static_forward(self._rows(chunk), torch.arange(
@@ -365,7 +418,7 @@ class HFBackend:
         """The next token of each row of ``x``, the prompt after the depth."""
         n = x.shape[1]
         if self.compiled:
-            self._rewind(self.static)
+            self._rewind(self._static_cache())
             self.pos = self.depth + n
             return self._static_forward(
                 x, torch.arange(self.depth, self.depth + n, device=self.device))
@@ -379,6 +432,7 @@ class HFBackend:
     @torch.inference_mode()
     def _decode(self, x) -> torch.Tensor:
         if self.compiled:
+            self._static_cache()
             position = torch.tensor([self.pos], device=self.device)
             self.pos += 1
             return self._step(x, position)
