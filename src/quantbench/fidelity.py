@@ -341,14 +341,8 @@ def prefill_parts(tools: Path, gguf: Path, ids: np.ndarray, a) -> list[dict]:
             lambda: llama_cpp.llama_batch_get_one((llama_cpp.llama_token * p)(*prompt), p),
             rewind=False),
     }
-    times = {name: [] for name in parts}
-    for run in range(a.warmup + a.parts_reps):
-        for name, fn in parts.items():
-            t = fn()
-            if run >= a.warmup:
-                times[name].append(t)
-    out = [{"part": name, "ms": statistics.median(v), "tok_s": p / (statistics.median(v) / 1e3)}
-           for name, v in times.items()]
+    out = [{"part": name, "ms": ms, "tok_s": p / (ms / 1e3)}
+           for name, ms in interleaved_medians(parts, a.warmup, a.parts_reps).items()]
     for u in a.ubatch:
         llamacpp.UBATCH, backend.shape = u, None  # a new context with this n_ubatch
         backend.configure(1, n_ctx_per_seq(a))
@@ -384,49 +378,57 @@ def step_parts(gguf: Path, ids: np.ndarray, a) -> list[dict]:
     llama-batched-bench times: it feeds random tokens and picks none), our whole step (the same
     and each sequence's greedy token, as --greedy's first value picks it), and the greedy tokens
     alone, read again after a step."""
-    p = a.n_prompt
-    prompt = [int(i) for i in ids[:p]]
+    prompt = [int(i) for i in ids[:a.n_prompt]]
+    return [{"batch_size": batch, "part": name, "ms": ms, "tok_s": batch / (ms / 1e3)}
+            for batch in a.batch_sizes
+            for name, ms in _step_parts_at(batch, gguf, prompt, a).items()]
+
+
+def _step_parts_at(batch: int, gguf: Path, prompt: list[int], a) -> dict[str, float]:
     steps = 2 * (a.warmup + a.parts_reps) + 2  # the two timed parts that step advance the KV
-    out = []
-    for batch in a.batch_sizes:
-        backend = LlamaCppBackend(precisions.get("gguf-f16"), gguf,
-                                  device="cuda" if a.ngl else "cpu", threads=a.threads,
-                                  n_ctx=p + steps, batch_size=batch, greedy=a.greedy[0],
-                                  all_logits=False)
-        tokens = backend.prefill_batch(prompt)
-        clock = time.perf_counter_ns
+    backend = LlamaCppBackend(precisions.get("gguf-f16"), gguf,
+                              device="cuda" if a.ngl else "cpu", threads=a.threads,
+                              n_ctx=len(prompt) + steps, batch_size=batch, greedy=a.greedy[0],
+                              all_logits=False)
+    tokens = backend.prefill_batch(prompt)
+    clock = time.perf_counter_ns
 
-        def timed(fn):
-            backend.sync()
-            t0 = clock()
-            got = fn()
-            backend.sync()
-            return (clock() - t0) / 1e6, got
+    def timed(fn):
+        backend.sync()
+        t0 = clock()
+        got = fn()
+        backend.sync()
+        return (clock() - t0) / 1e6, got
 
-        def alone():
-            return timed(lambda: (backend.step_batch(tokens), backend.sync()))[0]
+    def alone():
+        return timed(lambda: (backend.step_batch(tokens), backend.sync()))[0]
 
-        def ours():
-            nonlocal tokens
-            ms, tokens = timed(lambda: backend.decode_batch(tokens))
-            return ms
+    def ours():
+        nonlocal tokens
+        ms, tokens = timed(lambda: backend.decode_batch(tokens))
+        return ms
 
-        parts = {
-            "llama_decode + sync (batched-bench's region)": alone,
-            "our decode step (the same + greedy tokens)": ours,
-            "the greedy tokens alone": lambda: timed(lambda: backend._next_tokens(lambda s: s))[0],
-        }
-        times = {name: [] for name in parts}
-        for run in range(a.warmup + a.parts_reps):
-            for name, fn in parts.items():
-                t = fn()
-                if run >= a.warmup:
-                    times[name].append(t)
+    parts = {
+        "llama_decode + sync (batched-bench's region)": alone,
+        "our decode step (the same + greedy tokens)": ours,
+        "the greedy tokens alone": lambda: timed(lambda: backend._next_tokens(lambda s: s))[0],
+    }
+    try:
+        return interleaved_medians(parts, a.warmup, a.parts_reps)
+    finally:
         backend.close()
-        for name, v in times.items():
-            ms = statistics.median(v)
-            out.append({"batch_size": batch, "part": name, "ms": ms, "tok_s": batch / (ms / 1e3)})
-    return out
+
+
+def interleaved_medians(parts: dict, warmup: int, reps: int) -> dict[str, float]:
+    """Each part's median time (each a function returning its ms) over ``reps`` rounds after
+    ``warmup``, the parts taking turns within a round so that drift touches all alike."""
+    times = {name: [] for name in parts}
+    for run in range(warmup + reps):
+        for name, fn in parts.items():
+            t = fn()
+            if run >= warmup:
+                times[name].append(t)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def llama_perplexity(tools: Path, gguf: Path, text: Path, a) -> tuple[float, float]:
