@@ -5,8 +5,9 @@
 # SRC_TGZ: the llama-cpp-python source archive of the installed version (it holds llama.cpp and
 # its converter; the config's converter.source must name where it is unpacked, /tmp/lcp-src).
 # Once per machine, one CUDA build of llama.cpp makes the library llama-cpp-python loads and
-# llama-bench / llama-batched-bench, while the models, their F16 GGUFs and tokens are prepared.
-# Then the other GGUFs are made with every core, and the measurements run one job at a time
+# llama-bench / llama-batched-bench, while the models, their F16 GGUFs and tokens are prepared
+# (those the TARGETs need, else all; an 8B shape takes minutes to make). Then the other GGUFs
+# are made with every core, and the measurements run one job at a time
 # (nothing competes with the job being measured). The run stops cleanly after SECONDS, set-up
 # included; a later call on the same machine continues the DAG. The records, the summary and the
 # points table are copied to OUT (figures and the report are rendered elsewhere with
@@ -27,8 +28,12 @@ mkdir -p "/tmp/site/llama_cpp_python-$version.dist-info"  # so that its version 
 cp "$SRC/PKG-INFO" "/tmp/site/llama_cpp_python-$version.dist-info/METADATA"
 export PYTHONPATH="/tmp/site:$SRC:$PWD/src" PATH="/tmp/site/bin:$PATH"
 SMK=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1)
+# the set-up makes what the targets need (and the machine's ceilings); without targets, all of it
+PREP=()
+[ "$#" -gt 0 ] && PREP=(results/machine.json "$@")
 if [ ! -x /tmp/lb/bin/llama-batched-bench ]; then
-  "${SMK[@]}" --cores "$(nproc)" --until convert_gguf tokenize_dataset >/tmp/prep0.log 2>&1 &
+  "${SMK[@]}" --cores "$(nproc)" "${PREP[@]}" --until convert_gguf tokenize_dataset \
+    >/tmp/prep0.log 2>&1 &
   prep=$!
   arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)"
   cmake -S "$SRC/vendor/llama.cpp" -B /tmp/lb -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
@@ -44,7 +49,7 @@ fi
 LLAMA_CPP_LIB_PATH="$(dirname "$(find /tmp/lb -name 'libllama.so' | head -1)")"
 export LLAMA_CPP_LIB_PATH
 left=$((LIMIT - (SECONDS - start)))
-[ "$left" -gt 10 ] && timeout -s INT "$left" "${SMK[@]}" --cores "$(nproc)" \
+[ "$left" -gt 10 ] && timeout -s INT "$left" "${SMK[@]}" --cores "$(nproc)" "${PREP[@]}" \
   --until quantize_gguf measure_machine >/tmp/prep.log 2>&1
 echo "GGUFs and the machine's ceilings: exit $? at $((SECONDS - start)) s"
 left=$((LIMIT - (SECONDS - start)))
