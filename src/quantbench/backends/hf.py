@@ -431,8 +431,7 @@ class HFBackend:
 
     @torch.inference_mode()
     def _decode(self, x) -> torch.Tensor:
-        if self.compiled:
-            self._static_cache()
+        if self.compiled:  # (a refused shape's prefill raised before any decode)
             position = torch.tensor([self.pos], device=self.device)
             self.pos += 1
             return self._step(x, position)
