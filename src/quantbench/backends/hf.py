@@ -365,11 +365,9 @@ class HFBackend:
             torch.cuda.synchronize(self.device)
 
     def _static_cache(self):
-        """The compiled path's static KV cache; a shape whose check refused it has none."""
+        """The compiled path's static KV cache: only a shape its check refused leaves none."""
         if self.static is None:
-            refusal = next(reversed(self.refused.values()), None)
-            raise MiscompiledError(str(refusal)) if refusal else RuntimeError(
-                "the compiled path has no static cache: configure a batch size first")
+            raise MiscompiledError(str(next(reversed(self.refused.values()))))
         return self.static
 
     def _static_forward(self, x, position):
