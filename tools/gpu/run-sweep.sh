@@ -6,7 +6,8 @@
 # its converter; the config's converter.source must name where it is unpacked, /tmp/lcp-src).
 # Once per machine, one CUDA build of llama.cpp makes the library llama-cpp-python loads and
 # llama-bench / llama-batched-bench, while the models, their F16 GGUFs and tokens are prepared
-# (those the TARGETs need, else all; an 8B shape takes minutes to make). Then the other GGUFs
+# (those the TARGETs need, else all; an 8B shape takes minutes to make); targets of which none is
+# a llama.cpp precision's record (gguf-*) skip that build. Then the other GGUFs
 # are made with every core, and the measurements run one job at a time
 # (nothing competes with the job being measured). The run stops cleanly after SECONDS, set-up
 # included; a later call on the same machine continues the DAG. The records, the summary and the
@@ -31,7 +32,15 @@ SMK=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu
 # the set-up makes what the targets need (and the machine's ceilings); without targets, all of it
 PREP=()
 [ "$#" -gt 0 ] && PREP=(results/machine.json "$@")
-if [ ! -x /tmp/lb/bin/llama-batched-bench ]; then
+# the CUDA build of llama.cpp, unless no target is a llama.cpp precision's record
+build=1
+if [ "$#" -gt 0 ]; then build=0; for t in "$@"; do case "$t" in *gguf-*) build=1 ;; esac; done; fi
+if [ "$build" = 0 ] && [ ! -x /tmp/lb/bin/llama-batched-bench ]; then
+  timeout -s INT "$LIMIT" "${SMK[@]}" --cores "$(nproc)" "${PREP[@]}" \
+    --until convert_gguf tokenize_dataset >/tmp/prep0.log 2>&1
+  echo "models, F16 GGUFs, tokens (no llama.cpp build): exit $? at $((SECONDS - start)) s"
+  tail -2 /tmp/prep0.log
+elif [ ! -x /tmp/lb/bin/llama-batched-bench ]; then
   "${SMK[@]}" --cores "$(nproc)" "${PREP[@]}" --until convert_gguf tokenize_dataset \
     >/tmp/prep0.log 2>&1 &
   prep=$!
@@ -46,8 +55,8 @@ if [ ! -x /tmp/lb/bin/llama-batched-bench ]; then
   wait "$prep"; echo "models, F16 GGUFs, tokens: exit $? at $((SECONDS - start)) s"
   tail -2 /tmp/prep0.log
 fi
-LLAMA_CPP_LIB_PATH="$(dirname "$(find /tmp/lb -name 'libllama.so' | head -1)")"
-export LLAMA_CPP_LIB_PATH
+lib="$(find /tmp/lb -name 'libllama.so' 2>/dev/null | head -1)"
+[ -n "$lib" ] && export LLAMA_CPP_LIB_PATH="$(dirname "$lib")"
 left=$((LIMIT - (SECONDS - start)))
 [ "$left" -gt 10 ] && timeout -s INT "$left" "${SMK[@]}" --cores "$(nproc)" "${PREP[@]}" \
   --until quantize_gguf measure_machine >/tmp/prep.log 2>&1
