@@ -213,3 +213,26 @@ def test_random_weights_are_made_in_the_dtype_asked_for(tmp_path, sample_text):
         assert json.loads((out / "config.json").read_text())["dtype"] == dtype
         sizes[dtype] = sum(f.stat().st_size for f in out.glob("*.safetensors"))
     assert sizes["bfloat16"] < 0.51 * sizes["float32"]
+
+
+def test_random_weights_fall_back_to_the_cpu_when_the_card_has_no_room(tmp_path, sample_text,
+                                                                       monkeypatch):
+    import torch
+
+    from quantbench import models
+    from tests.conftest import TINY
+
+    drawn = []
+    real = models._random_weights
+
+    def draw(spec, dtype, device):
+        drawn.append(device)
+        if device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(spec, dtype, device)
+
+    monkeypatch.setattr(models, "_random_weights", draw)
+    info = prepare_model(TINY, tmp_path / "out", text_path=sample_text, init_device="cuda")
+    assert drawn == ["cuda", "cpu"]
+    assert info["weights_drawn_on"] == "cpu"
+    assert (tmp_path / "out" / "model.safetensors").exists()

@@ -52,8 +52,13 @@ def embedded_gguf_path() -> Path:
 
 
 def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | None = None,
-                  hub_cache_dir: str | None = None) -> dict:
+                  hub_cache_dir: str | None = None, init_device: str = "cpu") -> dict:
     """Write the HF folder for one model source into ``outdir``; return its description.
+
+    ``init_device``: where a random-weights model's weights are drawn ("cuda" on a GPU: an 8B
+    shape takes minutes on a CPU and about a second there; a card without room for them falls
+    back to the CPU). The values differ between devices for one seed; speed, memory and energy
+    do not depend on them.
 
     The folder is built under a temporary name and renamed at the end, so a failure leaves
     nothing that looks finished.
@@ -76,7 +81,7 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
         elif source == "random":
             if text_path is None:
                 raise ModelSourceError("a random-weights model needs a text to train its tokenizer")
-            info = _from_random(spec, tmp, Path(text_path))
+            info = _from_random(spec, tmp, Path(text_path), init_device)
         else:
             raise ModelSourceError(f"unknown model source {source!r}")
         info.update(_describe(tmp))
@@ -347,20 +352,38 @@ def random_model_info(spec: dict) -> dict:
     }
 
 
-def _from_random(spec: dict, out: Path, text_path: Path) -> dict:
+def _from_random(spec: dict, out: Path, text_path: Path, init_device: str = "cpu") -> dict:
+    import torch
+
+    train_tokenizer(text_path, out, vocab_size=min(8000, spec["vocab_size"]))
+    dtype = getattr(torch, spec.get("weights_dtype", "float32"))
+    used = init_device
+    if init_device != "cpu":
+        try:
+            _random_weights(spec, dtype, init_device).save_pretrained(out)
+        except torch.OutOfMemoryError:
+            used = "cpu"
+            log.warning("no room on %s for the random weights: drawing them on the CPU",
+                           init_device)
+            torch.cuda.empty_cache()
+    if used == "cpu":
+        _random_weights(spec, dtype, "cpu").save_pretrained(out)
+    return {**random_model_info(spec), "weights_drawn_on": used}
+
+
+def _random_weights(spec: dict, dtype, device: str):
+    """The model with its weights drawn on ``device`` from the spec's seed."""
     import torch
     from transformers import LlamaForCausalLM
 
-    train_tokenizer(text_path, out, vocab_size=min(8000, spec["vocab_size"]))
     torch.manual_seed(spec.get("seed", 0))
-    dtype = getattr(torch, spec.get("weights_dtype", "float32"))
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # made in that dtype: an 8B shape needs no fp32 copy
     try:
-        LlamaForCausalLM(random_llama_config(spec)).save_pretrained(out)
+        with torch.device(device):
+            return LlamaForCausalLM(random_llama_config(spec))
     finally:
         torch.set_default_dtype(previous)
-    return random_model_info(spec)
 
 
 def train_tokenizer(text_path: Path, out: Path, vocab_size: int) -> None:

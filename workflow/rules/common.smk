@@ -210,6 +210,11 @@ def get_timed_threads(wildcards):
         return MEASURE_THREADS
 
 
+def random_on_gpu(wildcards):
+    """1 when a random-weights model is made on this run's GPU (it holds a card meanwhile)."""
+    return needs_gpu(wildcards) * int(config["models"][wildcards.model]["source"] == "random")
+
+
 def quality_applicable(wildcards):
     return config["models"][wildcards.model]["source"] != "random"
 

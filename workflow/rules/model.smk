@@ -12,6 +12,8 @@ rule prepare_model:
         "../../envs/llamacpp.yaml"
     resources:
         mem_mb=8000,
+        # a random-weights model's weights are drawn on the GPU when the run has one
+        gpu=random_on_gpu,
     params:
         spec=lambda wc: config["models"][wc.model],
         hub_cache_dir=config["hub"]["cache_dir"],
