@@ -199,6 +199,25 @@ def test_editing_a_user_file_reruns_what_was_made_from_it(run_dir, tmp_path, edi
     assert {rule: counts.get(rule) for rule in redo} == redo
 
 
+def test_a_kernel_trace_runs_at_the_configured_point(run_dir, tmp_path):
+    """kernels.point reaches the trace job as its point, not as a protocol key of its own."""
+    import shutil
+
+    done, cfg = run_dir
+    work = tmp_path / "work"
+    shutil.copytree(done, work, symlinks=True)
+    config = yaml.safe_load(cfg.read_text())
+    config["latency"]["batch_sizes"] = [1, 2]
+    config["kernels"] = {"enabled": True, "steps": 2, "point": {"batch_size": 2}}
+    traced = write_config(work / "traced.yaml", **config)
+    res = snakemake(work, "-p", "results/tiny/kernels/fp32.json", config=traced)
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads((work / "results/tiny/kernels/fp32.json").read_text())
+    assert record["status"] == "ok", record["reason"]
+    assert record["details"]["point"] == {"prompt_tokens": 32, "batch_size": 2,
+                                          "context_depth": 0}
+
+
 @pytest.mark.parametrize(("switch", "exit_nonzero"), [("False", False), ("True", True)])
 def test_a_run_ends_by_naming_its_failed_measurements(run_dir, tmp_path, switch, exit_nonzero):
     """A run whose records include an error ends with one line per failed measurement; with

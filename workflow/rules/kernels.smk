@@ -15,7 +15,11 @@ rule trace_kernels:
         gpu=needs_gpu,
         mem_mb=8000,
     params:
-        **measuring_params({k: v for k, v in config["kernels"].items() if k != "enabled"}),
+        # the protocol without the stage's switch and its point (the point goes whole, with the
+        # headline's keys filled in)
+        **measuring_params(
+            {k: v for k, v in config["kernels"].items() if k not in ("enabled", "point")}
+        ),
         point=vars(TRACED_POINT),
     script:
         "../scripts/trace_kernels.py"
