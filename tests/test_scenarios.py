@@ -8,7 +8,7 @@ import pytest
 from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.records import Record
 from quantbench.scenarios import common
-from quantbench.scenarios.gpu import run_gpu
+from quantbench.scenarios.gpu import _phase, phase_metrics, run_gpu
 from quantbench.scenarios.latency import decode_rates, run_latency
 from quantbench.scenarios.quality import run_quality
 
@@ -124,6 +124,43 @@ def test_gpu_trace_without_gpu_says_so(artifacts, tiny_tokens):
     rec = run_gpu("tiny", "fp32", artifacts["fp32"], tiny_tokens["ids"], prompt_tokens=16,
                   new_tokens=4, repeats=1, hz=50, device="cpu", threads=2)
     assert rec.status == "no_gpu" and "no NVIDIA GPU" in rec.reason
+
+
+def _traced_phases(readings, power_w):
+    """A GPU trace's two phases, with the energy counter reading ``readings`` at their
+    boundaries (mJ; None: no counter) and a power sample of ``power_w`` in each (None: none)."""
+    from types import SimpleNamespace
+
+    from quantbench.trackers import NvmlSampler
+
+    sampler = NvmlSampler(handle=None)
+    it = iter(readings)
+    sampler.energy_mj = lambda: next(it)
+    backend = SimpleNamespace(sync=lambda: None)
+    _phase(sampler, "prefill", 100, lambda: time.sleep(0.01), backend)
+    _phase(sampler, "decode", 8, lambda: time.sleep(0.01), backend)
+    if power_w is not None:
+        sampler.samples = [{"t": (ph["start"] + ph["end"]) / 2, "power_w": power_w,
+                            "gpu_util_pct": 90, "mem_util_pct": 50, "sm_clock_mhz": 1980}
+                           for ph in sampler.phases]
+    return sampler, phase_metrics(sampler)
+
+
+def test_a_phase_the_energy_counter_did_not_see_is_priced_from_power_samples():
+    """The counter did not move over the prefill (shorter than its update interval) and did over
+    the decode: the prefill's energy is power x time from the samples, not 0 J."""
+    sampler, out = _traced_phases([1000.0, 1000.0, 1000.0, 5000.0], power_w=200.0)
+    secs = sampler.phases[0]["end"] - sampler.phases[0]["start"]
+    assert out["prefill_energy_method"] == "power samples"
+    assert out["prefill_energy_j"] == pytest.approx(200.0 * secs) and out["prefill_energy_j"] > 0
+    assert out["decode_energy_method"] == "counter" and out["decode_energy_j"] == 4.0
+    assert out["energy_j_per_tok"] == 0.5 and out["tok_per_j"] == 2.0
+
+
+def test_a_phase_with_neither_counter_nor_samples_has_no_energy():
+    _, out = _traced_phases([None] * 4, power_w=None)
+    assert out["prefill_energy_j"] is None and out["prefill_energy_method"] is None
+    assert out["decode_energy_j_per_tok"] is None and "energy_j_per_tok" not in out
 
 
 def test_prompt_longer_than_text_is_an_error_naming_the_key(artifacts, tiny_tokens):

@@ -4,7 +4,10 @@ A dedicated run (not the latency run, so sampling never perturbs those timings):
 loaded, warmed up, then a prefill phase (repeated prompts) and a decode phase (repeated
 prompt + new_tokens generations) run while a background thread samples utilisation, power,
 clocks, temperature and memory at ``hz``. Energy per phase is read from the GPU's total-energy
-counter at the phase boundaries (the power samples are the fallback when the GPU has no counter).
+counter at the phase boundaries. The power samples are the fallback where the GPU has no counter,
+and where the counter did not move during the phase: it is updated at intervals of its own, and a
+phase shorter than one (a few prefills of a small model) would otherwise read as 0 J.
+``{phase}_energy_method`` says which one a figure comes from.
 On a machine without an NVIDIA GPU the record says so (status no_gpu) and nothing runs.
 """
 
@@ -61,7 +64,7 @@ def _phase(sampler: NvmlSampler, name: str, tokens: int, work, backend) -> None:
     backend.sync()
     e1, t1 = sampler.energy_mj(), time.perf_counter()
     sampler.phase(name, t0, t1, tokens)
-    if e0 is not None and e1 is not None:
+    if e0 is not None and e1 is not None and e1 > e0:
         sampler.phases[-1]["energy_j"] = (e1 - e0) / 1000
 
 
@@ -71,12 +74,18 @@ def phase_metrics(sampler: NvmlSampler) -> dict:
         rows = [s for s in sampler.samples if ph["start"] <= s["t"] <= ph["end"]]
         name, secs = ph["phase"], ph["end"] - ph["start"]
         power = float(np.mean([r["power_w"] for r in rows])) if rows else float("nan")
-        energy = ph.get("energy_j", power * secs)
+        if "energy_j" in ph:
+            energy, method = ph["energy_j"], "counter"
+        elif rows:
+            energy, method = power * secs, "power samples"
+        else:
+            energy, method = None, None
         out.update({
             f"{name}_s": secs,
             f"{name}_power_w": power,
             f"{name}_energy_j": energy,
-            f"{name}_energy_j_per_tok": energy / ph["tokens"],
+            f"{name}_energy_j_per_tok": None if energy is None else energy / ph["tokens"],
+            f"{name}_energy_method": method,
             f"{name}_gpu_util_pct": float(np.mean([r["gpu_util_pct"] for r in rows]))
             if rows else float("nan"),
             f"{name}_mem_util_pct": float(np.mean([r["mem_util_pct"] for r in rows]))
@@ -85,7 +94,7 @@ def phase_metrics(sampler: NvmlSampler) -> dict:
             if rows else float("nan"),
             f"{name}_samples": len(rows),
         })
-    if "decode_energy_j_per_tok" in out:
+    if out.get("decode_energy_j_per_tok"):
         out["energy_j_per_tok"] = out["decode_energy_j_per_tok"]
         out["tok_per_j"] = 1 / out["decode_energy_j_per_tok"]
     return out
