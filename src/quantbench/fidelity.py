@@ -33,8 +33,9 @@ interleaved runs): llama_decode and synchronise alone (llama-bench's timed regio
 after a decode step (as in our runs: llama.cpp then cannot reuse its last graph and builds the
 prefill's anew), with the first token's argmax, our whole timed prefill (rewind, the prompt's
 ctypes array, decode, argmax), the rewind, the argmax and the array alone, llama_decode at each
---ubatch (and llama-bench's pp at the same -ub), and llama-bench's pp with and without llama.cpp's
-graph reuse (LLAMA_GRAPH_REUSE_DISABLE=0/1).
+--ubatch (and llama-bench's pp at the same -ub), in a context of llama-bench's size (P cells,
+where ours has P + G + 1), and llama-bench's pp with and without llama.cpp's graph reuse
+(LLAMA_GRAPH_REUSE_DISABLE=0/1).
 --step-parts: where one batched decode step's time goes, at each --batch-sizes value, in one
 process: llama_decode and synchronise of the step alone (llama-batched-bench's timed region: it
 asks for every sequence's logits and synchronises each step, but feeds random tokens and picks
@@ -343,12 +344,22 @@ def prefill_parts(tools: Path, gguf: Path, ids: np.ndarray, a) -> list[dict]:
     }
     out = [{"part": name, "ms": ms, "tok_s": p / (ms / 1e3)}
            for name, ms in interleaved_medians(parts, a.warmup, a.parts_reps).items()]
-    for u in a.ubatch:
-        llamacpp.UBATCH, backend.shape = u, None  # a new context with this n_ubatch
-        backend.configure(1, n_ctx_per_seq(a))
+    def alone(label: str) -> None:
         v = [timed(decode) for _ in range(a.warmup + a.parts_reps)][a.warmup:]
-        out.append({"part": f"llama_decode + sync, n_ubatch {u}", "ms": statistics.median(v),
+        out.append({"part": label, "ms": statistics.median(v),
                     "tok_s": p / (statistics.median(v) / 1e3)})
+
+    default_ubatch = llamacpp.UBATCH
+    try:
+        for u in a.ubatch:
+            llamacpp.UBATCH, backend.shape = u, None  # a new context with this n_ubatch
+            backend.configure(1, n_ctx_per_seq(a))
+            alone(f"llama_decode + sync, n_ubatch {u}")
+    finally:
+        llamacpp.UBATCH = default_ubatch
+    # llama-bench's pp context holds the prompt and no more (n_ctx = P): ours holds P + G + 1
+    backend.configure(1, p)
+    alone(f"llama_decode + sync, n_ctx {p} (llama-bench's)")
     backend.close()
     if a.ubatch:
         cmd = [str(tools / "llama-bench"), "-m", str(gguf), "-p", str(p), "-n", "0",
