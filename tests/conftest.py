@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from quantbench import imatrix as imatrix_tools
 from quantbench.datasets import save_tokens
 from quantbench.gguf import convert, fetch_converter, installed_llama_cpp_version, quantize
 from quantbench.imatrix import calibration_text
 from quantbench.models import prepare_model
 
 DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parents[1]
 TINY = dict(source="random", architecture="llama", hidden_size=256, num_layers=2, num_heads=4,
             num_kv_heads=2, intermediate_size=512, vocab_size=512, max_position_embeddings=512,
             seed=0)
@@ -74,3 +77,13 @@ def tail_calibration(tmp_path_factory, tiny_model, tiny_tokens, sample_text):
         meta_path=tiny_tokens["meta"], model_dir=tiny_model, protocol=IMATRIX_PROTOCOL,
         out_text=out / "tail.txt", out_json=out / "tail.split.json")
     return {"text": out / "tail.txt", "split": out / "tail.split.json", "record": record}
+
+
+@pytest.fixture(scope="session")
+def llama_tools() -> Path:
+    """llama.cpp's tools built from the installed library's sdist, once per machine (cached by
+    tools/build-llama-tools.sh in ~/.cache/quantbench/llama-tools; QUANTBENCH_LLAMA_TOOLS names
+    a folder that holds them already)."""
+    if os.environ.get("QUANTBENCH_LLAMA_TOOLS"):
+        return imatrix_tools.find_tool(os.environ["QUANTBENCH_LLAMA_TOOLS"]).parent
+    return imatrix_tools.locate_tools(None, venv_python=sys.executable, repo=REPO)

@@ -128,3 +128,34 @@ def test_step_parts_time_the_step_and_its_greedy_tokens_apart(tool, tiny_gguf, t
     assert backend.pos == 17
     assert backend.decode_batch(backend._next_tokens(lambda s: s)) and backend.pos == 18
     backend.close()
+
+
+def test_prefill_parts_time_each_part_and_llama_bench_beside(tool, tiny_gguf, tiny_tokens,
+                                                              llama_tools):
+    """--prefill-parts: every part of our timed prefill, llama_decode at each --ubatch and in a
+    context of llama-bench's size, and llama-bench's pp beside (same -ub values, graph reuse on
+    and off); consistent units; the default n_ubatch is back afterwards."""
+    import argparse
+
+    import numpy as np
+
+    from quantbench.backends import llamacpp
+
+    ids = np.load(tiny_tokens["ids"])
+    a = argparse.Namespace(n_prompt=16, n_gen=4, warmup=1, parts_reps=3, ubatch=[8, 16],
+                           bench_reps=2, ngl=0, threads=2)
+    default = llamacpp.UBATCH
+    rows = tool.prefill_parts(llama_tools, tiny_gguf["f16"], ids, a)
+    assert llamacpp.UBATCH == default
+    parts = [r["part"] for r in rows]
+    assert parts[:4] == ["llama_decode + sync (llama-bench's region)",
+                         "the same after a decode step (graph rebuilt)",
+                         "+ first token's argmax",
+                         "our timed prefill (rewind, array, decode, argmax)"]
+    assert parts[7:] == ["llama_decode + sync, n_ubatch 8", "llama_decode + sync, n_ubatch 16",
+                         "llama_decode + sync, n_ctx 16 (llama-bench's)",
+                         "llama-bench pp16, -ub 8", "llama-bench pp16, -ub 16",
+                         "llama-bench pp16, LLAMA_GRAPH_REUSE_DISABLE=0",
+                         "llama-bench pp16, LLAMA_GRAPH_REUSE_DISABLE=1"]
+    for r in rows:
+        assert r["ms"] > 0 and r["tok_s"] == pytest.approx(16 / (r["ms"] / 1e3), rel=1e-3)

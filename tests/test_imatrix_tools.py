@@ -5,9 +5,7 @@ and the quantizer's use of it, against llama-quantize --imatrix of the same buil
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +15,6 @@ from quantbench import imatrix as qb_imatrix
 from quantbench.gguf import quantize
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def llama_tools() -> Path:
-    """llama.cpp's tools built from the installed library's sdist, once per machine (cached by
-    tools/build-llama-tools.sh in ~/.cache/quantbench/llama-tools; QUANTBENCH_LLAMA_TOOLS names
-    a folder that holds them already)."""
-    if os.environ.get("QUANTBENCH_LLAMA_TOOLS"):
-        return qb_imatrix.find_tool(os.environ["QUANTBENCH_LLAMA_TOOLS"]).parent
-    return qb_imatrix.locate_tools(None, venv_python=sys.executable, repo=REPO)
 
 
 @pytest.fixture(scope="session")
