@@ -144,9 +144,9 @@ def test_prefill_parts_time_each_part_and_llama_bench_beside(tool, tiny_gguf, ti
     ids = np.load(tiny_tokens["ids"])
     a = argparse.Namespace(n_prompt=16, n_gen=4, warmup=1, parts_reps=3, ubatch=[8, 16],
                            bench_reps=2, ngl=0, threads=2)
-    default = llamacpp.UBATCH
+    ubatch_before = llamacpp.UBATCH
     rows = tool.prefill_parts(llama_tools, tiny_gguf["f16"], ids, a)
-    assert llamacpp.UBATCH == default
+    assert ubatch_before == llamacpp.UBATCH
     parts = [r["part"] for r in rows]
     assert parts[:4] == ["llama_decode + sync (llama-bench's region)",
                          "the same after a decode step (graph rebuilt)",

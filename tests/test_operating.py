@@ -420,3 +420,40 @@ def test_the_references_cite_the_roofline_and_the_formats_present():
     assert any("LLM.int8()" in r for r in operating.references(["bnb-int8"]))
     assert any("QLoRA" in r for r in operating.references(["bnb-nf4"]))
     assert not any("1684" in r for r in operating.references(["gguf-q8_0"]))
+
+
+# -- decode step time against the batch -------------------------------------------------------
+
+def test_a_step_that_got_cheaper_with_the_batch_is_named_with_its_strongest_pair():
+    """Step time = batch / decode tok/s: 10 ms at batch 1, 5 ms at batch 4 (0.50×), the
+    intervals apart, at one of two depths; a step that grows with the batch says nothing."""
+    pts = table(*curve("bf16", (100, 800, 1600, 3200)),  # 10, 5, 10, 20 ms
+                *curve("bf16", (100, 200, 400, 800), depth=64),  # 10, 20, 40, 80 ms
+                *curve("gguf-f16", (100, 200, 400, 800)))
+    [f] = operating.step_time_findings(pts)
+    assert (f.kind, f.precision) == ("step_time_falls", "bf16")
+    assert f.numbers["batch_small"] == 1 and f.numbers["batch_large"] == 4
+    assert f.numbers["ms_small"] == pytest.approx(10.0) and f.numbers["ratio"] == pytest.approx(0.5)
+    assert (f.numbers["n_contexts"], f.numbers["contexts"]) == (1, 2)
+    assert "step took less time at batch 4 than at batch 1 (5.0 against 10.0 ms, 0.50×" in f.text
+    assert "prompt 16, depth 0), the 95 % intervals apart." in f.text
+    assert "of its 2 contexts" not in f.text  # one context: the named pair is all there is
+    [f] = operating.step_time_findings(table(*curve("bf16", (100, 800, 1600, 3200)),
+                                             *curve("bf16", (100, 800, 400, 800), depth=64)))
+    assert "at 2 of its 2 contexts" in f.text
+
+
+@pytest.mark.parametrize(("speeds", "spread"), [
+    ((100, 210, 400, 800), 0.01),   # 10 then 9.5 ms: less than a tenth cheaper
+    ((100, 500, 1000, 2000), 0.3),  # 10 then 8 ms, but the intervals overlap
+    ((100, 200, 400, 800), 0.01),   # 10, 20, 40, 80 ms
+])
+def test_no_step_statement_without_a_clear_drop(speeds, spread):
+    assert operating.step_time_findings(table(*curve("bf16", speeds, spread=spread))) == []
+
+
+def test_the_step_statement_reaches_the_report_section():
+    pts = table(*curve("bf16", (100, 800, 1600, 3200)))
+    ops = operating.section(pts, None, reference="bf16", config={}, machine=MACHINE)
+    assert len(ops["step_times"]) == 1 and "bf16's decode step took less time" in \
+        ops["step_times"][0]

@@ -14,6 +14,9 @@ size), ``results/machine.json`` (the roofline ceilings and the device's memory) 
   turns compute-bound (``roofline.ridge_batch``), and whether a measured point reached it;
 - the crossover of each quantized precision with its unquantized baseline of the same engine:
   at which batch sizes it decodes faster, the 95 % intervals apart;
+- where a decode step over more sequences took clearly less time than one over fewer (the work
+  of a step does not shrink with the batch: something else set the step time, such as a kernel
+  chosen for that shape or per-step host overhead, and comparisons across batch sizes carry it);
 - the highest total throughput among points whose p90 per-token latency is within
   ``report.token_latency_budget_ms``;
 - the memory of a served point as fixed + per-token x tokens held in the KV caches (least
@@ -251,6 +254,61 @@ def crossover_findings(points: pd.DataFrame) -> list[Finding]:
                    **{k: v for k, v in extra.items() if not isinstance(v, str)}}
         names = {"baseline": base, **{k: v for k, v in extra.items() if isinstance(v, str)}}
         out.append(Finding(kind, model, name, numbers=numbers, names=names))
+    return out
+
+
+# -- decode step time against the batch ---------------------------------------------------------
+
+# a step over more sequences that takes less than this fraction of a smaller batch's step (the
+# 95 % intervals apart as well) is not the work's doing
+STEP_DROP = 0.9
+
+
+def step_ms(points: pd.DataFrame) -> pd.DataFrame:
+    """Each ok point's decode step time (ms: batch / total decode tok/s) and its 95 % interval
+    (from the interval of decode tok/s)."""
+    ok = ok_points(points)
+    b = ok["batch_size"].astype(float)
+    return ok.assign(step_ms=1e3 * b / ok["decode_tok_s"],
+                     step_ms_low=1e3 * b / ok["decode_tok_s_ci_high"],
+                     step_ms_high=1e3 * b / ok["decode_tok_s_ci_low"])
+
+
+def step_time_findings(points: pd.DataFrame) -> list[Finding]:
+    """Per model and precision: where a decode step over more sequences took clearly less time
+    than one over fewer at the same prompt and depth (below ``STEP_DROP`` of it, the intervals
+    apart). The work of a step does not shrink as the batch grows, so such a pair says the step
+    time was set by something else (a kernel chosen for that shape, or host-side overhead that
+    changed between the points).
+    The strongest pair is named, with how many of the precision's contexts have one."""
+    df = step_ms(points).dropna(subset=["step_ms_low", "step_ms_high"])
+    out = []
+    for (model, name), g in df.groupby(["model", "precision"], sort=True):
+        worst, hit, contexts = None, 0, 0
+        for _, c in g.groupby(list(CONTEXT), sort=True):
+            c = c.sort_values("batch_size")
+            if c["batch_size"].nunique() < 2:
+                continue
+            contexts += 1
+            rows = list(c.itertuples())
+            pairs = [(big.step_ms / small.step_ms, small, big)
+                     for i, small in enumerate(rows) for big in rows[i + 1:]
+                     if big.batch_size > small.batch_size
+                     and big.step_ms_high < small.step_ms_low
+                     and big.step_ms < STEP_DROP * small.step_ms]
+            if pairs:
+                hit += 1
+                best = min(pairs, key=lambda p: p[0])
+                if worst is None or best[0] < worst[0]:
+                    worst = best
+        if worst is None:
+            continue
+        ratio, small, big = worst
+        out.append(Finding("step_time_falls", model, name, numbers={
+            "batch_small": small.batch_size, "batch_large": big.batch_size,
+            "ms_small": small.step_ms, "ms_large": big.step_ms, "ratio": ratio,
+            "prompt_tokens": small.prompt_tokens, "context_depth": small.context_depth,
+            "n_contexts": hit, "contexts": contexts}))
     return out
 
 
@@ -638,6 +696,7 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
             df, summary, reference=reference, budgets=budgets, settings=settings,
             machine=machine, config=config)),
         "crossovers": _say(crossover_findings(df)),
+        "step_times": _say(step_time_findings(df)),
         "compute": _say(compute_bound_findings(df, machine)),
         "budget": _say(budget_findings(df, settings)),
         "budget_rows": budget_table(in_table_order(df), settings),

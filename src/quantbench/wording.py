@@ -182,6 +182,18 @@ WORDING = {
         "{% endif %}; its size and quality are those of this mix, not of the named type alone."
     ),
     # -- operating points (quantbench.operating) -----------------------------------------------
+    "step_time_falls": (
+        "{{ model }}: {{ precision }}'s decode step took less time at batch "
+        "{{ batch_large | fmt(0) }} than at batch {{ batch_small | fmt(0) }} ("
+        "{{ ms_large | fmt(1) }} against {{ ms_small | fmt(1) }} ms, {{ ratio | fmt(2) }}×; "
+        "prompt {{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}), the 95 % "
+        "intervals apart{% if n_contexts > 1 %}, and a larger batch stepped faster than a "
+        "smaller one at {{ n_contexts | fmt(0) }} of its {{ contexts | fmt(0) }} contexts"
+        "{% endif %}. A step over more sequences does no less work, so its time there was set "
+        "by something other than the work (a kernel chosen for that shape, or per-step "
+        "overhead that changed between the points): compare this precision across batch "
+        "sizes, and read the crossovers that rest on it, with care."
+    ),
     "crossover_everywhere": (
         "{{ model }}: {{ precision }} decodes faster than {{ baseline }} at every measured batch "
         "size ({{ batch_min | fmt(0) }} to {{ batch_max | fmt(0) }}, {{ n | fmt(0) }} sizes; "
