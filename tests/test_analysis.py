@@ -690,6 +690,35 @@ def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_
     assert int8_engines("m", df[df["precision"] != "onnx-int8"], REF) is None
 
 
+def test_compile_times_from_a_warm_cache_are_named_in_the_limitations(measured):
+    def said(df):
+        return [t for t in limitations(df, {}, _config(), {"device": "cpu"})
+                if "Inductor cache" in t]
+
+    assert said(measured) == []
+    df = measured.assign(compile_s=None, compile_cache_hits=None)
+    df.loc[df["precision"] == "fp32", ["compile_s", "compile_cache_hits"]] = [30.0, 0]
+    assert said(df) == []  # compiled afresh
+    df.loc[df["precision"] == "bnb-nf4", ["compile_s", "compile_cache_hits"]] = [4.25, 3]
+    (text,) = said(df)
+    assert "compiled earlier on this machine): m bnb-nf4 (4.2 s); a first compile" in text
+
+
+def test_generations_decoded_without_a_refused_compiled_graph_are_named_in_the_limitations(
+        measured):
+    def said(df):
+        return [t for t in limitations(df, {}, _config(), {"device": "cpu"})
+                if "sanity generations were decoded without" in t]
+
+    assert said(measured) == []
+    df = measured.assign(generations_eager=None)
+    assert said(df) == []
+    df.loc[df["precision"] == "bnb-nf4", "generations_eager"] = "the step disagrees (reason)"
+    (text,) = said(df)
+    assert text.startswith("m: bnb-nf4's sanity generations were decoded without its compiled "
+                           "graph, which was refused here (the step disagrees (reason))")
+
+
 def test_records_of_several_runs_are_named_in_the_limitations(measured):
     """Records put together from two runs (other code) get one sentence naming each run's
     precisions; the records of one run get none, also when its jobs measured on several cards."""

@@ -290,6 +290,38 @@ def test_a_compiled_step_that_disagrees_with_eager_is_refused_for_its_shape(
     assert set(rec.details["backend"]["compile_s_by_batch"]) == {"1", "2"}
 
 
+def test_quality_of_a_compiled_precision_whose_step_is_refused_generates_eagerly(
+        monkeypatch, artifacts, tiny_tokens, tmp_path):
+    """A compiled step refused as miscompiled (here: a batch of one picks the worst token)
+    costs a quality job nothing it measures: perplexity comes from the eager forward, the
+    generations decode eagerly and are the eager precision's, and the record says why."""
+    from quantbench.backends.hf import HFBackend
+
+    def miscompiled(self, x, position):
+        out = self.model(input_ids=x, cache_position=position, use_cache=True,
+                         logits_to_keep=1, **{self._cache_kw: self.static})
+        return out.logits[:, -1].argmin(-1)
+
+    args = (tiny_tokens["ids"], tiny_tokens["prompts"], artifacts["bf16"] / "tokenizer.json")
+    eager = run_quality("tiny", "bf16", artifacts["bf16"], *args,
+                        logprobs_out=tmp_path / "bf16.npz", **QUALITY)
+    monkeypatch.setattr(HFBackend, "_static_forward", miscompiled)
+    rec = run_quality("tiny", "bf16-compiled", artifacts["bf16-compiled"], *args,
+                      logprobs_out=tmp_path / "c.npz", **QUALITY)
+    assert rec.status == "ok", rec.reason
+    assert rec.details["generations_eager"].startswith(
+        "bf16-compiled on cpu: the compiled decode step (batch 1) disagrees with the eager "
+        "forward")
+    assert rec.metrics["ppl"] == pytest.approx(eager.metrics["ppl"])
+    assert ([g["token_ids"] for g in rec.details["generations"]]
+            == [g["token_ids"] for g in eager.details["generations"]])
+    # a compiled step that agrees: its own generations, and no note
+    monkeypatch.undo()
+    rec = run_quality("tiny", "bf16-compiled", artifacts["bf16-compiled"], *args,
+                      logprobs_out=tmp_path / "c2.npz", **QUALITY)
+    assert rec.status == "ok" and "generations_eager" not in rec.details
+
+
 def test_a_compiled_backend_compiles_every_shape_it_is_configured_for(artifacts):
     """One compile per configured batch size and context, past dynamo's recompile limit (a
     sweep configures more shapes than its default of 8; here the limit is 1)."""
@@ -305,10 +337,31 @@ def test_a_compiled_backend_compiles_every_shape_it_is_configured_for(artifacts)
         backend.configure(1, 48)
     assert set(backend.compile_s_by_batch) == {1, 2}
     # batch 1 compiled twice (at load for 40 tokens, then for 48): both count, none is replaced
-    assert [(b, n) for b, n, _ in backend.compile_log] == [(1, 40), (2, 40), (1, 48)]
-    by_batch = {b: sum(s for bb, _, s in backend.compile_log if bb == b) for b in (1, 2)}
+    assert [(b, n) for b, n, *_ in backend.compile_log] == [(1, 40), (2, 40), (1, 48)]
+    by_batch = {b: sum(s for bb, _, s, *_ in backend.compile_log if bb == b) for b in (1, 2)}
     assert backend.compile_s_by_batch == pytest.approx(by_batch)
-    assert backend.compile_s == pytest.approx(sum(s for _, _, s in backend.compile_log))
+    assert backend.compile_s == pytest.approx(sum(s for _, _, s, *_ in backend.compile_log))
+
+
+def test_a_compile_that_finds_its_graph_in_the_cache_says_so(artifacts):
+    """The same decode step compiled again in a new dynamo state (as a later job on the same
+    machine does) finds its graph in Inductor's on-disk cache: its compile_log entry counts the
+    hit, and no miss."""
+    import torch
+
+    from quantbench import precisions
+    from quantbench.backends import load_backend
+
+    def compile_once():
+        torch._dynamo.reset()
+        backend = load_backend(precisions.get("bf16-compiled"), artifacts["bf16-compiled"],
+                               device="cpu", threads=2, n_ctx=40)
+        return backend.info()["compile_log"][0]
+
+    first = compile_once()
+    assert first["inductor_cache_hits"] + first["inductor_cache_misses"] >= 1
+    again = compile_once()
+    assert again["inductor_cache_hits"] >= 1 and again["inductor_cache_misses"] == 0
 
 
 def test_only_a_refused_compile_is_unsupported():
@@ -574,7 +627,8 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     monkeypatch.setattr(fake, "info", lambda self: {
         "kv_elem_bytes": 2, "compile_s": sum(compile_s.values()),
         "compile_s_by_batch": dict(compile_s),
-        "compile_log": [{"batch_size": int(b), "n_ctx": 0, "seconds": t}
+        "compile_log": [{"batch_size": int(b), "n_ctx": 0, "seconds": t,
+                         "inductor_cache_hits": int(b) - 1, "inductor_cache_misses": 1}
                         for b, t in compile_s.items()]})
     rec = run_latency("tiny", "bf16-compiled", artifacts["bf16-compiled"], tiny_tokens["ids"],
                       **{**LATENCY, "batch_sizes": [1, 2], "headline": {"batch_size": 2}})
@@ -583,12 +637,13 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     rec.save(tmp_path / "r.json")
     summary = summary_table(load_records([tmp_path / "r.json"]), "bf16-compiled")
     assert summary.loc[0, "compile_s"] == 20.0
+    assert summary.loc[0, "compile_cache_hits"] == 1  # the headline batch's compile's
     # a record written before compile_log existed kept only each batch size's last compile:
     # its compile time is not known, rather than a recompile's fraction of a second
     del rec.details["backend"]["compile_log"]
     rec.save(tmp_path / "old.json")
     summary = summary_table(load_records([tmp_path / "old.json"]), "bf16-compiled")
-    assert pd.isna(summary.loc[0, "compile_s"])
+    assert pd.isna(summary.loc[0, "compile_s"]) and pd.isna(summary.loc[0, "compile_cache_hits"])
 
 
 def test_the_headline_point_must_be_measured(fake, artifacts, tiny_tokens):

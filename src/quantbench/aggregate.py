@@ -41,11 +41,18 @@ SUMMARY_COLUMNS = [
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
     "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
     "quality_status", "gpu_status",
+    # graphs the headline batch's compile found in torch's Inductor cache (an earlier compile
+    # on the machine): its compile_s is then not a first compile's
+    "compile_cache_hits",
+    # a compiled precision whose compiled step was refused here: its generations decoded
+    # eagerly, and why
+    "generations_eager",
     "reason", "device", "gpu_name", "run_id",
     # where the latency record was measured: records brought together from several runs say so
     "git_commit", "source_sha256", "measured_utc",
 ]
 TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
+                "generations_eager",
                 "kld_floor_from",
                 "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id", "kv_twin", "git_commit",
@@ -252,6 +259,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                     row[key] = r["details"]["backend"].get(key)
             row["compile_s"] = compile_time(r["details"].get("backend", {}),
                                             head.batch_size if head else m.get("batch_size"))
+            row["compile_cache_hits"] = compile_cache_hits(
+                r["details"].get("backend", {}), head.batch_size if head else m.get("batch_size"))
             row["kv_bytes_per_token"] = r["details"].get("backend", {}).get("kv_bytes_per_token")
             n_params = r["details"].get("backend", {}).get("n_params")
             if n_params and m.get("size_mib"):
@@ -262,7 +271,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             row.update(ppl=m.get("ppl"), ppl_stderr=m.get("ppl_stderr"),
                        kld_mean=m.get("kld_mean"), top1_agreement_pct=m.get("top1_agreement_pct"),
                        gen_exact_match_pct=m.get("gen_exact_match_pct"),
-                       quality_status=r["status"])
+                       quality_status=r["status"],
+                       generations_eager=r["details"].get("generations_eager"))
             if r["details"].get("kv_twin"):
                 ci = m.get("kv_ppl_delta_pct_ci95") or [None, None]
                 row.update(kv_twin=r["details"]["kv_twin"],
@@ -316,6 +326,15 @@ def compile_time(backend: dict, batch_size) -> float | None:
         return None
     key = None if batch_size is None else str(int(batch_size))
     return by_batch.get(key, backend.get("compile_s"))
+
+
+def compile_cache_hits(backend: dict, batch_size) -> float | None:
+    """Graphs the compiles of the headline batch size (all, without one) found in Inductor's
+    on-disk cache; None where the record did not count them."""
+    log = [e for e in backend.get("compile_log") or [] if "inductor_cache_hits" in e]
+    if batch_size is not None:
+        log = [e for e in log if e["batch_size"] == int(batch_size)]
+    return float(sum(e["inductor_cache_hits"] for e in log)) if log else None
 
 
 def kld_floor(group: pd.DataFrame, reference: str, self_floor: float | None

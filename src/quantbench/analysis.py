@@ -517,6 +517,19 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                        "perplexity measure the distance from that file, not from the model it "
                        f"was made from{grid}.")
     out += several_runs(df)
+    if "compile_cache_hits" in df:
+        cached = df[(df["status"] == "ok") & (df["compile_cache_hits"] > 0)]
+        if not cached.empty:
+            names = ", ".join(f"{r.model} {r.precision} ({r.compile_s:.1f} s)"
+                              for r in cached.itertuples())
+            out.append("Compile times that found their graphs in torch's Inductor cache (compiled "
+                       f"earlier on this machine): {names}; a first compile takes longer.")
+    if "generations_eager" in df:
+        for _, row in df[df["generations_eager"].notna()].iterrows():
+            out.append(f"{row['model']}: {row['precision']}'s sanity generations were decoded "
+                       "without its compiled graph, which was refused here ("
+                       f"{row['generations_eager']}); its perplexity and KL divergence come "
+                       "from the eager forward, as every precision's do.")
     ok = df[df["status"] == "ok"]
     device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
                                                 if "device" in ok and ok["device"].notna().any()

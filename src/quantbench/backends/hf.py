@@ -254,7 +254,9 @@ class HFBackend:
             "cache" if "cache" in inspect.signature(self.model.forward).parameters
             else "past_key_values"
         )
-        self.compile_log: list[tuple[int, int, float]] = []  # (batch, context, seconds)
+        # (batch, context, seconds, Inductor cache hits, misses): a hit is a graph compiled
+        # earlier on this machine (torch's on-disk cache), whose compile takes less time
+        self.compile_log: list[tuple[int, int, float, int, int]] = []
         self.compiled = bool(precision.settings.get("compile"))
         # one graph for the whole decode step (a graph break is a failure, not a silent slow
         # path); on a GPU its CUDA graph is replayed
@@ -308,6 +310,13 @@ class HFBackend:
         config = torch._dynamo.config
         limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
         setattr(config, limit, max(getattr(config, limit), RECOMPILES_MAX))
+        from torch._dynamo.utils import counters
+
+        def cache() -> tuple[int, int]:
+            return (counters["inductor"]["fxgraph_cache_hit"],
+                    counters["inductor"]["fxgraph_cache_miss"])
+
+        cached = cache()
         start = time.perf_counter()
         try:
             steps = [self.prefill_batch(CHECK_PROMPT)]
@@ -320,7 +329,9 @@ class HFBackend:
                 raise
             raise unsupported from exc
         self.sync()
-        self.compile_log.append((batch_size, n_ctx, time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        hits, misses = (now - then for now, then in zip(cache(), cached, strict=True))
+        self.compile_log.append((batch_size, n_ctx, seconds, hits, misses))
         self._check_compiled(steps)
 
     def _check_compiled(self, steps: list[list[int]]) -> None:
@@ -346,19 +357,31 @@ class HFBackend:
                         f"token {int(scores.argmax())}; torch {torch.__version__}'s compiled "
                         "graph miscomputes on this machine, so this path is not measured")
 
+    def eager_if_refused(self) -> str | None:
+        """Where the compiled step of the shape configured now was refused (a miscompile, see
+        _check_compiled), decode eagerly from here on: the same weights and kernels without
+        the graph, so that a quality job still gets the format's own generations. Returns the
+        refusal's reason, or None where nothing was refused (nothing changes then)."""
+        if not self.compiled or self.shape is not None or not self.refused:
+            return None
+        self.compiled = False
+        self.cache = self.depth_cache = None
+        self.depth = 0
+        return str(next(reversed(self.refused.values())))
+
     @property
     def compile_s_by_batch(self) -> dict[int, float]:
         """Seconds spent compiling per batch size: every shape's compile counts (a batch size
         configured again for another context, the first time at load, then at each depth)."""
         by_batch: dict[int, float] = {}
-        for batch_size, _, seconds in self.compile_log:
+        for batch_size, _, seconds, *_ in self.compile_log:
             by_batch[batch_size] = by_batch.get(batch_size, 0.0) + seconds
         return by_batch
 
     @property
     def compile_s(self) -> float | None:
         """Seconds spent compiling in all (None for a path that compiles nothing)."""
-        return sum(t for *_, t in self.compile_log) if self.compiled else None
+        return sum(entry[2] for entry in self.compile_log) if self.compiled else None
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -483,8 +506,9 @@ class HFBackend:
             "compile_options": self.compile_options,
             "compile_s": self.compile_s,
             "compile_s_by_batch": {str(b): t for b, t in self.compile_s_by_batch.items()},
-            "compile_log": [{"batch_size": b, "n_ctx": n, "seconds": t}
-                            for b, n, t in self.compile_log],
+            "compile_log": [{"batch_size": b, "n_ctx": n, "seconds": t,
+                             "inductor_cache_hits": h, "inductor_cache_misses": m}
+                            for b, n, t, h, m in self.compile_log],
             "device": str(self.device),
             "footprint_mib": (self._weights_bytes() if self.quantised is not None
                               else self.model.get_memory_footprint()) / 2**20,

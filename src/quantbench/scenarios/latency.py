@@ -223,9 +223,10 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         rec.metrics.update(others.stop())
         rec.details["other_processes"] = others.top
         rec.details["points"] = [p.to_dict() for p in measured]
-        # the compile time of each batch size compiled after loading, too (an engine that
-        # compiles nothing has none)
-        compiled = {k: v for k, v in backend.info().items() if k.startswith("compile_s")}
+        # the compile time of each batch size compiled after loading, too, and each compile's
+        # entry in the log (an engine that compiles nothing has none)
+        compiled = {k: v for k, v in backend.info().items()
+                    if k.startswith(("compile_s", "compile_log"))}
         rec.details["backend"].update(compiled)
         top = next(p for p in measured if p.key == head)
         if top.status != "ok":
