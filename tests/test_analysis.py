@@ -690,6 +690,21 @@ def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_
     assert int8_engines("m", df[df["precision"] != "onnx-int8"], REF) is None
 
 
+def test_a_torchao_format_that_quantised_few_layers_is_an_anomaly(measured):
+    """Under half the model's linear layers in the format: named, with the count; most of them
+    (all but lm_head, say) or a precision that does not count its layers: nothing."""
+    def said(df):
+        return [t for t in anomalies(df, REF, Budgets()) if "linear layers" in t]
+
+    df = measured.assign(quantised_linears=None, linears=None)
+    assert said(df) == []
+    df.loc[df["precision"] == "bnb-nf4", ["quantised_linears", "linears"]] = [210, 211]
+    assert said(df) == []
+    df.loc[df["precision"] == "bnb-nf4", ["quantised_linears", "linears"]] = [30, 211]
+    (text,) = said(df)
+    assert text.startswith("m: bnb-nf4 quantised 30 of the model's 211 linear layers (14 %)")
+
+
 def test_compile_times_from_a_warm_cache_are_named_in_the_limitations(measured):
     def said(df):
         return [t for t in limitations(df, {}, _config(), {"device": "cpu"})

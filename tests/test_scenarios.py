@@ -626,6 +626,7 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     monkeypatch.setattr(fake, "configure", compiling)
     monkeypatch.setattr(fake, "info", lambda self: {
         "kv_elem_bytes": 2, "compile_s": sum(compile_s.values()),
+        "quantization": {"quantised_linears": "3 of 15"},
         "compile_s_by_batch": dict(compile_s),
         "compile_log": [{"batch_size": int(b), "n_ctx": 0, "seconds": t,
                          "inductor_cache_hits": int(b) - 1, "inductor_cache_misses": 1}
@@ -638,6 +639,7 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     summary = summary_table(load_records([tmp_path / "r.json"]), "bf16-compiled")
     assert summary.loc[0, "compile_s"] == 20.0
     assert summary.loc[0, "compile_cache_hits"] == 1  # the headline batch's compile's
+    assert (summary.loc[0, "quantised_linears"], summary.loc[0, "linears"]) == (3, 15)
     # a record written before compile_log existed kept only each batch size's last compile:
     # its compile time is not known, rather than a recompile's fraction of a second
     del rec.details["backend"]["compile_log"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +40,9 @@ SUMMARY_COLUMNS = [
     "kv_ppl_delta_pct_ci_high", "kv_kld_mean",
     *MEMORY_COLUMNS,
     "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
-    "row_block", "misaligned_rows_pct", "other_cpu_share", "steal_share", "loadavg",
+    "row_block", "misaligned_rows_pct",
+    # a torchao format: the model's linear layers it quantised (the others stay unquantised)
+    "quantised_linears", "linears", "other_cpu_share", "steal_share", "loadavg",
     "quality_status", "gpu_status",
     # graphs the headline batch's compile found in torch's Inductor cache (an earlier compile
     # on the machine): its compile_s is then not a first compile's
@@ -259,6 +262,10 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                     row[key] = r["details"]["backend"].get(key)
             row["compile_s"] = compile_time(r["details"].get("backend", {}),
                                             head.batch_size if head else m.get("batch_size"))
+            counted = re.fullmatch(r"(\d+) of (\d+)", str(r["details"].get("backend", {})
+                                   .get("quantization", {}).get("quantised_linears", "")))
+            if counted:
+                row["quantised_linears"], row["linears"] = map(int, counted.groups())
             row["compile_cache_hits"] = compile_cache_hits(
                 r["details"].get("backend", {}), head.batch_size if head else m.get("batch_size"))
             row["kv_bytes_per_token"] = r["details"].get("backend", {}).get("kv_bytes_per_token")

@@ -181,6 +181,12 @@ WORDING = {
         "llama.cpp's choices for this file type"
         "{% endif %}; its size and quality are those of this mix, not of the named type alone."
     ),
+    "partly_quantised": (
+        "{{ model }}: {{ precision }} quantised {{ quantised | fmt(0) }} of the model's "
+        "{{ n | fmt(0) }} linear layers ({{ pct | fmt(0) }} %); torchao leaves a layer whose "
+        "shape its format does not take unquantised, so its size, speed and quality are mostly "
+        "those of the unquantised layers, not of the format."
+    ),
     # -- operating points (quantbench.operating) -----------------------------------------------
     "step_time_falls": (
         "{{ model }}: {{ precision }}'s decode step took less time at batch "
