@@ -640,6 +640,10 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
     assert summary.loc[0, "compile_s"] == 20.0
     assert summary.loc[0, "compile_cache_hits"] == 1  # the headline batch's compile's
     assert (summary.loc[0, "quantised_linears"], summary.loc[0, "linears"]) == (3, 15)
+    rec.details["backend"]["quantization"] = None  # an unquantised precision's
+    rec.save(tmp_path / "r.json")
+    summary = summary_table(load_records([tmp_path / "r.json"]), "bf16-compiled")
+    assert pd.isna(summary.loc[0, "quantised_linears"])
     # a record written before compile_log existed kept only each batch size's last compile:
     # its compile time is not known, rather than a recompile's fraction of a second
     del rec.details["backend"]["compile_log"]

@@ -262,8 +262,9 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                     row[key] = r["details"]["backend"].get(key)
             row["compile_s"] = compile_time(r["details"].get("backend", {}),
                                             head.batch_size if head else m.get("batch_size"))
-            counted = re.fullmatch(r"(\d+) of (\d+)", str(r["details"].get("backend", {})
-                                   .get("quantization", {}).get("quantised_linears", "")))
+            quantization = r["details"].get("backend", {}).get("quantization") or {}
+            counted = re.fullmatch(r"(\d+) of (\d+)",
+                                   str(quantization.get("quantised_linears", "")))
             if counted:
                 row["quantised_linears"], row["linears"] = map(int, counted.groups())
             row["compile_cache_hits"] = compile_cache_hits(
