@@ -22,7 +22,8 @@
 # COMPILE_CACHE: an archive of torch.compile's caches (Inductor's and Triton's) from an earlier
 # run on the same kind of card and the same torch: unpacked before, written back to
 # OUT/compile-cache.tgz after (if under 16 MiB). A compile that finds its graph there takes
-# seconds instead of minutes; a latency record's compile_s is then the cached compile's.
+# seconds instead of minutes: the record counts the cache's hits (compile_log) and the report
+# names every compile time that came from a warm cache.
 set -uo pipefail
 CONFIG="$1"; LIMIT="$2"; OUTDIR="$3"; WHEELS="$4"; SRC_TGZ="$5"; shift 5
 start=$SECONDS
