@@ -262,13 +262,13 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                     row[key] = r["details"]["backend"].get(key)
             row["compile_s"] = compile_time(r["details"].get("backend", {}),
                                             head.batch_size if head else m.get("batch_size"))
-            quantization = r["details"].get("backend", {}).get("quantization") or {}
-            counted = re.fullmatch(r"(\d+) of (\d+)",
-                                   str(quantization.get("quantised_linears", "")))
+            backend = r["details"].get("backend", {})
+            counted = re.fullmatch(r"(\d+) of (\d+)", str(
+                (backend.get("quantization") or {}).get("quantised_linears", "")))
             if counted:
                 row["quantised_linears"], row["linears"] = map(int, counted.groups())
             row["compile_cache_hits"] = compile_cache_hits(
-                r["details"].get("backend", {}), head.batch_size if head else m.get("batch_size"))
+                backend, head.batch_size if head else m.get("batch_size"))
             row["kv_bytes_per_token"] = r["details"].get("backend", {}).get("kv_bytes_per_token")
             n_params = r["details"].get("backend", {}).get("n_params")
             if n_params and m.get("size_mib"):

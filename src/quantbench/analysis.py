@@ -428,7 +428,8 @@ def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Findi
                     for _, row in noisy.iterrows()]
         out += named_type_findings(model, g)
         if "quantised_linears" in g:
-            part = _ok(g)[_ok(g)["quantised_linears"] < 0.5 * _ok(g)["linears"]]
+            ok = _ok(g)
+            part = ok[ok["quantised_linears"] < 0.5 * ok["linears"]]
             out += [Finding("partly_quantised", model, row["precision"],
                             numbers={"quantised": row["quantised_linears"], "n": row["linears"],
                                      "pct": 100 * row["quantised_linears"] / row["linears"]})
