@@ -35,8 +35,6 @@ from pathlib import Path
 
 import llama_cpp  # before numpy, as in quantbench.backends.llamacpp
 import numpy as np
-
-from quantbench import precisions
 from quantbench.gguf import (
     convert,
     fetch_converter,
@@ -44,6 +42,8 @@ from quantbench.gguf import (
     quantize,
     tensor_types,
 )
+
+from quantbench import precisions
 from quantbench.kld import Comparison, ReferenceWriter
 from quantbench.perplexity import llamacpp_windows, perplexity, scored_logprobs
 

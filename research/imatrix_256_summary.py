@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
 from quantbench.aggregate import summary_table
+
 from quantbench.report import report_text
 
 CONFIG = Path("config/imatrix-256.yaml")

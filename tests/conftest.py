@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantbench import imatrix as imatrix_tools
-from quantbench.datasets import save_tokens
-from quantbench.gguf import convert, fetch_converter, installed_llama_cpp_version, quantize
-from quantbench.imatrix import calibration_text
-from quantbench.models import prepare_model
+from quantbench.artifacts import imatrix as imatrix_tools
+from quantbench.artifacts.dataset import save_tokens
+from quantbench.artifacts.gguf import (
+    convert,
+    fetch_converter,
+    installed_llama_cpp_version,
+    quantize,
+)
+from quantbench.artifacts.imatrix import calibration_text
+from quantbench.artifacts.model import prepare_model
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from quantbench.aggregate import LONG_COLUMNS, aggregate, long_table, run_id
+from quantbench.report.aggregate import LONG_COLUMNS, aggregate, long_table, run_id
 
 
 def _rec(kind, precision, backend="transformers", status="ok", created="2026-11-26T12:00:00+00:00",
@@ -83,7 +83,7 @@ def _points_record():
 
 
 def test_every_point_is_a_keyed_row_of_the_points_and_long_tables():
-    from quantbench.aggregate import points_table
+    from quantbench.report.aggregate import points_table
 
     rec = _points_record()
     pts = points_table([rec], "run1")
@@ -105,7 +105,7 @@ def test_every_point_is_a_keyed_row_of_the_points_and_long_tables():
 
 
 def test_the_summary_reports_the_headline_point():
-    from quantbench.aggregate import summary_table
+    from quantbench.report.aggregate import summary_table
 
     row = summary_table([_points_record()], "fp32").iloc[0]
     assert row["decode_tok_s"] == 40.0 and row["decode_token_ms_p50"] == 99.0

@@ -5,8 +5,8 @@ import re
 import pandas as pd
 import pytest
 
-from quantbench.aggregate import SUMMARY_COLUMNS
-from quantbench.analysis import (
+from quantbench.report.aggregate import SUMMARY_COLUMNS
+from quantbench.report.findings import (
     Budgets,
     against_fast_baseline,
     anomalies,
@@ -24,7 +24,7 @@ from quantbench.analysis import (
     timing_findings,
     tradeoffs,
 )
-from quantbench.report import headline_findings, report_text
+from quantbench.report.markdown import headline_findings, report_text
 
 REF = "fp32"
 
@@ -494,7 +494,7 @@ def test_the_int8_split_is_said_to_explain_the_loss_only_as_far_as_the_t0_run_sh
 
 def kernel_table(*rows) -> pd.DataFrame:
     """results/kernels.csv rows: (precision, device, overrides), the rest a plain GPU trace."""
-    from quantbench.aggregate import KERNEL_COLUMNS
+    from quantbench.report.aggregate import KERNEL_COLUMNS
 
     base = {"model": "m", "backend": "transformers", "status": "ok", "batch_size": 64,
             "context_depth": 4096, "prompt_tokens": 512, "steps": 8, "tokens": 8, "step_ms": 4.0,
@@ -507,7 +507,7 @@ def kernel_table(*rows) -> pd.DataFrame:
 
 
 def kernel_texts(df: pd.DataFrame, kind: str | None = None) -> list[str]:
-    from quantbench.analysis import kernel_findings
+    from quantbench.report.findings import kernel_findings
 
     return [f.text for f in kernel_findings(df) if kind is None or f.kind == kind]
 
@@ -663,7 +663,7 @@ def test_a_compiled_quantized_precision_has_a_compiled_baseline_when_one_ran():
 
 
 def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_ran():
-    from quantbench.analysis import int8_engines
+    from quantbench.report.findings import int8_engines
 
     df = table(
         ("fp32", "transformers", 20.0, 400.0, 900.0, 10.00),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantbench.compare import combine, compare, main, side_by_side
+from quantbench.tools.compare import combine, compare, main, side_by_side
 
 DATA = Path(__file__).resolve().parent / "data"  # compare-h200: an H200 run's summary
 COLUMNS = ["model", "precision", "backend", "status", "decode_tok_s", "prefill_ms",

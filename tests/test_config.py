@@ -365,7 +365,7 @@ def test_context_window_is_read_from_the_model_folder_and_the_embedded_gguf(tmp_
 
     from gguf import GGUFReader
 
-    from quantbench.models import embedded_gguf_path
+    from quantbench.inputs import embedded_gguf_path
 
     folder = tmp_path / "hf"
     folder.mkdir()

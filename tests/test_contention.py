@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quantbench.contention import ContentionTracker, contended, processes
+from quantbench.scenarios.contention import ContentionTracker, contended, processes
 
 pytestmark = pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs Linux /proc")
 BUSY = "while True: pass"

@@ -1,5 +1,5 @@
-"""quantbench.fidelity (quantbench fidelity): reading llama-batched-bench and building the ratio
-table."""
+"""quantbench.tools.fidelity (quantbench fidelity): reading llama-batched-bench and building the
+ratio table."""
 
 import pytest
 
@@ -21,7 +21,7 @@ llama_perf_context_print:        load time =     137.27 ms
 
 @pytest.fixture(scope="module")
 def tool():
-    from quantbench import fidelity
+    from quantbench.tools import fidelity
 
     return fidelity
 

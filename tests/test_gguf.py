@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from quantbench.artifacts.gguf import convert, quantize, verify
 from quantbench.errors import ConversionError
-from quantbench.gguf import convert, quantize, verify
 
 
 def test_conversion_and_quantization_write_valid_smaller_files(tiny_gguf):
@@ -17,7 +17,7 @@ def test_conversion_and_quantization_write_valid_smaller_files(tiny_gguf):
 
 
 def test_tensor_types_tell_what_a_file_really_holds(tiny_gguf):
-    from quantbench.gguf import base_type, tensor_types
+    from quantbench.artifacts.gguf import base_type, tensor_types
 
     assert base_type("Q4_K_M") == "Q4_K" and base_type("q8_0") == "Q8_0"
     assert base_type("f16") == "F16" and base_type("Q2_K") == "Q2_K"
@@ -36,7 +36,7 @@ def test_row_alignment_counts_the_weights_in_matrices_whose_rows_do_not_split(tm
     import numpy as np
     from gguf import GGUFWriter
 
-    from quantbench.gguf import row_alignment
+    from quantbench.artifacts.gguf import row_alignment
 
     path = tmp_path / "shapes.gguf"
     writer = GGUFWriter(str(path), "llama")
@@ -105,7 +105,7 @@ def test_each_gguf_precision_writes_the_llama_cpp_file_type_of_its_name(tmp_path
     from gguf import GGUFReader, LlamaFileType
 
     from quantbench import precisions
-    from quantbench.imatrix import needs_imatrix
+    from quantbench.precisions import needs_imatrix
 
     quantized = [p for p in precisions.table().values()
                  if p.is_gguf and p.settings["made_by"] == "quantize"]

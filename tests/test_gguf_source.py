@@ -13,13 +13,16 @@ from snakemake.utils import validate
 
 from quantbench import config as qb_config
 from quantbench import inputs
+from quantbench.artifacts.dataset import save_tokens
+from quantbench.artifacts.gguf import llamacpp_tokenize
+from quantbench.artifacts.manifest import MODEL_JSON
+from quantbench.artifacts.model import prepare_model
 from quantbench.backends.hf import HFBackend
 from quantbench.backends.llamacpp import LlamaCppBackend
-from quantbench.datasets import save_tokens
 from quantbench.errors import ConfigError, ModelSourceError
-from quantbench.gguf import llamacpp_tokenize, metadata_value
-from quantbench.models import MODEL_JSON, prepare_model
-from quantbench.scenarios.quality import run_quality, windows_for
+from quantbench.gguf_header import metadata_value
+from quantbench.perplexity import windows_for
+from quantbench.scenarios.quality import run_quality
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 PROMPTS = ["The river ran past"]
@@ -87,7 +90,7 @@ def test_a_tokenizer_that_disagrees_with_llamacpp_is_made_to_agree_or_refused(gg
     saved tokenizer that still disagrees is refused."""
     from transformers import AutoTokenizer
 
-    from quantbench.models import check_bos, match_bos
+    from quantbench.artifacts.model import check_bos, match_bos
 
     path, flag = gguf_source["path"], gguf_source["flag"]
     other = dict(gguf_source["info"]["tokenizer_bos"], add_bos=not flag)

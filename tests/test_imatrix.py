@@ -11,11 +11,11 @@ import pytest
 from conftest import IMATRIX_PROTOCOL as PROTOCOL
 
 from quantbench import config as qb_config
-from quantbench import imatrix as qb_imatrix
+from quantbench.artifacts import imatrix as qb_imatrix
+from quantbench.artifacts.gguf import quantize
 from quantbench.config import ConfigError
 from quantbench.errors import ConversionError
-from quantbench.gguf import quantize
-from quantbench.scenarios.quality import windows_for
+from quantbench.perplexity import windows_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,7 @@ def _arrays(rng, shift: float, n_windows: int = 8, n: int = 40) -> dict:
 
 
 def _ab_row(imat: dict, plain: dict) -> dict:
-    from quantbench.imatrix_ab import paired
+    from quantbench.report.imatrix_ab import paired
 
     return {"model": "m", "precision": "gguf-q4_k_m-imat", "plain": "gguf-q4_k_m",
             "calibration": "tail", "size_bytes_imat": 100, "size_bytes_plain": 100,
@@ -118,7 +118,7 @@ def _ab_row(imat: dict, plain: dict) -> dict:
 def test_the_imatrix_finding_follows_the_paired_interval(shift, kind, words):
     import pandas as pd
 
-    from quantbench.analysis import imatrix_findings
+    from quantbench.report.findings import imatrix_findings
 
     rng = np.random.default_rng(0)
     plain = _arrays(rng, 0.02)
@@ -138,7 +138,7 @@ def test_the_imatrix_finding_follows_the_paired_interval(shift, kind, words):
 def test_too_few_windows_say_nothing_about_the_imatrix():
     import pandas as pd
 
-    from quantbench.analysis import imatrix_findings
+    from quantbench.report.findings import imatrix_findings
 
     rng = np.random.default_rng(1)
     plain = _arrays(rng, 0.02, n_windows=2)
@@ -150,7 +150,7 @@ def test_too_few_windows_say_nothing_about_the_imatrix():
 
 def test_pairs_match_each_imat_type_with_its_plain_twin():
     from quantbench import precisions
-    from quantbench.imatrix import pairs
+    from quantbench.precisions import pairs
 
     table = precisions.table()
     run = ["gguf-f16", "gguf-q4_k_m", "gguf-q4_k_m-imat", "gguf-q4_k_m-imat-other",
@@ -162,7 +162,7 @@ def test_pairs_match_each_imat_type_with_its_plain_twin():
 
 def _report_inputs():
     """A summary of three GGUF precisions (no importance-matrix pair of its own) and a config."""
-    from quantbench.aggregate import summary_table
+    from quantbench.report.aggregate import summary_table
 
     def rec(kind, precision, **metrics):
         return {"kind": kind, "model": "m", "precision": precision, "backend": "llama.cpp",
@@ -183,8 +183,8 @@ def _report_inputs():
 def test_the_report_shows_the_imatrix_table_only_when_a_pair_was_run():
     import pandas as pd
 
-    from quantbench.imatrix_ab import COLUMNS
-    from quantbench.report import report_text
+    from quantbench.report.imatrix_ab import COLUMNS
+    from quantbench.report.markdown import report_text
 
     df, config = _report_inputs()
     assert "## Importance matrix" not in report_text(df, reference="gguf-f16", config=config)
@@ -206,9 +206,9 @@ def test_small_kl_divergences_of_an_imatrix_pair_are_not_shown_as_zero():
     excludes 0 does not read as [0.0000, 0.0000]."""
     import pandas as pd
 
-    from quantbench.analysis import imatrix_findings
-    from quantbench.imatrix_ab import COLUMNS
-    from quantbench.report import report_text
+    from quantbench.report.findings import imatrix_findings
+    from quantbench.report.imatrix_ab import COLUMNS
+    from quantbench.report.markdown import report_text
 
     rng = np.random.default_rng(3)
     plain = {**_arrays(rng, 0.0), "kld": rng.gamma(2, 6e-5, 8 * 40)}
@@ -240,7 +240,7 @@ def test_the_imatrix_finding_says_where_kl_divergence_went_and_when_it_disagrees
     says when the two measures disagree."""
     import pandas as pd
 
-    from quantbench.analysis import imatrix_findings
+    from quantbench.report.findings import imatrix_findings
 
     rng = np.random.default_rng(4)
     plain = _arrays(rng, 0.02)
@@ -260,8 +260,8 @@ def test_a_file_calibration_has_no_split_and_the_table_says_so_without_nan(tmp_p
     split's cells empty, and the report's table shows them as '–', not 'nan'."""
     import pandas as pd
 
-    from quantbench.imatrix_ab import COLUMNS
-    from quantbench.report import report_text
+    from quantbench.report.imatrix_ab import COLUMNS
+    from quantbench.report.markdown import report_text
 
     rng = np.random.default_rng(4)
     plain = _arrays(rng, 0.02)

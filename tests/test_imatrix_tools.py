@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantbench import imatrix as qb_imatrix
-from quantbench.gguf import quantize
+from quantbench.artifacts import imatrix as qb_imatrix
+from quantbench.artifacts.gguf import quantize
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from quantbench.kernels import CLASSES, KernelSummary, TraceRow, classify, summarise
+from quantbench.kernel_summary import CLASSES, KernelSummary, TraceRow, classify, summarise
 from quantbench.scenarios.kernels import run_kernels
 
 TRACE = dict(prompt_tokens=16, steps=3, top=6, warmup_runs=1, device="cpu", threads=2)

@@ -158,7 +158,7 @@ def _npz(out):
 def _parquet(out):
     import pandas as pd
 
-    from quantbench.aggregate import write_parquet
+    from quantbench.report.aggregate import write_parquet
 
     write_parquet(pd.DataFrame({"x": [0, 1, 2]}), out)
     return pd.read_parquet(out)["x"].tolist()

@@ -11,11 +11,11 @@ from snakemake.utils import validate
 
 from quantbench import config as qb_config
 from quantbench import kvcache, precisions
-from quantbench.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
-from quantbench.analysis import kv_cache_findings, kv_cache_rows
 from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.precisions import Precision
-from quantbench.report import report_text
+from quantbench.report.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
+from quantbench.report.findings import kv_cache_findings, kv_cache_rows
+from quantbench.report.markdown import report_text
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 RANDOM = {"source": "random", "architecture": "llama", "hidden_size": 256, "num_layers": 2,
@@ -123,7 +123,7 @@ def test_a_quantized_kv_precision_is_compared_with_the_same_weights_with_f16_kv(
     assert kvcache.f16_twin("gguf-f16-kvq8", ["gguf-f16", "gguf-q8_0"]) == "gguf-f16"
     assert kvcache.f16_twin("gguf-f16-kvq8", ["gguf-q8_0"]) is None
     assert kvcache.f16_twin("gguf-f16", ["gguf-f16"]) is None
-    from quantbench.operating import baseline_of
+    from quantbench.report.operating import baseline_of
 
     # the same weights with a quantized cache are never the unquantized baseline
     assert baseline_of("gguf-q4_0", ["gguf-f16-kvq8", "gguf-bf16"]) == "gguf-bf16"

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from transformers import AutoConfig
 
-from quantbench import datasets
+from quantbench.artifacts import dataset as datasets
+from quantbench.artifacts.model import prepare_model
 from quantbench.errors import DatasetError, ModelSourceError
-from quantbench.models import embedded_gguf_path, prepare_model
+from quantbench.inputs import embedded_gguf_path
 
 RAW = """## Title line
 ### START: scan ###
@@ -151,7 +152,7 @@ def test_corrupted_safetensors_is_refused(tmp_path, tiny_model, damage, message)
 def test_weights_are_hashed_and_checked_before_a_job_trusts_them(tmp_path, tiny_model, tiny_gguf):
     import hashlib
 
-    from quantbench.models import verify_artifact
+    from quantbench.artifacts.model import verify_artifact
 
     folder = _copy_model(tiny_model, tmp_path / "m")
     info = prepare_model({"source": "local", "path": str(folder)}, tmp_path / "out")
@@ -178,7 +179,7 @@ def test_folder_that_is_not_a_causal_lm_is_refused(tmp_path, tiny_model, changes
 
 
 def test_remote_code_needs_the_config_to_allow_it(tmp_path, tiny_model):
-    from quantbench.models import model_options
+    from quantbench.artifacts.manifest import model_options
 
     auto_map = {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}
     spec = {"source": "local", "path": str(_copy_model(tiny_model, tmp_path / "m",
@@ -219,7 +220,7 @@ def test_random_weights_fall_back_to_the_cpu_when_the_card_has_no_room(tmp_path,
                                                                        monkeypatch):
     import torch
 
-    from quantbench import models
+    from quantbench.artifacts import model as models
     from tests.conftest import TINY
 
     drawn = []

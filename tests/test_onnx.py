@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from quantbench import precisions
+from quantbench.artifacts.onnx import GRAPH, export_onnx, quantize_onnx
 from quantbench.backends import load_backend
-from quantbench.onnx_export import GRAPH, export_onnx, quantize_onnx
 from quantbench.scenarios.latency import run_latency
 from quantbench.scenarios.quality import run_quality
 

@@ -6,11 +6,12 @@ import math
 import pandas as pd
 import pytest
 
-from quantbench import operating, precisions, roofline
-from quantbench.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
-from quantbench.analysis import Budgets
-from quantbench.operating import Settings
-from quantbench.report import report_text
+from quantbench import precisions, roofline
+from quantbench.report import operating
+from quantbench.report.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
+from quantbench.report.findings import Budgets
+from quantbench.report.markdown import report_text
+from quantbench.report.operating import Settings
 
 SHAPE = roofline.Shape(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=128, vocab=256)
 # ridge = 2 TFLOP/s / 1000 GB/s = 2 FLOP/byte

@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantbench import plots
-from quantbench.aggregate import pareto_front
 from quantbench.figures import SUMMARY_FIGURES
+from quantbench.report import plots
+from quantbench.report.aggregate import pareto_front
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE = {"peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16": 100.0, "float32": 20.0}}
@@ -332,7 +332,7 @@ def test_an_image_the_batch_export_left_out_is_written_on_its_own(tmp_path, monk
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    from quantbench import plots
+    from quantbench.report import plots
 
     batch = pio.write_images
 

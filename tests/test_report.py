@@ -4,9 +4,10 @@ import re
 import pandas as pd
 import pytest
 
-from quantbench.aggregate import long_table, summary_table
-from quantbench.analysis import Budgets, anomalies, limitations
-from quantbench.report import headline_findings, md_escape
+from quantbench.report.aggregate import long_table, summary_table
+from quantbench.report.findings import Budgets, anomalies, limitations
+from quantbench.report.markdown import headline_findings
+from quantbench.report.numbers import md_escape
 
 
 def _rec(kind, precision, backend, status="ok", **metrics):
@@ -97,7 +98,7 @@ def test_roofline_counts_weights_kv_and_flops(tmp_path):
 
 
 def test_pareto_front_keeps_only_undominated_precisions():
-    from quantbench.aggregate import pareto_front
+    from quantbench.report.aggregate import pareto_front
 
     df = pd.DataFrame({"mem": [10.0, 5.0, 6.0, 3.0], "tok_s": [1.0, 3.0, 2.0, 4.0],
                        "ppl": [10.0, 11.0, 12.0, 15.0]})
@@ -201,7 +202,7 @@ def _tables(text: str) -> tuple[dict, dict]:
 
 
 def test_the_report_shows_the_kld_floor_and_n_a_for_intervals_it_does_not_have():
-    from quantbench.report import report_text
+    from quantbench.report.markdown import report_text
 
     df = summary_table(_floor_records(bf16=True, self_floor=3e-9), "fp32")
     text = report_text(df, reference="fp32", config=CONFIG)
@@ -226,7 +227,7 @@ def test_the_report_shows_the_kld_floor_and_n_a_for_intervals_it_does_not_have()
 
 
 def test_the_load_peak_and_memory_parts_reach_the_summary_and_the_memory_table(records):
-    from quantbench.report import report_text
+    from quantbench.report.markdown import report_text
 
     config = {"dataset": {"name": "text"},
               "latency": {"prompt_tokens": [128], "new_tokens": 32, "warmup_runs": 1,
@@ -250,7 +251,7 @@ def test_the_load_peak_and_memory_parts_reach_the_summary_and_the_memory_table(r
 
 
 def test_kernel_traces_reach_their_table_and_the_long_table(records, tmp_path):
-    from quantbench.aggregate import aggregate
+    from quantbench.report.aggregate import aggregate
 
     trace = _rec("kernels", "fp32", "transformers", steps=8, tokens=8, step_ms=4.0,
                  busy_ms_per_step=3.0, busy_pct=75.0, kernels_per_token=120.0, gemm_pct=60.0,

@@ -132,7 +132,7 @@ def _traced_phases(readings, power_w):
     ``power_w`` in each (None: none)."""
     from types import SimpleNamespace
 
-    from quantbench.trackers import NvmlSampler
+    from quantbench.scenarios.trackers import NvmlSampler
 
     sampler = NvmlSampler(handle=None)
     it = iter(readings)
@@ -614,7 +614,7 @@ def test_every_batch_sizes_compile_time_reaches_the_record_and_the_headline_ones
         fake, monkeypatch, artifacts, tiny_tokens, tmp_path):
     """A compiled path compiles once per batch size: the record keeps each one's compile time
     (not only the first's, compiled while loading) and the summary the headline batch's."""
-    from quantbench.aggregate import load_records, summary_table
+    from quantbench.report.aggregate import load_records, summary_table
 
     compile_s = {}
     configure = fake.configure
@@ -840,7 +840,7 @@ class _LoadPeakBackend(_FakeBackend):
     nothing of it."""
 
     def __init__(self, *args, **kwargs):
-        from quantbench.trackers import peak_rss_mib, rss_mib
+        from quantbench.scenarios.trackers import peak_rss_mib, rss_mib
 
         super().__init__()
         self.step_s = 0.0
@@ -910,8 +910,8 @@ def test_llamacpp_memory_parts_are_its_buffers(precision, artifacts, tiny_tokens
 @pytest.fixture(scope="module")
 def large_vocab_gguf(tmp_path_factory, sample_text, converter):
     """A random Llama with a 262,144-token vocabulary (Gemma 3's) and a tiny body."""
-    from quantbench.gguf import convert
-    from quantbench.models import prepare_model
+    from quantbench.artifacts.gguf import convert
+    from quantbench.artifacts.model import prepare_model
 
     spec = dict(source="random", architecture="llama", hidden_size=32, num_layers=1,
                 num_heads=2, num_kv_heads=1, intermediate_size=64, vocab_size=262144,

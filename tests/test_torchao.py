@@ -205,8 +205,8 @@ def test_a_format_that_quantises_no_layer_of_the_model_is_refused(tmp_path, samp
     leaves every weight in bf16, which must not be measured as int4."""
     from conftest import TINY
 
+    from quantbench.artifacts.model import prepare_model
     from quantbench.backends import load_backend
-    from quantbench.models import prepare_model
 
     narrow = tmp_path / "hf"
     prepare_model({**TINY, "hidden_size": 192, "intermediate_size": 320}, narrow,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from quantbench.trackers import (
+from quantbench.scenarios.trackers import (
     MemoryTracker,
     memory_breakdown,
     peak_rss_mib,

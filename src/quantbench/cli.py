@@ -15,19 +15,19 @@ import sys
 
 # name: (module, function, one line of help)
 COMMANDS = {
-    "compare": ("quantbench.compare", "main",
+    "compare": ("quantbench.tools.compare", "main",
                 "compare several runs' results folders in one markdown report"),
     "targets": ("quantbench.targets", "main",
                 "print one precision's and/or one model's records, for snakemake --forcerun"),
-    "render": ("quantbench.render", "main",
+    "render": ("quantbench.tools.render", "main",
                "aggregate, plot and report again from a finished results folder"),
-    "fidelity": ("quantbench.fidelity", "main",
+    "fidelity": ("quantbench.tools.fidelity", "main",
                  "quantbench's llama.cpp path against llama.cpp's own tools, same GGUF files"),
-    "repeatability": ("quantbench.repeatability", "main",
+    "repeatability": ("quantbench.tools.repeatability", "main",
                       "run-to-run spread: one precision's latency in N fresh processes"),
-    "bench-pipeline": ("quantbench.benchmarks", "pipeline_main",
+    "bench-pipeline": ("quantbench.tools.benchmarks", "pipeline_main",
                        "wall time of the default pipeline, a no-op rerun and a dry run"),
-    "bench-dag": ("quantbench.benchmarks", "dag_main",
+    "bench-dag": ("quantbench.tools.benchmarks", "dag_main",
                   "DAG building time: a dry run of M models x P precisions"),
 }
 

@@ -10,7 +10,10 @@ import tempfile
 from pathlib import Path
 
 from quantbench import kvcache, precisions
+from quantbench.device import cuda_problem
 from quantbench.errors import ConfigError
+from quantbench.gguf_header import file_problem, metadata_value
+from quantbench.inputs import IMATRIX_TOOL, dataset_id, gguf_source_path
 
 REFERENCE_ORDER = ("fp32", "gguf-f32", "bf16", "fp16", "gguf-f16", "gguf-bf16")
 # Every rule writes below these folders of the working directory, and nowhere else.
@@ -147,8 +150,6 @@ def check(config: dict) -> None:
                 f"config key 'models.{name}.path': model folder {spec['path']!r} does not exist"
             )
         if spec["source"] == "gguf":
-            from quantbench.gguf import file_problem
-
             problem = file_problem(spec["path"])
             if problem:
                 raise ConfigError(f"config key 'models.{name}.path': {problem}")
@@ -270,8 +271,6 @@ def calibration_of(config: dict, precision: str) -> str | None:
 def _check_imatrix(config: dict) -> None:
     """Every IQ type has a calibration; every calibration used is configured, its text is
     there, and a tools folder given holds llama-imatrix (known before any job)."""
-    from quantbench.imatrix import TOOL, needs_imatrix
-
     spec = config.get("imatrix") or {}
     calibrations = spec.get("calibrations") or {}
     used = []
@@ -280,7 +279,7 @@ def _check_imatrix(config: dict) -> None:
         if not precision.is_gguf:
             continue
         calibration = calibration_of(config, name)
-        if calibration is None and needs_imatrix(precision.settings["gguf_type"]):
+        if calibration is None and precisions.needs_imatrix(precision.settings["gguf_type"]):
             raise ConfigError(
                 f"config key 'precision_settings.{name}.imatrix': {name} "
                 f"({precision.settings['gguf_type']}) needs an importance matrix; name a "
@@ -303,9 +302,9 @@ def _check_imatrix(config: dict) -> None:
                 f"text file; {path!r} is not one"
             )
     folder = spec.get("tools")
-    if used and folder and not (Path(folder) / TOOL).is_file():
+    if used and folder and not (Path(folder) / IMATRIX_TOOL).is_file():
         raise ConfigError(
-            f"config key 'imatrix.tools': {folder!r} holds no {TOOL} (bash "
+            f"config key 'imatrix.tools': {folder!r} holds no {IMATRIX_TOOL} (bash "
             "tools/build-llama-tools.sh builds it and prints its folder; null builds it in a job)"
         )
 
@@ -314,8 +313,6 @@ def check_device(config: dict) -> None:
     """Refuse device: cuda where no CUDA device is usable: llama.cpp would run on the CPU under
     a cuda label and torch would fail in every job. Called only where the jobs run on this
     machine (a cluster's login node may have no GPU)."""
-    from quantbench.device import cuda_problem
-
     if config.get("device") != "cuda":
         return
     problem = cuda_problem()
@@ -337,9 +334,6 @@ def context_window(name: str, spec: dict, workdir: str | Path) -> tuple[int, str
     if prepared.is_file():
         return _max_positions(prepared)
     if spec["source"] in ("embedded", "gguf"):
-        from quantbench.gguf import metadata_value
-        from quantbench.models import gguf_source_path
-
         gguf = gguf_source_path(spec)
         arch = metadata_value(gguf, "general.architecture")
         window = metadata_value(gguf, f"{arch}.context_length")
@@ -369,8 +363,6 @@ def check_lengths(config: dict, workdir: str | Path, *, gpu_trace: bool,
     """Refuse prompts longer than a model's context window (or than the evaluation text, where
     its token count is known) before any job; ``gpu_trace`` says whether the NVML trace runs,
     ``kernels`` whether the kernel traces do."""
-    from quantbench.datasets import dataset_id
-
     lat, prof = config["latency"], config["gpu_trace"]
     prompt = max(lat["prompt_tokens"])
     depth = max(lat.get("context_depths") or [0])

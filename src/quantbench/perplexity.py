@@ -93,3 +93,13 @@ def perplexity(nll: np.ndarray) -> dict:
     ppl = float(np.exp(mean))
     stderr = float(nll.std(ddof=1) / np.sqrt(nll.size)) if nll.size > 1 else 0.0
     return {"ppl": ppl, "ppl_stderr": ppl * stderr, "nll_mean": mean, "n_tokens": int(nll.size)}
+
+
+def windows_for(ids, meta: dict, *, mode: str, context_length: int, stride: int | None,
+                max_windows: int):
+    """Both modes start every window with BOS exactly when the model's tokenizer adds it."""
+    bos = meta["bos_id"] if meta.get("add_bos") else None
+    if mode == "llama.cpp":
+        return llamacpp_windows(ids, context_length, bos_id=bos, max_windows=max_windows)
+    return sliding_windows(ids, context_length, stride=stride or context_length // 2,
+                                   max_windows=max_windows, bos_id=bos)

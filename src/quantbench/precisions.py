@@ -50,3 +50,29 @@ def get(name: str, overrides: dict | None = None) -> Precision:
     if not overrides:
         return base
     return Precision(base.name, base.backend, {**base.settings, **overrides})
+
+
+# llama.cpp refuses these without an importance matrix (IQ2_XXS, IQ2_XS, IQ1_*) or degrades
+# them (the other IQ types fall back to other types for some tensors): quantbench makes every
+# IQ type with one
+NEEDS_IMATRIX_PREFIX = "IQ"
+
+
+
+def needs_imatrix(gguf_type: str) -> bool:
+    return gguf_type.upper().startswith(NEEDS_IMATRIX_PREFIX)
+
+
+
+def pairs(precisions, table, calibration_of) -> list[tuple[str, str, str]]:
+    """(with matrix, without, calibration) for each precision run with an importance matrix
+    whose type is also run without one; an IQ type has no plain twin and no pair."""
+    plain = {table[p].settings["gguf_type"].upper(): p for p in precisions
+             if table[p].is_gguf and calibration_of(p) is None}
+    out = []
+    for p in precisions:
+        cal = calibration_of(p) if table[p].is_gguf else None
+        twin = plain.get(table[p].settings["gguf_type"].upper()) if cal else None
+        if twin:
+            out.append((p, twin, cal))
+    return out

@@ -12,6 +12,8 @@ import re
 import shutil
 
 from quantbench.config import ConfigError
+from quantbench.records import source_tree
+from quantbench import modelsheet, precisions
 
 # The records of every configured precision: results/<model>/<kind>/<precision>.json
 KINDS = ("latency", "quality", "gpu")
@@ -85,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from quantbench import modelsheet, precisions
-    from quantbench.records import source_tree
 
     repo = source_tree()
     ap = argparse.ArgumentParser(prog="quantbench targets",

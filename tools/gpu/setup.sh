@@ -24,7 +24,7 @@ if [ ! -d /tmp/lcp-src ] || ! ls -d /tmp/lcp-src/llama_cpp_python-* >/dev/null 2
 fi
 LCP_SRC="$(ls -d /tmp/lcp-src/llama_cpp_python-* | head -1)"
 export LCP_SRC
-# gguf-py, which reads GGUF headers and tensor tables (quantbench.gguf), comes with the source
+# gguf-py, which reads GGUF headers and tensor tables (quantbench.artifacts.gguf), comes with the source
 case ":$PYTHONPATH:" in *":$LCP_SRC/vendor/llama.cpp/gguf-py:"*) ;;
   *) export PYTHONPATH="$PYTHONPATH:$LCP_SRC/vendor/llama.cpp/gguf-py" ;; esac
 if ! python3 -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else 1)" 2>/dev/null; then

@@ -5,7 +5,6 @@ from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
 from quantbench import figures as qb_figures
-from quantbench import imatrix as qb_imatrix
 from quantbench import inputs as qb_inputs
 from quantbench import kvcache as qb_kvcache
 from quantbench import locks as qb_locks
@@ -13,7 +12,7 @@ from quantbench import outcome as qb_outcome
 from quantbench import points as qb_points
 from quantbench import precisions as qb_precisions
 from quantbench import targets as qb_targets
-from quantbench.datasets import dataset_id
+from quantbench.inputs import dataset_id
 from quantbench.device import resolve_threads
 
 qb_config.check(config)
@@ -90,7 +89,7 @@ def get_model_artifact(wildcards):
     """The file or folder a precision loads: the HF folder, its GGUF or its ONNX folder."""
     precision = TABLE[wildcards.precision]
     if precision.is_gguf:
-        stem = qb_imatrix.gguf_stem(
+        stem = qb_inputs.gguf_stem(
             precision.settings["gguf_type"], qb_config.calibration_of(config, wildcards.precision)
         )
         return f"resources/models/{wildcards.model}/gguf/{stem}.gguf"
@@ -135,15 +134,15 @@ def get_conda_env(wildcards):
 
 
 def imatrix_pairs():
-    """Each importance-matrix precision run with its plain twin (quantbench.imatrix.pairs),
+    """Each importance-matrix precision run with its plain twin (quantbench.precisions.pairs),
     for every model whose quality is measured."""
-    found = qb_imatrix.pairs(PRECISIONS, TABLE, lambda p: qb_config.calibration_of(config, p))
+    found = qb_precisions.pairs(PRECISIONS, TABLE, lambda p: qb_config.calibration_of(config, p))
     out = []
     for model in MODELS:
         if config["models"][model]["source"] == "random":
             continue
         for imat, plain, cal in found:
-            stem = qb_imatrix.gguf_stem(TABLE[imat].settings["gguf_type"], cal)
+            stem = qb_inputs.gguf_stem(TABLE[imat].settings["gguf_type"], cal)
             out.append(
                 {
                     "model": model,
@@ -220,7 +219,7 @@ def quality_applicable(wildcards):
 
 
 def measuring_params(protocol):
-    """The params of every measuring job (read by quantbench.jobs.run_job), one set for all of
+    """The params of every measuring job (read by quantbench.scenarios.jobs.run_job), one set for all of
     them; protocol is the config section of what is measured, then the precision's settings
     overrides, the time limit, device and threads."""
     return dict(

@@ -1,4 +1,4 @@
-# Importance matrices (quantbench.imatrix): llama.cpp's llama-imatrix on the F16 GGUF over a
+# Importance matrices (quantbench.artifacts.imatrix): llama.cpp's llama-imatrix on the F16 GGUF over a
 # calibration text that the scored windows never read; jobs only for the calibrations that the
 # precisions run name (CALIBRATIONS).
 

@@ -3,7 +3,7 @@ results/points.csv (every operating point), results/kernels.csv (the kernel trac
 results/metrics.{csv,parquet} (long)."""
 
 from quantbench import logs
-from quantbench.aggregate import aggregate
+from quantbench.report.aggregate import aggregate
 
 
 def main(smk) -> None:

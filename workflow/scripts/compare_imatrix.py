@@ -1,7 +1,7 @@
 """Pair each importance-matrix precision with its plain twin: results/imatrix.csv."""
 
 from quantbench import logs
-from quantbench.imatrix_ab import write_csv
+from quantbench.report.imatrix_ab import write_csv
 
 
 def main(smk) -> None:

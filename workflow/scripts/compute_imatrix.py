@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from quantbench import logs
-from quantbench.imatrix import compute
+from quantbench.artifacts.imatrix import compute
 
 
 def main(smk) -> None:

@@ -1,7 +1,7 @@
 """Convert the HF folder to a GGUF of one float type with llama.cpp's converter."""
 
 from quantbench import logs
-from quantbench.gguf import convert
+from quantbench.artifacts.gguf import convert
 
 
 def main(smk) -> None:

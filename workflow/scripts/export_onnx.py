@@ -1,7 +1,7 @@
 """Export the HF folder to ONNX (fp32, with a KV cache) with transformers' ONNX exporter."""
 
 from quantbench import logs
-from quantbench.onnx_export import export_onnx
+from quantbench.artifacts.onnx import export_onnx
 
 
 def main(smk) -> None:

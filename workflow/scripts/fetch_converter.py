@@ -1,7 +1,7 @@
 """Place llama.cpp's HF->GGUF converter that matches the installed llama-cpp-python."""
 
 from quantbench import logs
-from quantbench.gguf import fetch_converter
+from quantbench.artifacts.gguf import fetch_converter
 
 
 def main(smk) -> None:

@@ -1,7 +1,7 @@
 """Fetch and clean the evaluation text."""
 
 from quantbench import logs
-from quantbench.datasets import load_text
+from quantbench.artifacts.dataset import load_text
 from quantbench.records import atomic_write_text
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from quantbench import logs
-from quantbench.imatrix import locate_tools
+from quantbench.artifacts.imatrix import locate_tools
 from quantbench.records import atomic_write_text
 
 

@@ -1,7 +1,7 @@
 """Write one calibration text and its split against the scored windows."""
 
 from quantbench import logs
-from quantbench.imatrix import calibration_text
+from quantbench.artifacts.imatrix import calibration_text
 
 
 def main(smk) -> None:

@@ -4,8 +4,8 @@ import json
 
 from quantbench import logs
 from quantbench.gpuslots import claim_gpu
-from quantbench.machine import measure_machine
 from quantbench.records import atomic_write_text
+from quantbench.scenarios.machine import measure_machine
 
 
 def main(smk) -> None:

@@ -2,7 +2,7 @@
 interactive HTML and PNG."""
 
 from quantbench import logs
-from quantbench.plots import plot_all
+from quantbench.report.plots import plot_all
 
 
 def main(smk) -> None:

@@ -1,8 +1,8 @@
 """Build the HF folder (safetensors + tokenizer) of one model source."""
 
 from quantbench import logs
+from quantbench.artifacts.model import prepare_model
 from quantbench.gpuslots import claim_gpu
-from quantbench.models import prepare_model
 
 
 def main(smk) -> None:

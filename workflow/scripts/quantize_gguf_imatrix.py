@@ -1,7 +1,7 @@
 """Quantise the F16 GGUF to one llama.cpp type with an importance matrix."""
 
 from quantbench import logs
-from quantbench.gguf import quantize
+from quantbench.artifacts.gguf import quantize
 
 
 def main(smk) -> None:

@@ -1,7 +1,7 @@
 """Quantise the fp32 ONNX export with ONNX Runtime's tools (int8 dynamic, int4 weight-only)."""
 
 from quantbench import logs
-from quantbench.onnx_export import quantize_onnx
+from quantbench.artifacts.onnx import quantize_onnx
 
 
 def main(smk) -> None:

@@ -2,7 +2,7 @@
 generations."""
 
 from quantbench import logs
-from quantbench.report import render_report
+from quantbench.report.markdown import render_report
 
 
 def main(smk) -> None:

@@ -1,7 +1,7 @@
 """Tokenise the evaluation text and the sanity prompts once, with the model's tokenizer."""
 
 from quantbench import logs
-from quantbench.datasets import save_tokens
+from quantbench.artifacts.dataset import save_tokens
 
 
 def main(smk) -> None:

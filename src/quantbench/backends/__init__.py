@@ -18,6 +18,7 @@ from pathlib import Path
 
 from quantbench.device import require_cuda
 from quantbench.precisions import TRANSFORMERS_SIDE, Precision
+from quantbench import precisions
 
 
 def preload(precision_name: str) -> None:
@@ -26,7 +27,6 @@ def preload(precision_name: str) -> None:
     With the CUDA build of llama-cpp-python on the GPU machine, loading a model segfaults in a
     process that imported numpy before llama_cpp (seen on an H200 with numpy 2.5); importing
     llama_cpp first avoids it. Job scripts call this first thing."""
-    from quantbench import precisions
 
     if precisions.get(precision_name).is_gguf:
         import llama_cpp  # noqa: F401

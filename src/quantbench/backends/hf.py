@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.errors import UnsupportedError
-from quantbench.models import model_options
+from quantbench.artifacts.manifest import model_options
 from quantbench.precisions import Precision
 
 

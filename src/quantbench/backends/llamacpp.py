@@ -35,7 +35,7 @@ import numpy as np
 
 from quantbench import kvcache
 from quantbench.errors import UnsupportedError
-from quantbench.gguf import row_alignment, tensor_types
+from quantbench.artifacts.gguf import row_alignment, tensor_types
 from quantbench.precisions import Precision
 
 _backend_ready = False

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: one exported graph with a KV cache (quantbench.onnx_export), run by
+"""ONNX Runtime backend: one exported graph with a KV cache (quantbench.artifacts.onnx), run by
 ONNX Runtime's CPU provider.
 
 The graph is a forward with a cache: ``input_ids`` after the cached tokens, the cache's keys
@@ -23,7 +23,8 @@ import numpy as np
 import onnxruntime as ort
 
 from quantbench.errors import UnsupportedError
-from quantbench.onnx_export import GRAPH, read_manifest
+from quantbench.artifacts.onnx import GRAPH
+from quantbench.artifacts.manifest import read_manifest
 from quantbench.precisions import Precision
 
 # ONNX element types of the graph's inputs, as numpy dtypes

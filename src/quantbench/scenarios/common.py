@@ -19,9 +19,9 @@ from quantbench import precisions
 from quantbench.backends import load_backend
 from quantbench.device import resolve_device, resolve_threads
 from quantbench.errors import QuantbenchError, UnsupportedError
-from quantbench.models import verify_artifact
+from quantbench.artifacts.model import verify_artifact
 from quantbench.records import Record, provenance
-from quantbench.trackers import gpu_description, nvml_handle
+from quantbench.scenarios.trackers import gpu_description, nvml_handle
 
 log = logging.getLogger(__name__)
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")

@@ -20,7 +20,7 @@ import numpy as np
 from quantbench.config import check_prompt_in_text
 from quantbench.scenarios.common import Job
 from quantbench.scenarios.latency import timed_run
-from quantbench.trackers import NvmlSampler
+from quantbench.scenarios.trackers import NvmlSampler
 
 
 def run_gpu(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: int,

@@ -7,7 +7,7 @@ there (and on a GPU records its CUDA graph), untimed. The KV caches are filled t
 untraced, and ``steps`` decode steps under ``torch.profiler``: with CUDA activity on a GPU (the
 device's kernels, memory copies and sets, and the host's launch calls), with CPU activity
 otherwise (the operators). The device is synchronised after each step, inside the trace, so
-every kernel of the traced steps is in it. The summary (``quantbench.kernels``) ranks kernels by
+every kernel of the traced steps is in it. The summary (``quantbench.kernel_summary``) ranks kernels by
 self time, classes them by name and counts kernels and launches per decoded token.
 
 For a compiled precision, torch._dynamo's state is reset before loading (a fresh process's
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from quantbench.config import check_prompt_in_text
-from quantbench.kernels import LAUNCH, TraceRow, summarise
+from quantbench.kernel_summary import LAUNCH, TraceRow, summarise
 from quantbench.scenarios.common import Job
 from quantbench.scenarios.latency import timed_run
 

@@ -50,12 +50,12 @@ import numpy as np
 
 from quantbench import points
 from quantbench.config import check_prompt_in_text
-from quantbench.contention import ContentionTracker
+from quantbench.scenarios.contention import ContentionTracker
 from quantbench.errors import ConfigError
 from quantbench.points import LatencyPoint, OperatingPoint, sweep
 from quantbench.scenarios.common import Job, artifact_size_mib, failure_status
 from quantbench.stats import summarize
-from quantbench.trackers import (
+from quantbench.scenarios.trackers import (
     MemoryTracker,
     memory_breakdown,
     peak_rss_mib,

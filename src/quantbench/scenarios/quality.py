@@ -20,16 +20,6 @@ from quantbench.kld import Comparison, ReferenceWriter, save_npz
 from quantbench.scenarios.common import Job
 
 
-def windows_for(ids, meta: dict, *, mode: str, context_length: int, stride: int | None,
-                max_windows: int):
-    """Both modes start every window with BOS exactly when the model's tokenizer adds it."""
-    bos = meta["bos_id"] if meta.get("add_bos") else None
-    if mode == "llama.cpp":
-        return ppl_mod.llamacpp_windows(ids, context_length, bos_id=bos, max_windows=max_windows)
-    return ppl_mod.sliding_windows(ids, context_length, stride=stride or context_length // 2,
-                                   max_windows=max_windows, bos_id=bos)
-
-
 def greedy(backend, prompt: list[int], max_new_tokens: int, eos_ids: set[int]) -> list[int]:
     out = [backend.prefill(prompt)]
     while len(out) < max_new_tokens and out[-1] not in eos_ids:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from quantbench.stats import block_bootstrap_mean
+from quantbench.records import atomic_write_text
 
 COLUMNS = ["model", "precision", "plain", "calibration", "gguf_type", "ppl_change_pct",
            "ppl_change_pct_ci_low", "ppl_change_pct_ci_high", "kld_imat", "kld_plain",
@@ -72,6 +73,5 @@ def table(entries: list[dict]) -> list[dict]:
 def write_csv(entries: list[dict], path) -> None:
     import pandas as pd
 
-    from quantbench.records import atomic_write_text
 
     atomic_write_text(path, pd.DataFrame(table(entries), columns=COLUMNS).to_csv(index=False))

@@ -24,8 +24,8 @@ size), ``results/machine.json`` (the roofline ceilings and the device's memory) 
 - energy per token and, only with configured prices, cost per million tokens;
 - recommendations per deployment scenario, each only when some point qualifies.
 
-Findings are ``analysis.Finding`` (kind, model, precision, numbers) worded by
-``quantbench.wording``. pandas and numpy only: no plotly, no torch.
+Findings are ``findings.Finding`` (kind, model, precision, numbers) worded by
+``quantbench.report.wording``. pandas and numpy only: no plotly, no torch.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from quantbench import analysis, kvcache, precisions, roofline
-from quantbench.analysis import Budgets, Finding, apart
+from quantbench import kvcache, precisions, roofline
+
+from quantbench.report import findings
+from quantbench.report.findings import Budgets, Finding, apart
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS
 from quantbench.stats import known as _known
@@ -528,11 +530,11 @@ def _quality_pool(g: pd.DataFrame | None, reference: str, budgets: Budgets
                   ) -> tuple[set | None, bool]:
     """The precisions within the quality budget (``analysis``'s rule) and whether quality was
     measured; None (no condition) when it was not."""
-    if g is None or g.empty or not analysis.quality_known(g):
+    if g is None or g.empty or not findings.quality_known(g):
         return None, False
-    if analysis._no_reference_quality(g):
+    if findings.no_reference_quality(g):
         return set(), True
-    return set(analysis._within_quality(g, reference, budgets)["precision"]), True
+    return set(findings.within_quality(g, reference, budgets)["precision"]), True
 
 
 def headline(points: pd.DataFrame, config: dict | None) -> tuple[float, float]:
@@ -571,7 +573,7 @@ def recommendation_findings(points: pd.DataFrame, summary: pd.DataFrame | None, 
         s = summary[summary["model"] == model] if summary is not None else None
         pool, known = _quality_pool(s, reference, budgets)
         q = g if pool is None else g[g["precision"].isin(pool)]
-        names = {"quality_known": known, "quality": analysis._budget_words(reference, budgets)}
+        names = {"quality_known": known, "quality": findings.budget_words(reference, budgets)}
         no_quality = "quality" if q.empty else None
 
         one = q[q["batch_size"] == 1]

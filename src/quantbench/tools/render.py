@@ -20,12 +20,13 @@ from pathlib import Path
 import yaml
 
 from quantbench import config as qb_config
-from quantbench.aggregate import aggregate
+from quantbench.report.aggregate import aggregate
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
-from quantbench.models import MODEL_JSON, _describe, random_llama_config, random_model_info
-from quantbench.plots import plot_all
+from quantbench.artifacts.manifest import MODEL_JSON
+from quantbench.artifacts.model import describe, random_llama_config, random_model_info
+from quantbench.report.plots import plot_all
 from quantbench.records import source_tree
-from quantbench.report import render_report
+from quantbench.report.markdown import render_report
 from quantbench.targets import KINDS
 
 REPO = source_tree()
@@ -40,7 +41,7 @@ def model_dirs(config: dict, scratch: Path) -> list[Path]:
         elif spec.get("source") == "random":
             d = scratch / name / "hf"
             random_llama_config(spec).save_pretrained(d)
-            info = {**random_model_info(spec), **_describe(d), "source": "random"}
+            info = {**random_model_info(spec), **describe(d), "source": "random"}
             (d / MODEL_JSON).write_text(json.dumps(info, indent=2))
             dirs.append(d)
     return dirs

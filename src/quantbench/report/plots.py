@@ -19,7 +19,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from quantbench import operating, precisions, roofline
+from quantbench import precisions, roofline
+
+from quantbench.report import operating
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 from quantbench.stats import Z95
 
@@ -57,7 +59,7 @@ def _axis(values) -> dict:
 
 def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows in the precision table's order, each with the label its bars and points get."""
-    from quantbench.aggregate import SUMMARY_COLUMNS
+    from quantbench.report.aggregate import SUMMARY_COLUMNS
 
     missing = [c for c in SUMMARY_COLUMNS if c not in summary]
     df = summary.reindex(columns=[*summary.columns, *missing])
@@ -230,7 +232,7 @@ def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis:
                   maximize_cost: bool = False, reference: str | None = None) -> go.Figure:
     """Quality (Δ perplexity, lower is better) against a cost, points labelled by precision and
     the Pareto front (``front`` column of the summary) drawn as a line through its points."""
-    from quantbench.aggregate import pareto_front
+    from quantbench.report.aggregate import pareto_front
 
     fig = go.Figure()
     fig.update_layout(title=title, **{**LAYOUT, **PARETO_SIZE})

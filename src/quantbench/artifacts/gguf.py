@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
+from quantbench.artifacts import imatrix as qb_imatrix
 from quantbench.errors import ConversionError
+from quantbench.gguf_header import GGUF_MAGIC, GGUF_VERSIONS, metadata_value
 from quantbench.inputs import CONVERTER, CONVERTER_PARTS, converter_root
+from quantbench.precisions import needs_imatrix
 from quantbench.records import atomic_dir, atomic_write_text, sha256
-
-GGUF_MAGIC = b"GGUF"
-GGUF_VERSIONS = (2, 3)
 
 
 def installed_llama_cpp_version() -> str:
@@ -116,18 +116,16 @@ def convert(hf_dir: str | Path, out: str | Path, *, outtype: str, converter: str
 def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int,
              imatrix: str | Path | None = None) -> dict:
     """GGUF -> quantised GGUF with llama_model_quantize (the library's own quantiser), with the
-    importance matrix of a llama-imatrix file when ``imatrix`` names one (quantbench.imatrix);
+    importance matrix of a llama-imatrix file when ``imatrix`` names one (quantbench.artifacts.imatrix);
     an IQ type without one is refused."""
     import ctypes
 
     import llama_cpp
 
-    from quantbench import imatrix as qb_imatrix
-
     ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{gguf_type.upper()}", None)
     if ftype is None:
         raise ConversionError(f"llama.cpp has no file type {gguf_type!r}")
-    if imatrix is None and qb_imatrix.needs_imatrix(gguf_type):
+    if imatrix is None and needs_imatrix(gguf_type):
         raise ConversionError(
             f"{gguf_type.upper()} needs an importance matrix: give the precision the setting "
             "imatrix (a calibration of config imatrix.calibrations)"
@@ -240,72 +238,6 @@ def _finish(tmp: Path, out: Path, gguf_type: str, extra: dict | None = None) -> 
     tmp.replace(out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return info
-
-
-def metadata_value(path: str | Path, key: str):
-    """One scalar or string of a GGUF file's metadata, or None where the file lacks the key.
-
-    The header is read only up to that key: GGUFReader parses every tensor and vocabulary
-    entry, some seconds for a 100 MB file, too slow for building the DAG."""
-    import numpy as np
-    from gguf import GGUFReader, GGUFValueType
-
-    sizes = {t: np.dtype(d).itemsize for t, d in GGUFReader.gguf_scalar_to_np.items()}
-    with Path(path).open("rb") as fh:
-        magic, version, _, n_kv = struct.unpack("<4sIQQ", fh.read(24))
-        if magic != GGUF_MAGIC or version not in GGUF_VERSIONS:
-            raise ConversionError(f"{path} is not a GGUF file of version {GGUF_VERSIONS}")
-        for _ in range(n_kv):
-            name = _read_bytes(fh).decode()
-            vtype = GGUFValueType(struct.unpack("<I", fh.read(4))[0])
-            if name == key and vtype == GGUFValueType.STRING:
-                return _read_bytes(fh).decode()
-            if name == key and vtype in sizes:
-                dtype = np.dtype(GGUFReader.gguf_scalar_to_np[vtype]).newbyteorder("<")
-                return np.frombuffer(fh.read(sizes[vtype]), dtype=dtype)[0].item()
-            if name == key:
-                raise ConversionError(f"{path}: metadata {key} is a {vtype.name}, not a scalar")
-            _skip_value(fh, vtype, sizes)
-    return None
-
-
-def _read_bytes(fh) -> bytes:
-    (n,) = struct.unpack("<Q", fh.read(8))
-    return fh.read(n)
-
-
-def _skip_value(fh, vtype, sizes: dict) -> None:
-    from gguf import GGUFValueType
-
-    if vtype == GGUFValueType.STRING:
-        _read_bytes(fh)
-    elif vtype == GGUFValueType.ARRAY:
-        item, count = struct.unpack("<IQ", fh.read(12))
-        item = GGUFValueType(item)
-        if item in sizes:
-            fh.seek(count * sizes[item], os.SEEK_CUR)
-        else:
-            for _ in range(count):
-                _skip_value(fh, item, sizes)
-    else:
-        fh.seek(sizes[vtype], os.SEEK_CUR)
-
-
-def file_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot be a GGUF model source (from its first 8 bytes: cheap enough for
-    building the DAG), or None."""
-    path = Path(path)
-    if not path.is_file():
-        return f"GGUF file {str(path)!r} does not exist" if not path.exists() else \
-            f"{str(path)!r} is not a file"
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    if head[:4] != GGUF_MAGIC:
-        return f"{str(path)!r} is not a GGUF file (it does not start with the bytes 'GGUF')"
-    version = struct.unpack("<I", head[4:8])[0] if len(head) == 8 else None
-    if version not in GGUF_VERSIONS:
-        return f"{str(path)!r} has GGUF version {version}; readable: {GGUF_VERSIONS}"
-    return None
 
 
 def file_type(path: str | Path) -> str:

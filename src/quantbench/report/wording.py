@@ -1,5 +1,5 @@
 """How the report words each kind of finding: one jinja snippet per kind, kept apart from the
-analysis that decides which findings hold (``quantbench.analysis``).
+analysis that decides which findings hold (``quantbench.report.findings``).
 
 A snippet sees the finding's ``model`` and ``precision``, its ``numbers`` (figures read from
 the summary table, or derived from it) and its ``names`` (other precisions, type lists). Causal
@@ -13,6 +13,7 @@ import numbers
 
 import jinja2
 
+from quantbench.report.numbers import fmt, md_escape, sci
 from quantbench.stats import known as _known
 
 # the headline point of a summary row, where the table has it
@@ -187,7 +188,7 @@ WORDING = {
         "shape its format does not take unquantised, so its size, speed and quality are mostly "
         "those of the unquantised layers, not of the format."
     ),
-    # -- operating points (quantbench.operating) -----------------------------------------------
+    # -- operating points (quantbench.report.operating) -----------------------------------------------
     "step_time_falls": (
         "{{ model }}: {{ precision }}'s decode step took less time at batch "
         "{{ batch_large | fmt(0) }} than at batch {{ batch_small | fmt(0) }} ("
@@ -433,7 +434,6 @@ WORDING = {
 def _paths(formats: list[dict]) -> str:
     """Formats on their fastest paths: ``name (path) tok/s, ratio×`` each, the path named only
     when it is not the format's own precision."""
-    from quantbench.analysis import fmt
 
     return ", ".join(
         f"{f['format']}{'' if f['path'] == f['format'] else ' as ' + f['path']} "
@@ -441,8 +441,6 @@ def _paths(formats: list[dict]) -> str:
 
 
 def _env() -> jinja2.Environment:
-    from quantbench.analysis import fmt
-    from quantbench.report import md_escape, sci
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = fmt

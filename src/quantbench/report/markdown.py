@@ -1,7 +1,7 @@
 """The markdown report: every figure in it comes from the summary table or the records.
 
 The headline findings are computed here (``findings``), the recommendations, trade-offs,
-hardware analysis, anomalies and limitations in ``quantbench.analysis``; a jinja2 template renders
+hardware analysis, anomalies and limitations in ``quantbench.report.findings``; a jinja2 template renders
 them. Model-generated text is escaped so that it cannot inject markdown or HTML into the report.
 """
 
@@ -16,20 +16,17 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from quantbench import analysis, operating, roofline, stats
-from quantbench.aggregate import SELF_FLOOR
-from quantbench.analysis import Budgets, fmt
+from quantbench import roofline, stats
+
+from quantbench.report import findings
+
+from quantbench.report import operating
+from quantbench.report.aggregate import SELF_FLOOR
+from quantbench.report.findings import Budgets
+from quantbench.report.numbers import fmt
 from quantbench.records import atomic_write_text
 from quantbench.stats import known as _known
-
-MD_SPECIAL = "\\`*_[]|#~!"
-
-
-def md_escape(text: str) -> str:
-    """Make arbitrary text inert inside a markdown table cell (no markup, no HTML)."""
-    text = "".join("\\" + c if c in MD_SPECIAL else c for c in str(text))
-    text = html.escape(text, quote=True)
-    return text.replace("\r", " ").replace("\n", " ⏎ ")
+from quantbench.figures import timeseries_name
 
 
 def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
@@ -78,19 +75,12 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
     return out
 
 
-
-
 def interval(low, high, digits: int = 2) -> str:
     """A 95 % interval as ``[low, high]``, or ``[n/a]`` where it is unavailable (too few runs
     or windows): never a zero-width interval standing for one that was not measured."""
     if not (_known(low) and _known(high)):
         return "[n/a]"
     return f"[{fmt(float(low), digits)}, {fmt(float(high), digits)}]"
-
-
-def sci(value) -> str:
-    """A small quantity (a KL divergence) in scientific notation, ``n/a`` where unavailable."""
-    return f"{float(value):.2e}" if _known(value) else "n/a"
 
 
 def kld_floors(df: pd.DataFrame, reference: str) -> list[str]:
@@ -149,7 +139,6 @@ def _provenance(quality_paths, machine: dict) -> dict:
 def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
     """The figures the report embeds: a precision's NVML time series only where its GPU trace
     has samples; the others are named in one line instead of as empty figures."""
-    from quantbench.figures import timeseries_name
 
     no_samples = {timeseries_name(r["model"], r["precision"]): r["gpu_status"]
                   for r in df.to_dict("records")
@@ -173,7 +162,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     off: no section then) and what describes the run."""
     machine, models, prov = machine or {}, models or {}, prov or {}
     budgets = Budgets.from_config(config.get("report"))
-    picks = analysis.recommendations(df, reference, budgets)
+    picks = findings.recommendations(df, reference, budgets)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("quantbench", "templates"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -184,8 +173,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     env.globals["interval"] = interval
     shown, figures_note = _shown_figures(df, figures)
     fast_paths = [f for model, g in df.groupby("model")
-                  for f in analysis.against_fast_baseline(model, g, reference)]
-    kv_rows = [r for _, g in df.groupby("model") for r in analysis.kv_cache_rows(g, points)]
+                  for f in findings.against_fast_baseline(model, g, reference)]
+    kv_rows = [r for _, g in df.groupby("model") for r in findings.kv_cache_rows(g, points)]
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
@@ -193,19 +182,19 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         kld_floors=kld_floors(df, reference),
         boot={"resamples": stats.BOOT_RESAMPLES, "seed": stats.BOOT_SEED,
               "min_samples": stats.MIN_CI_SAMPLES},
-        hardware=analysis.hardware(df, reference, machine),
+        hardware=findings.hardware(df, reference, machine),
         speed_vs_bytes=[r for _, g in df.groupby("model")
-                        for r in analysis.speed_vs_bytes(g, reference)],
-        eager_fast=[r for _, g in df.groupby("model") for r in analysis.eager_and_fast(g)],
+                        for r in findings.speed_vs_bytes(g, reference)],
+        eager_fast=[r for _, g in df.groupby("model") for r in findings.eager_and_fast(g)],
         fast_paths=fast_paths,
         fast_path_rows=[{"model": f.model, "baseline": f.names["baseline"],
                          "verdict": f.kind.removeprefix("fast_path_"), **r}
                         for f in fast_paths for r in f.names["formats"]],
         kv_cache={"rows": kv_rows,
-                  "findings": [f.text for f in analysis.kv_cache_findings(kv_rows)]},
-        tradeoffs=analysis.tradeoffs(df),
-        anomalies=analysis.anomalies(df, reference, budgets),
-        limitations=analysis.limitations(df, models, config, machine),
+                  "findings": [f.text for f in findings.kv_cache_findings(kv_rows)]},
+        tradeoffs=findings.tradeoffs(df),
+        anomalies=findings.anomalies(df, reference, budgets),
+        limitations=findings.limitations(df, models, config, machine),
         budgets=budgets,
         rows=df.to_dict("records"),
         reference=reference,
@@ -222,9 +211,9 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
                               shapes=shapes),
         references=operating.references(df["precision"]),
         kernels={"rows": [] if kernels is None else kernels.to_dict("records"),
-                 "findings": [f.text for f in analysis.kernel_findings(kernels)]},
+                 "findings": [f.text for f in findings.kernel_findings(kernels)]},
         imatrix={"rows": [] if imatrix is None else imatrix.to_dict("records"),
-                 "findings": [f.text for f in analysis.imatrix_findings(imatrix)]},
+                 "findings": [f.text for f in findings.imatrix_findings(imatrix)]},
     )
 
 

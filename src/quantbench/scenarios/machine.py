@@ -14,7 +14,7 @@ import torch
 
 from quantbench.device import host_memory_mib, resolve_device, resolve_threads
 from quantbench.records import provenance
-from quantbench.trackers import gpu_description, nvml_handle
+from quantbench.scenarios.trackers import gpu_description, nvml_handle
 
 GB = 1e9
 

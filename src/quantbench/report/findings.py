@@ -4,7 +4,7 @@ Every sentence is computed from the summary table (one row per model and precisi
 by ``aggregate.summary_table``), the budgets of the config's ``report:`` section and the model
 descriptions; nothing here is boilerplate that would read the same whatever was measured.
 The hardware analysis, anomalies and timing limitations are typed findings (``Finding``: kind,
-model, precision, numbers) worded by ``quantbench.wording``; a sentence that explains a figure
+model, precision, numbers) worded by ``quantbench.report.wording``; a sentence that explains a figure
 (overhead-bound, dequantizing, rows that do not split, a shared machine) is a kind of its own,
 emitted only when the measurement it rests on holds.
 
@@ -25,11 +25,15 @@ from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
-from quantbench import contention, precisions, roofline
-from quantbench.aggregate import pareto_front
+from quantbench import precisions, roofline
+
+from quantbench.scenarios import contention
+from quantbench.report.aggregate import pareto_front
 from quantbench.kld import TOPK
 from quantbench.stats import known as _measured
-from quantbench.wording import say
+from quantbench.report.wording import say
+from quantbench import kvcache
+from quantbench.kernel_summary import CLASS_WORDS, CLASSES
 
 # A quantized precision is compared with the unquantized precision of its own backend when the
 # run has one (bitsandbytes computes in fp16/bf16 through transformers, torchao in bf16), else
@@ -55,7 +59,7 @@ REALISED_OK_PCT = 80.0
 
 @dataclass(frozen=True)
 class Finding:
-    """What the analysis found, apart from how it is worded (``quantbench.wording``): a kind,
+    """What the analysis found, apart from how it is worded (``quantbench.report.wording``): a kind,
     where it was found, the figures it rests on (from the summary table or derived from it) and
     the names and flags its wording needs (other precisions, type lists, which case held)."""
 
@@ -97,14 +101,6 @@ class Pick:
     quality_known: bool
 
 
-def fmt(value, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return str(value)
-
-
 def _ok(g: pd.DataFrame) -> pd.DataFrame:
     return g[(g["status"] == "ok") & g["decode_tok_s"].notna()]
 
@@ -124,7 +120,7 @@ def _rank(df: pd.DataFrame, column: str, *, largest: bool, then: str, then_large
     return pick, [p for p in tied["precision"] if p != pick["precision"]]
 
 
-def _within_quality(g: pd.DataFrame, reference: str, b: Budgets) -> pd.DataFrame:
+def within_quality(g: pd.DataFrame, reference: str, b: Budgets) -> pd.DataFrame:
     ok = _ok(g).dropna(subset=["ppl_delta_pct"])
     within = ok[ok["ppl_delta_pct"] <= b.quality_budget_pct]
     if b.kld_budget is not None:  # the reference has no KL against itself: it is within
@@ -133,7 +129,7 @@ def _within_quality(g: pd.DataFrame, reference: str, b: Budgets) -> pd.DataFrame
     return within
 
 
-def _budget_words(reference: str, b: Budgets) -> str:
+def budget_words(reference: str, b: Budgets) -> str:
     words = f"+{b.quality_budget_pct:g} % perplexity of {reference}"
     if b.kld_budget is not None:
         words += f" and a mean KL divergence of at most {b.kld_budget:g}"
@@ -151,7 +147,7 @@ def _unmeasured(g: pd.DataFrame, b: Budgets | None = None, reference: str = "") 
     return out
 
 
-def _no_reference_quality(g: pd.DataFrame) -> bool:
+def no_reference_quality(g: pd.DataFrame) -> bool:
     return not _ok(g)["ppl_delta_pct"].notna().any()
 
 
@@ -192,21 +188,21 @@ def fastest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budge
                     f"{model}, fastest: quality was not measured, so by speed alone "
                     f"{pick['precision']} ({fmt(pick['decode_tok_s'], 1)} tok/s); its quality "
                     f"loss is unknown.{_ties(ties, 'lower peak memory')}", False)
-    if _no_reference_quality(g):
+    if no_reference_quality(g):
         return Pick(model, scenario, None, _no_reference_text(model, "fastest", reference), True)
-    within = _within_quality(g, reference, b)
+    within = within_quality(g, reference, b)
     if within.empty:
         q = ok.dropna(subset=["ppl_delta_pct"])
         closest = q.loc[q["ppl_delta_pct"].idxmin()]
         return Pick(model, scenario, None,
-                    f"{model}, fastest within {_budget_words(reference, b)}: no precision "
+                    f"{model}, fastest within {budget_words(reference, b)}: no precision "
                     f"qualifies; the closest is {closest['precision']} "
                     f"({closest['ppl_delta_pct']:+.2f} % perplexity)."
                     f"{_unmeasured(g, b, reference)}", True)
     pick, ties = _rank(within, "decode_tok_s", largest=True, then="peak_mem_mib",
                        then_largest=False)
     return Pick(model, scenario, pick["precision"],
-                f"{model}, fastest within {_budget_words(reference, b)}: "
+                f"{model}, fastest within {budget_words(reference, b)}: "
                 f"{pick['precision']} — {fmt(pick['decode_tok_s'], 1)} tok/s "
                 f"({pick['ppl_delta_pct']:+.2f} % perplexity, {fmt(pick['size_mib'], 1)} MiB of "
                 f"weights).{_ties(ties, 'lower peak memory')}{_speed_overlap(pick, within)}"
@@ -224,16 +220,16 @@ def smallest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budg
                     f"{model}, smallest: quality was not measured, so by size alone "
                     f"{pick['precision']} ({fmt(pick['size_mib'], 1)} MiB of weights); its "
                     f"quality loss is unknown.{_ties(ties, 'faster decode')}", False)
-    if _no_reference_quality(g):
+    if no_reference_quality(g):
         return Pick(model, scenario, None, _no_reference_text(model, "smallest", reference), True)
-    within = _within_quality(g, reference, b).dropna(subset=["size_mib"])
+    within = within_quality(g, reference, b).dropna(subset=["size_mib"])
     if within.empty:
         return Pick(model, scenario, None,
-                    f"{model}, smallest within {_budget_words(reference, b)}: no precision "
+                    f"{model}, smallest within {budget_words(reference, b)}: no precision "
                     f"qualifies.{_unmeasured(g, b, reference)}", True)
     pick, ties = _rank(within, "size_mib", largest=False, then="decode_tok_s", then_largest=True)
     return Pick(model, scenario, pick["precision"],
-                f"{model}, smallest within {_budget_words(reference, b)}: "
+                f"{model}, smallest within {budget_words(reference, b)}: "
                 f"{pick['precision']} — {fmt(pick['size_mib'], 1)} MiB of weights, "
                 f"{fmt(pick['peak_mem_mib'], 0)} MiB peak ({pick['ppl_delta_pct']:+.2f} % "
                 f"perplexity).{_ties(ties, 'faster decode')}{_unmeasured(g, b, reference)}",
@@ -380,7 +376,6 @@ def compiled_baselines(names) -> list[str]:
         out += [q.name for q in table.values() if q.backend == "transformers"
                 and q.settings.get("compile") and q.settings.get("dtype") == dtype]
     return out
-
 
 
 def with_baselines(ok: pd.DataFrame, reference: str):
@@ -777,15 +772,12 @@ NOTABLE_CLASS_PCT = 10.0
 HOST_BOUND_BUSY_PCT = 50.0
 
 
-
-
 def kernel_findings(kernels: pd.DataFrame | None) -> list[Finding]:
     """What each traced precision's decode spends its time on, from its kernel trace: the
     largest class of kernels; dequantization where it takes at least ``NOTABLE_CLASS_PCT`` %;
     a GPU idle for most of the step (busy under ``HOST_BOUND_BUSY_PCT`` %); a compiled decode's
     graph breaks, recompilations and skipped CUDA graphs, or that it ran as one graph with none
     (only where torch counted them)."""
-    from quantbench.kernels import CLASS_WORDS, CLASSES
 
     out = []
     if kernels is None:
@@ -915,7 +907,6 @@ def kv_cache_rows(g: pd.DataFrame, points: pd.DataFrame | None = None) -> list[d
     bytes per token of context and the saving, the quality change against the twin (paired:
     ``kv_ppl_delta_pct`` with its 95 % interval, ``kv_kld_mean``), and the decode speed of both
     at the deepest context depth of the operating points (batch 1, the first prompt length)."""
-    from quantbench import kvcache
 
     by_name = g.set_index("precision")
     out = []
@@ -990,7 +981,7 @@ def kv_cache_findings(rows: list[dict]) -> list[Finding]:
     return out
 
 
-# -- importance matrix A/B (results/imatrix.csv, quantbench.imatrix_ab) -------------------------
+# -- importance matrix A/B (results/imatrix.csv, quantbench.report.imatrix_ab) -------------------------
 def imatrix_findings(ab: pd.DataFrame | None) -> list[Finding]:
     """Per pair, whether the importance matrix lowered or raised perplexity (the paired 95 %
     interval of the change excludes 0) or made no clear difference, with the KL divergences

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 # The child imports this very quantbench: its folder's parent goes first on the child's path.
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, sys
 from quantbench.backends import preload

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 
 from quantbench.errors import ConversionError
-from quantbench.models import MODEL_JSON, model_options
+from quantbench.artifacts.manifest import MODEL_JSON, model_options
 from quantbench.records import atomic_dir, atomic_write_text, sha256
 
 GRAPH = "model.onnx"
@@ -50,14 +50,6 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def read_manifest(folder: str | Path) -> dict:
-    path = Path(folder) / MODEL_JSON
-    if not path.is_file():
-        raise ConversionError(f"{folder} is not an ONNX folder made by quantbench "
-                              f"(no {MODEL_JSON})")
-    return json.loads(path.read_text())
 
 
 def _weights(folder: Path) -> dict:

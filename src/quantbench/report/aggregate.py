@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantbench import gguf, precisions, roofline
-from quantbench.kernels import KernelSummary
+from quantbench import precisions, roofline
+
+from quantbench.artifacts import gguf
+from quantbench.kernel_summary import KernelSummary
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint

@@ -23,7 +23,7 @@ file, threads, -ngl, flash attention "auto"; ratio = ours / theirs):
   batch size, the -npl value repeated --bench-reps + 1 times, the first dropped as a warm-up
   (its only other warm-up is one 16-token batch).
 Both sides run in fresh processes, alternating, --rounds times (medians over the rounds; the
-per-round ratios give the range). Our side is one latency job (quantbench.repeatability
+per-round ratios give the range). Our side is one latency job (quantbench.tools.repeatability
 fresh_latency) sweeping batch sizes x depths at the prompt length.
 Perplexity: llama-perplexity (-c CTX -b CTX --chunks N) against quantbench's llama.cpp-compatible
 protocol on the same file, fed the ids of llama.cpp's own tokenizer (so that only the protocol
@@ -93,7 +93,8 @@ from quantbench.backends import llamacpp
 from quantbench.backends.llamacpp import LlamaCppBackend
 from quantbench.perplexity import llamacpp_windows, perplexity, token_nll
 from quantbench.records import source_tree
-from quantbench.repeatability import fresh_latency
+from quantbench.tools.repeatability import fresh_latency
+from quantbench.device import resolve_threads
 
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 # llama-batched-bench's table: |PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s |
@@ -517,7 +518,6 @@ def parse_args(argv=None):
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
-    from quantbench.device import resolve_threads
 
     a.threads = resolve_threads(a.threads)
     if a.tools is None:

@@ -23,40 +23,14 @@ import subprocess
 from pathlib import Path
 
 from quantbench.errors import ConversionError
+from quantbench.gguf_header import metadata_value
+from quantbench.inputs import IMATRIX_TOOL
+from quantbench.records import atomic_write_text
+from quantbench.artifacts.manifest import model_options
+from quantbench.perplexity import windows_for
 
 # numpy and the records module are imported where used: the config check (building the DAG)
-# imports this module for needs_imatrix and TOOL only
-
-TOOL = "llama-imatrix"
-# llama.cpp refuses these without an importance matrix (IQ2_XXS, IQ2_XS, IQ1_*) or degrades
-# them (the other IQ types fall back to other types for some tensors): quantbench makes every
-# IQ type with one
-NEEDS_IMATRIX_PREFIX = "IQ"
-
-
-def needs_imatrix(gguf_type: str) -> bool:
-    return gguf_type.upper().startswith(NEEDS_IMATRIX_PREFIX)
-
-
-def gguf_stem(gguf_type: str, calibration: str | None) -> str:
-    """The GGUF file's name (without .gguf) of a type, quantized with the importance matrix of
-    ``calibration`` or without one: q4_k_m, q4_k_m-imat-tail."""
-    stem = gguf_type.lower()
-    return f"{stem}-imat-{calibration}" if calibration else stem
-
-
-def pairs(precisions, table, calibration_of) -> list[tuple[str, str, str]]:
-    """(with matrix, without, calibration) for each precision run with an importance matrix
-    whose type is also run without one; an IQ type has no plain twin and no pair."""
-    plain = {table[p].settings["gguf_type"].upper(): p for p in precisions
-             if table[p].is_gguf and calibration_of(p) is None}
-    out = []
-    for p in precisions:
-        cal = calibration_of(p) if table[p].is_gguf else None
-        twin = plain.get(table[p].settings["gguf_type"].upper()) if cal else None
-        if twin:
-            out.append((p, twin, cal))
-    return out
+# imports this module for needs_imatrix and IMATRIX_TOOL only
 
 
 def scored_end(n_ids: int, meta: dict, *, mode: str, context_length: int,
@@ -65,7 +39,6 @@ def scored_end(n_ids: int, meta: dict, *, mode: str, context_length: int,
     window's tokens, context and targets, lie in ids ``[0, scored_end)``."""
     import numpy as np
 
-    from quantbench.scenarios.quality import windows_for
 
     windows = windows_for(np.zeros(n_ids, dtype=np.int64), meta, mode=mode,
                           context_length=context_length, stride=stride,
@@ -83,8 +56,6 @@ def calibration_text(spec: dict, *, text_path, ids_path, meta_path, model_dir, p
     import numpy as np
     from transformers import AutoTokenizer
 
-    from quantbench.models import model_options
-    from quantbench.records import atomic_write_text
 
     tok = AutoTokenizer.from_pretrained(str(model_dir), **model_options(model_dir))
     source = spec.get("source", "tail")
@@ -127,10 +98,10 @@ def calibration_text(spec: dict, *, text_path, ids_path, meta_path, model_dir, p
 
 def find_tool(folder) -> Path:
     """llama-imatrix in ``folder``, or a clear error."""
-    path = Path(folder) / TOOL
+    path = Path(folder) / IMATRIX_TOOL
     if not (path.is_file() and path.stat().st_mode & 0o111):
         raise ConversionError(
-            f"{TOOL} not found in {folder}: build it with `bash tools/build-llama-tools.sh` "
+            f"{IMATRIX_TOOL} not found in {folder}: build it with `bash tools/build-llama-tools.sh` "
             "(or set imatrix.tools to a folder that holds it)"
         )
     return path
@@ -140,7 +111,6 @@ def compute(gguf, text, out, *, tools, context_length: int, chunks: int = 0,
             threads: int = 1, calibration: dict | None = None, log_path=None) -> dict:
     """Run llama-imatrix on ``gguf`` over ``text``; the matrix is written to ``out`` (GGUF) and
     its record beside it (``.json``: the calibration split, chunks, tool, hash)."""
-    from quantbench.records import atomic_write_text
 
     tool = find_tool(tools)
     out = Path(out)
@@ -156,7 +126,7 @@ def compute(gguf, text, out, *, tools, context_length: int, chunks: int = 0,
     if res.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         tail = "\n".join(res.stderr.strip().splitlines()[-3:])
-        raise ConversionError(f"{TOOL} failed: {tail}")
+        raise ConversionError(f"{IMATRIX_TOOL} failed: {tail}")
     matrix = load(tmp)
     info = {"path": out.name, "tool": str(tool), "context_length": context_length,
             "chunks": _meta(tmp, "imatrix.chunk_count"), "n_entries": len(matrix),
@@ -168,8 +138,6 @@ def compute(gguf, text, out, *, tools, context_length: int, chunks: int = 0,
 
 
 def _meta(path, key):
-    from quantbench.gguf import metadata_value
-
     return metadata_value(path, key)
 
 

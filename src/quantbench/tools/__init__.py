@@ -1,0 +1,1 @@
+"""The user commands around the pipeline (``quantbench COMMAND``)."""
