@@ -10,7 +10,6 @@ from pathlib import Path
 
 from quantbench.errors import ConversionError
 
-
 GGUF_MAGIC = b"GGUF"
 
 

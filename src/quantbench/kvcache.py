@@ -15,6 +15,7 @@ This module imports neither llama_cpp nor the GGUF library at import time: the c
 """
 
 from __future__ import annotations
+
 from quantbench import precisions
 
 KV_TYPES = ("f16", "q8_0", "q4_0")

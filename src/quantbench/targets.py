@@ -11,9 +11,9 @@ import keyword
 import re
 import shutil
 
+from quantbench import modelsheet, precisions
 from quantbench.config import ConfigError
 from quantbench.records import source_tree
-from quantbench import modelsheet, precisions
 
 # The records of every configured precision: results/<model>/<kind>/<precision>.json
 KINDS = ("latency", "quality", "gpu")

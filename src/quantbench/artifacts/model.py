@@ -16,17 +16,16 @@ Sources:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import struct
 from pathlib import Path
 
-from quantbench.errors import ModelSourceError
+from quantbench.artifacts.gguf import file_type, llamacpp_bos, verify
+from quantbench.artifacts.manifest import MODEL_JSON
+from quantbench.errors import ConversionError, ModelSourceError
 from quantbench.inputs import embedded_gguf_path
 from quantbench.records import atomic_dir, atomic_write_text, sha256
-from quantbench.artifacts.gguf import file_type, llamacpp_bos, verify
-from quantbench.errors import ConversionError
 
 log = logging.getLogger(__name__)
 

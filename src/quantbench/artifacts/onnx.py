@@ -29,8 +29,8 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from quantbench.errors import ConversionError
 from quantbench.artifacts.manifest import MODEL_JSON, model_options
+from quantbench.errors import ConversionError
 from quantbench.records import atomic_dir, atomic_write_text, sha256
 
 GRAPH = "model.onnx"

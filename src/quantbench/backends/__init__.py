@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from quantbench import precisions
 from quantbench.device import require_cuda
 from quantbench.precisions import TRANSFORMERS_SIDE, Precision
-from quantbench import precisions
 
 
 def preload(precision_name: str) -> None:

@@ -6,6 +6,7 @@ exactly one prefill and one forward per decoded token, as it does for llama.cpp.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import re
@@ -16,8 +17,8 @@ import torch
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-from quantbench.errors import UnsupportedError
 from quantbench.artifacts.manifest import model_options
+from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
 
@@ -266,10 +267,9 @@ class HFBackend:
         } if self.compiled else None
         self.batch_size, self.depth, self.depth_cache, self.shape = batch_size, 0, None, None
         self.refused: dict[tuple[int, int], MiscompiledError] = {}  # shapes whose check failed
-        try:
+        # a refused shape is refused again (configure says why); others compile afresh
+        with contextlib.suppress(MiscompiledError):
             self.configure(batch_size, n_ctx)
-        except MiscompiledError:
-            pass  # that shape is refused (configure says why again); others compile afresh
 
     def configure(self, batch_size: int, n_ctx: int) -> None:
         """Decode ``batch_size`` sequences of up to ``n_ctx`` tokens each from now on. The
@@ -341,7 +341,7 @@ class HFBackend:
         of the compiled graph computing the wrong thing on this machine, is refused here rather
         than timed: what it decodes is not the format's output."""
         rows: dict[tuple[int, ...], int] = {}
-        for row, tokens in enumerate(zip(*steps)):
+        for row, tokens in enumerate(zip(*steps, strict=True)):
             rows.setdefault(tokens, row)
         for tokens, row in rows.items():
             logits = self.logits(CHECK_PROMPT + list(tokens[:-1]))[len(CHECK_PROMPT) - 1:]

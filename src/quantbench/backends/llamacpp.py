@@ -34,8 +34,8 @@ import llama_cpp._logger
 import numpy as np
 
 from quantbench import kvcache
-from quantbench.errors import UnsupportedError
 from quantbench.artifacts.gguf import row_alignment, tensor_types
+from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
 _backend_ready = False

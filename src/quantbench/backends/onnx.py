@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from quantbench.errors import UnsupportedError
-from quantbench.artifacts.onnx import GRAPH
 from quantbench.artifacts.manifest import read_manifest
+from quantbench.artifacts.onnx import GRAPH
+from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
 # ONNX element types of the graph's inputs, as numpy dtypes

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from quantbench import precisions, roofline
-
 from quantbench.artifacts import gguf
 from quantbench.kernel_summary import KernelSummary
 from quantbench.points import COLUMNS as POINT_COLUMNS

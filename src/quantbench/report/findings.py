@@ -4,9 +4,9 @@ Every sentence is computed from the summary table (one row per model and precisi
 by ``aggregate.summary_table``), the budgets of the config's ``report:`` section and the model
 descriptions; nothing here is boilerplate that would read the same whatever was measured.
 The hardware analysis, anomalies and timing limitations are typed findings (``Finding``: kind,
-model, precision, numbers) worded by ``quantbench.report.wording``; a sentence that explains a figure
-(overhead-bound, dequantizing, rows that do not split, a shared machine) is a kind of its own,
-emitted only when the measurement it rests on holds.
+model, precision, numbers) worded by ``quantbench.report.wording``; a sentence that explains a
+figure (overhead-bound, dequantizing, rows that do not split, a shared machine) is a kind of its
+own, emitted only when the measurement it rests on holds.
 
 Scenarios (per model, over the precisions that ran):
 - fastest within a quality budget: highest decode tok/s among precisions within
@@ -20,20 +20,18 @@ Ties (values equal as displayed) are broken by the other axis, then by name, and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
-from quantbench import precisions, roofline
-
-from quantbench.scenarios import contention
-from quantbench.report.aggregate import pareto_front
-from quantbench.kld import TOPK
-from quantbench.stats import known as _measured
-from quantbench.report.wording import say
-from quantbench import kvcache
+from quantbench import kvcache, precisions, roofline
 from quantbench.kernel_summary import CLASS_WORDS, CLASSES
+from quantbench.kld import TOPK
+from quantbench.report.aggregate import pareto_front
+from quantbench.report.numbers import fmt
+from quantbench.report.wording import say
+from quantbench.scenarios import contention
+from quantbench.stats import known as _measured
 
 # A quantized precision is compared with the unquantized precision of its own backend when the
 # run has one (bitsandbytes computes in fp16/bf16 through transformers, torchao in bf16), else
@@ -981,7 +979,7 @@ def kv_cache_findings(rows: list[dict]) -> list[Finding]:
     return out
 
 
-# -- importance matrix A/B (results/imatrix.csv, quantbench.report.imatrix_ab) -------------------------
+# -- importance matrix A/B (results/imatrix.csv, quantbench.report.imatrix_ab) ----------------
 def imatrix_findings(ab: pd.DataFrame | None) -> list[Finding]:
     """Per pair, whether the importance matrix lowered or raised perplexity (the paired 95 %
     interval of the change excludes 0) or made no clear difference, with the KL divergences

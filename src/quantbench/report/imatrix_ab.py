@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantbench.stats import block_bootstrap_mean
 from quantbench.records import atomic_write_text
+from quantbench.stats import block_bootstrap_mean
 
 COLUMNS = ["model", "precision", "plain", "calibration", "gguf_type", "ppl_change_pct",
            "ppl_change_pct_ci_low", "ppl_change_pct_ci_high", "kld_imat", "kld_plain",

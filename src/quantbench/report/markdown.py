@@ -1,13 +1,13 @@
 """The markdown report: every figure in it comes from the summary table or the records.
 
 The headline findings are computed here (``findings``), the recommendations, trade-offs,
-hardware analysis, anomalies and limitations in ``quantbench.report.findings``; a jinja2 template renders
-them. Model-generated text is escaped so that it cannot inject markdown or HTML into the report.
+hardware analysis, anomalies and limitations in ``quantbench.report.findings``; a jinja2
+template renders them. Model-generated text is escaped so that it cannot inject markdown or HTML
+into the report.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from collections import Counter
@@ -17,16 +17,13 @@ import jinja2
 import pandas as pd
 
 from quantbench import roofline, stats
-
-from quantbench.report import findings
-
-from quantbench.report import operating
+from quantbench.figures import timeseries_name
+from quantbench.records import atomic_write_text
+from quantbench.report import findings, operating
 from quantbench.report.aggregate import SELF_FLOOR
 from quantbench.report.findings import Budgets
-from quantbench.report.numbers import fmt
-from quantbench.records import atomic_write_text
+from quantbench.report.numbers import fmt, md_escape, sci
 from quantbench.stats import known as _known
-from quantbench.figures import timeseries_name
 
 
 def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:

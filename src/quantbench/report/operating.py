@@ -37,11 +37,10 @@ import numpy as np
 import pandas as pd
 
 from quantbench import kvcache, precisions, roofline
-
-from quantbench.report import findings
-from quantbench.report.findings import Budgets, Finding, apart
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS
+from quantbench.report import findings
+from quantbench.report.findings import Budgets, Finding, apart
 from quantbench.stats import known as _known
 
 CONTEXT = ("prompt_tokens", "context_depth")  # a context: one curve against the batch size

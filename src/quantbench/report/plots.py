@@ -20,9 +20,8 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from quantbench import precisions, roofline
-
-from quantbench.report import operating
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.report import operating
 from quantbench.stats import Z95
 
 COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "torchao": "#d62728",

@@ -188,7 +188,7 @@ WORDING = {
         "shape its format does not take unquantised, so its size, speed and quality are mostly "
         "those of the unquantised layers, not of the format."
     ),
-    # -- operating points (quantbench.report.operating) -----------------------------------------------
+    # -- operating points (quantbench.report.operating) ---------------------------------------
     "step_time_falls": (
         "{{ model }}: {{ precision }}'s decode step took less time at batch "
         "{{ batch_large | fmt(0) }} than at batch {{ batch_small | fmt(0) }} ("

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from quantbench import precisions
+from quantbench.artifacts.model import verify_artifact
 from quantbench.backends import load_backend
 from quantbench.device import resolve_device, resolve_threads
 from quantbench.errors import QuantbenchError, UnsupportedError
-from quantbench.artifacts.model import verify_artifact
 from quantbench.records import Record, provenance
 from quantbench.scenarios.trackers import gpu_description, nvml_handle
 

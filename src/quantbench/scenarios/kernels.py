@@ -7,8 +7,8 @@ there (and on a GPU records its CUDA graph), untimed. The KV caches are filled t
 untraced, and ``steps`` decode steps under ``torch.profiler``: with CUDA activity on a GPU (the
 device's kernels, memory copies and sets, and the host's launch calls), with CPU activity
 otherwise (the operators). The device is synchronised after each step, inside the trace, so
-every kernel of the traced steps is in it. The summary (``quantbench.kernel_summary``) ranks kernels by
-self time, classes them by name and counts kernels and launches per decoded token.
+every kernel of the traced steps is in it. The summary (``quantbench.kernel_summary``) ranks
+kernels by self time, classes them by name and counts kernels and launches per decoded token.
 
 For a compiled precision, torch._dynamo's state is reset before loading (a fresh process's
 state) and its counters are read at the end: graph breaks, graphs, recompilations (compilations

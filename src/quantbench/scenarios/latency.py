@@ -50,11 +50,10 @@ import numpy as np
 
 from quantbench import points
 from quantbench.config import check_prompt_in_text
-from quantbench.scenarios.contention import ContentionTracker
 from quantbench.errors import ConfigError
 from quantbench.points import LatencyPoint, OperatingPoint, sweep
 from quantbench.scenarios.common import Job, artifact_size_mib, failure_status
-from quantbench.stats import summarize
+from quantbench.scenarios.contention import ContentionTracker
 from quantbench.scenarios.trackers import (
     MemoryTracker,
     memory_breakdown,
@@ -63,6 +62,7 @@ from quantbench.scenarios.trackers import (
     rss_mib,
     total_energy_mj,
 )
+from quantbench.stats import summarize
 
 log = logging.getLogger(__name__)
 

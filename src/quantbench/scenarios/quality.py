@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from quantbench import perplexity as ppl_mod
 from quantbench.kld import Comparison, ReferenceWriter, save_npz
+from quantbench.perplexity import windows_for
 from quantbench.scenarios.common import Job
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantbench.report.numbers import fmt
 from quantbench.records import atomic_write_text
-from quantbench.report.numbers import md_escape
+from quantbench.report.numbers import fmt, md_escape
 
 METRICS = (("decode_tok_s", "decode tok/s", 1), ("prefill_ms", "prefill ms", 1),
            ("peak_mem_mib", "peak memory MiB", 0), ("ppl_delta_pct", "Δ perplexity %", 2))

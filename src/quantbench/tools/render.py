@@ -20,13 +20,13 @@ from pathlib import Path
 import yaml
 
 from quantbench import config as qb_config
-from quantbench.report.aggregate import aggregate
-from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 from quantbench.artifacts.manifest import MODEL_JSON
 from quantbench.artifacts.model import describe, random_llama_config, random_model_info
-from quantbench.report.plots import plot_all
+from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 from quantbench.records import source_tree
+from quantbench.report.aggregate import aggregate
 from quantbench.report.markdown import render_report
+from quantbench.report.plots import plot_all
 from quantbench.targets import KINDS
 
 REPO = source_tree()
