@@ -10,7 +10,6 @@ from quantbench.report.findings import (
     Budgets,
     against_fast_baseline,
     anomalies,
-    baseline_of,
     best_quality_within_memory,
     bytes_to_speed,
     compiled_twins,
@@ -233,13 +232,6 @@ def test_every_number_in_the_summary_and_findings_comes_from_the_table(measured)
         for number in re.findall(r"[+-]?\d[\d,]*(?:\.\d+)?", re.sub(names, "", line)):
             assert number.replace(",", "") in allowed, f"{number!r} in {line!r}"
 
-
-def test_a_torchao_precision_is_compared_with_bf16_compiled_first():
-    ran = ["fp32", "fp16", "bf16", "fp16-compiled", "bf16-compiled"]
-    assert baseline_of("torchao-int8wo", ran, "fp32") == "bf16-compiled"
-    assert baseline_of("torchao-int8wo", ["fp32", "fp16", "bf16"], "fp32") == "bf16"
-    assert baseline_of("torchao-int8wo", ["fp32", "fp16-compiled"], "fp32") == "fp16-compiled"
-    assert baseline_of("bnb-int8", ran, "fp32") == "fp16"  # an eager one: an eager baseline
 
 
 def test_a_number_not_in_the_table_is_caught(measured):
@@ -655,11 +647,6 @@ def test_each_format_on_its_fastest_path_is_placed_against_the_unquantized_fast_
     text = report_text(df, reference="bf16", config=_config(), models={})
     assert "| m | gguf-q4_k_m | gguf-q4_k_m | 120.0 | 1.20 | bf16-compiled | faster |" in text
 
-
-def test_a_compiled_quantized_precision_has_a_compiled_baseline_when_one_ran():
-    assert baseline_of("bnb-nf4-compiled", ["fp16", "bf16-compiled"], "fp32") == "bf16-compiled"
-    assert baseline_of("bnb-nf4-compiled", ["fp16", "bf16"], "fp32") == "fp16"
-    assert baseline_of("bnb-nf4", ["fp16", "bf16-compiled"], "fp32") == "fp16"
 
 
 def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_ran():

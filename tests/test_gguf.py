@@ -108,7 +108,7 @@ def test_each_gguf_precision_writes_the_llama_cpp_file_type_of_its_name(tmp_path
     from quantbench.precisions import needs_imatrix
 
     quantized = [p for p in precisions.table().values()
-                 if p.is_gguf and p.settings["made_by"] == "quantize"]
+                 if "gguf_type" in p.settings and p.settings["made_by"] == "quantize"]
     assert {"gguf-q5_k_m", "gguf-q4_k_m", "gguf-q2_k"} <= {p.name for p in quantized}
     done = set()
     for p in quantized:

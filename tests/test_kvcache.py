@@ -118,15 +118,8 @@ def test_the_config_check_refuses_a_kv_cache_llama_cpp_would_refuse():
         qb_config.check(_config(models={"r": {**RANDOM, "num_heads": 16, "num_kv_heads": 2}}))
 
 
-def test_a_quantized_kv_precision_is_compared_with_the_same_weights_with_f16_kv():
-    assert kvcache.f16_twin("gguf-q8_0-kvq4", ["gguf-f16", "gguf-q8_0"]) == "gguf-q8_0"
-    assert kvcache.f16_twin("gguf-f16-kvq8", ["gguf-f16", "gguf-q8_0"]) == "gguf-f16"
-    assert kvcache.f16_twin("gguf-f16-kvq8", ["gguf-q8_0"]) is None
-    assert kvcache.f16_twin("gguf-f16", ["gguf-f16"]) is None
-    from quantbench.report.operating import baseline_of
-
-    # the same weights with a quantized cache are never the unquantized baseline
-    assert baseline_of("gguf-q4_0", ["gguf-f16-kvq8", "gguf-bf16"]) == "gguf-bf16"
+def test_the_kv_precisions_of_the_table_have_a_quantized_cache():
+    # their relations (f16 twin, no baseline) are tested in tests/test_precisions.py
     for name in ("gguf-f16-kvq8", "gguf-f16-kvq4", "gguf-q8_0-kvq8", "gguf-q8_0-kvq4"):
         assert kvcache.quantized(precisions.get(name).settings)
 

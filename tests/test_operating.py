@@ -66,35 +66,7 @@ def curve(precision, speeds, batches=(1, 4, 16, 64), **kw):
 
 # -- baselines ------------------------------------------------------------------------------------
 
-def test_each_quantized_precision_is_compared_with_its_own_engines_unquantized_baseline():
-    ran = ["fp32", "fp16", "bf16", "gguf-f32", "gguf-bf16", "gguf-f16", "bnb-nf4", "gguf-q4_k_m"]
-    assert operating.baseline_of("gguf-q4_k_m", ran) == "gguf-f16"
-    assert operating.baseline_of("gguf-q4_k_m", ["gguf-bf16", "gguf-f32", "bf16"]) == "gguf-bf16"
-    assert operating.baseline_of("gguf-q8_0", ["gguf-f32", "bf16"]) == "gguf-f32"
-    assert operating.baseline_of("bnb-nf4", ran) == "bf16"
-    assert operating.baseline_of("bnb-int8", ["fp16", "fp32", "gguf-f16"]) == "fp16"
-    assert operating.baseline_of("bnb-int8", ["fp32"]) == "fp32"
-    assert operating.baseline_of("bnb-int8", ["gguf-f16"]) is None  # another engine
-    assert operating.baseline_of("bf16", ran) is None and operating.baseline_of("gguf-f16", ran) \
-        is None
 
-
-def test_a_compiled_quantized_precision_is_compared_with_the_compiled_16_bit_one(monkeypatch):
-    table_ = dict(precisions.table())
-    table_["bnb-nf4-compiled"] = precisions.Precision(
-        "bnb-nf4-compiled", "bitsandbytes", {"mode": "nf4", "compile": True})
-    monkeypatch.setattr(precisions, "table", lambda: table_)
-    both = ["bf16", "bf16-compiled", "fp16-compiled"]
-    assert operating.baseline_of("bnb-nf4-compiled", both) == "bf16-compiled"
-    assert operating.baseline_of("bnb-nf4", both) == "bf16"
-    assert operating.baseline_of("bnb-nf4-compiled", ["bf16"]) == "bf16"
-
-
-def test_a_torchao_precision_is_compared_with_bf16_compiled_else_bf16():
-    ran = ["fp32", "fp16", "bf16", "fp16-compiled", "bf16-compiled", "gguf-f16"]
-    assert operating.baseline_of("torchao-int4wo", ran) == "bf16-compiled"
-    assert operating.baseline_of("torchao-fp8dq", ["fp32", "bf16", "gguf-f16"]) == "bf16"
-    assert operating.baseline_of("torchao-int8wo", ["gguf-f16"]) is None  # another engine
 
 
 # -- crossover ------------------------------------------------------------------------------------

@@ -6,9 +6,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from quantbench import engines
 from quantbench.figures import SUMMARY_FIGURES
 from quantbench.report import plots
 from quantbench.report.aggregate import pareto_front
+
+# each engine's colour (its registry entry's)
+COLOURS = {name: e.colour for name, e in engines.REGISTRY.items()}
 
 REPO = Path(__file__).resolve().parents[1]
 MACHINE = {"peak_bw_gb_s": 1000.0, "matmul_tflops": {"bfloat16": 100.0, "float32": 20.0}}
@@ -63,7 +67,7 @@ def _family_colours(fig):
     out = set()
     for t in fig.data:
         family = t.legendgroup or t.name
-        if family in plots.COLOURS and t.marker is not None and t.marker.color is not None:
+        if family in COLOURS and t.marker is not None and t.marker.color is not None:
             out.add((family, t.marker.color))
     return out
 
@@ -74,9 +78,9 @@ def test_every_figure_colours_a_family_the_same_way(summary):
     seen = set()
     for name, fig in figs.items():
         pairs = _family_colours(fig)
-        assert all(c == plots.COLOURS[f] for f, c in pairs), name
+        assert all(c == COLOURS[f] for f, c in pairs), name
         seen |= {f for f, _ in pairs}
-    assert seen == set(plots.COLOURS)
+    assert seen == set(COLOURS)
 
 
 def test_bars_follow_the_precision_table_and_spread_decades_on_a_log_axis(summary):
@@ -208,7 +212,7 @@ def test_nvml_time_series_shades_the_phases():
     assert {s.yref for s in rects} >= {"y domain", "y2 domain", "y3 domain"}  # every panel
     names = {t.name for t in fig.data}
     assert {"power", "GPU utilisation", "SM clock"} <= names
-    assert {t.line.color for t in fig.data} == {plots.COLOURS["transformers"]}
+    assert {t.line.color for t in fig.data} == {COLOURS["transformers"]}
     power = next(t for t in fig.data if t.name == "power")
     assert power.x[0] == 0.0 and power.yaxis == "y"
 
@@ -296,7 +300,7 @@ def test_operating_figures_label_every_precision_and_colour_its_family(summary):
                 assert all(trace.text), name
     for name in SUMMARY_FIGURES[-5:]:
         pairs = _family_colours(figs[name])
-        assert pairs and all(c == plots.COLOURS[f] for f, c in pairs), name
+        assert pairs and all(c == COLOURS[f] for f, c in pairs), name
 
 
 def test_the_speedup_figure_marks_the_crossover_and_the_memory_figure_the_device():

@@ -2,17 +2,17 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from quantbench import precisions
+from quantbench import engines, precisions
 from quantbench.stats import block_bootstrap_mean, summarize
 
 
 def test_table_covers_every_backend_and_gguf_types_exist():
     table = precisions.table()
-    assert {p.backend for p in table.values()} == set(precisions.BACKENDS)
+    assert {p.backend for p in table.values()} == set(engines.REGISTRY)
     for p in table.values():
-        if p.is_gguf and p.settings["made_by"] == "quantize":
+        if "gguf_type" in p.settings and p.settings["made_by"] == "quantize":
             assert hasattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{p.settings['gguf_type'].upper()}")
-        if p.is_gguf and p.settings["made_by"] == "convert":
+        if "gguf_type" in p.settings and p.settings["made_by"] == "convert":
             assert p.settings["gguf_type"] in ("f32", "f16", "bf16")
 
 

@@ -15,21 +15,8 @@ from quantbench.errors import ConfigError
 from quantbench.gguf_header import file_problem, metadata_value
 from quantbench.inputs import IMATRIX_TOOL, dataset_id, gguf_source_path
 
-REFERENCE_ORDER = ("fp32", "gguf-f32", "bf16", "fp16", "gguf-f16", "gguf-bf16")
 # Every rule writes below these folders of the working directory, and nowhere else.
 OUTPUT_FOLDERS = ("results", "resources", "logs", "benchmarks")
-DTYPES = ("float32", "float16", "bfloat16")
-# What precision_settings may change, per backend (and bitsandbytes mode), with the values each
-# takes; the other settings (mode, config, gguf_type, made_by) say what the precision is and
-# which file it loads, so changing them is a new line in precisions.yaml, not an override.
-OVERRIDABLE = {
-    "transformers": {"dtype": DTYPES, "compile": bool},
-    "bitsandbytes-int8": {"threshold": float},
-    "bitsandbytes-4bit": {"double_quant": bool, "compute_dtype": DTYPES},
-    "torchao": {"compile": bool},
-    "llama.cpp": {"flash_attn": ("auto", "on", "off"), "imatrix": "calibration"},
-    "onnxruntime": {},
-}
 # Keys that were renamed: the old name gets an error naming the new one.
 RENAMED_KEYS = {"profile": "gpu_trace"}
 
@@ -222,11 +209,11 @@ def _check_precision_settings(overrides: dict) -> None:
                 f"config key 'precision_settings.{name}': unknown precision; allowed: "
                 f"{', '.join(allowed)}"
             )
+        # what precision_settings may change is the engine's to say (engines.Engine.overridable);
+        # the other settings (mode, config, gguf_type, made_by) say what the precision is and
+        # which file it loads, so changing them is a new line in precisions.yaml
         precision = allowed[name]
-        backend = precision.backend
-        if backend == "bitsandbytes":
-            backend += "-int8" if precision.settings["mode"] == "int8" else "-4bit"
-        known = OVERRIDABLE[backend]
+        known = precision.engine.overridable(precision.settings)
         for key, value in settings.items():
             where = f"config key 'precision_settings.{name}.{key}'"
             if key not in known:
@@ -251,7 +238,7 @@ def _check_kv_cache(config: dict) -> None:
              for name, spec in config["models"].items() if spec["source"] == "random"}
     for name in config["precisions"]:
         p = precisions.get(name, overrides.get(name))
-        if not p.is_gguf:
+        if not p.engine.kv_cache_types:
             continue
         for model, head_dim in [(None, None), *heads.items()]:
             why = kvcache.problem(p.settings, head_dim)
@@ -276,7 +263,7 @@ def _check_imatrix(config: dict) -> None:
     used = []
     for name in config["precisions"]:
         precision = precisions.table()[name]
-        if not precision.is_gguf:
+        if not precision.engine.imatrix:
             continue
         calibration = calibration_of(config, name)
         if calibration is None and precisions.needs_imatrix(precision.settings["gguf_type"]):
@@ -418,7 +405,7 @@ def _value(config: dict, key: str):
 def reference_precision(config: dict) -> str:
     if config.get("reference_precision"):
         return config["reference_precision"]
-    for name in REFERENCE_ORDER:
+    for name in precisions.REFERENCE_ORDER:
         if name in config["precisions"]:
             return name
     return config["precisions"][0]

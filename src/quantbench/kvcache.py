@@ -16,8 +16,6 @@ This module imports neither llama_cpp nor the GGUF library at import time: the c
 
 from __future__ import annotations
 
-from quantbench import precisions
-
 KV_TYPES = ("f16", "q8_0", "q4_0")
 DEFAULT = "f16"
 # the ggml type number of each (llama_context_params.type_k / type_v take these)
@@ -70,17 +68,3 @@ def _block_values(kind: str) -> int:
     return block(kind)[0]
 
 
-def f16_twin(name: str, available) -> str | None:
-    """The precision of ``available`` with the same weights (backend and GGUF type) and an
-    f16 KV cache, that a quantized-KV precision is compared with; None for one whose cache is
-    not quantized or when none ran."""
-
-    table = precisions.table()
-    p = table.get(name)
-    if p is None or not p.is_gguf or not quantized(p.settings):
-        return None
-    for q in table.values():
-        if (q.name in set(available) and q.is_gguf and not quantized(q.settings)
-                and q.settings.get("gguf_type") == p.settings.get("gguf_type")):
-            return q.name
-    return None

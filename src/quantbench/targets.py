@@ -18,8 +18,7 @@ from quantbench.records import source_tree
 # The records of every configured precision: results/<model>/<kind>/<precision>.json
 KINDS = ("latency", "quality", "gpu")
 # The kernel trace (results/<model>/kernels/<precision>.json) of the precisions that run
-# through torch, where the config's kernels.enabled asks for it; llama.cpp's get none.
-TRACED_BACKENDS = ("transformers", "bitsandbytes", "torchao")
+# through torch (their engine's runs_in_torch), where the config's kernels.enabled asks for it.
 
 
 def uses_gpu(device: str) -> bool:
@@ -37,7 +36,7 @@ def traced_precisions(config: dict, table: dict, gpu: bool) -> list[str]:
     """The configured precisions that get a kernel trace (none when the stage is off)."""
     if not traces_kernels(config, gpu):
         return []
-    return [p for p in config["precisions"] if table[p].backend in TRACED_BACKENDS]
+    return [p for p in config["precisions"] if table[p].engine.runs_in_torch]
 
 
 def record_paths(models, precisions, traced=()) -> list[str]:

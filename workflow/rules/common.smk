@@ -38,13 +38,14 @@ QUANT_TYPES = [
 ]
 # the calibrations whose importance matrices the precisions run are quantized with
 CALIBRATIONS = sorted(
-    {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].is_gguf} - {None}
+    {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].engine.imatrix}
+    - {None}
 )
 # the ONNX types quantised from the fp32 export, with the quantiser's settings
 ONNX_QUANT_SETTINGS = {
     p.settings["onnx_type"]: {k: v for k, v in p.settings.items() if k == "block_size"}
     for p in TABLE.values()
-    if p.is_onnx and p.settings["onnx_type"] != "fp32"
+    if "onnx_type" in p.settings and p.quantized
 }
 HAS_GPU = qb_targets.uses_gpu(config["device"])
 # the precisions whose decode gets a kernel trace (config kernels.enabled; none when off)
@@ -87,15 +88,10 @@ def model_dir(model):
 
 def get_model_artifact(wildcards):
     """The file or folder a precision loads: the HF folder, its GGUF or its ONNX folder."""
-    precision = TABLE[wildcards.precision]
-    if precision.is_gguf:
-        stem = qb_inputs.gguf_stem(
-            precision.settings["gguf_type"], qb_config.calibration_of(config, wildcards.precision)
-        )
-        return f"resources/models/{wildcards.model}/gguf/{stem}.gguf"
-    if precision.is_onnx:
-        return f"resources/models/{wildcards.model}/onnx/{precision.settings['onnx_type']}"
-    return model_dir(wildcards.model)
+    precision = qb_precisions.get(
+        wildcards.precision, config["precision_settings"].get(wildcards.precision)
+    )
+    return f"resources/models/{wildcards.model}/{precision.engine.artifact(precision.settings)}"
 
 
 def get_calibration_files(wildcards):
@@ -128,9 +124,8 @@ def get_converter_files(wildcards):
 
 def get_conda_env(wildcards):
     """The toolchain environment of the precision's backend."""
-    precision = TABLE[wildcards.precision]
-    name = "llamacpp" if precision.is_gguf else "onnx" if precision.is_onnx else "hf"
-    return str(Path(workflow.basedir) / "envs" / f"{name}.yaml")
+    engine = TABLE[wildcards.precision].engine
+    return str(Path(workflow.basedir) / "envs" / f"{engine.env}.yaml")
 
 
 def imatrix_pairs():
@@ -171,7 +166,7 @@ def get_reference_logprobs(wildcards):
 def get_kv_reference_logprobs(wildcards):
     """A precision with a quantized KV cache is also compared with the same weights with an
     f16 KV cache, where that precision runs."""
-    twin = qb_kvcache.f16_twin(wildcards.precision, PRECISIONS)
+    twin = qb_precisions.f16_twin(wildcards.precision, PRECISIONS)
     return f"results/{wildcards.model}/logprobs/{twin}.npz" if twin else []
 
 

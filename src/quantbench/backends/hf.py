@@ -18,6 +18,7 @@ from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.artifacts.manifest import model_options
+from quantbench.backends.base import BackendBase
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
@@ -212,7 +213,7 @@ class MiscompiledError(UnsupportedError):
     HFBackend._check_compiled): that shape's points are refused, not timed."""
 
 
-class HFBackend:
+class HFBackend(BackendBase):
     def __init__(self, precision: Precision, model_dir, *, device: str, threads: int,
                  n_ctx: int = 2048, batch_size: int = 1, all_logits: bool = True):
         torch.set_num_threads(threads)

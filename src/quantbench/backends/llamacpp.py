@@ -35,6 +35,7 @@ import numpy as np
 
 from quantbench import kvcache
 from quantbench.artifacts.gguf import row_alignment, tensor_types
+from quantbench.backends.base import BackendBase
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
@@ -104,7 +105,7 @@ def _init_backend() -> None:
 UBATCH = 512
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BackendBase):
     def __init__(self, precision: Precision, gguf_path, *, device: str, threads: int,
                  n_ctx: int, batch_size: int = 1, greedy: str = "host", all_logits: bool = True):
         _init_backend()
@@ -147,6 +148,7 @@ class LlamaCppBackend:
         self._step = None
         self._rows: dict[int | tuple[int, int], np.ndarray] = {}  # views of logits, by address
         self.shape = None
+        self.ubatch = UBATCH  # llama.cpp's n_ubatch of the next context (as its tools' -ub)
         self.configure(batch_size, n_ctx)
 
     def configure(self, batch_size: int, n_ctx: int) -> None:
@@ -160,7 +162,7 @@ class LlamaCppBackend:
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx * batch_size  # the KV cache is split evenly between sequences
         cparams.n_batch = n_ctx * batch_size  # a whole batch's prompt in one llama_decode call
-        cparams.n_ubatch = min(cparams.n_batch, UBATCH)
+        cparams.n_ubatch = min(cparams.n_batch, self.ubatch)
         cparams.n_seq_max = batch_size
         # outputs a ubatch may ask for (0: n_batch); the compute buffer holds their logits
         cparams.n_outputs_max = 0 if self.all_logits else batch_size
@@ -226,12 +228,12 @@ class LlamaCppBackend:
     def sync(self) -> None:
         llama_cpp.llama_synchronize(self.ctx)
 
-    def _run(self, batch) -> None:
+    def run_batch(self, batch) -> None:
         rc = llama_cpp.llama_decode(self.ctx, batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
 
-    def _argmax(self, i: int) -> int:
+    def argmax(self, i: int) -> int:
         if self.greedy == "device":
             token = llama_cpp.llama_get_sampled_token_ith(self.ctx, i)
             if token < 0:
@@ -278,7 +280,7 @@ class LlamaCppBackend:
                         k = s * len(ids) + j
                         batch.token[k], batch.pos[k] = tok, j
                         batch.n_seq_id[k], batch.seq_id[k][0], batch.logits[k] = 1, s, False
-                self._run(batch)
+                self.run_batch(batch)
             finally:
                 llama_cpp.llama_batch_free(batch)
 
@@ -296,20 +298,20 @@ class LlamaCppBackend:
         numbers a batch without positions from each sequence's last one)."""
         self.rewind()
         arr = (llama_cpp.llama_token * len(ids))(*ids)
-        self._run(llama_cpp.llama_batch_get_one(arr, len(ids)))
-        return self._argmax(-1)
+        self.run_batch(llama_cpp.llama_batch_get_one(arr, len(ids)))
+        return self.argmax(-1)
 
     def decode(self, token: int) -> int:
         self._one[0] = token
-        self._run(self._one_batch)
-        return self._argmax(-1)
+        self.run_batch(self._one_batch)
+        return self.argmax(-1)
 
     def prefill_batch(self, ids) -> list[int]:
         """The same prompt in each of ``batch_size`` sequences, after the depth; the next token
         of each."""
         n = len(ids)
         self.rewind()
-        self._run(self._batch(ids, self.batch_size, start=self.depth))
+        self.run_batch(self._batch(ids, self.batch_size, start=self.depth))
         self.pos = self.depth + n
         if self._step is None:
             self._step = llama_cpp.llama_batch_init(self.batch_size, 0, 1)
@@ -317,11 +319,11 @@ class LlamaCppBackend:
             for s in range(self.batch_size):
                 self._step.n_seq_id[s], self._step.seq_id[s][0] = 1, s
                 self._step.logits[s] = True
-        return self._next_tokens(lambda s: s * n + n - 1)
+        return self.next_tokens(lambda s: s * n + n - 1)
 
     def decode_batch(self, tokens: list[int]) -> list[int]:
         self.step_batch(tokens)
-        return self._next_tokens(lambda s: s)
+        return self.next_tokens(lambda s: s)
 
     def step_batch(self, tokens: list[int]) -> None:
         """One decode step of every sequence (token s to sequence s), its next tokens not read:
@@ -329,15 +331,15 @@ class LlamaCppBackend:
         for s, tok in enumerate(tokens):
             self._step.token[s], self._step.pos[s] = tok, self.pos
         self.pos += 1
-        self._run(self._step)
+        self.run_batch(self._step)
 
-    def _next_tokens(self, index) -> list[int]:
+    def next_tokens(self, index) -> list[int]:
         """Each sequence's next token after a batch whose outputs are one per sequence, in
         order (``index(s)``: the batch position of sequence s's output). On the host, one
         argmax over the outputs x vocabulary array (a view of llama.cpp's buffer), not one
         Python call a row; on the device, the sampler's token of each output."""
         if self.greedy == "device":
-            return [self._argmax(index(s)) for s in range(self.batch_size)]
+            return [self.argmax(index(s)) for s in range(self.batch_size)]
         addr = _logits_addr(self.ctx)  # synchronises with the device, like the C API
         if not addr:
             raise RuntimeError("llama.cpp has no logits for the last batch")
@@ -362,7 +364,7 @@ class LlamaCppBackend:
             for j, tok in enumerate(ids):
                 batch.token[j], batch.pos[j] = tok, j
                 batch.n_seq_id[j], batch.seq_id[j][0], batch.logits[j] = 1, 0, True
-            self._run(batch)
+            self.run_batch(batch)
             ptr = llama_cpp.llama_get_logits(self.ctx)
             flat = np.ctypeslib.as_array(ptr, shape=(len(ids) * self.n_vocab,))
             return flat.reshape(len(ids), self.n_vocab).copy()

@@ -24,6 +24,7 @@ import onnxruntime as ort
 
 from quantbench.artifacts.manifest import read_manifest
 from quantbench.artifacts.onnx import GRAPH
+from quantbench.backends.base import BackendBase
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
@@ -34,7 +35,7 @@ _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)"
 _PLAIN = ("input_ids", "attention_mask", "position_ids", "cache_position", "logits_to_keep")
 
 
-class OnnxBackend:
+class OnnxBackend(BackendBase):
     def __init__(self, precision: Precision, folder, *, device: str, threads: int,
                  n_ctx: int, batch_size: int = 1, **_):
         self.precision, self.folder = precision, Path(folder)

@@ -33,21 +33,10 @@ from quantbench.report.wording import say
 from quantbench.scenarios import contention
 from quantbench.stats import known as _measured
 
-# A quantized precision is compared with the unquantized precision of its own backend when the
-# run has one (bitsandbytes computes in fp16/bf16 through transformers, torchao in bf16), else
-# with the reference; a compiled precision with the compiled twins of these first.
-BASELINES = {
-    "llama.cpp": ("gguf-f16", "gguf-bf16", "gguf-f32"),
-    "bitsandbytes": ("fp16", "bf16", "fp32"),
-    "torchao": ("bf16", "fp16", "fp32"),
-    "onnxruntime": ("onnx-fp32",),
-}
 # digits shown for each ranked column: values equal at this precision are a tie for the reader
 DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
 # a compiled twin is "clearly" faster at this speed-up or more, with the 95 % intervals apart
 COMPILED_CLEAR_SPEEDUP = 1.25
-# ``X-compiled`` is format X on its fast path (static KV cache + torch.compile)
-COMPILED_SUFFIX = "-compiled"
 # the unquantized fast path each format's fastest path is compared with, in order of preference
 # (then the reference's compiled twin)
 FAST_BASELINES = ("bf16-compiled",)
@@ -342,45 +331,11 @@ def tradeoffs(df: pd.DataFrame) -> list[str]:
     return out
 
 
-def baseline_of(precision: str, available, reference: str) -> str | None:
-    """The unquantized precision a quantized one is compared with (None for unquantized); a
-    compiled one with a compiled baseline first (the same path: what compiling removes is not
-    credited to the format)."""
-    try:
-        p = precisions.get(precision)
-    except KeyError:
-        return None
-    unquantized = (p.backend == "transformers"
-                   or (p.is_gguf and p.settings.get("made_by") != "quantize")
-                   or (p.is_onnx and p.settings.get("onnx_type") == "fp32"))
-    if unquantized:
-        return None
-    names = BASELINES.get(p.backend, ())
-    if p.settings.get("compile"):
-        names = (*compiled_baselines(names), *names)
-    for name in names:
-        if name in available:
-            return name
-    return reference if reference in available and reference != precision else None
-
-
-def compiled_baselines(names) -> list[str]:
-    """The compiled precision of each transformers precision of ``names`` that has one (the same
-    dtype, with ``compile``), in that order."""
-    table = precisions.table()
-    out = []
-    for name in names:
-        dtype = table[name].settings.get("dtype")
-        out += [q.name for q in table.values() if q.backend == "transformers"
-                and q.settings.get("compile") and q.settings.get("dtype") == dtype]
-    return out
-
-
-def with_baselines(ok: pd.DataFrame, reference: str):
+def with_baselines(ok: pd.DataFrame):
     """(name, row, its baseline's name, the baseline's row) for each precision of ``ok``
     (indexed by precision) whose baseline was measured too."""
     for name, row in ok.iterrows():
-        base = baseline_of(name, ok.index, reference)
+        base = precisions.baseline_of(name, ok.index)
         if base is not None:
             yield name, row, base, ok.loc[base]
 
@@ -437,7 +392,7 @@ def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Fi
     fast as the baseline), part (between) or none (no faster than with the split)."""
     ok = _ok(g).set_index("precision")
     out = []
-    for name, row, base, ref in with_baselines(ok, reference):
+    for name, row, base, ref in with_baselines(ok):
         if not (row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]):
             continue
         numbers = {"tok_s": row["decode_tok_s"], "baseline_tok_s": ref["decode_tok_s"],
@@ -445,11 +400,13 @@ def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Fi
                    "size_ratio": ref["size_mib"] / row["size_mib"]}
         names = {"baseline": base, "resolved": apart(ref, row), "t0": f"{name}-t0",
                  "split": None}
-        if row["backend"] == "bitsandbytes" and names["t0"] in ok.index:
+        # LLM.int8's outlier split (its threshold setting) against the same format without it
+        settings = precisions.table()[name].settings if name in precisions.table() else {}
+        if "threshold" in settings and names["t0"] in ok.index:
             t0_tok_s = numbers["t0_tok_s"] = ok.loc[names["t0"], "decode_tok_s"]
             names["split"] = ("all" if t0_tok_s >= ref["decode_tok_s"]
                               else "part" if t0_tok_s > row["decode_tok_s"] else "none")
-        elif row["backend"] == "bitsandbytes" and precisions.get(name).settings.get("threshold"):
+        elif settings.get("threshold"):
             names["split"] = "unmeasured"
         out.append(Finding("slower_than_baseline", model, name, numbers=numbers, names=names))
     return out
@@ -691,18 +648,6 @@ def apart(fast: pd.Series, slow: pd.Series) -> bool:
     return not (pd.isna(low) or pd.isna(high)) and bool(low > high)
 
 
-def eager_twin(name: str) -> str | None:
-    """The eager precision of the same weights as ``name``: ``X`` for ``X-compiled`` (the
-    precision table's convention for every engine), None for a precision that is not the
-    compiled one of a pair."""
-    return name.removesuffix(COMPILED_SUFFIX) if name.endswith(COMPILED_SUFFIX) else None
-
-
-def format_of(name: str) -> str:
-    """The format a precision is a path of: its eager twin's name, or its own."""
-    return eager_twin(name) or name
-
-
 def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
     """Each ``-compiled`` precision against its eager twin (same weights). Only a clear
     speed-up (``COMPILED_CLEAR_SPEEDUP``, intervals apart) says that eager decode is bound by
@@ -710,7 +655,7 @@ def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
     by_name = ok.set_index("precision")
     out = []
     for name in by_name.index:
-        base = eager_twin(name)
+        base = precisions.eager_twin(name)
         if base is None or base not in by_name.index:
             continue
         c, e = by_name.loc[name], by_name.loc[base]
@@ -753,7 +698,7 @@ def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:
                  and g["decode_bytes_per_tok_mib"].notna().any() else "size_mib")
     ok = _ok(g).dropna(subset=[bytes_col]).set_index("precision")
     rows = []
-    for name, row, base, b in with_baselines(ok, reference):
+    for name, row, base, b in with_baselines(ok):
         bytes_ratio = b[bytes_col] / row[bytes_col]
         speed_ratio = row["decode_tok_s"] / b["decode_tok_s"]
         rows.append({"model": row["model"], "precision": name, "baseline": base,
@@ -841,7 +786,7 @@ def eager_and_fast(g: pd.DataFrame) -> list[dict]:
     ok = _ok(g).set_index("precision")
     rows = []
     for name, fast in ok.iterrows():
-        base = eager_twin(name)
+        base = precisions.eager_twin(name)
         if base is None or base not in ok.index:
             continue
         eager = ok.loc[base]
@@ -860,7 +805,7 @@ def eager_and_fast(g: pd.DataFrame) -> list[dict]:
 def fastest_paths(g: pd.DataFrame) -> pd.DataFrame:
     """Each format's fastest measured path: of its eager and compiled precisions, the one that
     decodes faster (a format measured on one path only: that one), with a ``format`` column."""
-    ok = _ok(g).assign(format=lambda d: d["precision"].map(format_of))
+    ok = _ok(g).assign(format=lambda d: d["precision"].map(precisions.format_of))
     best = ok.groupby("format")["decode_tok_s"].idxmax()
     return ok.loc[best.sort_values().values]
 
@@ -869,8 +814,8 @@ def fast_baseline(g: pd.DataFrame, reference: str) -> str | None:
     """The unquantized fast path of this run: bf16-compiled, else the reference's compiled
     twin, when measured."""
     names = set(_ok(g)["precision"])
-    return next((n for n in (*FAST_BASELINES, f"{reference}{COMPILED_SUFFIX}") if n in names),
-                None)
+    compiled_reference = f"{reference}{precisions.COMPILED_SUFFIX}"
+    return next((n for n in (*FAST_BASELINES, compiled_reference) if n in names), None)
 
 
 def against_fast_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Finding]:
@@ -883,7 +828,7 @@ def against_fast_baseline(model: str, g: pd.DataFrame, reference: str) -> list[F
     b = _ok(g).set_index("precision").loc[base]
     verdicts: dict[str, list[dict]] = {"faster": [], "slower": [], "unclear": []}
     for _, row in fastest_paths(g).iterrows():
-        if row["format"] == format_of(base):
+        if row["format"] == precisions.format_of(base):
             continue
         verdict = ("faster" if apart(row, b) else "slower" if apart(b, row) else "unclear")
         verdicts[verdict].append({"format": row["format"], "path": row["precision"],
@@ -901,7 +846,7 @@ def against_fast_baseline(model: str, g: pd.DataFrame, reference: str) -> list[F
 
 def kv_cache_rows(g: pd.DataFrame, points: pd.DataFrame | None = None) -> list[dict]:
     """Each precision of one model's summary rows ``g`` whose KV cache is quantized, against the
-    same weights with an f16 KV cache (``kvcache.f16_twin``) where that ran: the measured KV
+    same weights with an f16 KV cache (``precisions.f16_twin``) where that ran: the measured KV
     bytes per token of context and the saving, the quality change against the twin (paired:
     ``kv_ppl_delta_pct`` with its 95 % interval, ``kv_kld_mean``), and the decode speed of both
     at the deepest context depth of the operating points (batch 1, the first prompt length)."""
@@ -909,7 +854,7 @@ def kv_cache_rows(g: pd.DataFrame, points: pd.DataFrame | None = None) -> list[d
     by_name = g.set_index("precision")
     out = []
     for name, row in by_name.iterrows():
-        twin = kvcache.f16_twin(name, by_name.index)
+        twin = precisions.f16_twin(name, by_name.index)
         if twin is None:
             continue
         t = by_name.loc[twin]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from quantbench import kvcache, precisions, roofline
+from quantbench import precisions, roofline
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS
 from quantbench.report import findings
@@ -44,9 +44,6 @@ from quantbench.report.findings import Budgets, Finding, apart
 from quantbench.stats import known as _known
 
 CONTEXT = ("prompt_tokens", "context_depth")  # a context: one curve against the batch size
-# unquantized baselines in order of preference: llama.cpp by file type, transformers by dtype
-GGUF_BASELINES = ("f16", "bf16", "f32")
-DTYPE_BASELINES = ("bfloat16", "float16", "float32")
 FASTER, SLOWER, UNCLEAR = "faster", "slower", "no clear difference"
 # memory that grows by less than this over the measured KV sizes has not measurably grown: the
 # resolution of a memory reading (NVML reports whole MiB)
@@ -73,44 +70,7 @@ class Settings:
         return self.gpu_hour_cost is not None or self.energy_cost_per_kwh is not None
 
 
-
-
 # -- baselines ----------------------------------------------------------------------------------
-
-def is_quantized(p: precisions.Precision) -> bool:
-    return (p.backend in ("bitsandbytes", "torchao")
-            or (p.is_gguf and p.settings.get("made_by") == "quantize")
-            or (p.is_onnx and p.settings.get("onnx_type") != "fp32"))
-
-
-def baseline_of(name: str, available) -> str | None:
-    """The unquantized precision of the same engine that ``name`` is compared with: a GGUF
-    with gguf-f16, else gguf-bf16, else gguf-f32; a transformers-side quantized precision
-    (bitsandbytes, torchao) with bf16, else fp16, else fp32, a compiled one (the torchao
-    precisions) with a compiled twin first.
-    None for an unquantized precision or when no baseline ran."""
-    try:
-        p = precisions.get(name)
-    except KeyError:
-        return None
-    if not is_quantized(p):
-        return None
-    if p.is_gguf:
-        # the same weights with a quantized KV cache are not an unquantized baseline
-        pool = [q for q in precisions.table().values() if q.is_gguf and not is_quantized(q)
-                and not kvcache.quantized(q.settings)]
-        order, setting = GGUF_BASELINES, "gguf_type"
-    elif p.is_onnx:  # the fp32 export the int8 and int4 graphs were quantised from
-        pool = [q for q in precisions.table().values() if q.is_onnx and not is_quantized(q)]
-        order, setting = ("fp32",), "onnx_type"
-    else:
-        pool = [q for q in precisions.table().values() if q.backend == "transformers"]
-        order, setting = DTYPE_BASELINES, "dtype"
-    compiled = bool(p.settings.get("compile"))
-    pool = [q for q in pool if q.name in set(available) and q.settings.get(setting) in order]
-    pool.sort(key=lambda q: (bool(q.settings.get("compile")) != compiled,
-                             order.index(q.settings[setting])))
-    return pool[0].name if pool else None
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -198,7 +158,7 @@ def against_baseline(points: pd.DataFrame) -> pd.DataFrame:
         by_key = g.set_index(["precision", *KEYS])
         names = set(g["precision"])
         for name in sorted(names):
-            base = baseline_of(name, names)
+            base = precisions.baseline_of(name, names)
             if base is None:
                 continue
             for _, row in g[g["precision"] == name].iterrows():
@@ -637,12 +597,7 @@ def format_refs(names) -> list[str]:
         if name not in precisions.table():
             continue
         p = precisions.get(name)
-        if p.backend == "bitsandbytes":
-            keys.add("llm.int8" if p.settings.get("mode") == "int8" else "qlora")
-        elif p.is_gguf:
-            keys.add("gguf")
-            if "_K" in str(p.settings.get("gguf_type", "")).upper():
-                keys.add("k-quants")
+        keys |= p.engine.format_refs(p.settings)
     return [FORMAT_REFS[k] for k in FORMAT_REFS if k in keys]
 
 

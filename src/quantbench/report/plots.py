@@ -1,11 +1,11 @@
 """Figures from the summary table, the machine and the GPU trace records (plotly): interactive HTML
 that opens offline, and PNG.
 
-One colour per backend family in every figure (``COLOURS``); precisions are in the order of the
-precision table. An axis is logarithmic when its values span more than a decade (``WIDE``).
-A figure without data (no perplexity for a random-weights model, no GPU for the NVML time
-series) is still written, with a note saying why it is empty: the outputs of a run do not depend
-on what it measured.
+One colour per backend family in every figure (its engine's, ``quantbench.engines``); precisions
+are in the order of the precision table. An axis is logarithmic when its values span more than a
+decade (``WIDE``). A figure without data (no perplexity for a random-weights model, no GPU for
+the NVML time series) is still written, with a note saying why it is empty: the outputs of a run
+do not depend on what it measured.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from quantbench import precisions, roofline
+from quantbench import engines, precisions, roofline
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 from quantbench.report import operating
 from quantbench.stats import Z95
 
-COLOURS = {"transformers": "#1f77b4", "bitsandbytes": "#ff7f0e", "torchao": "#d62728",
-           "llama.cpp": "#2ca02c", "onnxruntime": "#17becf"}
 OTHER = "#7f7f7f"
 PHASE_COLOURS = {"prefill": "#9467bd", "decode": "#8c564b"}  # no family colour: shading only
 WIDE = 20.0  # max / min above which an axis is logarithmic (more than a decade and a bit)
@@ -38,7 +36,9 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "star"
 
 
 def colour(family: str) -> str:
-    return COLOURS.get(family, OTHER)
+    """An engine's colour (its registry entry's), grey for anything else."""
+    engine = engines.REGISTRY.get(family)
+    return engine.colour if engine else OTHER
 
 
 def _axis(values) -> dict:

@@ -46,10 +46,10 @@ def run_kernels(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     rec = job.record
     rec.details["point"] = dict(prompt_tokens=prompt_tokens, batch_size=batch_size,
                                 context_depth=context_depth)
-    if job.precision.is_gguf:
+    if not job.precision.engine.runs_in_torch:
         rec.status = "unsupported"
-        rec.reason = ("llama.cpp runs outside torch: the torch profiler does not see its "
-                      "kernels")
+        rec.reason = (f"{job.precision.backend} runs outside torch: the torch profiler does not "
+                      "see its kernels")
         return rec
     ids = np.load(tokens_path)
     check_prompt_in_text("latency.context_depths + latency.prompt_tokens" if context_depth

@@ -212,7 +212,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                             continue
                         except Exception as exc:  # noqa: BLE001 - as above
                             failed = _point_failure(exc)
-                            backend.shape = None  # the next point starts from a new context
+                            backend.discard_context()  # the next point starts from a new context
                             reason = failed[1]
                     else:
                         reason = (f"not measured: this batch size and depth failed first "
@@ -252,7 +252,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             parts = parts_by_batch.get((head.batch_size, head.context_depth), {})
             rec.details["memory"] = memory_breakdown(top.peak_mem_mib, parts)
             rec.metrics.update(rec.details["memory"])
-        if job.device == "cuda" and job.precision.backend != "llama.cpp":
+        if job.device == "cuda" and job.precision.engine.runs_in_torch:
             import torch
 
             rec.metrics["torch_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20

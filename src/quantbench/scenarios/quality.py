@@ -72,7 +72,7 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
         eos = set(meta.get("eos_ids", []))
         # a compiled step refused here as miscompiled: the generations decode eagerly (the
         # perplexity above came from the eager forward, as for every precision)
-        refused = getattr(backend, "eager_if_refused", lambda: None)()
+        refused = backend.eager_if_refused()
         if refused:
             rec.details["generations_eager"] = refused
         decoder = Tokenizer.from_file(str(tokenizer))

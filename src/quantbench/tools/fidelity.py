@@ -311,7 +311,7 @@ def prefill_parts(tools: Path, gguf: Path, ids: np.ndarray, a) -> list[dict]:
     clock = time.perf_counter_ns
 
     def decode():
-        backend._run(batch)
+        backend.run_batch(batch)
         backend.sync()
 
     def timed(fn, rewind=True):
@@ -333,12 +333,12 @@ def prefill_parts(tools: Path, gguf: Path, ids: np.ndarray, a) -> list[dict]:
     parts = {
         "llama_decode + sync (llama-bench's region)": lambda: timed(decode),
         "the same after a decode step (graph rebuilt)": after_step,
-        "+ first token's argmax": lambda: timed(lambda: (decode(), backend._argmax(-1))),
+        "+ first token's argmax": lambda: timed(lambda: (decode(), backend.argmax(-1))),
         "our timed prefill (rewind, array, decode, argmax)": lambda: timed(
             lambda: backend.prefill(prompt), rewind=False),
         "rewind alone": lambda: timed(backend.rewind, rewind=False),
         # after the prefill above: the logits row is there, nothing else is timed
-        "first token's argmax alone": lambda: timed(lambda: backend._argmax(-1), rewind=False),
+        "first token's argmax alone": lambda: timed(lambda: backend.argmax(-1), rewind=False),
         "prompt's ctypes array alone": lambda: timed(
             lambda: llama_cpp.llama_batch_get_one((llama_cpp.llama_token * p)(*prompt), p),
             rewind=False),
@@ -350,14 +350,13 @@ def prefill_parts(tools: Path, gguf: Path, ids: np.ndarray, a) -> list[dict]:
         out.append({"part": label, "ms": statistics.median(v),
                     "tok_s": p / (statistics.median(v) / 1e3)})
 
-    default_ubatch = llamacpp.UBATCH
-    try:
-        for u in a.ubatch:
-            llamacpp.UBATCH, backend.shape = u, None  # a new context with this n_ubatch
-            backend.configure(1, n_ctx_per_seq(a))
-            alone(f"llama_decode + sync, n_ubatch {u}")
-    finally:
-        llamacpp.UBATCH = default_ubatch
+    for u in a.ubatch:
+        backend.ubatch = u  # a new context with this n_ubatch
+        backend.discard_context()
+        backend.configure(1, n_ctx_per_seq(a))
+        alone(f"llama_decode + sync, n_ubatch {u}")
+    backend.ubatch = llamacpp.UBATCH
+    backend.discard_context()
     # llama-bench's pp context holds the prompt and no more (n_ctx = P): ours holds P + G + 1
     backend.configure(1, p)
     alone(f"llama_decode + sync, n_ctx {p} (llama-bench's)")
@@ -423,7 +422,7 @@ def _step_parts_at(batch: int, gguf: Path, prompt: list[int], a) -> dict[str, fl
     parts = {
         "llama_decode + sync (batched-bench's region)": alone,
         "our decode step (the same + greedy tokens)": ours,
-        "the greedy tokens alone": lambda: timed(lambda: backend._next_tokens(lambda s: s))[0],
+        "the greedy tokens alone": lambda: timed(lambda: backend.next_tokens(lambda s: s))[0],
     }
     try:
         return interleaved_medians(parts, a.warmup, a.parts_reps)

@@ -1,0 +1,77 @@
+"""What a backend is: the ``Backend`` protocol lists every method and attribute the scenarios
+and tools use, and ``BackendBase`` gives the defaults an engine may keep. An engine's class is
+found through its registry entry (``quantbench.engines``: ``loader``), never by its name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One loaded model of one precision, decoding greedily.
+
+    - ``configure(batch_size, n_ctx)``: decode ``batch_size`` sequences of up to ``n_ctx``
+      tokens each from now on (a no-op when that shape is configured already);
+    - ``fill(ids)``: the untimed context every sequence starts from (a depth; empty for none);
+    - ``prefill(ids) -> int``: the prompt after the filled context, the next token (argmax);
+    - ``decode(token) -> int``: one token fed, the next one back;
+    - ``prefill_batch(ids) -> list[int]`` / ``decode_batch(tokens) -> list[int]``: the same
+      for ``batch_size`` sequences decoded together (the prompt repeated in each);
+    - ``logits(ids) -> np.ndarray``: float32 logits [len(ids), vocab] of one fresh window;
+    - ``sync()``: wait for queued device work (a no-op on the CPU);
+    - ``info() -> dict``: what was loaded (dtype, quantisation, device);
+    - ``memory_parts() -> dict``: MiB the engine holds on its device, by part
+      (``weights_mib``, ``kv_cache_mib``, ``compute_mib``, ``output_mib``; a part it cannot
+      tell is left out);
+    - ``discard_context()``: the next ``configure`` makes a new context (after a failure);
+    - ``eager_if_refused() -> str | None``: where a compiled path refused the configured
+      shape, decode eagerly from now on and say why (None: nothing changed);
+    - ``close()``: free what the engine holds outside Python's reach.
+    """
+
+    batch_size: int
+
+    def configure(self, batch_size: int, n_ctx: int) -> None: ...
+    def fill(self, ids) -> None: ...
+    def prefill(self, ids) -> int: ...
+    def decode(self, token: int) -> int: ...
+    def prefill_batch(self, ids) -> list[int]: ...
+    def decode_batch(self, tokens: list[int]) -> list[int]: ...
+    def logits(self, ids) -> np.ndarray: ...
+    def sync(self) -> None: ...
+    def info(self) -> dict: ...
+    def memory_parts(self) -> dict: ...
+    def discard_context(self) -> None: ...
+    def eager_if_refused(self) -> str | None: ...
+    def close(self) -> None: ...
+
+
+class BackendBase:
+    """Defaults: a backend keeps the configured ``shape`` (batch size, context) in
+    ``self.shape``; one without a compiled path refuses nothing; one that holds nothing outside
+    Python closes with nothing to do."""
+
+    shape: tuple[int, int] | None = None
+
+    def discard_context(self) -> None:
+        self.shape = None
+
+    def eager_if_refused(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def construct(cls, precision, artifact: str | Path, **options):
+    """An engine's backend, given the load options its constructor takes (the others are the
+    scenario's wishes that this engine has no use for, such as where llama.cpp picks its greedy
+    token)."""
+    import inspect
+
+    accepted = inspect.signature(cls).parameters
+    return cls(precision, artifact, **{k: v for k, v in options.items() if k in accepted})
