@@ -6,24 +6,23 @@ import pandas as pd
 import pytest
 
 from quantbench.report.aggregate import SUMMARY_COLUMNS
-from quantbench.report.findings import (
-    Budgets,
+from quantbench.report.anomalies import anomalies, limitations, named_type_findings, timing_findings
+from quantbench.report.findings import Budgets
+from quantbench.report.hardware import (
     against_fast_baseline,
-    anomalies,
-    best_quality_within_memory,
     bytes_to_speed,
     compiled_twins,
     eager_and_fast,
-    fastest_within_quality,
     hardware,
-    limitations,
-    named_type_findings,
-    recommendations,
-    smallest_within_quality,
-    timing_findings,
-    tradeoffs,
 )
 from quantbench.report.markdown import headline_findings, report_text
+from quantbench.report.recommend import (
+    best_quality_within_memory,
+    fastest_within_quality,
+    recommendations,
+    smallest_within_quality,
+    tradeoffs,
+)
 
 REF = "fp32"
 
@@ -499,7 +498,7 @@ def kernel_table(*rows) -> pd.DataFrame:
 
 
 def kernel_texts(df: pd.DataFrame, kind: str | None = None) -> list[str]:
-    from quantbench.report.findings import kernel_findings
+    from quantbench.report.hardware import kernel_findings
 
     return [f.text for f in kernel_findings(df) if kind is None or f.kind == kind]
 
@@ -650,7 +649,7 @@ def test_each_format_on_its_fastest_path_is_placed_against_the_unquantized_fast_
 
 
 def test_onnx_int8_is_placed_against_bnb_int8_and_gguf_q8_0_only_when_all_three_ran():
-    from quantbench.report.findings import int8_engines
+    from quantbench.report.hardware import int8_engines
 
     df = table(
         ("fp32", "transformers", 20.0, 400.0, 900.0, 10.00),

@@ -118,7 +118,7 @@ def _ab_row(imat: dict, plain: dict) -> dict:
 def test_the_imatrix_finding_follows_the_paired_interval(shift, kind, words):
     import pandas as pd
 
-    from quantbench.report.findings import imatrix_findings
+    from quantbench.report.variants import imatrix_findings
 
     rng = np.random.default_rng(0)
     plain = _arrays(rng, 0.02)
@@ -138,7 +138,7 @@ def test_the_imatrix_finding_follows_the_paired_interval(shift, kind, words):
 def test_too_few_windows_say_nothing_about_the_imatrix():
     import pandas as pd
 
-    from quantbench.report.findings import imatrix_findings
+    from quantbench.report.variants import imatrix_findings
 
     rng = np.random.default_rng(1)
     plain = _arrays(rng, 0.02, n_windows=2)
@@ -206,9 +206,9 @@ def test_small_kl_divergences_of_an_imatrix_pair_are_not_shown_as_zero():
     excludes 0 does not read as [0.0000, 0.0000]."""
     import pandas as pd
 
-    from quantbench.report.findings import imatrix_findings
     from quantbench.report.imatrix_ab import COLUMNS
     from quantbench.report.markdown import report_text
+    from quantbench.report.variants import imatrix_findings
 
     rng = np.random.default_rng(3)
     plain = {**_arrays(rng, 0.0), "kld": rng.gamma(2, 6e-5, 8 * 40)}
@@ -240,7 +240,7 @@ def test_the_imatrix_finding_says_where_kl_divergence_went_and_when_it_disagrees
     says when the two measures disagree."""
     import pandas as pd
 
-    from quantbench.report.findings import imatrix_findings
+    from quantbench.report.variants import imatrix_findings
 
     rng = np.random.default_rng(4)
     plain = _arrays(rng, 0.02)

@@ -14,8 +14,8 @@ from quantbench import kvcache, precisions
 from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.precisions import Precision
 from quantbench.report.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
-from quantbench.report.findings import kv_cache_findings, kv_cache_rows
 from quantbench.report.markdown import report_text
+from quantbench.report.variants import kv_cache_findings, kv_cache_rows
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 RANDOM = {"source": "random", "architecture": "llama", "hidden_size": 256, "num_layers": 2,

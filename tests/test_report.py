@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from quantbench.report.aggregate import long_table, summary_table
-from quantbench.report.findings import Budgets, anomalies, limitations
+from quantbench.report.anomalies import anomalies, limitations
+from quantbench.report.findings import Budgets
 from quantbench.report.markdown import headline_findings
 from quantbench.report.numbers import md_escape
 

@@ -19,7 +19,7 @@ import pandas as pd
 from quantbench import roofline, stats
 from quantbench.figures import timeseries_name
 from quantbench.records import atomic_write_text
-from quantbench.report import findings, operating
+from quantbench.report import anomalies, hardware, operating, recommend, variants
 from quantbench.report.aggregate import SELF_FLOOR
 from quantbench.report.findings import Budgets
 from quantbench.report.numbers import fmt, md_escape, sci
@@ -159,7 +159,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     off: no section then) and what describes the run."""
     machine, models, prov = machine or {}, models or {}, prov or {}
     budgets = Budgets.from_config(config.get("report"))
-    picks = findings.recommendations(df, reference, budgets)
+    picks = recommend.recommendations(df, reference, budgets)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("quantbench", "templates"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -170,8 +170,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     env.globals["interval"] = interval
     shown, figures_note = _shown_figures(df, figures)
     fast_paths = [f for model, g in df.groupby("model")
-                  for f in findings.against_fast_baseline(model, g, reference)]
-    kv_rows = [r for _, g in df.groupby("model") for r in findings.kv_cache_rows(g, points)]
+                  for f in hardware.against_fast_baseline(model, g, reference)]
+    kv_rows = [r for _, g in df.groupby("model") for r in variants.kv_cache_rows(g, points)]
     return env.get_template("report.md.j2").render(
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
@@ -179,19 +179,19 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         kld_floors=kld_floors(df, reference),
         boot={"resamples": stats.BOOT_RESAMPLES, "seed": stats.BOOT_SEED,
               "min_samples": stats.MIN_CI_SAMPLES},
-        hardware=findings.hardware(df, reference, machine),
+        hardware=hardware.hardware(df, reference, machine),
         speed_vs_bytes=[r for _, g in df.groupby("model")
-                        for r in findings.speed_vs_bytes(g, reference)],
-        eager_fast=[r for _, g in df.groupby("model") for r in findings.eager_and_fast(g)],
+                        for r in hardware.speed_vs_bytes(g, reference)],
+        eager_fast=[r for _, g in df.groupby("model") for r in hardware.eager_and_fast(g)],
         fast_paths=fast_paths,
         fast_path_rows=[{"model": f.model, "baseline": f.names["baseline"],
                          "verdict": f.kind.removeprefix("fast_path_"), **r}
                         for f in fast_paths for r in f.names["formats"]],
         kv_cache={"rows": kv_rows,
-                  "findings": [f.text for f in findings.kv_cache_findings(kv_rows)]},
-        tradeoffs=findings.tradeoffs(df),
-        anomalies=findings.anomalies(df, reference, budgets),
-        limitations=findings.limitations(df, models, config, machine),
+                  "findings": [f.text for f in variants.kv_cache_findings(kv_rows)]},
+        tradeoffs=recommend.tradeoffs(df),
+        anomalies=anomalies.anomalies(df, reference, budgets),
+        limitations=anomalies.limitations(df, models, config, machine),
         budgets=budgets,
         rows=df.to_dict("records"),
         reference=reference,
@@ -208,9 +208,9 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
                               shapes=shapes),
         references=operating.references(df["precision"]),
         kernels={"rows": [] if kernels is None else kernels.to_dict("records"),
-                 "findings": [f.text for f in findings.kernel_findings(kernels)]},
+                 "findings": [f.text for f in hardware.kernel_findings(kernels)]},
         imatrix={"rows": [] if imatrix is None else imatrix.to_dict("records"),
-                 "findings": [f.text for f in findings.imatrix_findings(imatrix)]},
+                 "findings": [f.text for f in variants.imatrix_findings(imatrix)]},
     )
 
 

@@ -1,0 +1,221 @@
+"""What looks wrong in a run, and what limits its timings: quantized formats slower than their
+baseline, GGUF files mostly of another type than their name, records of several runs, noisy or
+shared-machine timings."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from quantbench import precisions
+from quantbench.kld import TOPK
+from quantbench.report.findings import Budgets, Finding, apart, ok_rows, with_baselines
+from quantbench.report.numbers import fmt
+from quantbench.scenarios import contention
+
+
+def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
+    """Quantized formats slower than their baseline, perplexity jumps, noisy timings, GGUF
+    files mostly not in their named type."""
+    return [f.text for f in anomaly_findings(df, reference, b)]
+
+
+def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Finding]:
+    out = []
+    for model, g in df.groupby("model"):
+        out += slower_than_baseline(model, g, reference)
+        for _, row in g[g["ppl_delta_pct"] > b.ppl_jump_pct].iterrows():
+            out.append(Finding("ppl_jump", model, row["precision"],
+                               numbers={"ppl_delta_pct": row["ppl_delta_pct"],
+                                        "ppl_jump_pct": b.ppl_jump_pct},
+                               names={"reference": reference}))
+        rated = ok_rows(g).dropna(subset=["ppl_delta_pct", "size_mib"])
+        for _, big in rated.iterrows():
+            # a bigger format should not lose more quality than a smaller one; flag it when the
+            # gap exceeds the quality budget (a difference the budget calls significant)
+            small = rated[(rated["size_mib"] < big["size_mib"])
+                          & (rated["ppl_delta_pct"] < big["ppl_delta_pct"] - b.quality_budget_pct)]
+            if not small.empty:
+                best = small.loc[small["ppl_delta_pct"].idxmin()]
+                out.append(Finding("out_of_line_with_size", model, big["precision"],
+                                   numbers={"size_mib": big["size_mib"],
+                                            "ppl_delta_pct": big["ppl_delta_pct"],
+                                            "smaller_size_mib": best["size_mib"],
+                                            "smaller_ppl_delta_pct": best["ppl_delta_pct"]},
+                                   names={"smaller": best["precision"]}))
+        if "decode_cv" in g:
+            noisy = ok_rows(g)[ok_rows(g)["decode_cv"] * 100 > b.cv_threshold_pct]
+            out += [Finding("noisy_timings", model, row["precision"],
+                            numbers={"cv_pct": row["decode_cv"] * 100,
+                                     "cv_threshold_pct": b.cv_threshold_pct})
+                    for _, row in noisy.iterrows()]
+        out += named_type_findings(model, g)
+        if "quantised_linears" in g:
+            ok = ok_rows(g)
+            part = ok[ok["quantised_linears"] < 0.5 * ok["linears"]]
+            out += [Finding("partly_quantised", model, row["precision"],
+                            numbers={"quantised": row["quantised_linears"], "n": row["linears"],
+                                     "pct": 100 * row["quantised_linears"] / row["linears"]})
+                    for _, row in part.iterrows()]
+    return out
+
+
+def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Finding]:
+    """Quantized precisions with smaller weights that decode slower than their baseline. For
+    LLM.int8 with outliers, the run without outlier decomposition (``-t0``), if measured, says
+    how much of the loss the int8 + fp16 matmul split explains: all (``-t0`` is at least as
+    fast as the baseline), part (between) or none (no faster than with the split)."""
+    ok = ok_rows(g).set_index("precision")
+    out = []
+    for name, row, base, ref in with_baselines(ok):
+        if not (row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]):
+            continue
+        numbers = {"tok_s": row["decode_tok_s"], "baseline_tok_s": ref["decode_tok_s"],
+                   "speed_ratio": row["decode_tok_s"] / ref["decode_tok_s"],
+                   "size_ratio": ref["size_mib"] / row["size_mib"]}
+        names = {"baseline": base, "resolved": apart(ref, row), "t0": f"{name}-t0",
+                 "split": None}
+        # LLM.int8's outlier split (its threshold setting) against the same format without it
+        settings = precisions.table()[name].settings if name in precisions.table() else {}
+        if "threshold" in settings and names["t0"] in ok.index:
+            t0_tok_s = numbers["t0_tok_s"] = ok.loc[names["t0"], "decode_tok_s"]
+            names["split"] = ("all" if t0_tok_s >= ref["decode_tok_s"]
+                              else "part" if t0_tok_s > row["decode_tok_s"] else "none")
+        elif settings.get("threshold"):
+            names["split"] = "unmeasured"
+        out.append(Finding("slower_than_baseline", model, name, numbers=numbers, names=names))
+    return out
+
+
+def named_type_findings(model: str, g: pd.DataFrame) -> list[Finding]:
+    """GGUF files holding under half their weights in the type they are named after, with the
+    share of the weights in matrices whose rows the type cannot split (recorded from the file's
+    tensor shapes; unknown for records made before it was)."""
+    if "named_type_pct" not in g:
+        return []
+    return [Finding("named_type_low", model, row["precision"],
+                    numbers={k: row.get(k) for k in ("named_type_pct", "misaligned_rows_pct",
+                                                     "row_block")},
+                    names={"weight_types": row["weight_types"]})
+            for _, row in g[g["named_type_pct"] < 50].iterrows()]
+
+
+# GGUF file types that store the weights unquantized
+FLOAT_GGUF_TYPES = ("F32", "F16", "BF16")
+
+
+def several_runs(df: pd.DataFrame) -> list[str]:
+    """One sentence when the latency records come from more than one run (another commit or
+    source tree of the code): the report's provenance then holds for one of them only. (Cards
+    are not runs: on a multi-GPU host one run's jobs measure on several.)"""
+    if "git_commit" not in df:
+        return []
+    known = df.dropna(subset=["git_commit"])  # rows without a latency record say nothing
+    groups = known.fillna({"source_sha256": ""}).groupby(["git_commit", "source_sha256"],
+                                                         sort=False)
+    if groups.ngroups < 2:
+        return []
+    parts = []
+    for (commit, _), g in groups:
+        when = g["measured_utc"].dropna().min()
+        date = f", measured {when[:10]}" if isinstance(when, str) else ""
+        items = ", ".join(f"{m} {p}" for m, p in zip(g["model"], g["precision"], strict=True))
+        parts.append(f"commit {str(commit)[:7]}{date}: {items}")
+    return [f"The latency records come from {groups.ngroups} runs (other code: another commit or "
+            "source tree); the provenance above is one run's. Compare precisions of different "
+            "runs with care, a run's host can change the timings: " + "; ".join(parts) + "."]
+
+
+def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | None) -> list[str]:
+    """What the numbers cannot say, from the model sources, the device and the protocol."""
+    out = []
+    for name, info in models.items():
+        if info.get("quality_applicable") is False:
+            out.append(f"{name} has random weights: perplexity, KL divergence and generations "
+                       "are meaningless and were not measured, so every recommendation for it "
+                       "rests on speed and memory only.")
+        if info.get("source") == "embedded":
+            out.append(f"{name}'s reference weights are a Q4_1 GGUF dequantized to FP32: "
+                       "differences in perplexity measure the distance from those weights, not "
+                       "from the original model; formats of 4 bits and more re-quantize "
+                       "weights that already sit on a 4-bit grid, which likely flatters them.")
+        source_file = info.get("dequantized_from") if info.get("source") == "gguf" else None
+        if source_file:
+            grid = ("" if source_file["type"] in FLOAT_GGUF_TYPES else
+                    f"; formats at or above {source_file['type']}'s precision re-quantize "
+                    "weights that already sit on its grid, which likely flatters them")
+            out.append(f"{name}'s reference weights are {source_file['file']}'s "
+                       f"{source_file['type']} weights dequantized to FP32: differences in "
+                       "perplexity measure the distance from that file, not from the model it "
+                       f"was made from{grid}.")
+    out += several_runs(df)
+    if "compile_cache_hits" in df:
+        cached = df[(df["status"] == "ok") & (df["compile_cache_hits"] > 0)]
+        if not cached.empty:
+            names = ", ".join(f"{r.model} {r.precision} ({r.compile_s:.1f} s)"
+                              for r in cached.itertuples())
+            out.append("Compile times that found their graphs in torch's Inductor cache (compiled "
+                       f"earlier on this machine): {names}; a first compile takes longer.")
+    if "generations_eager" in df:
+        for _, row in df[df["generations_eager"].notna()].iterrows():
+            out.append(f"{row['model']}: {row['precision']}'s sanity generations were decoded "
+                       "without its compiled graph, which was refused here ("
+                       f"{row['generations_eager']}); its perplexity and KL divergence come "
+                       "from the eager forward, as every precision's do.")
+    ok = df[df["status"] == "ok"]
+    device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
+                                                if "device" in ok and ok["device"].notna().any()
+                                                else None)
+    out += [f.text for f in timing_findings(ok, device)]
+    lat = config.get("latency", {})
+    if lat:
+        out.append(f"Each latency figure comes from {lat.get('measured_runs', '?')} measured runs "
+                   f"after {lat.get('warmup_runs', '?')} warm-up run(s) in one process; the 95 % "
+                   "intervals are bootstrap intervals over those runs and do not include "
+                   "process-to-process or machine-to-machine variation. Batch size "
+                   f"{lat.get('batch_size', 1)}, prompts of "
+                   f"{', '.join(map(str, lat.get('prompt_tokens', [])))} tokens.")
+    rated = ok.dropna(subset=["ppl", "ppl_stderr"])
+    if not rated.empty:
+        rel = rated["ppl_stderr"] / rated["ppl"] * 100
+        ppl_cfg = config.get("perplexity", {})
+        out.append(f"Perplexity is measured on at most {ppl_cfg.get('max_windows', '?')} windows "
+                   f"of {ppl_cfg.get('context_length', '?')} tokens; its standard error is up "
+                   f"to {fmt(float(rel.max()), 2)} % of the perplexity: the text is a sample. "
+                   "Every precision is scored on the same tokens, so differences between "
+                   "precisions are more precise than that, but a ranking by a smaller margin "
+                   "may not hold on other text.")
+    if ok["kld_mean"].notna().any():
+        out.append(f"KL divergence is computed over the reference's top-{TOPK} tokens plus one "
+                   "bucket for the rest of the vocabulary: a lower bound of the full KL.")
+    return out
+
+
+def timing_findings(ok: pd.DataFrame, device) -> list[Finding]:
+    """The spread of the decode timings, and what else used the machine while they were taken:
+    "shared with other work" only when the recorded other-process CPU share or steal share of
+    some precision's runs exceeds ``contention``'s thresholds."""
+    out = []
+    cv = ok["decode_cv"].dropna() * 100 if "decode_cv" in ok else pd.Series(dtype=float)
+    if not cv.empty:
+        worst = ok.loc[ok["decode_cv"].idxmax()]
+        out.append(Finding("timing_spread", "", worst["precision"],
+                           numbers={"cv_median_pct": float(cv.median()),
+                                    "cv_max_pct": float(cv.max())},
+                           names={"device": device}))
+    if "other_cpu_share" not in ok or not ok["other_cpu_share"].notna().any():
+        return out  # not measured (records made before it was)
+    steal = ok["steal_share"] if "steal_share" in ok else pd.Series(float("nan"), ok.index)
+    busy = ok[[contention.contended(o, s) for o, s in zip(ok["other_cpu_share"], steal,
+                                                          strict=True)]]
+    worst = (busy.loc[busy["other_cpu_share"].fillna(0).idxmax()] if not busy.empty
+             else ok.loc[ok["other_cpu_share"].idxmax()])
+    shared = not busy.empty
+    numbers = {"other_cpu_pct": 100 * worst["other_cpu_share"],
+               "steal_pct": 100 * (worst.get("steal_share") if shared
+                                   else ok.get("steal_share", pd.Series(dtype=float)).max()),
+               "loadavg": worst.get("loadavg"),
+               "other_cpu_max_pct": 100 * contention.OTHER_CPU_SHARE_MAX,
+               "steal_max_pct": 100 * contention.STEAL_SHARE_MAX}
+    out.append(Finding("machine_shared" if shared else "machine_quiet", "", worst["precision"],
+                       numbers=numbers))
+    return out
