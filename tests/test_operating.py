@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from quantbench import precisions, roofline
-from quantbench.report import operating
+from quantbench.report import operating, point_table, scaling, serving
 from quantbench.report.aggregate import SUMMARY_COLUMNS, TEXT_COLUMNS
 from quantbench.report.findings import Budgets
 from quantbench.report.markdown import report_text
-from quantbench.report.operating import Settings
+from quantbench.report.point_table import Settings
 
 SHAPE = roofline.Shape(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16, ffn=128, vocab=256)
 # ridge = 2 TFLOP/s / 1000 GB/s = 2 FLOP/byte
@@ -73,7 +73,7 @@ def curve(precision, speeds, batches=(1, 4, 16, 64), **kw):
 
 def _crossovers(q_speeds, base_speeds=(100, 200, 400, 800)):
     pts = table(*curve("gguf-f16", base_speeds), *curve("gguf-q4_k_m", q_speeds))
-    return operating.crossover_findings(pts)
+    return scaling.crossover_findings(pts)
 
 
 def test_faster_at_every_batch_size_only_when_every_interval_is_apart():
@@ -114,20 +114,20 @@ def test_without_intervals_no_batch_size_counts_as_faster():
     pts = table(*curve("gguf-f16", (100, 200, 400, 800)),
                 *curve("gguf-q4_k_m", (200, 400, 800, 1600), decode_tok_s_ci_low=None,
                        decode_tok_s_ci_high=None))
-    [f] = operating.crossover_findings(pts)
+    [f] = scaling.crossover_findings(pts)
     assert f.kind == "crossover_never" and "at 4 of 4" in f.text
 
 
 def test_a_single_batch_size_or_no_baseline_gives_no_crossover_statement():
-    assert operating.crossover_findings(table(point("gguf-f16", 1, 100),
+    assert scaling.crossover_findings(table(point("gguf-f16", 1, 100),
                                               point("gguf-q4_k_m", 1, 200))) == []
-    assert operating.crossover_findings(table(*curve("gguf-q4_k_m", (1, 2, 3, 4)))) == []
+    assert scaling.crossover_findings(table(*curve("gguf-q4_k_m", (1, 2, 3, 4)))) == []
 
 
 # -- MBU, MFU and the ridge -----------------------------------------------------------------------
 
 def test_mbu_and_mfu_of_each_point_count_weights_kv_and_flops_per_step():
-    pts = operating.prepare(table(point("gguf-q4_k_m", 4, 1000.0, depth=100, prompt=16)),
+    pts = point_table.prepare(table(point("gguf-q4_k_m", 4, 1000.0, depth=100, prompt=16)),
                             machine=MACHINE, shapes={"m": SHAPE})
     row = pts.iloc[0]
     ctx = 100 + 16 + 8
@@ -143,30 +143,30 @@ def test_mbu_and_mfu_of_each_point_count_weights_kv_and_flops_per_step():
 
 def test_decode_turns_compute_bound_at_the_batch_where_intensity_crosses_the_ridge():
     # weights 0.1 MiB, 100 tokens of context: 2 P B = 2 (W + B c k) at B = 2 W / (2 P - 2 c k)
-    pts = operating.prepare(table(*curve("gguf-q4_k_m", (10, 20, 40, 80), batches=(1, 2, 4, 8),
+    pts = point_table.prepare(table(*curve("gguf-q4_k_m", (10, 20, 40, 80), batches=(1, 2, 4, 8),
                                          prompt=92)),
                             machine=MACHINE, shapes={"m": SHAPE})
     expected = 2 * 0.1 * 2**20 / (2 * SHAPE.matmul_params - 2 * 100 * 256)
     assert 1 < expected < 2
-    [f] = operating.compute_bound_findings(pts, MACHINE)
+    [f] = scaling.compute_bound_findings(pts, MACHINE)
     assert f.kind == "compute_bound_reached"
     assert f.numbers["batch"] == 2 and f.numbers["ridge_batch"] == pytest.approx(expected)
     assert "turns compute-bound from about batch 1.6" in f.text and "ridge point of 2" in f.text
 
 
 def test_compute_bound_is_not_reached_below_the_ridge_and_never_when_kv_dominates():
-    short = operating.prepare(table(point("gguf-q4_k_m", 1, 10.0, prompt=92)),
+    short = point_table.prepare(table(point("gguf-q4_k_m", 1, 10.0, prompt=92)),
                               machine=MACHINE, shapes={"m": SHAPE})
-    [f] = operating.compute_bound_findings(short, MACHINE)
+    [f] = scaling.compute_bound_findings(short, MACHINE)
     assert f.kind == "compute_bound_not_reached" and not f.names["never"]
     assert "stays memory-bound in the measured range" in f.text
     assert "it would take batch 1.6 (largest measured: 1)" in f.text
     # 1000 tokens of context: each sequence's KV reads outgrow its FLOPs at this ridge
-    deep = operating.prepare(table(*curve("gguf-q4_k_m", (10, 20, 40, 80), depth=984)),
+    deep = point_table.prepare(table(*curve("gguf-q4_k_m", (10, 20, 40, 80), depth=984)),
                              machine=MACHINE, shapes={"m": SHAPE})
-    [f] = operating.compute_bound_findings(deep, MACHINE)
+    [f] = scaling.compute_bound_findings(deep, MACHINE)
     assert f.names["never"] and "no batch size reaches it at this context" in f.text
-    assert operating.compute_bound_findings(deep, {}) == []  # no ceilings: nothing said
+    assert scaling.compute_bound_findings(deep, {}) == []  # no ceilings: nothing said
 
 
 # -- the latency budget ---------------------------------------------------------------------------
@@ -176,23 +176,23 @@ def test_the_budget_picks_the_highest_throughput_whose_p90_is_within_it():
                 point("gguf-q4_k_m", 8, 700, token_ms_p90=45.0),
                 point("gguf-q4_k_m", 32, 2000, token_ms_p90=60.0),   # over the budget
                 point("gguf-f16", 8, 650, token_ms_p90=50.0))
-    [f] = operating.budget_findings(pts, Settings(token_latency_budget_ms=50))
+    [f] = serving.budget_findings(pts, Settings(token_latency_budget_ms=50))
     assert f.kind == "latency_budget_best" and f.precision == "gguf-q4_k_m"
     assert f.numbers["batch_size"] == 8 and "700.0 tok/s at batch 8" in f.text
-    rows = {r["precision"]: r for r in operating.budget_table(pts, Settings())}
+    rows = {r["precision"]: r for r in serving.budget_table(pts, Settings())}
     assert rows["gguf-f16"]["within"] and rows["gguf-f16"]["batch_size"] == 8
-    [f] = operating.budget_findings(pts, Settings(token_latency_budget_ms=70))
+    [f] = serving.budget_findings(pts, Settings(token_latency_budget_ms=70))
     assert f.numbers["batch_size"] == 32
 
 
 def test_the_budget_says_when_nothing_qualifies_with_the_lowest_latency_measured():
     pts = table(point("gguf-q4_k_m", 1, 100, token_ms_p90=80.0),
                 point("gguf-f16", 1, 90, token_ms_p90=95.0))
-    [f] = operating.budget_findings(pts, Settings(token_latency_budget_ms=50))
+    [f] = serving.budget_findings(pts, Settings(token_latency_budget_ms=50))
     assert f.kind == "latency_budget_none" and f.precision == "gguf-q4_k_m"
     assert "no measured point decodes within a per-token latency of 50 ms" in f.text
     assert "80.0 ms" in f.text
-    rows = operating.budget_table(pts, Settings(token_latency_budget_ms=50))
+    rows = serving.budget_table(pts, Settings(token_latency_budget_ms=50))
     assert not any(r["within"] for r in rows)
 
 
@@ -208,48 +208,48 @@ def _memory_points(fixed=500.0, mib_per_token=0.25, **extra):
 
 
 def test_the_capacity_fit_recovers_fixed_memory_and_kv_bytes_per_token_and_flags_extrapolation():
-    [c] = operating.fit_capacity(_memory_points(), Settings(capacity_context_tokens=4096),
+    [c] = serving.fit_capacity(_memory_points(), Settings(capacity_context_tokens=4096),
                                  MACHINE, {"m": SHAPE})
     assert c.fixed_mib == pytest.approx(500.0) and c.per_token_kib == pytest.approx(256.0)
     assert c.expected_kib == pytest.approx(256 / 1024)  # the toy shape's own KV per token
     assert (c.tokens_min, c.tokens_max) == (100, 800)
     assert c.max_sequences == math.floor(7500 / (0.25 * 4096)) and c.extrapolated
-    [f] = operating.capacity_findings([c], MACHINE)
+    [f] = serving.capacity_findings([c], MACHINE)
     assert "7 sequences of 4,096 tokens fit in the 8,000 MiB of GPU memory" in f.text
     assert "(extrapolated beyond the measured range)" in f.text
 
 
 def test_a_capacity_inside_the_measured_range_is_not_called_extrapolated():
     machine = {**MACHINE, "gpu_memory_total_mib": 650.0}  # 150 MiB for 600 tokens
-    [c] = operating.fit_capacity(_memory_points(), Settings(capacity_context_tokens=100),
+    [c] = serving.fit_capacity(_memory_points(), Settings(capacity_context_tokens=100),
                                  machine)
     assert c.max_sequences == 6 and not c.extrapolated
-    assert "extrapolated" not in operating.capacity_findings([c], machine)[0].text
+    assert "extrapolated" not in serving.capacity_findings([c], machine)[0].text
 
 
 def test_capacity_on_a_cpu_uses_the_hosts_memory_and_says_when_it_is_unknown():
     cpu = {"device": "cpu", "peak_bw_gb_s": 10.0, "host_memory_total_mib": 16000.0}
-    [c] = operating.fit_capacity(_memory_points(), Settings(), cpu)
+    [c] = serving.fit_capacity(_memory_points(), Settings(), cpu)
     assert c.device_mib == 16000.0
-    assert "MiB of host memory" in operating.capacity_findings([c], cpu)[0].text
+    assert "MiB of host memory" in serving.capacity_findings([c], cpu)[0].text
     bare = {"device": "cpu"}
-    [c] = operating.fit_capacity(_memory_points(), Settings(), bare)
+    [c] = serving.fit_capacity(_memory_points(), Settings(), bare)
     assert c.device_mib is None and c.max_sequences is None
-    [f] = operating.capacity_findings([c], bare)
+    [f] = serving.capacity_findings([c], bare)
     assert f.kind == "capacity_no_device" and "unavailable" in f.text
 
 
 def test_memory_that_does_not_grow_with_the_kv_cache_gives_no_capacity():
-    [c] = operating.fit_capacity(_memory_points(mib_per_token=0.0), Settings(), MACHINE)
+    [c] = serving.fit_capacity(_memory_points(mib_per_token=0.0), Settings(), MACHINE)
     assert not c.grows and c.max_sequences is None
-    [f] = operating.capacity_findings([c], MACHINE)
+    [f] = serving.capacity_findings([c], MACHINE)
     assert f.kind == "capacity_no_slope" and "does not grow measurably" in f.text
     assert "fit in the" not in f.text
 
 
 def test_the_kv_length_falls_back_to_the_mean_decode_context():
     pts = table(point("gguf-q4_k_m", 1, 10.0, prompt=16, depth=100, decode_ctx_mean=132.0))
-    assert operating.kv_tokens_per_seq(pts).iloc[0] == 2 * 132 - 16 - 100
+    assert point_table.kv_tokens_per_seq(pts).iloc[0] == 2 * 132 - 16 - 100
 
 
 def test_host_memory_is_read_from_meminfo(tmp_path):
@@ -266,18 +266,18 @@ def test_host_memory_is_read_from_meminfo(tmp_path):
 def test_costs_are_given_only_with_prices_and_the_prices_are_stated():
     pts = table(point("gguf-q4_k_m", 1, 100.0, energy_j_per_tok=0.36),
                 point("gguf-q4_k_m", 8, 400.0, energy_j_per_tok=0.18))
-    unpriced = operating.costs(pts, Settings())
+    unpriced = serving.costs(pts, Settings())
     assert unpriced["cost_per_mtok"].isna().all()
-    texts = [f.text for f in operating.cost_findings(pts, Settings())]
+    texts = [f.text for f in serving.cost_findings(pts, Settings())]
     assert texts[0].startswith("Not priced") and not any("cheapest" in t for t in texts)
     assert any("least energy per decoded token is gguf-q4_k_m's 0.180 J at batch 8" in t
                for t in texts)
     priced = Settings(gpu_hour_cost=3.6, energy_cost_per_kwh=0.1)
-    c = operating.costs(pts, priced)
+    c = serving.costs(pts, priced)
     # 3.6 per hour at 100 tok/s: 1e6 tokens take 1e4 s = 10 per million; 0.36 J/tok: 0.1 kWh
     assert c["device_cost_per_mtok"].iloc[0] == pytest.approx(10.0)
     assert c["energy_cost_per_mtok"].iloc[0] == pytest.approx(0.01)
-    found = operating.cost_findings(pts, priced)
+    found = serving.cost_findings(pts, priced)
     assert "3.6 per device-hour" in found[0].text and "0.1 per kWh" in found[0].text
     cheapest = next(f for f in found if f.kind == "cheapest_point")
     assert cheapest.numbers["batch_size"] == 8 and "2.5050" in cheapest.text
@@ -300,7 +300,7 @@ def _sweep():
 def _recommend(pts, s, budgets=None, settings=None, machine=MACHINE):
     budgets, settings = budgets or Budgets(), settings or Settings()
     return {f.names["scenario"] if f.kind == "ops_none" else f.kind: f
-            for f in operating.recommendation_findings(pts, s, reference="bf16", budgets=budgets,
+            for f in serving.recommendation_findings(pts, s, reference="bf16", budgets=budgets,
                                                        settings=settings, machine=machine)}
 
 
@@ -403,7 +403,7 @@ def test_a_step_that_got_cheaper_with_the_batch_is_named_with_its_strongest_pair
     pts = table(*curve("bf16", (100, 800, 1600, 3200)),  # 10, 5, 10, 20 ms
                 *curve("bf16", (100, 200, 400, 800), depth=64),  # 10, 20, 40, 80 ms
                 *curve("gguf-f16", (100, 200, 400, 800)))
-    [f] = operating.step_time_findings(pts)
+    [f] = scaling.step_time_findings(pts)
     assert (f.kind, f.precision) == ("step_time_falls", "bf16")
     assert f.numbers["batch_small"] == 1 and f.numbers["batch_large"] == 4
     assert f.numbers["ms_small"] == pytest.approx(10.0) and f.numbers["ratio"] == pytest.approx(0.5)
@@ -411,7 +411,7 @@ def test_a_step_that_got_cheaper_with_the_batch_is_named_with_its_strongest_pair
     assert "step took less time at batch 4 than at batch 1 (5.0 against 10.0 ms, 0.50×" in f.text
     assert "prompt 16, depth 0), the 95 % intervals apart." in f.text
     assert "of its 2 contexts" not in f.text  # one context: the named pair is all there is
-    [f] = operating.step_time_findings(table(*curve("bf16", (100, 800, 1600, 3200)),
+    [f] = scaling.step_time_findings(table(*curve("bf16", (100, 800, 1600, 3200)),
                                              *curve("bf16", (100, 800, 400, 800), depth=64)))
     assert "at 2 of its 2 contexts" in f.text
 
@@ -422,7 +422,7 @@ def test_a_step_that_got_cheaper_with_the_batch_is_named_with_its_strongest_pair
     ((100, 200, 400, 800), 0.01),   # 10, 20, 40, 80 ms
 ])
 def test_no_step_statement_without_a_clear_drop(speeds, spread):
-    assert operating.step_time_findings(table(*curve("bf16", speeds, spread=spread))) == []
+    assert scaling.step_time_findings(table(*curve("bf16", speeds, spread=spread))) == []
 
 
 def test_the_step_statement_reaches_the_report_section():

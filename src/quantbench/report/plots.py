@@ -21,7 +21,8 @@ from plotly.subplots import make_subplots
 
 from quantbench import engines, precisions, roofline
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
-from quantbench.report import operating
+from quantbench.points import COLUMNS as POINT_COLUMNS
+from quantbench.report import point_table, scaling, serving
 from quantbench.stats import Z95
 
 OTHER = "#7f7f7f"
@@ -450,7 +451,7 @@ NO_SWEEP = "no operating-point sweep<br>(results/points.csv absent, or one point
 def _points(points: pd.DataFrame) -> pd.DataFrame:
     """Ok points in the precision table's order, each with its label (as ``_ordered``) and
     the index of its context (prompt, depth) for the line dash."""
-    df = operating.in_table_order(points)
+    df = point_table.in_table_order(points)
     df = df[df["status"] == "ok"].copy()
     multi = df["model"].nunique() > 1
     df["label"] = (df["model"] + " / " + df["precision"]) if multi else df["precision"]
@@ -540,23 +541,23 @@ def latency_throughput_figure(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-STATE_SYMBOLS = {operating.FASTER: "circle", operating.SLOWER: "x",
-                 operating.UNCLEAR: "circle-open"}
+STATE_SYMBOLS = {point_table.FASTER: "circle", point_table.SLOWER: "x",
+                 point_table.UNCLEAR: "circle-open"}
 
 
 def batch_speedup_figure(points: pd.DataFrame, labels: dict) -> go.Figure:
     """Each quantized precision's decode speed-up over its baseline against the batch size;
     filled: faster with the 95 % intervals apart, cross: slower, open: no clear difference.
-    A dotted line marks each crossover (``operating.crossover``)."""
+    A dotted line marks each crossover (``scaling.crossover``)."""
     fig = go.Figure()
     fig.update_layout(title="Decode speed-up over the unquantized baseline, by batch size",
                       **{**LAYOUT, "height": 600})
-    cmp = operating.against_baseline(points)
+    cmp = scaling.against_baseline(points)
     if cmp.empty:
         return _note(fig, NO_SWEEP + "<br>or no quantized precision beside its baseline")
     contexts = sorted(set(zip(cmp["prompt_tokens"], cmp["context_depth"], strict=True)))
     for (model, name, base, prompt, depth), g in cmp.groupby(
-            ["model", "precision", "baseline", *operating.CONTEXT], sort=False):
+            ["model", "precision", "baseline", *point_table.CONTEXT], sort=False):
         g = g.sort_values("batch_size")
         label = labels.get((model, name), name)
         family = precisions.get(name).backend
@@ -572,7 +573,7 @@ def batch_speedup_figure(points: pd.DataFrame, labels: dict) -> go.Figure:
                         hovertemplate="batch %{x}: %{y:.3g}× (%{customdata})<extra>"
                                       + f"{label} vs {base}</extra>")
         if len(g) >= 2:
-            kind, extra = operating.crossover(g["state"].tolist(),
+            kind, extra = scaling.crossover(g["state"].tolist(),
                                               [int(b) for b in g["batch_size"]])
             if kind == "crossover_switch":
                 at = (extra["up_to"] * extra["from_batch"]) ** 0.5  # between the two, log x
@@ -592,7 +593,7 @@ def batch_speedup_figure(points: pd.DataFrame, labels: dict) -> go.Figure:
 def batch_memory_figure(df: pd.DataFrame, machine: dict | None, report: dict | None
                         ) -> go.Figure:
     """Peak memory against the tokens held in the KV caches (batch x tokens per sequence),
-    the least-squares line of each precision (``operating.fit_capacity``) and the device's
+    the least-squares line of each precision (``serving.fit_capacity``) and the device's
     memory."""
     fig = go.Figure()
     fig.update_layout(title="Memory against batch × tokens per sequence",
@@ -608,16 +609,16 @@ def batch_memory_figure(df: pd.DataFrame, machine: dict | None, report: dict | N
                         customdata=np.stack([g["batch_size"], g["kv_tokens_per_seq"]], axis=-1),
                         hovertemplate="batch %{customdata[0]} × %{customdata[1]} tokens: "
                                       "%{y:.4g} MiB<extra>" + label + "</extra>")
-    settings = operating.Settings.from_config(report)
+    settings = point_table.Settings.from_config(report)
     labels = dict(zip(zip(d["model"], d["precision"], strict=True), d["label"], strict=True))
-    for c in operating.fit_capacity(d, settings, machine):
+    for c in serving.fit_capacity(d, settings, machine):
         x = [c.tokens_min, c.tokens_max]
         fig.add_scatter(x=x, y=[c.fixed_mib + c.per_token_kib / 1024 * v for v in x],
                         mode="lines", name=f"fit: {labels[(c.model, c.precision)]}",
                         legendgroup=precisions.get(c.precision).backend,
                         line=dict(color=colour(precisions.get(c.precision).backend), width=1,
                                   dash="dot"), hoverinfo="skip")
-    device, what = operating.device_memory(machine)
+    device, what = serving.device_memory(machine)
     if device is not None:
         fig.add_hline(y=device, line_dash="dash", line_color="#444",
                       annotation_text=f"{what}: {_short(device)} MiB",
@@ -631,7 +632,7 @@ def batch_memory_figure(df: pd.DataFrame, machine: dict | None, report: dict | N
 
 def batch_roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
     """Decode of each operating point on the roofline: FLOP/s against FLOP per byte read per
-    step (``operating.prepare``); a larger batch moves a precision right, toward the ridge."""
+    step (``point_table.prepare``); a larger batch moves a precision right, toward the ridge."""
     machine = machine or {}
     fig = go.Figure()
     fig.update_layout(title="Roofline: decode at each batch size", **{**LAYOUT, "height": 600})
@@ -654,11 +655,11 @@ def operating_figures(points: pd.DataFrame | None, summary: pd.DataFrame | None 
                       machine: dict | None = None, shapes: dict | None = None,
                       report: dict | None = None) -> dict[str, go.Figure]:
     """The operating points' figures; each says so when there is no sweep."""
-    empty = pd.DataFrame(columns=[*operating.POINT_COLUMNS, "label", "context", "symbol",
+    empty = pd.DataFrame(columns=[*POINT_COLUMNS, "label", "context", "symbol",
                                   "kv_tokens",
                                   "kv_tokens_per_seq", "decode_flop_per_byte", "decode_tflops"])
-    if operating.swept(points):
-        df = _points(operating.prepare(points, summary, machine, shapes))
+    if point_table.swept(points):
+        df = _points(point_table.prepare(points, summary, machine, shapes))
         raw = points
     else:
         df, raw = empty, empty
