@@ -8,7 +8,7 @@ import pytest
 
 from quantbench import engines
 from quantbench.figures import SUMMARY_FIGURES
-from quantbench.report import plots
+from quantbench.report import plot_style, plots, point_plots
 from quantbench.report.aggregate import pareto_front
 
 # each engine's colour (its registry entry's)
@@ -93,8 +93,8 @@ def test_bars_follow_the_precision_table_and_spread_decades_on_a_log_axis(summar
     assert fig.layout.yaxis.type == "log"  # 10 to 400 tok/s
     llama = fig.data[3]
     assert list(llama.error_y.array) == pytest.approx([30.0, 40.0, 25.0])
-    assert "0.5" in plots._axis([0.3, 12.0])["ticktext"]  # not plotly's bare "5"
-    assert plots._axis([800.0, 4000.0]) == {"type": "linear"}
+    assert "0.5" in plot_style.axis([0.3, 12.0])["ticktext"]  # not plotly's bare "5"
+    assert plot_style.axis([800.0, 4000.0]) == {"type": "linear"}
 
 
 def test_prefill_title_names_the_prompt_length(summary):
@@ -169,7 +169,8 @@ def test_pareto_front_is_drawn_through_the_undominated_points(summary, with_colu
 def test_labels_of_coinciding_points_are_placed_apart(summary):
     same = summary.copy()
     same["decode_tok_s"], same["ppl_delta_pct"] = 100.0, 1.0
-    fig = plots.pareto_figure(plots._ordered(same), "decode_tok_s", "none", title="t", xaxis="x")
+    fig = plots.pareto_figure(plot_style.ordered(same), "decode_tok_s", "none", title="t",
+                              xaxis="x")
     offsets = {(a.ax, a.ay) for a in fig.layout.annotations}
     assert len(offsets) == len(same)
 
@@ -207,8 +208,8 @@ def test_nvml_time_series_shades_the_phases():
     fig = plots.timeseries_figure(_gpu_trace())
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     spans = sorted({(round(s.x0, 6), round(s.x1, 6), s.fillcolor) for s in rects})
-    assert spans == [(0.5, 1.0, plots.PHASE_COLOURS["prefill"]),
-                     (1.2, 2.5, plots.PHASE_COLOURS["decode"])]
+    assert spans == [(0.5, 1.0, plot_style.PHASE_COLOURS["prefill"]),
+                     (1.2, 2.5, plot_style.PHASE_COLOURS["decode"])]
     assert {s.yref for s in rects} >= {"y domain", "y2 domain", "y3 domain"}  # every panel
     names = {t.name for t in fig.data}
     assert {"power", "GPU utilisation", "SM clock"} <= names
@@ -305,7 +306,7 @@ def test_operating_figures_label_every_precision_and_colour_its_family(summary):
 
 def test_the_speedup_figure_marks_the_crossover_and_the_memory_figure_the_device():
     points, shapes = _sweep_points()
-    figs = plots.operating_figures(points, machine=OPS_SHAPE_MACHINE, shapes=shapes)
+    figs = point_plots.operating_figures(points, machine=OPS_SHAPE_MACHINE, shapes=shapes)
     marks = [a.text for a in figs["batch_speedup"].layout.annotations]
     # q4_k_m: faster at batch 1 and 4, slower from 16; nf4: slower, then faster from 16
     assert sorted(marks) == ["crossover: bnb-nf4", "crossover: gguf-q4_k_m"]
@@ -326,7 +327,7 @@ def test_without_a_sweep_the_operating_figures_say_so(summary):
     points, _ = _sweep_points()
     one = points.groupby("precision").head(1)  # one point per precision
     for table in (None, one):
-        figs = plots.operating_figures(table, machine=OPS_SHAPE_MACHINE)
+        figs = point_plots.operating_figures(table, machine=OPS_SHAPE_MACHINE)
         for name, fig in figs.items():
             assert not fig.data, name
             assert "no operating-point sweep" in fig.layout.annotations[0].text, name
