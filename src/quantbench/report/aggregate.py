@@ -399,3 +399,11 @@ def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path
     if kernels_path is not None:
         atomic_write_text(kernels_path, kernels_table(records, run).to_csv(index=False))
     return summary
+
+
+def read_summary(path) -> pd.DataFrame:
+    """results/summary.csv as the report and the figures read it: a table written before a
+    column existed reads back with that column empty (NaN), as results/points.csv does."""
+    df = pd.read_csv(path)
+    missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
+    return df.reindex(columns=[*df.columns, *missing])

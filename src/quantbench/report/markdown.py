@@ -20,7 +20,7 @@ from quantbench import roofline, stats
 from quantbench.figures import timeseries_name
 from quantbench.records import atomic_write_text
 from quantbench.report import anomalies, hardware, operating, recommend, variants
-from quantbench.report.aggregate import SELF_FLOOR
+from quantbench.report.aggregate import SELF_FLOOR, read_summary
 from quantbench.report.findings import Budgets
 from quantbench.report.numbers import fmt, md_escape, sci
 from quantbench.stats import known as _known
@@ -217,7 +217,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
                   config: dict, out, machine_path=None, configfiles=(), points_path=None,
                   kernels_path=None, imatrix_path=None) -> str:
-    df = pd.read_csv(summary_path)
+    df = read_summary(summary_path)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
     points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()
               else None)

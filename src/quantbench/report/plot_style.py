@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from quantbench import engines, precisions, roofline
+from quantbench.report.aggregate import SUMMARY_COLUMNS
 
 OTHER = "#7f7f7f"
 
@@ -53,8 +54,6 @@ def axis(values) -> dict:
 
 def ordered(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows in the precision table's order, each with the label its bars and points get."""
-    from quantbench.report.aggregate import SUMMARY_COLUMNS
-
     missing = [c for c in SUMMARY_COLUMNS if c not in summary]
     df = summary.reindex(columns=[*summary.columns, *missing])
     rank = {name: i for i, name in enumerate(precisions.table())}

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 
 from quantbench import precisions, roofline
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.report.aggregate import pareto_front, read_summary
 from quantbench.report.plot_style import (
     LAYOUT,
     OTHER,
@@ -108,7 +109,6 @@ def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis:
                   maximize_cost: bool = False, reference: str | None = None) -> go.Figure:
     """Quality (Δ perplexity, lower is better) against a cost, points labelled by precision and
     the Pareto front (``front`` column of the summary) drawn as a line through its points."""
-    from quantbench.report.aggregate import pareto_front
 
     fig = go.Figure()
     fig.update_layout(title=title, **{**LAYOUT, **PARETO_SIZE})
@@ -294,7 +294,7 @@ def write_pngs(figs: list[go.Figure], paths: list, scale: float = 2) -> None:
 def plot_all(summary_path, *, html, png, machine_path=None, gpu_trace_paths=(),
              reference: str | None = None, points_path=None, model_dirs=(),
              report: dict | None = None) -> None:
-    summary = pd.read_csv(summary_path)
+    summary = read_summary(summary_path)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else None
     gpu_traces = [json.loads(Path(p).read_text()) for p in gpu_trace_paths]
     points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()

@@ -8,6 +8,13 @@ and, where there is one, RESULTS_DIR/imatrix.csv are read; summary.csv, points.c
 kernels.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default
 RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are here; a
 random-weights model's shape and description are rebuilt from the config without weights.
+
+    quantbench render FOLDER --config CONFIG --tables
+
+A folder that keeps the tables and not the records (an example under docs/examples): the figures
+and report.md are made again from its summary.csv, points.csv, kernels.csv, imatrix.csv and
+machine.json. What only the records hold is then not in the report (the generations, the
+records' provenance); the GPU time series already in FOLDER/figures are linked as they are.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", type=Path)
     ap.add_argument("--config", type=Path, required=True)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--tables", action="store_true",
+                    help="plot and report from the folder's tables (it keeps no records)")
     a = ap.parse_args(argv)
     out = a.out or a.results
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -60,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # + defaults
     reference = qb_config.reference_precision(config)
+    if a.tables:
+        return from_tables(a.results, out, config, reference, a.config)
     records = sorted(p for kind in (*KINDS, "kernels")
                      for p in a.results.glob(f"*/{kind}/*.json"))
     gpu_traces = sorted(a.results.glob("*/gpu/*.json"))
@@ -85,4 +96,28 @@ def main(argv: list[str] | None = None) -> int:
                       kernels_path=out / "kernels.csv",
                       imatrix_path=imatrix if imatrix.is_file() else None)
     print(f"wrote {out / 'report.md'} and {len(png)} figures")
+    return 0
+
+
+def from_tables(folder: Path, out: Path, config: dict, reference: str, configfile: Path) -> int:
+    tables = {name: folder / f"{name}.csv" for name in ("summary", "points", "kernels", "imatrix")}
+    if not tables["summary"].is_file():
+        raise SystemExit(f"quantbench render --tables: {tables['summary']} does not exist")
+    machine = folder / "machine.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = model_dirs(config, Path(tmp))
+        html = [out / "figures" / f"{n}.html" for n in SUMMARY_FIGURES]
+        png = [out / "figures" / f"{n}.png" for n in SUMMARY_FIGURES]
+        plot_all(tables["summary"], html=html, png=png,
+                 machine_path=machine if machine.is_file() else None,
+                 reference=reference, points_path=tables["points"], model_dirs=dirs,
+                 report=config["report"])
+        kept = sorted((folder / "figures").glob(timeseries_name("*", "*") + ".png"))
+        render_report(tables["summary"], png + kept, [], dirs, reference=reference,
+                      config=config, out=out / "report.md",
+                      machine_path=machine if machine.is_file() else None,
+                      configfiles=[str(configfile)], points_path=tables["points"],
+                      kernels_path=tables["kernels"],
+                      imatrix_path=tables["imatrix"] if tables["imatrix"].is_file() else None)
+    print(f"wrote {out / 'report.md'} and {len(png)} figures from the tables of {folder}")
     return 0
