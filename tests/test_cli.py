@@ -76,3 +76,27 @@ def test_no_sys_path_insert_and_the_snakefile_imports_its_own_checkout():
     assert found == []
     for link in (REPO / "quantbench", REPO / "workflow" / "scripts" / "quantbench"):
         assert link.is_symlink() and link.resolve() == (REPO / "src" / "quantbench").resolve()
+
+
+def test_render_from_tables_makes_the_report_and_every_figure_it_links(tmp_path):
+    """An example keeps its tables, not its records: the report and figures are made again
+    from them, every image it links is there, and its table holds the summary's figures."""
+    import re
+    import shutil
+
+    import pandas as pd
+
+    folder = tmp_path / "example"
+    shutil.copytree(REPO / "docs" / "examples" / "cpu-sweep", folder,
+                    ignore=shutil.ignore_patterns("figures", "report.md"))
+    assert cli.main(["render", str(folder), "--config", str(REPO / "config" / "sweep-cpu.yaml"),
+                     "--tables"]) == 0
+    text = (folder / "report.md").read_text()
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
+    assert links and all((folder / link).is_file() for link in links)
+    summary = pd.read_csv(folder / "summary.csv")
+    fastest = summary.loc[summary["decode_tok_s"].idxmax()]
+    assert f"| {fastest['precision']} |" in text and f"{fastest['decode_tok_s']:,.1f}" in text
+    with pytest.raises(SystemExit, match="summary.csv does not exist"):
+        cli.main(["render", str(tmp_path), "--config", str(REPO / "config" / "sweep-cpu.yaml"),
+                  "--tables"])
