@@ -18,7 +18,8 @@
 # the report are rendered elsewhere with quantbench render: the machine has no browser for PNG
 # export).
 # BEFORE_MEASURE: a command run after the set-up, before the measurements, with the same
-# environment (the CUDA tools are in /tmp/lb/bin), e.g. quantbench fidelity on the GGUFs.
+# environment (the CUDA build is made for it: the tools are in /tmp/lb/bin), e.g. quantbench
+# fidelity on the GGUFs.
 # COMPILE_CACHE: an archive of torch.compile's caches (Inductor's and Triton's) from an earlier
 # run on the same kind of card and the same torch: unpacked before, written back to
 # OUT/compile-cache.tgz after (if under 16 MiB). A compile that finds its graph there takes
@@ -47,9 +48,12 @@ SMK=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu
 # the set-up makes what the targets need (and the machine's ceilings); without targets, all of it
 PREP=()
 [ "$#" -gt 0 ] && PREP=(results/machine.json "$@")
-# the CUDA build of llama.cpp, unless no target is a llama.cpp precision's record
+# the CUDA build of llama.cpp, unless no target is a llama.cpp precision's record and there is
+# no BEFORE_MEASURE (which may run llama.cpp's tools or the library)
 build=1
-if [ "$#" -gt 0 ]; then build=0; for t in "$@"; do case "$t" in *gguf-*) build=1 ;; esac; done; fi
+if [ "$#" -gt 0 ] && [ -z "${BEFORE_MEASURE:-}" ]; then
+  build=0; for t in "$@"; do case "$t" in *gguf-*) build=1 ;; esac; done
+fi
 if [ "$build" = 0 ] && [ ! -x /tmp/lb/bin/llama-batched-bench ]; then
   timeout -s INT "$LIMIT" "${SMK[@]}" --cores "$(nproc)" "${PREP[@]}" \
     --until convert_gguf tokenize_dataset >/tmp/prep0.log 2>&1
