@@ -35,7 +35,7 @@ from pathlib import Path
 
 import llama_cpp  # before numpy, as in quantbench.backends.llamacpp
 import numpy as np
-from quantbench.gguf import (
+from quantbench.artifacts.gguf import (
     convert,
     fetch_converter,
     installed_llama_cpp_version,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from quantbench.aggregate import summary_table
+from quantbench.report.aggregate import summary_table
 
-from quantbench.report import report_text
+from quantbench.report.markdown import report_text
 
 CONFIG = Path("config/imatrix-256.yaml")
 RECORDS = Path("results/shakespeare-256/quality")
