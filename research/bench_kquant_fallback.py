@@ -35,6 +35,8 @@ from pathlib import Path
 
 import llama_cpp  # before numpy, as in quantbench.backends.llamacpp
 import numpy as np
+
+from quantbench import precisions
 from quantbench.artifacts.gguf import (
     convert,
     fetch_converter,
@@ -42,8 +44,6 @@ from quantbench.artifacts.gguf import (
     quantize,
     tensor_types,
 )
-
-from quantbench import precisions
 from quantbench.kld import Comparison, ReferenceWriter
 from quantbench.perplexity import llamacpp_windows, perplexity, scored_logprobs
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from quantbench.report.aggregate import summary_table
 
+from quantbench.report.aggregate import summary_table
 from quantbench.report.markdown import report_text
 
 CONFIG = Path("config/imatrix-256.yaml")

@@ -38,8 +38,7 @@ QUANT_TYPES = [
 ]
 # the calibrations whose importance matrices the precisions run are quantized with
 CALIBRATIONS = sorted(
-    {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].engine.imatrix}
-    - {None}
+    {qb_config.calibration_of(config, p) for p in PRECISIONS if TABLE[p].engine.imatrix} - {None}
 )
 # the ONNX types quantised from the fp32 export, with the quantiser's settings
 ONNX_QUANT_SETTINGS = {
