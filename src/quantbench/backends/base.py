@@ -4,6 +4,7 @@ found through its registry entry (``quantbench.engines``: ``loader``), never by 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -71,7 +72,5 @@ def construct(cls, precision, artifact: str | Path, **options):
     """An engine's backend, given the load options its constructor takes (the others are the
     scenario's wishes that this engine has no use for, such as where llama.cpp picks its greedy
     token)."""
-    import inspect
-
     accepted = inspect.signature(cls).parameters
     return cls(precision, artifact, **{k: v for k, v in options.items() if k in accepted})
