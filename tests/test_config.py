@@ -77,9 +77,56 @@ def test_model_listed_twice_is_refused(tmp_path):
     cfg.write_text("models:\n  tiny: {source: embedded}\n  other: {source: embedded}\n"
                    "  tiny: {source: random}\nprecisions: [fp32]\n")
     with pytest.raises(ConfigError, match=r"key 'tiny' is given twice \(lines 2 and 4\)"):
-        qb_config.check_duplicate_keys([cfg])
+        qb_config.check_config_files([cfg])
     cfg.write_text("models:\n  tiny: {source: embedded}\nprecisions: [fp32]\n")
-    qb_config.check_duplicate_keys([cfg])
+    qb_config.check_config_files([cfg])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("models:\n  m: {source: embedded\nprecisions: [fp32]\n",
+     "line 3, column 11: expected ',' or '}', but got ':' (while parsing a flow mapping that "
+     "starts on line 2)"),
+    ("models:\n  m: {source: embedded}\nlatency:\n\tnew_tokens: 3\n",
+     "line 4, column 1: found character '\\t' that cannot start any token"),
+    ("- fp32\n- bf16\n", "is not a mapping of config keys (models:, precisions:, ...): it holds "
+                         "list"),
+    ("# all commented out\n", "it holds nothing"),
+], ids=["unclosed-brace", "tab", "a-list", "empty"])
+def test_a_config_file_that_is_not_a_yaml_mapping_is_named_with_its_line(tmp_path, text,
+                                                                         message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        qb_config.check_config_files([cfg])
+    assert str(err.value).startswith(f"config file {cfg}")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"config file .*absent.yaml cannot be read: No such"):
+        qb_config.check_config_files([tmp_path / "absent.yaml"])
+
+
+def test_nested_command_line_values_are_read_as_a_config_file_reads_them():
+    """Snakemake reads --config "latency={measured_runs: 1}" with YAML's base loader ('1', a
+    string); read again, an unquoted number is a number and a quoted one stays text."""
+    assert qb_config.typed_config_args([
+        "latency={measured_runs: 1, prompt_tokens: [64, 128], warmup_runs: '2'}",
+        "kernels={enabled: true}", "precisions=[fp32, gguf-q8_0]", "device=cpu",
+        "fail_on_error=", "latency={new_tokens: 8}",
+    ]) == [{"latency": {"measured_runs": 1, "prompt_tokens": [64, 128], "warmup_runs": "2"}},
+           {"kernels": {"enabled": True}}, {"precisions": ["fp32", "gguf-q8_0"]},
+           {"latency": {"new_tokens": 8}}]
+    assert qb_config.typed_config_args(None) == []
+
+
+def test_a_nested_command_line_value_passes_the_schema(tmp_path):
+    from test_workflow import snakemake, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", models={"m": {"source": "embedded"}},
+                       precisions=["fp32"], latency={"new_tokens": 8})
+    res = snakemake(tmp_path, "-n", "--config",
+                    "latency={measured_runs: 1, prompt_tokens: [64, 96]}", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = snakemake(tmp_path, "-n", "--config", "latency={measured_runs: '1'}", config=cfg)
+    assert res.returncode != 0 and "'1' is not of type 'integer'" in res.stdout + res.stderr
 
 
 def test_model_names_equal_but_for_case_are_refused():
