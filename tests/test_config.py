@@ -279,6 +279,47 @@ def test_model_sheet_cells_are_typed_and_blanks_left_out(tmp_path):
     assert type(models["b"]["seed"]) is int
 
 
+@pytest.mark.parametrize(("rows", "message"), [
+    (["name\tsource", "a\tembedded", "b\tembedded\textra"],
+     "line 3: 3 cells, but the header (line 1) has 2 columns"),
+    (["name\tsource", "a\tembedded\textra", "b\tembedded"],  # pandas took a for an index here
+     "line 2: 3 cells, but the header (line 1) has 2 columns"),
+    (["name\tsource\tpath", "a\tembedded\t", "", "b\tlocal"],
+     "line 4: 2 cells, but the header (line 1) has 3 columns"),
+    (["name\tsource", "a\tembedded", "", "b\tembedded", "a\tembedded"],
+     "model 'a' is given twice (lines 2 and 5)"),
+    (["name\tsource", "a\tembedded", "", "b\tembeded"],
+     "line 4: column 'source': 'embeded' is not one of ['embedded'"),
+    (["name\tsource\tseed", "a\tembedded\tzero"], "line 2: column 'seed': 'zero' is not of type "
+                                                  "'integer'"),
+    (["name\tsource", "a\tlocal"], "line 2: 'path' is a required property"),
+    ([], "is empty: it needs a header row"),
+    (["", ""], "is empty: it needs a header row"),
+], ids=["extra-cell", "extra-cell-first-row", "missing-cell", "twice", "bad-value", "bad-int",
+        "required", "empty", "blank-lines"])
+def test_a_bad_model_sheet_is_named_with_the_line_of_its_row(tmp_path, rows, message):
+    """A row is named by its line in the file (the header is line 1), in every message."""
+    from quantbench import modelsheet
+
+    sheet = tmp_path / "m.tsv"
+    sheet.write_text("".join(f"{row}\n" for row in rows))
+    with pytest.raises(ConfigError) as err:
+        modelsheet.load(sheet, SHEET_SCHEMA)
+    assert str(err.value).startswith(f"model sheet {sheet}")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_model_in_the_sheet_and_the_config_is_named_with_its_line(tmp_path):
+    from quantbench import modelsheet
+
+    sheet = tmp_path / "m.tsv"
+    sheet.write_text("name\tsource\nb\tembedded\na\tembedded\n")
+    with pytest.raises(ConfigError, match=r"model 'a' is given twice: in the config's models "
+                                          r"and in the model sheet .*m.tsv \(line 3\)"):
+        modelsheet.merge({"a": {"source": "embedded"}}, modelsheet.load(sheet, SHEET_SCHEMA),
+                         sheet)
+
+
 RANDOM = {"source": "random", "architecture": "llama", "hidden_size": 256, "num_layers": 2,
           "num_heads": 4, "num_kv_heads": 2, "intermediate_size": 512, "vocab_size": 512,
           "max_position_embeddings": 256, "seed": 0}
