@@ -147,6 +147,9 @@ def test_corrupted_safetensors_is_refused(tmp_path, tiny_model, damage, message)
     weights = folder / "model.safetensors"
     weights.write_bytes(damage(weights.read_bytes()))
     _refused(tmp_path, {"source": "local", "path": str(folder)}, message)
+    with pytest.raises(ModelSourceError) as err:  # the user's file, not the link made to it
+        prepare_model({"source": "local", "path": str(folder)}, tmp_path / "out")
+    assert str(err.value).startswith(f"{weights} ")
 
 
 def test_weights_are_hashed_and_checked_before_a_job_trusts_them(tmp_path, tiny_model, tiny_gguf):

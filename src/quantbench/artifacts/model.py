@@ -75,7 +75,8 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
         info.update(describe(tmp))
         info["source"] = source
         info["trust_remote_code"] = bool(spec.get("trust_remote_code", False))
-        info["weights"] = check_weights(tmp, allow_pickle=spec.get("allow_pickle", False))
+        if "weights" not in info:  # a linked folder's were checked where they lie
+            info["weights"] = check_weights(tmp, allow_pickle=spec.get("allow_pickle", False))
         atomic_write_text(tmp / MODEL_JSON, json.dumps(info, indent=2) + "\n")
     return info
 
@@ -149,10 +150,12 @@ def _link_folder(src: Path, out: Path, spec: dict) -> dict:
     if not (src / "config.json").is_file():
         raise ModelSourceError(f"model folder {src} has no config.json: not a Hugging Face model")
     check_causal_lm(src, trust_remote_code=spec.get("trust_remote_code", False))
+    # checked in the folder given, so that a message names the user's file, not its link
+    weights = check_weights(src, allow_pickle=spec.get("allow_pickle", False))
     for item in src.iterdir():
         if item.name != MODEL_JSON:  # a folder quantbench prepared: describe it anew
             (out / item.name).symlink_to(item.resolve())
-    return {"origin": str(src.resolve()), "quality_applicable": True}
+    return {"origin": str(src.resolve()), "quality_applicable": True, "weights": weights}
 
 
 def read_config(folder: Path) -> dict:
