@@ -379,15 +379,14 @@ def test_bad_precision_settings_are_refused(settings, message):
 
 
 def test_device_cuda_without_a_usable_gpu_is_refused(monkeypatch):
-    from quantbench import device
-
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     with pytest.raises(ConfigError, match=r"config key 'device': cuda, but no CUDA device is "
                                           r"usable on this machine: CUDA_VISIBLE_DEVICES='-1'"):
         qb_config.check_device({"device": "cuda"})
     qb_config.check_device({"device": "auto"})
     qb_config.check_device({"device": "cpu"})
-    monkeypatch.setattr(device, "cuda_problem", lambda: None)  # a machine with a GPU
+    # a machine with a GPU (the name the config module calls)
+    monkeypatch.setattr(qb_config, "cuda_problem", lambda: None)
     qb_config.check_device({"device": "cuda"})
 
 
