@@ -19,11 +19,12 @@ run: setup
 # Rerun one precision's or one model's jobs (and what depends on them):
 #   make rerun PRECISION=gguf-q8_0 | MODEL=smollm2-135m | both  [CONFIG=my.yaml]
 # Their measurements only, not the summary and report: add TARGET=gguf_q8_0 (a named target).
+# (TARGET goes before --configfile, which would take it for a second config file.)
 rerun: setup
 	files=$$($(QUANTBENCH) targets $(if $(PRECISION),--precision $(PRECISION)) \
 	  $(if $(MODEL),--model $(MODEL)) $(if $(CONFIG),--config $(CONFIG))) && \
-	  $(SNAKEMAKE) --profile profiles/default $(if $(CONFIG),--configfile $(CONFIG)) \
-	  $(TARGET) --forcerun $$files
+	  $(SNAKEMAKE) --profile profiles/default $(TARGET) $(if $(CONFIG),--configfile $(CONFIG)) \
+	  --forcerun $$files
 
 test: setup
 	$(PY) -m pytest -q

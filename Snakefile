@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version, update_config, validate
 
 min_version("9.0")
 
@@ -11,15 +11,22 @@ min_version("9.0")
 # workflow/scripts/quantbench (Snakemake puts the scripts' folder on their path). Either way
 # this checkout's code builds the DAG and runs the jobs, whichever Python runs Snakemake.
 from quantbench import modelsheet
-from quantbench.config import check_duplicate_keys, check_keys
+from quantbench.config import check_config_files, check_keys, typed_config_args
 
 # A config given with --configfile replaces the default one instead of being merged into it
-# (merging would keep the default model next to the user's).
+# (merging would keep the default model next to the user's). Snakemake has read the files given
+# with --configfile before this file runs; the default one is read here, after a check that
+# names the line of a syntax error (Snakemake names neither file nor line).
+default_config = Path(workflow.basedir) / "config" / "config.yaml"
+check_config_files(workflow.overwrite_configfiles or [default_config])
 if not workflow.overwrite_configfiles:
-    workflow.configfile(str(Path(workflow.basedir) / "config" / "config.yaml"))
+    workflow.configfile(str(default_config))
+# Snakemake reads a nested --config value (latency={measured_runs: 1}) with YAML's base loader,
+# which leaves every scalar a string: each is read again as a config file is.
+for given in typed_config_args(workflow.config_settings.config_args):
+    update_config(config, given)
 
 
-check_duplicate_keys(workflow.configfiles)
 check_keys(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 # The model sheet's rows join the config's models before the config is validated as a whole.
 if config.get("model_sheet"):

@@ -77,9 +77,56 @@ def test_model_listed_twice_is_refused(tmp_path):
     cfg.write_text("models:\n  tiny: {source: embedded}\n  other: {source: embedded}\n"
                    "  tiny: {source: random}\nprecisions: [fp32]\n")
     with pytest.raises(ConfigError, match=r"key 'tiny' is given twice \(lines 2 and 4\)"):
-        qb_config.check_duplicate_keys([cfg])
+        qb_config.check_config_files([cfg])
     cfg.write_text("models:\n  tiny: {source: embedded}\nprecisions: [fp32]\n")
-    qb_config.check_duplicate_keys([cfg])
+    qb_config.check_config_files([cfg])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("models:\n  m: {source: embedded\nprecisions: [fp32]\n",
+     "line 3, column 11: expected ',' or '}', but got ':' (while parsing a flow mapping that "
+     "starts on line 2)"),
+    ("models:\n  m: {source: embedded}\nlatency:\n\tnew_tokens: 3\n",
+     "line 4, column 1: found character '\\t' that cannot start any token"),
+    ("- fp32\n- bf16\n", "is not a mapping of config keys (models:, precisions:, ...): it holds "
+                         "list"),
+    ("# all commented out\n", "it holds nothing"),
+], ids=["unclosed-brace", "tab", "a-list", "empty"])
+def test_a_config_file_that_is_not_a_yaml_mapping_is_named_with_its_line(tmp_path, text,
+                                                                         message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        qb_config.check_config_files([cfg])
+    assert str(err.value).startswith(f"config file {cfg}")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"config file .*absent.yaml cannot be read: No such"):
+        qb_config.check_config_files([tmp_path / "absent.yaml"])
+
+
+def test_nested_command_line_values_are_read_as_a_config_file_reads_them():
+    """Snakemake reads --config "latency={measured_runs: 1}" with YAML's base loader ('1', a
+    string); read again, an unquoted number is a number and a quoted one stays text."""
+    assert qb_config.typed_config_args([
+        "latency={measured_runs: 1, prompt_tokens: [64, 128], warmup_runs: '2'}",
+        "kernels={enabled: true}", "precisions=[fp32, gguf-q8_0]", "device=cpu",
+        "fail_on_error=", "latency={new_tokens: 8}",
+    ]) == [{"latency": {"measured_runs": 1, "prompt_tokens": [64, 128], "warmup_runs": "2"}},
+           {"kernels": {"enabled": True}}, {"precisions": ["fp32", "gguf-q8_0"]},
+           {"latency": {"new_tokens": 8}}]
+    assert qb_config.typed_config_args(None) == []
+
+
+def test_a_nested_command_line_value_passes_the_schema(tmp_path):
+    from test_workflow import snakemake, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", models={"m": {"source": "embedded"}},
+                       precisions=["fp32"], latency={"new_tokens": 8})
+    res = snakemake(tmp_path, "-n", "--config",
+                    "latency={measured_runs: 1, prompt_tokens: [64, 96]}", config=cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = snakemake(tmp_path, "-n", "--config", "latency={measured_runs: '1'}", config=cfg)
+    assert res.returncode != 0 and "'1' is not of type 'integer'" in res.stdout + res.stderr
 
 
 def test_model_names_equal_but_for_case_are_refused():
@@ -230,6 +277,47 @@ def test_model_sheet_cells_are_typed_and_blanks_left_out(tmp_path):
     assert models["b"]["num_layers"] == 2 and type(models["b"]["num_layers"]) is int
     assert models["b"]["revision"] == "main"  # the schema's default
     assert type(models["b"]["seed"]) is int
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    (["name\tsource", "a\tembedded", "b\tembedded\textra"],
+     "line 3: 3 cells, but the header (line 1) has 2 columns"),
+    (["name\tsource", "a\tembedded\textra", "b\tembedded"],  # pandas took a for an index here
+     "line 2: 3 cells, but the header (line 1) has 2 columns"),
+    (["name\tsource\tpath", "a\tembedded\t", "", "b\tlocal"],
+     "line 4: 2 cells, but the header (line 1) has 3 columns"),
+    (["name\tsource", "a\tembedded", "", "b\tembedded", "a\tembedded"],
+     "model 'a' is given twice (lines 2 and 5)"),
+    (["name\tsource", "a\tembedded", "", "b\tembeded"],
+     "line 4: column 'source': 'embeded' is not one of ['embedded'"),
+    (["name\tsource\tseed", "a\tembedded\tzero"], "line 2: column 'seed': 'zero' is not of type "
+                                                  "'integer'"),
+    (["name\tsource", "a\tlocal"], "line 2: 'path' is a required property"),
+    ([], "is empty: it needs a header row"),
+    (["", ""], "is empty: it needs a header row"),
+], ids=["extra-cell", "extra-cell-first-row", "missing-cell", "twice", "bad-value", "bad-int",
+        "required", "empty", "blank-lines"])
+def test_a_bad_model_sheet_is_named_with_the_line_of_its_row(tmp_path, rows, message):
+    """A row is named by its line in the file (the header is line 1), in every message."""
+    from quantbench import modelsheet
+
+    sheet = tmp_path / "m.tsv"
+    sheet.write_text("".join(f"{row}\n" for row in rows))
+    with pytest.raises(ConfigError) as err:
+        modelsheet.load(sheet, SHEET_SCHEMA)
+    assert str(err.value).startswith(f"model sheet {sheet}")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_model_in_the_sheet_and_the_config_is_named_with_its_line(tmp_path):
+    from quantbench import modelsheet
+
+    sheet = tmp_path / "m.tsv"
+    sheet.write_text("name\tsource\nb\tembedded\na\tembedded\n")
+    with pytest.raises(ConfigError, match=r"model 'a' is given twice: in the config's models "
+                                          r"and in the model sheet .*m.tsv \(line 3\)"):
+        modelsheet.merge({"a": {"source": "embedded"}}, modelsheet.load(sheet, SHEET_SCHEMA),
+                         sheet)
 
 
 RANDOM = {"source": "random", "architecture": "llama", "hidden_size": 256, "num_layers": 2,

@@ -147,6 +147,9 @@ def test_corrupted_safetensors_is_refused(tmp_path, tiny_model, damage, message)
     weights = folder / "model.safetensors"
     weights.write_bytes(damage(weights.read_bytes()))
     _refused(tmp_path, {"source": "local", "path": str(folder)}, message)
+    with pytest.raises(ModelSourceError) as err:  # the user's file, not the link made to it
+        prepare_model({"source": "local", "path": str(folder)}, tmp_path / "out")
+    assert str(err.value).startswith(f"{weights} ")
 
 
 def test_weights_are_hashed_and_checked_before_a_job_trusts_them(tmp_path, tiny_model, tiny_gguf):
@@ -237,3 +240,22 @@ def test_random_weights_fall_back_to_the_cpu_when_the_card_has_no_room(tmp_path,
     assert drawn == ["cuda", "cpu"]
     assert info["weights_drawn_on"] == "cpu"
     assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_a_small_vocabulary_leaves_the_rarest_characters_to_byte_fallback(tmp_path, sample_text):
+    """A vocabulary of 300 holds 256 byte pieces, 3 special ones, the word boundary and 40
+    characters: SentencePiece refused a text with more than that; the rarest are encoded as
+    bytes."""
+    from conftest import TINY
+    from transformers import AutoTokenizer
+
+    text = tmp_path / "text.txt"
+    rare = "".join(chr(c) for c in range(0x3b1, 0x3c9)) + " café Zürich naïve"  # greek, accents
+    text.write_text(sample_text.read_text() + rare + "\n")
+    out = tmp_path / "hf"
+    prepare_model({**TINY, "vocab_size": 300}, out, text_path=text)
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == 300
+    tok = AutoTokenizer.from_pretrained(out)
+    assert len(tok) <= 300
+    ids = tok(rare, add_special_tokens=False)["input_ids"]
+    assert max(ids) < 300 and tok.decode(ids) == rare

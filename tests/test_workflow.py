@@ -629,7 +629,7 @@ def test_the_example_model_sheet_is_valid(tmp_path):
 
 @pytest.mark.parametrize(("rows", "models", "message"), [
     (["name\tsource", "a\tembedded", "b\tembedded", "a\tembedded"], {},
-     "model 'a' is given twice (rows 1 and 3 below the header)"),
+     "model 'a' is given twice (lines 2 and 4)"),
     (["name\tsource", "a\tembedded"], {"a": {"source": "embedded"}},
      "model 'a' is given twice: in the config's models and in the model sheet"),
     (["name\tsource\tcolour", "a\tembedded\tred"], {},

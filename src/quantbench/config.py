@@ -54,16 +54,42 @@ def _check_keys(value, node: dict, root: dict, where: str) -> None:
             _check_keys(sub, extra, root, path)
 
 
-def check_duplicate_keys(paths) -> None:
-    """Refuse a key given twice in one mapping of a config file (YAML keeps the last one
-    silently: a model listed twice would quietly replace the first)."""
+def check_config_files(paths) -> None:
+    """Refuse a config file that is not YAML (naming its line and column), is not a mapping of
+    config keys, or gives a key twice in one mapping (YAML keeps the last one silently: a model
+    listed twice would quietly replace the first)."""
     import yaml
 
-    for path in paths:
+    for path in map(Path, paths):
         try:
-            _load_unique_keys(Path(path))
-        except yaml.YAMLError:
-            continue  # not YAML: Snakemake itself reports what is wrong with the file
+            config = _load_unique_keys(path)
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text: {exc.reason} at byte "
+                              f"{exc.start}") from exc
+        except yaml.MarkedYAMLError as exc:
+            raise ConfigError(f"config file {path}: {_yaml_problem(exc)}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not YAML: {exc}") from exc
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"config file {path} is not a mapping of config keys (models:, precisions:, "
+                f"...): it holds {type(config).__name__ if config is not None else 'nothing'}"
+            )
+
+
+def _yaml_problem(exc) -> str:
+    """A YAML syntax error in one line: where it is, what is wrong, and what YAML was reading."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    context = ""
+    if exc.context:
+        start = exc.context_mark
+        since = (f" that starts on line {start.line + 1}"
+                 if start and mark and start.line != mark.line else "")
+        context = f" ({exc.context}{since})"
+    return f"{where}{exc.problem or exc.context}{context}"
 
 
 def _load_unique_keys(path: Path):
@@ -86,7 +112,29 @@ def _load_unique_keys(path: Path):
         return loader.construct_mapping(node, deep=deep)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(path.read_text(), Loader=Loader)  # a SafeLoader: no objects built
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)  # a SafeLoader: no objects
+
+
+def typed_config_args(args) -> list[dict]:
+    """The nested values given with --config (its KEY=VALUE words), read as a config file's YAML
+    is read, one {KEY: value} a word, for the Snakefile to merge over the config in order.
+
+    Snakemake reads such a value with YAML's base loader, which leaves every scalar a string:
+    --config "latency={measured_runs: 1}" gives measured_runs '1', which the schema refuses.
+    Read again, 1 is a number and '1' (quoted) a string, as in a config file. A value that is
+    not a mapping or a list is left as Snakemake read it (its own parser types those)."""
+    import yaml
+
+    typed = []
+    for arg in args or ():
+        key, given, text = str(arg).partition("=")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue  # Snakemake kept it as text; validation names the key
+        if given and isinstance(value, dict | list):
+            typed.append({key: value})
+    return typed
 
 
 def check_output_folders(workdir: str | Path) -> None:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# the pieces a random model's tokenizer holds before any of its text's: 256 bytes, unk, bos, eos
+TOKENIZER_RESERVED_PIECES = 256 + 3
 # bytes per element of the safetensors dtypes (a header whose offsets disagree is corrupt)
 SAFETENSORS_DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2,
                            "BF16": 2, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
@@ -73,7 +75,8 @@ def prepare_model(spec: dict, outdir: str | Path, *, text_path: str | Path | Non
         info.update(describe(tmp))
         info["source"] = source
         info["trust_remote_code"] = bool(spec.get("trust_remote_code", False))
-        info["weights"] = check_weights(tmp, allow_pickle=spec.get("allow_pickle", False))
+        if "weights" not in info:  # a linked folder's were checked where they lie
+            info["weights"] = check_weights(tmp, allow_pickle=spec.get("allow_pickle", False))
         atomic_write_text(tmp / MODEL_JSON, json.dumps(info, indent=2) + "\n")
     return info
 
@@ -147,10 +150,12 @@ def _link_folder(src: Path, out: Path, spec: dict) -> dict:
     if not (src / "config.json").is_file():
         raise ModelSourceError(f"model folder {src} has no config.json: not a Hugging Face model")
     check_causal_lm(src, trust_remote_code=spec.get("trust_remote_code", False))
+    # checked in the folder given, so that a message names the user's file, not its link
+    weights = check_weights(src, allow_pickle=spec.get("allow_pickle", False))
     for item in src.iterdir():
         if item.name != MODEL_JSON:  # a folder quantbench prepared: describe it anew
             (out / item.name).symlink_to(item.resolve())
-    return {"origin": str(src.resolve()), "quality_applicable": True}
+    return {"origin": str(src.resolve()), "quality_applicable": True, "weights": weights}
 
 
 def read_config(folder: Path) -> dict:
@@ -363,7 +368,7 @@ def train_tokenizer(text_path: Path, out: Path, vocab_size: int) -> None:
 
     lines = [ln for ln in Path(text_path).read_text().splitlines() if ln.strip()]
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
+        sentence_iterator=iter(trainable_lines(lines, vocab_size)),
         model_prefix=str(out / "tokenizer"),
         model_type="bpe",
         vocab_size=vocab_size,
@@ -377,6 +382,26 @@ def train_tokenizer(text_path: Path, out: Path, vocab_size: int) -> None:
     )
     (out / "tokenizer.vocab").unlink(missing_ok=True)
     LlamaTokenizer.from_pretrained(str(out)).save_pretrained(out)
+
+
+def trainable_lines(lines: list[str], vocab_size: int) -> list[str]:
+    """The lines a tokenizer of ``vocab_size`` pieces is trained on: ``lines`` without the
+    rarest characters where the text has more distinct ones than the vocabulary can hold.
+
+    SentencePiece gives every character it is trained on a piece of its own, beside the byte
+    and special pieces, and fails when they do not all fit (a vocabulary of 300 holds 40 of
+    them and the word boundary; the Britannica text has 110). A character left out is encoded
+    as its UTF-8 bytes by byte fallback, like any character the vocabulary lacks."""
+    import unicodedata
+    from collections import Counter
+
+    normal = [unicodedata.normalize("NFKC", ln) for ln in lines]  # as SentencePiece counts them
+    counts = Counter(c for ln in normal for c in ln if not c.isspace())
+    room = vocab_size - TOKENIZER_RESERVED_PIECES - 1  # and one for the word boundary (spaces)
+    if len(counts) <= room:
+        return lines
+    kept = {c for c, _ in counts.most_common(room)}
+    return [t for ln in normal if (t := "".join(c for c in ln if c in kept or c.isspace())).strip()]
 
 
 def describe(folder: Path) -> dict:
