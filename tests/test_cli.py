@@ -100,3 +100,17 @@ def test_render_from_tables_makes_the_report_and_every_figure_it_links(tmp_path)
     with pytest.raises(SystemExit, match="summary.csv does not exist"):
         cli.main(["render", str(tmp_path), "--config", str(REPO / "config" / "sweep-cpu.yaml"),
                   "--tables"])
+
+
+@pytest.mark.parametrize("command", [["targets", "--precision", "fp32"], ["render", "."]])
+def test_a_config_file_with_a_syntax_error_is_named_with_its_line(command, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("precisions: [fp32\nmodels: {}\n")
+    try:
+        code = cli.main([*command, "--config", str(bad)])
+    except SystemExit as exc:
+        code, message = exc.code, str(exc.code)
+    else:
+        message = capsys.readouterr().err
+    assert code not in (0, None)
+    assert f"config file {bad}: line " in message

@@ -12,7 +12,7 @@ import re
 import shutil
 
 from quantbench import modelsheet, precisions
-from quantbench.config import ConfigError
+from quantbench.config import ConfigError, check_config_files
 from quantbench.records import source_tree
 
 # The records of every configured precision: results/<model>/<kind>/<precision>.json
@@ -86,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-
     repo = source_tree()
     ap = argparse.ArgumentParser(prog="quantbench targets",
                                  description=main.__doc__.splitlines()[0])
@@ -96,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not (a.precision or a.model):
         ap.error("name a --precision, a --model or both")
+    try:
+        check_config_files([a.config])
+    except ConfigError as exc:
+        print(f"quantbench targets: {exc}", file=sys.stderr)
+        return 2
     config = yaml.safe_load(a.config.read_text())
     models = config.get("models") or {}
     if config.get("model_sheet"):

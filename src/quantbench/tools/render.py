@@ -29,6 +29,7 @@ import yaml
 from quantbench import config as qb_config
 from quantbench.artifacts.manifest import MODEL_JSON
 from quantbench.artifacts.model import describe, random_llama_config, random_model_info
+from quantbench.errors import ConfigError
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 from quantbench.records import source_tree
 from quantbench.report.aggregate import aggregate
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     out = a.out or a.results
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    try:
+        qb_config.check_config_files([a.config])
+    except ConfigError as exc:
+        raise SystemExit(f"quantbench render: {exc}") from None
     config = yaml.safe_load(a.config.read_text())
     from snakemake.utils import validate
 
