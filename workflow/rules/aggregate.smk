@@ -15,6 +15,27 @@ rule measure_machine:
         "../scripts/measure_machine.py"
 
 
+rule measure_decode_limit:
+    input:
+        model=model_dir("{model}"),
+    output:
+        json="results/{model}/limit.json",
+    log:
+        "logs/measure_decode_limit/{model}.log",
+    conda:
+        "../../envs/hf.yaml"
+    threads: get_timed_threads
+    resources:
+        gpu=needs_gpu,
+    params:
+        device=config["device"],
+        threads=MEASURE_THREADS,
+        batch_sizes=config["latency"]["batch_sizes"],
+        protocol=config["decode_limit"],
+    script:
+        "../scripts/measure_decode_limit.py"
+
+
 rule aggregate_results:
     input:
         latency=results_of("latency"),
@@ -23,6 +44,7 @@ rule aggregate_results:
         kernels=traces(),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,
+        limits=expand("results/{model}/limit.json", model=MODELS),
     output:
         summary="results/summary.csv",
         metrics="results/metrics.csv",
