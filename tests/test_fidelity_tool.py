@@ -126,7 +126,7 @@ def test_step_parts_time_the_step_and_its_greedy_tokens_apart(tool, tiny_gguf, t
     first = backend.prefill_batch(prompt)
     backend.step_batch(first)
     assert backend.pos == 17
-    assert backend.decode_batch(backend._next_tokens(lambda s: s)) and backend.pos == 18
+    assert backend.decode_batch(backend.next_tokens(lambda s: s)) and backend.pos == 18
     backend.close()
 
 
@@ -134,19 +134,15 @@ def test_prefill_parts_time_each_part_and_llama_bench_beside(tool, tiny_gguf, ti
                                                               llama_tools):
     """--prefill-parts: every part of our timed prefill, llama_decode at each --ubatch and in a
     context of llama-bench's size, and llama-bench's pp beside (same -ub values, graph reuse on
-    and off); consistent units; the default n_ubatch is back afterwards."""
+    and off); consistent units."""
     import argparse
 
     import numpy as np
 
-    from quantbench.backends import llamacpp
-
     ids = np.load(tiny_tokens["ids"])
     a = argparse.Namespace(n_prompt=16, n_gen=4, warmup=1, parts_reps=3, ubatch=[8, 16],
                            bench_reps=2, ngl=0, threads=2)
-    ubatch_before = llamacpp.UBATCH
     rows = tool.prefill_parts(llama_tools, tiny_gguf["f16"], ids, a)
-    assert ubatch_before == llamacpp.UBATCH
     parts = [r["part"] for r in rows]
     assert parts[:4] == ["llama_decode + sync (llama-bench's region)",
                          "the same after a decode step (graph rebuilt)",
