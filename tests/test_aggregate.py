@@ -110,3 +110,100 @@ def test_the_summary_reports_the_headline_point():
     row = summary_table([_points_record()], "fp32").iloc[0]
     assert row["decode_tok_s"] == 40.0 and row["decode_token_ms_p50"] == 99.0
     assert row["peak_mem_mib"] == 300.0 and row["batch_size"] == 4
+
+
+def test_the_summary_columns_are_the_types_each_once_in_todays_order():
+    from quantbench.metrics import GpuMetrics, QualityMetrics
+    from quantbench.points import LatencyPoint
+    from quantbench.report.aggregate import SUMMARY_COLUMNS
+
+    assert len(set(SUMMARY_COLUMNS)) == len(SUMMARY_COLUMNS)
+    for kind in (LatencyPoint, QualityMetrics, GpuMetrics):  # every section has its place
+        assert set(kind.summary_units()) <= set(SUMMARY_COLUMNS), kind.__name__
+    # the order summaries were written in before the columns came from the types
+    before = ["prefill_ms", "decode_tok_s", "decode_token_ms_p50", "decode_cv",
+              "decode_steady_tok_s", "peak_mem_mib", "ppl", "ppl_stderr", "ppl_delta_pct",
+              "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high", "speedup_vs_ref", "kld_mean",
+              "top1_agreement_pct", "gen_exact_match_pct", "kld_floor", "energy_j_per_tok",
+              "tok_per_j", "batch_size", "decode_ctx_mean", "kv_elem_bytes", "kv_twin",
+              "kv_ppl_delta_pct", "kv_ppl_delta_pct_ci_high", "kv_kld_mean", "load_peak_mib"]
+    assert sorted(before, key=SUMMARY_COLUMNS.index) == before
+
+
+@pytest.mark.parametrize("kind", ["quality", "gpu"])
+def test_a_figure_added_to_a_type_is_a_summary_column_and_has_its_unit(kind, monkeypatch):
+    """A made-up figure in the quality (GPU) type: the summary takes it, in the type's place,
+    and the long table gives it the type's unit (its name alone says none)."""
+    from dataclasses import dataclass
+
+    from quantbench.metrics import GpuMetrics, QualityMetrics, metric
+    from quantbench.report import aggregate
+
+    base = {"quality": QualityMetrics, "gpu": GpuMetrics}[kind]
+
+    @dataclass
+    class Extended(base):
+        made_up_score: float | None = metric("bananas")
+
+    monkeypatch.setattr(aggregate, base.__name__, Extended)
+    columns = aggregate.summary_columns()
+    assert "made_up_score" in columns and "made_up_score" not in aggregate.SUMMARY_COLUMNS
+    # in the type's main section: after its other main columns, before the next owner's
+    last = base.summary_columns()[-1]
+    assert columns.index("made_up_score") == columns.index(last) + 1
+    monkeypatch.setattr(aggregate, "SUMMARY_COLUMNS", columns)
+    rec = _rec(kind, "fp32", made_up_score=0.75, ppl=10.0, tok_per_j=2.0)
+    row = aggregate.summary_table([rec], "fp32").iloc[0]
+    assert row["made_up_score"] == 0.75
+    long = aggregate.long_table([rec]).set_index("metric")
+    assert long.loc["made_up_score", "unit"] == "bananas"
+
+
+def test_units_of_quality_gpu_and_kernel_figures_are_their_types():
+    """Where the name's suffix would guess wrong or nothing: KL divergence in nats, tokens per
+    joule (not joules), a kernel's busy milliseconds per step."""
+    from quantbench.report.aggregate import unit_of
+
+    records = [_rec("quality", "q8", kld_mean=0.01, n_tokens=512, ppl=10.0,
+                    delta_p_p01_pct=-3.0),
+               _rec("gpu", "q8", tok_per_j=2.0, decode_power_w=300.0, decode_samples=12),
+               _rec("kernels", "q8", busy_ms_per_step=4.0),
+               _rec("latency", "q8", decode_token_ms_p50=8.0, decode_ctx_mean=520.0)]
+    units = long_table(records).set_index("metric")["unit"].to_dict()
+    assert unit_of("kld_mean") == "" and units["kld_mean"] == "nats"
+    assert unit_of("tok_per_j") == "J" and units["tok_per_j"] == "tok/J"
+    assert unit_of("busy_ms_per_step") == "" and units["busy_ms_per_step"] == "ms"
+    assert units["decode_token_ms_p50"] == "ms" and units["decode_ctx_mean"] == "tokens"
+    assert units["n_tokens"] == "tokens" and units["delta_p_p01_pct"] == "%"
+    assert units["decode_power_w"] == "W" and units["ppl"] == "" and units["decode_samples"] == ""
+
+
+def test_a_status_read_back_from_json_is_the_enum(tmp_path):
+    from quantbench.points import LatencyPoint
+    from quantbench.records import Record, Status
+
+    rec = Record("latency", "m", "fp32", "transformers", status=Status.OOM)
+    rec.details["points"] = [LatencyPoint(16, 1, 0, status=Status.OOM).to_dict()]
+    rec.save(tmp_path / "r.json")
+    stored = json.loads((tmp_path / "r.json").read_text())
+    assert stored["status"] == "oom" and type(stored["status"]) is str  # the plain value
+    assert '"status": "oom"' in (tmp_path / "r.json").read_text()
+    back = Record.load(tmp_path / "r.json")
+    assert back.status is Status.OOM and back.status == "oom"
+    assert LatencyPoint.from_dict(back.details["points"][0]).status is Status.OOM
+    assert Record("quality", "m", "fp32", "transformers", status="no_gpu").status is Status.NO_GPU
+    with pytest.raises(ValueError):
+        Record("quality", "m", "fp32", "transformers", status="fine")
+    # tables read from JSON or CSV hold strings; they compare equal to the members
+    summary = aggregate_from(tmp_path, [stored])
+    assert (summary["status"] == Status.OOM).all()
+
+
+def aggregate_from(tmp_path, records) -> pd.DataFrame:
+    paths = []
+    for i, rec in enumerate(records):
+        paths.append(tmp_path / f"rec{i}.json")
+        paths[-1].write_text(json.dumps(rec))
+    aggregate(paths, reference="fp32", summary_path=tmp_path / "summary.csv",
+              metrics_path=tmp_path / "metrics.csv")
+    return pd.read_csv(tmp_path / "summary.csv")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 
+from quantbench.metrics import Measurement, metric
+
 # The coarse classes, in the order the report lists them. "elementwise" covers reductions too
 # (norms, softmax-free sums, argmax): kernels that stream a tensor once with little arithmetic.
 CLASSES = ("gemm", "attention", "dequant", "elementwise", "copy", "other")
@@ -56,11 +58,12 @@ class TraceRow:
 
 
 def _metric(unit: str):
-    return field(default=None, metadata={"unit": unit})
+    # results/kernels.csv takes these, the summary none
+    return metric(unit, summary=False)
 
 
 @dataclass
-class KernelSummary:
+class KernelSummary(Measurement):
     """A decode trace summarised. ``busy_*`` is the time spent in the kernels (or CPU
     operators) themselves; the rest of a step is the host's Python, dispatch and launch work
     (and the profiler's own cost, which makes ``step_ms`` a little longer than an untraced

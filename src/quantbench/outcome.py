@@ -14,8 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-FAILED = ("error", "oom", "unsupported", "timeout")  # not_applicable and no_gpu are by design
-FATAL = ("error",)
+from quantbench.records import Status
+
+# not_applicable and no_gpu are by design
+FAILED = (Status.ERROR, Status.OOM, Status.UNSUPPORTED, Status.TIMEOUT)
+FATAL = (Status.ERROR,)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 
@@ -173,6 +174,19 @@ def provenance(settings: dict | None = None, device: dict | None = None) -> dict
     }
 
 
+class Status(StrEnum):
+    """How a measurement ended. A string (``Status.OK == "ok"``): records hold the plain value,
+    and a status read back from JSON or a table compares equal to its member."""
+
+    OK = "ok"
+    UNSUPPORTED = "unsupported"  # the precision or engine cannot run on this machine
+    OOM = "oom"  # out of memory
+    TIMEOUT = "timeout"  # stopped by the job's time limit
+    ERROR = "error"  # anything else: a bug or a broken set-up
+    NOT_APPLICABLE = "not_applicable"  # by design, e.g. the quality of random weights
+    NO_GPU = "no_gpu"  # a GPU measurement on a machine without an NVIDIA GPU
+
+
 @dataclass
 class Record:
     """A measurement of one (model, precision) for one scenario."""
@@ -181,12 +195,15 @@ class Record:
     model: str
     precision: str
     backend: str
-    status: str = "ok"  # ok | unsupported | oom | timeout | error | not_applicable | no_gpu
+    status: Status = Status.OK
     reason: str | None = None
     metrics: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        self.status = Status(self.status)  # a record read back gets its member again
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_text(path, json.dumps(asdict(self), indent=2, default=_json_default) + "\n")

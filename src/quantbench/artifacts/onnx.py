@@ -31,7 +31,7 @@ from pathlib import Path
 
 from quantbench.artifacts.manifest import MODEL_JSON, model_options
 from quantbench.errors import ConversionError
-from quantbench.records import atomic_dir, atomic_write_text, sha256
+from quantbench.records import Status, atomic_dir, atomic_write_text, sha256
 
 GRAPH = "model.onnx"
 # the precisions' onnx_type: the fp32 export and what is quantised from it
@@ -65,7 +65,7 @@ def _graph_io(path: Path) -> dict:
 
 
 def _write_manifest(folder: Path, info: dict) -> dict:
-    if info.get("status", "ok") == "ok":
+    if info.get("status", Status.OK) == Status.OK:
         info.update(_graph_io(folder / GRAPH), weights=_weights(folder))
     info["versions"] = versions()
     atomic_write_text(folder / MODEL_JSON, json.dumps(info, indent=2) + "\n")
@@ -93,7 +93,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
         if not (tmp / GRAPH).is_file():
             raise ConversionError(f"the exporter wrote no {GRAPH} in {tmp}")
         info = _write_manifest(tmp, {
-            "status": "ok", "onnx_type": "fp32", "source": str(model_dir),
+            "status": Status.OK, "onnx_type": "fp32", "source": str(model_dir),
             "exporter": "transformers.exporters.OnnxExporter (torch.onnx dynamo, opset "
                         "from onnxscript)",
             "capture": {"batch": CAPTURE_BATCH, "tokens": CAPTURE_TOKENS,
@@ -104,7 +104,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
 def _unsupported(out_dir: Path, onnx_type: str, src: Path, reason: str) -> dict:
     with atomic_dir(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        return _write_manifest(tmp, {"status": "unsupported", "onnx_type": onnx_type,
+        return _write_manifest(tmp, {"status": Status.UNSUPPORTED, "onnx_type": onnx_type,
                                      "source": str(src), "reason": reason})
 
 
@@ -129,7 +129,7 @@ def quantize_onnx(src_dir: str | Path, out_dir: str | Path, *, onnx_type: str,
         for f in src.iterdir():  # the model's config and the exporter's own manifest
             if f.suffix == ".json" and f.name != MODEL_JSON:
                 shutil.copy2(f, tmp / f.name)
-        return _write_manifest(tmp, {"status": "ok", "onnx_type": onnx_type,
+        return _write_manifest(tmp, {"status": Status.OK, "onnx_type": onnx_type,
                                      "source": str(src), "quantizer": settings})
 
 

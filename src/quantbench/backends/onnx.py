@@ -27,6 +27,7 @@ from quantbench.artifacts.onnx import GRAPH
 from quantbench.backends.base import BackendBase
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
+from quantbench.records import Status
 
 # ONNX element types of the graph's inputs, as numpy dtypes
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
@@ -40,7 +41,7 @@ class OnnxBackend(BackendBase):
                  n_ctx: int, batch_size: int = 1, **_):
         self.precision, self.folder = precision, Path(folder)
         self.manifest = read_manifest(folder)
-        if self.manifest.get("status") != "ok":
+        if self.manifest.get("status") != Status.OK:
             raise UnsupportedError(f"{precision.name}: {self.manifest.get('reason')}")
         if device != "cpu":
             raise UnsupportedError(f"{precision.name} on {device}: the ONNX Runtime backend runs "

@@ -13,48 +13,61 @@ import pandas as pd
 from quantbench import precisions, roofline
 from quantbench.artifacts import gguf
 from quantbench.kernel_summary import KernelSummary
+from quantbench.metrics import GpuMetrics, QualityMetrics
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint
-from quantbench.records import atomic_write_text, config_hash, write_atomic
+from quantbench.records import Status, atomic_write_text, config_hash, write_atomic
 from quantbench.stats import Z95
 
 # peak_mem_mib is what serving holds (after loading); these say what loading needed and what the
 # serving figure is made of (the engine's parts and the rest), see scenarios/latency.py
 MEMORY_COLUMNS = ("load_peak_mib", "weights_mib", "kv_cache_mib", "compute_mib", "output_mib",
                   "runtime_mib")
-SUMMARY_COLUMNS = [
-    "model", "precision", "backend", "status", "size_mib", "disk_mib", "bits_per_weight",
-    "load_s", "compile_s", "prefill_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_ci_low",
-    "decode_tok_s_ci_high", "decode_token_ms_p50", "decode_token_ms_p90", "decode_token_ms_p99",
-    "decode_cv", "decode_steady_tok_s", "decode_first_step_ms", "peak_mem_mib", "ppl",
-    "ppl_stderr", "ppl_delta_pct", "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high",
-    "speedup_vs_ref",
-    "memory_vs_ref", "kld_mean", "top1_agreement_pct", "gen_exact_match_pct",
-    "kld_floor", "kld_floor_from",
-    "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
-    "energy_j_per_tok", "tok_per_j", "prompt_tokens", "batch_size", "decode_ctx_mean",
-    "kv_elem_bytes",
-    # a quantized KV cache: its measured bytes per token, and quality against the same weights
-    # with an f16 KV cache (kv_twin)
-    "kv_bytes_per_token", "kv_twin", "kv_ppl_delta_pct", "kv_ppl_delta_pct_ci_low",
-    "kv_ppl_delta_pct_ci_high", "kv_kld_mean",
-    *MEMORY_COLUMNS,
-    "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
-    "row_block", "misaligned_rows_pct",
-    # a torchao format: the model's linear layers it quantised (the others stay unquantised)
-    "quantised_linears", "linears", "other_cpu_share", "steal_share", "loadavg",
-    "quality_status", "gpu_status",
-    # graphs the headline batch's compile found in torch's Inductor cache (an earlier compile
-    # on the machine): its compile_s is then not a first compile's
-    "compile_cache_hits",
-    # a compiled precision whose compiled step was refused here: its generations decoded
-    # eagerly, and why
-    "generations_eager",
-    "reason", "device", "gpu_name", "run_id",
-    # where the latency record was measured: records brought together from several runs say so
-    "git_commit", "source_sha256", "measured_utc",
-]
+
+
+def summary_columns() -> list[str]:
+    """The summary table's columns: the typed figures (the headline operating point's, the
+    quality record's, the GPU trace's; a field added to a type is a column here), each type's
+    sections in their place among the columns no type owns (the identity of the row, what the
+    latency record says beside its point, what is derived against the reference)."""
+    point, quality, gpu = LatencyPoint, QualityMetrics, GpuMetrics
+    return [
+        "model", "precision", "backend", "status", "size_mib", "disk_mib", "bits_per_weight",
+        "load_s", "compile_s",
+        *point.summary_columns(),  # the headline point's speed and memory
+        *quality.summary_columns("perplexity"),
+        # against the reference: the change in perplexity (with its paired interval), speed and
+        # memory
+        "ppl_delta_pct", *quality.summary_columns("change"), "speedup_vs_ref", "memory_vs_ref",
+        *quality.summary_columns(),  # divergence from the reference, agreement
+        "kld_floor", "kld_floor_from",
+        "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
+        *gpu.summary_columns(),
+        "prompt_tokens", "batch_size", *point.summary_columns("point"), "kv_elem_bytes",
+        # a quantized KV cache: its measured bytes per token, and quality against the same
+        # weights with an f16 KV cache (kv_twin)
+        "kv_bytes_per_token", "kv_twin", *quality.summary_columns("kv"),
+        *MEMORY_COLUMNS,
+        "pareto_quality_memory", "pareto_quality_speed", "weight_types", "named_type_pct",
+        "row_block", "misaligned_rows_pct",
+        # a torchao format: the model's linear layers it quantised (the others stay unquantised)
+        "quantised_linears", "linears", "other_cpu_share", "steal_share", "loadavg",
+        "quality_status", "gpu_status",
+        # graphs the headline batch's compile found in torch's Inductor cache (an earlier compile
+        # on the machine): its compile_s is then not a first compile's
+        "compile_cache_hits",
+        # a compiled precision whose compiled step was refused here: its generations decoded
+        # eagerly, and why
+        "generations_eager",
+        "reason", "device", "gpu_name", "run_id",
+        # where the latency record was measured: records brought together from several runs
+        # say so
+        "git_commit", "source_sha256", "measured_utc",
+    ]
+
+
+SUMMARY_COLUMNS = summary_columns()
 TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
                 "generations_eager",
                 "kld_floor_from",
@@ -65,6 +78,7 @@ TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
 HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
 SELF_FLOOR = "reference_self"
+# a unit guessed from a metric's name, for the figures no type declares
 UNITS = (("_tok_s", "tok/s"), ("_mib", "MiB"), ("_ms", "ms"), ("_pct", "%"), ("_s", "s"),
          ("_w", "W"), ("_j_per_tok", "J/tok"), ("_j", "J"), ("_mhz", "MHz"))
 
@@ -76,9 +90,16 @@ def unit_of(metric: str) -> str:
     return ""
 
 
+def typed_units() -> dict[str, dict[str, str]]:
+    """By record kind, the units its types declare under its metrics' names (a latency
+    record's headline figures are its point's, under their summary names)."""
+    return {"latency": LatencyPoint.summary_units(), "quality": QualityMetrics.units(),
+            "gpu": GpuMetrics.units(), "kernels": KernelSummary.units()}
+
+
 # summary columns that come from the headline operating point
-HEADLINE_COLUMNS = [c for c in LatencyPoint(0, 0, 0).summary_metrics()
-                    if c in SUMMARY_COLUMNS and not c.endswith(("_ci_low", "_ci_high"))]
+HEADLINE_COLUMNS = [c for c in LatencyPoint.summary_units()
+                    if not c.endswith(("_ci_low", "_ci_high"))]
 
 
 def headline_point(record: dict) -> LatencyPoint | None:
@@ -128,9 +149,11 @@ def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
     unit, its 95 % interval where the record has one, the record's status, the run id and the
     record's provenance (JSON)."""
     run = run or (run_id(records) if records else None)
+    units = typed_units()
     rows = []
     for r in records:
         prov = json.dumps(r["provenance"], sort_keys=True, separators=(",", ":"))
+        declared = units.get(r["kind"], {})
         for metric, value in r["metrics"].items():
             if isinstance(value, list | dict | str) or value is None:
                 continue
@@ -138,7 +161,8 @@ def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
             rows.append({
                 "model": r["model"], "precision": r["precision"], "backend": r["backend"],
                 "scenario": r["kind"], "metric": metric, "value": float(value),
-                "unit": unit_of(metric), "ci_low": low, "ci_high": high, "status": r["status"],
+                "unit": declared.get(metric, unit_of(metric)), "ci_low": low, "ci_high": high,
+                "status": r["status"],
                 "run_id": run, "provenance": prov,
             })
         for point in r.get("details", {}).get("points") or []:
@@ -275,24 +299,16 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             if n_params and m.get("size_mib"):
                 row["bits_per_weight"] = m["size_mib"] * 2**20 * 8 / n_params
         elif r["kind"] == "quality":
-            ci = m.get("ppl_delta_pct_ci95") or [None, None]
-            row["ppl_delta_pct_ci_low"], row["ppl_delta_pct_ci_high"] = ci
-            row.update(ppl=m.get("ppl"), ppl_stderr=m.get("ppl_stderr"),
-                       kld_mean=m.get("kld_mean"), top1_agreement_pct=m.get("top1_agreement_pct"),
-                       gen_exact_match_pct=m.get("gen_exact_match_pct"),
+            # the figures the quality type gives the summary (the kv_ ones where the record
+            # has an f16-KV twin)
+            row.update(QualityMetrics.from_dict(m).summary_metrics(),
                        quality_status=r["status"],
-                       generations_eager=r["details"].get("generations_eager"))
-            if r["details"].get("kv_twin"):
-                ci = m.get("kv_ppl_delta_pct_ci95") or [None, None]
-                row.update(kv_twin=r["details"]["kv_twin"],
-                           kv_ppl_delta_pct=m.get("kv_ppl_delta_pct"),
-                           kv_ppl_delta_pct_ci_low=ci[0], kv_ppl_delta_pct_ci_high=ci[1],
-                           kv_kld_mean=m.get("kv_kld_mean"))
+                       generations_eager=r["details"].get("generations_eager"),
+                       kv_twin=r["details"].get("kv_twin"))
             if m.get("kld_floor_self") is not None:
                 self_floor[r["model"]] = m["kld_floor_self"]
         elif r["kind"] == "gpu":
-            row.update(energy_j_per_tok=m.get("energy_j_per_tok"), tok_per_j=m.get("tok_per_j"),
-                       gpu_status=r["status"])
+            row.update(GpuMetrics.from_dict(m).summary_metrics(), gpu_status=r["status"])
     df = pd.DataFrame(list(rows.values())).reindex(columns=SUMMARY_COLUMNS)
     numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
@@ -310,7 +326,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
         df.loc[idx, "kld_floor"], df.loc[idx, "kld_floor_from"] = floor, source
     df["pareto_quality_memory"] = df["pareto_quality_speed"] = False
     for _, group in df.groupby("model"):
-        ok = group[group["status"] == "ok"]
+        ok = group[group["status"] == Status.OK]
         df.loc[ok.index, "pareto_quality_memory"] = pareto_front(ok, "peak_mem_mib", "ppl")
         df.loc[ok.index, "pareto_quality_speed"] = pareto_front(ok, "decode_tok_s", "ppl",
                                                                 maximize_cost=True)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from quantbench import precisions
 from quantbench.kld import TOPK
+from quantbench.records import Status
 from quantbench.report.findings import Budgets, Finding, apart, ok_rows, with_baselines
 from quantbench.report.numbers import fmt
 from quantbench.scenarios import contention
@@ -149,7 +150,7 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                        f"was made from{grid}.")
     out += several_runs(df)
     if "compile_cache_hits" in df:
-        cached = df[(df["status"] == "ok") & (df["compile_cache_hits"] > 0)]
+        cached = df[(df["status"] == Status.OK) & (df["compile_cache_hits"] > 0)]
         if not cached.empty:
             names = ", ".join(f"{r.model} {r.precision} ({r.compile_s:.1f} s)"
                               for r in cached.itertuples())
@@ -161,7 +162,7 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                        "without its compiled graph, which was refused here ("
                        f"{row['generations_eager']}); its perplexity and KL divergence come "
                        "from the eager forward, as every precision's do.")
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == Status.OK]
     device = (machine or {}).get("device") or (ok["device"].dropna().iloc[0]
                                                 if "device" in ok and ok["device"].notna().any()
                                                 else None)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 import pandas as pd
 
 from quantbench import precisions
+from quantbench.records import Status
 from quantbench.report.wording import say
 
 
@@ -73,7 +74,7 @@ class Pick:
 
 
 def ok_rows(g: pd.DataFrame) -> pd.DataFrame:
-    return g[(g["status"] == "ok") & g["decode_tok_s"].notna()]
+    return g[(g["status"] == Status.OK) & g["decode_tok_s"].notna()]
 
 
 def quality_known(g: pd.DataFrame) -> bool:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from quantbench import precisions, roofline
 from quantbench.kernel_summary import CLASS_WORDS, CLASSES
+from quantbench.records import Status
 from quantbench.report.findings import INT8_ENGINES, Finding, apart, ok_rows, with_baselines
 from quantbench.report.numbers import fmt
 from quantbench.stats import known as _measured
@@ -194,7 +195,7 @@ def kernel_findings(kernels: pd.DataFrame | None) -> list[Finding]:
     out = []
     if kernels is None:
         return out
-    for _, row in kernels[kernels["status"] == "ok"].iterrows():
+    for _, row in kernels[kernels["status"] == Status.OK].iterrows():
         model, name = row["model"], row["precision"]
         cuda = row["device"] == "cuda"
         where = {"device": "GPU" if cuda else "CPU", "unit": "kernels" if cuda else "operators"}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from quantbench import roofline, stats
 from quantbench.figures import timeseries_name
-from quantbench.records import atomic_write_text
+from quantbench.records import Status, atomic_write_text
 from quantbench.report import anomalies, hardware, operating, recommend, variants
 from quantbench.report.aggregate import SELF_FLOOR, read_summary
 from quantbench.report.findings import Budgets
@@ -30,7 +30,7 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
     """The headline figures per model, every one read from ``df``."""
     out = []
     for model, g in df.groupby("model"):
-        ok = g[g["status"] == "ok"]
+        ok = g[g["status"] == Status.OK]
         ref = g[g["precision"] == reference]
         if ok.empty:
             out.append(f"{model}: no precision ran successfully.")
@@ -65,7 +65,7 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
             if not ref.empty and not pd.isna(ref.iloc[0]["tok_per_j"]):
                 line += f", {fmt(frugal['tok_per_j'] / ref.iloc[0]['tok_per_j'], 1)}× {reference}"
             out.append(line + ").")
-        failed = g[g["status"] != "ok"]
+        failed = g[g["status"] != Status.OK]
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
                        f"{md_escape(row['reason'])}")
@@ -139,7 +139,7 @@ def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
 
     no_samples = {timeseries_name(r["model"], r["precision"]): r["gpu_status"]
                   for r in df.to_dict("records")
-                  if isinstance(r.get("gpu_status"), str) and r["gpu_status"] != "ok"}
+                  if isinstance(r.get("gpu_status"), str) and r["gpu_status"] != Status.OK}
     shown = [f for f in figures if Path(f).stem not in no_samples]
     left_out = Counter(no_samples[Path(f).stem] for f in figures if Path(f).stem in no_samples)
     if not left_out:

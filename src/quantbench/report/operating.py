@@ -33,6 +33,7 @@ from __future__ import annotations
 import pandas as pd
 
 from quantbench import precisions
+from quantbench.records import Status
 from quantbench.report.findings import Budgets, Finding
 from quantbench.report.point_table import Settings, in_table_order, prepare, swept
 from quantbench.report.scaling import compute_bound_findings, crossover_findings, step_time_findings
@@ -141,7 +142,7 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
     tables = {model: in_table_order(g).to_dict("records") for model, g in df.groupby("model")}
     return {
         "swept": True, "line": None, "settings": settings,
-        "n_points": len(df), "n_ok": int((df["status"] == "ok").sum()),
+        "n_points": len(df), "n_ok": int((df["status"] == Status.OK).sum()),
         "batch_sizes": sorted(int(b) for b in df["batch_size"].dropna().unique()),
         "depths": sorted(int(d) for d in df["context_depth"].dropna().unique()),
         "prompts": sorted(int(p) for p in df["prompt_tokens"].dropna().unique()),

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 
 from quantbench import precisions, roofline
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.records import Status
 from quantbench.report.aggregate import pareto_front, read_summary
 from quantbench.report.plot_style import (
     LAYOUT,
@@ -113,7 +114,7 @@ def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis:
     fig = go.Figure()
     fig.update_layout(title=title, **{**LAYOUT, **PARETO_SIZE})
     quality = "ppl_delta_pct" if df["ppl_delta_pct"].notna().any() else "ppl"
-    ok = df[(df["status"] == "ok")].dropna(subset=[cost, quality]).copy()
+    ok = df[(df["status"] == Status.OK)].dropna(subset=[cost, quality]).copy()
     if ok.empty:
         return note(fig, "no precision has both a perplexity and this measurement<br>"
                           "(random-weights models have no perplexity)")
@@ -156,7 +157,7 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title="Roofline: decode and prefill against the machine's ceilings",
                       **LAYOUT)
-    ok = df[df["status"] == "ok"].copy()
+    ok = df[df["status"] == Status.OK].copy()
     ok["decode_ai"] = ok["decode_flop_per_byte"]
     ok["decode_tflops"] = ok["decode_gb_s"] * ok["decode_ai"] / 1e3
     ok["prefill_ai"] = roofline.prefill_flop_per_byte(ok["prefill_tflops"], ok["prefill_ms"],
@@ -240,7 +241,7 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, gpu_traces=()
     # zero-width bar) where there is no standard error
     df["ppl_ci_low"] = df["ppl"] - Z95 * df["ppl_stderr"]
     df["ppl_ci_high"] = df["ppl"] + Z95 * df["ppl_stderr"]
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == Status.OK]
     no_ppl = "no perplexity measured (random-weights models have none)"
     built = {
         "perplexity": _bars(df, "ppl", "Perplexity by precision",

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from quantbench import precisions
 from quantbench.points import COLUMNS as POINT_COLUMNS
+from quantbench.records import Status
 from quantbench.report import point_table, scaling, serving
 from quantbench.report.plot_style import (
     DASHES,
@@ -30,7 +31,7 @@ def _points(points: pd.DataFrame) -> pd.DataFrame:
     """Ok points in the precision table's order, each with its label (as ``ordered``) and
     the index of its context (prompt, depth) for the line dash."""
     df = point_table.in_table_order(points)
-    df = df[df["status"] == "ok"].copy()
+    df = df[df["status"] == Status.OK].copy()
     multi = df["model"].nunique() > 1
     df["label"] = (df["model"] + " / " + df["precision"]) if multi else df["precision"]
     contexts = sorted(set(zip(df["prompt_tokens"], df["context_depth"], strict=True)))

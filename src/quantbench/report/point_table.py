@@ -10,6 +10,7 @@ import pandas as pd
 from quantbench import precisions, roofline
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS
+from quantbench.records import Status
 from quantbench.stats import known as _known
 
 CONTEXT = ("prompt_tokens", "context_depth")  # a context: one curve against the batch size
@@ -50,7 +51,7 @@ class Settings:
 
 
 def ok_points(points: pd.DataFrame) -> pd.DataFrame:
-    return points[(points["status"] == "ok") & points["decode_tok_s"].notna()]
+    return points[(points["status"] == Status.OK) & points["decode_tok_s"].notna()]
 
 
 def swept(points: pd.DataFrame | None) -> bool:
@@ -95,7 +96,7 @@ def prepare(points: pd.DataFrame, summary: pd.DataFrame | None = None,
     peak, ridge = roofline.peak_tflops(machine), roofline.ridge_flop_per_byte(machine)
     for i, row in df.iterrows():
         shape = shapes.get(row["model"])
-        if shape is None or row["status"] != "ok":
+        if shape is None or row["status"] != Status.OK:
             continue
         out = roofline.derive({"decode_tok_s": row["decode_tok_s"], "size_mib": row["weights_mib"],
                                "decode_ctx_mean": row["decode_ctx_mean"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from quantbench import kvcache, precisions
+from quantbench.records import Status
 from quantbench.report.findings import Finding
 from quantbench.stats import known as _measured
 
@@ -47,7 +48,7 @@ def _decode_at_depth(points: pd.DataFrame | None, model: str, name: str, twin: s
     none = {"depth": None, "decode_tok_s": None, "twin_decode_tok_s": None}
     if points is None or points.empty:
         return none
-    ok = points[(points["model"] == model) & (points["status"] == "ok")
+    ok = points[(points["model"] == model) & (points["status"] == Status.OK)
                 & points["decode_tok_s"].notna()]
     ok = ok[ok["batch_size"] == ok["batch_size"].min()] if not ok.empty else ok
     ok = ok[ok["prompt_tokens"] == ok["prompt_tokens"].min()] if not ok.empty else ok

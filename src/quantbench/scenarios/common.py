@@ -20,24 +20,24 @@ from quantbench.artifacts.model import verify_artifact
 from quantbench.backends import load_backend
 from quantbench.device import resolve_device, resolve_threads
 from quantbench.errors import QuantbenchError, UnsupportedError
-from quantbench.records import Record, provenance
+from quantbench.records import Record, Status, provenance
 from quantbench.scenarios.trackers import gpu_description, nvml_handle
 
 log = logging.getLogger(__name__)
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
-def failure_status(exc: Exception) -> str:
+def failure_status(exc: Exception) -> Status:
     """The record status of a failure: ``unsupported``, ``oom`` (a MemoryError, or an engine's
     out-of-memory message) or ``error``. Bad input (any other QuantbenchError) is raised again:
     the user must fix it, not read it in a table."""
     if isinstance(exc, UnsupportedError):
-        return "unsupported"
+        return Status.UNSUPPORTED
     if isinstance(exc, QuantbenchError):
         raise exc
     if isinstance(exc, MemoryError) or any(m in str(exc).lower() for m in OOM_MESSAGES):
-        return "oom"
-    return "error"
+        return Status.OOM
+    return Status.ERROR
 
 
 class JobTimeout(BaseException):
@@ -107,11 +107,11 @@ class Job:
             with time_limit(self.time_limit_s):
                 yield
         except JobTimeout as exc:
-            self._fail("timeout", exc)
+            self._fail(Status.TIMEOUT, exc)
         except Exception as exc:  # noqa: BLE001 - every other failure is data for the report
             self._fail(failure_status(exc), exc)
 
-    def _fail(self, status: str, exc: BaseException) -> None:
+    def _fail(self, status: Status, exc: BaseException) -> None:
         log.error("%s %s failed: %s", self.record.kind, self.precision.name, exc)
         self.record.status = status
         self.record.reason = f"{type(exc).__name__}: {exc or 'no message'}"[:2000]

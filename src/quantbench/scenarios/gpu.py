@@ -18,6 +18,8 @@ import time
 import numpy as np
 
 from quantbench.config import check_prompt_in_text
+from quantbench.metrics import GpuMetrics
+from quantbench.records import Status
 from quantbench.scenarios.common import Job
 from quantbench.scenarios.latency import timed_run
 from quantbench.scenarios.trackers import NvmlSampler
@@ -31,7 +33,7 @@ def run_gpu(model: str, precision: str, artifact, tokens_path, *, prompt_tokens:
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     if job.device != "cuda":
-        rec.status = "no_gpu"
+        rec.status = Status.NO_GPU
         rec.reason = (f"device is {job.device}: no NVIDIA GPU visible to NVML, so power, energy "
                       "and utilisation were not measured")
         return rec
@@ -69,32 +71,27 @@ def _phase(sampler: NvmlSampler, name: str, tokens: int, work, backend) -> None:
 
 
 def phase_metrics(sampler: NvmlSampler) -> dict:
-    out = {}
+    """The record's metrics: each phase's figures from its samples and energy readings."""
+    phases = {}
     for ph in sampler.phases:
         rows = [s for s in sampler.samples if ph["start"] <= s["t"] <= ph["end"]]
-        name, secs = ph["phase"], ph["end"] - ph["start"]
-        power = float(np.mean([r["power_w"] for r in rows])) if rows else float("nan")
+        secs = ph["end"] - ph["start"]
+        power = _mean(rows, "power_w")
         if "energy_j" in ph:
             energy, method = ph["energy_j"], "counter"
         elif rows:
             energy, method = power * secs, "power samples"
         else:
             energy, method = None, None
-        out.update({
-            f"{name}_s": secs,
-            f"{name}_power_w": power,
-            f"{name}_energy_j": energy,
-            f"{name}_energy_j_per_tok": None if energy is None else energy / ph["tokens"],
-            f"{name}_energy_method": method,
-            f"{name}_gpu_util_pct": float(np.mean([r["gpu_util_pct"] for r in rows]))
-            if rows else float("nan"),
-            f"{name}_mem_util_pct": float(np.mean([r["mem_util_pct"] for r in rows]))
-            if rows else float("nan"),
-            f"{name}_sm_clock_mhz": float(np.mean([r["sm_clock_mhz"] for r in rows]))
-            if rows else float("nan"),
-            f"{name}_samples": len(rows),
-        })
-    if out.get("decode_energy_j_per_tok"):
-        out["energy_j_per_tok"] = out["decode_energy_j_per_tok"]
-        out["tok_per_j"] = 1 / out["decode_energy_j_per_tok"]
-    return out
+        phases[ph["phase"]] = {
+            "s": secs, "power_w": power, "energy_j": energy,
+            "energy_j_per_tok": None if energy is None else energy / ph["tokens"],
+            "energy_method": method, "gpu_util_pct": _mean(rows, "gpu_util_pct"),
+            "mem_util_pct": _mean(rows, "mem_util_pct"),
+            "sm_clock_mhz": _mean(rows, "sm_clock_mhz"), "samples": len(rows),
+        }
+    return GpuMetrics.from_phases(phases).to_metrics()
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in rows])) if rows else float("nan")

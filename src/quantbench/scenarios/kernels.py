@@ -28,6 +28,7 @@ import numpy as np
 
 from quantbench.config import check_prompt_in_text
 from quantbench.kernel_summary import LAUNCH, TraceRow, summarise
+from quantbench.records import Status
 from quantbench.scenarios.common import Job
 from quantbench.scenarios.latency import timed_run
 
@@ -47,7 +48,7 @@ def run_kernels(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     rec.details["point"] = dict(prompt_tokens=prompt_tokens, batch_size=batch_size,
                                 context_depth=context_depth)
     if not job.precision.engine.runs_in_torch:
-        rec.status = "unsupported"
+        rec.status = Status.UNSUPPORTED
         rec.reason = (f"{job.precision.backend} runs outside torch: the torch profiler does not "
                       "see its kernels")
         return rec

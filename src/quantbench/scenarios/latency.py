@@ -52,6 +52,7 @@ from quantbench import points
 from quantbench.config import check_prompt_in_text
 from quantbench.errors import ConfigError
 from quantbench.points import LatencyPoint, OperatingPoint, sweep
+from quantbench.records import Status
 from quantbench.scenarios.common import Job, artifact_size_mib, failure_status
 from quantbench.scenarios.contention import ContentionTracker
 from quantbench.scenarios.trackers import (
@@ -96,7 +97,7 @@ def decode_rates(steps: list[float], batch_size: int = 1) -> tuple[float, float 
     return every, steady
 
 
-def _point_failure(exc: Exception) -> tuple[str, str]:
+def _point_failure(exc: Exception) -> tuple[Status, str]:
     """A failed point's status and reason (the sweep goes on after it)."""
     return failure_status(exc), f"{type(exc).__name__}: {exc or 'no message'}"[:2000]
 
@@ -229,7 +230,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                     if k.startswith(("compile_s", "compile_log"))}
         rec.details["backend"].update(compiled)
         top = next(p for p in measured if p.key == head)
-        if top.status != "ok":
+        if top.status != Status.OK:
             rec.status, rec.reason = top.status, f"at the headline point: {top.reason}"
         rec.metrics.update(
             {k: v for k, v in top.summary_metrics().items() if v is not None},
@@ -246,7 +247,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
         for k in ("decode_tok_s_ci_low", "decode_tok_s_ci_high"):
             rec.metrics.pop(k, None)  # the interval is decode_tok_s_ci95
         rec.details["gpu_memory_method"] = mem.gpu_method
-        if top.status == "ok":
+        if top.status == Status.OK:
             # one memory figure for every backend: the GPU's if the job ran there, else host
             # RSS, at the headline point; sampled while serving (loading is load_peak_mib)
             parts = parts_by_batch.get((head.batch_size, head.context_depth), {})

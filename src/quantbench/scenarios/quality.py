@@ -17,7 +17,9 @@ from tokenizers import Tokenizer
 
 from quantbench import perplexity as ppl_mod
 from quantbench.kld import Comparison, ReferenceWriter, save_npz
+from quantbench.metrics import QualityMetrics
 from quantbench.perplexity import windows_for
+from quantbench.records import Status
 from quantbench.scenarios.common import Job
 
 
@@ -45,7 +47,7 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
     if not applicable:
-        rec.status = "not_applicable"
+        rec.status = Status.NOT_APPLICABLE
         rec.reason = "random weights: perplexity and generations carry no information"
         save_npz(logprobs_out, generations=np.zeros((0, 0), dtype=np.int64))
         return rec
@@ -67,8 +69,8 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
             for acc in (writer, comparison, kv_comparison):
                 if acc is not None:
                     acc.add(lp, w.targets)
-        rec.metrics.update(ppl_mod.perplexity(np.concatenate(nll)))
-        rec.metrics["n_windows"] = len(windows)
+        parts = {"perplexity": ppl_mod.perplexity(np.concatenate(nll)), "n_windows": len(windows)}
+        rec.metrics.update(QualityMetrics.measured(**parts).to_metrics())
         eos = set(meta.get("eos_ids", []))
         # a compiled step refused here as miscompiled: the generations decode eagerly (the
         # perplexity above came from the eager forward, as for every precision)
@@ -87,16 +89,17 @@ def run_quality(model: str, precision: str, artifact, tokens_path, prompts_path,
                     **(comparison.per_position() if comparison is not None else {}))
         rec.details["is_reference"] = reference is None
         if reference is None:
-            rec.metrics.update(writer.floor())
+            parts["floor"] = writer.floor()
         if comparison is not None:
-            rec.metrics.update(comparison.metrics())
-            rec.metrics.update(comparison.generation_agreement(outputs))
+            parts["divergence"] = comparison.metrics()
+            parts["agreement"] = comparison.generation_agreement(outputs)
             rec.details["interval_method"] = comparison.interval_method()
         elif reference is not None:
             rec.details["comparison"] = "the reference precision produced no log-probabilities"
         if kv_comparison is not None:
-            rec.metrics.update({f"kv_{k}": v for k, v in kv_comparison.metrics().items()})
+            parts["kv_divergence"] = kv_comparison.metrics()
             rec.details["kv_twin"] = Path(kv_reference).stem
+        rec.metrics.update(QualityMetrics.measured(**parts).to_metrics())
     if not Path(logprobs_out).exists():  # a failure record still completes the job's outputs
         save_npz(logprobs_out, generations=np.zeros((0, 0), dtype=np.int64))
         rec.details["perplexity_protocol"] = {**settings, "add_bos": bool(meta.get("add_bos"))}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantbench.records import atomic_write_text
+from quantbench.records import Status, atomic_write_text
 from quantbench.report.numbers import fmt, md_escape
 
 METRICS = (("decode_tok_s", "decode tok/s", 1), ("prefill_ms", "prefill ms", 1),
@@ -103,7 +103,7 @@ def side_by_side(df: pd.DataFrame) -> pd.DataFrame:
     decode speed of each later run as a ratio to the first run's."""
     runs = list(dict.fromkeys(df["run_id"]))
     keys = _keys(df)
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == Status.OK]
     wide = ok.pivot_table(index=keys, columns="run_id",
                           values=[m for m, _, _ in METRICS], aggfunc="first")
     wide = wide.reindex(columns=pd.MultiIndex.from_product([[m for m, _, _ in METRICS], runs]))
@@ -128,7 +128,7 @@ def comparison_findings(df: pd.DataFrame, wide: pd.DataFrame) -> list[str]:
         out.append("The runs measure different models ("
                    + "; ".join(f"{r}: {', '.join(models[r])}" for r in runs)
                    + "): speed ratios compare model and machine together.")
-    ok = df[df["status"] == "ok"].dropna(subset=["decode_tok_s"])
+    ok = df[df["status"] == Status.OK].dropna(subset=["decode_tok_s"])
     for run in runs:
         g = ok[ok["run_id"] == run]
         if g.empty:
@@ -171,7 +171,7 @@ def markdown(df: pd.DataFrame, wide: pd.DataFrame) -> str:
         models = md_escape(", ".join(g["model"].unique()))
         lines.append(f"| {md_escape(run)} | {md_escape(g['folder'].iloc[0])} | {models} | "
                      f"{md_escape(g['machine'].iloc[0])} | {md_escape(device)} | "
-                     f"{(g['status'] == 'ok').sum()} / {len(g)} | "
+                     f"{(g['status'] == Status.OK).sum()} / {len(g)} | "
                      f"`{_first(g, 'commit') or 'unknown'}` |")
     shown = df.assign(run_id=df["run_id"].map(md_escape))  # run ids may hold markup
     said = comparison_findings(shown, wide.rename(columns=md_escape, level=1))
@@ -206,7 +206,7 @@ def _float(v):
 
 def _cell(row: pd.Series, metric: str, run: str, digits: int) -> str:
     status = row[("status", run)]
-    if isinstance(status, str) and status != "ok":
+    if isinstance(status, str) and status != Status.OK:
         return status
     return fmt(_float(row[(metric, run)]), digits)
 

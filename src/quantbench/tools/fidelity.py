@@ -93,7 +93,7 @@ from quantbench.backends import llamacpp
 from quantbench.backends.llamacpp import LlamaCppBackend
 from quantbench.device import resolve_threads
 from quantbench.perplexity import llamacpp_windows, perplexity, token_nll
-from quantbench.records import source_tree
+from quantbench.records import Status, source_tree
 from quantbench.tools.repeatability import fresh_latency
 
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
@@ -179,10 +179,10 @@ def ours_points(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str) ->
                       batch_sizes=a.batch_sizes, context_depths=a.depths,
                       device="cuda" if a.ngl else "cpu", threads=a.threads,
                       memory_sample_hz=memory_hz, llamacpp_greedy=greedy)
-    if m["status"] != "ok":
+    if m["status"] != Status.OK:
         raise RuntimeError(m["reason"])
     return {(p["batch_size"], p["context_depth"]): p for p in m["points"]
-            if p["status"] == "ok"}
+            if p["status"] == Status.OK}
 
 
 def _median(values):

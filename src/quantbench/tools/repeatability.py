@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from quantbench.records import Status
+
 # The child imports this very quantbench: its folder's parent goes first on the child's path.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         m = fresh_latency(a.precision, a.artifact, a.tokens, prompt_tokens=[a.prompt],
                           new_tokens=a.new, warmup_runs=a.warmup, measured_runs=a.runs,
                           device=a.device)
-        if m["status"] != "ok":
+        if m["status"] != Status.OK:
             print(f"process {i}: {m['status']}: {m['reason']}")
             return 1
         rows.append(m)
