@@ -112,6 +112,21 @@ def test_the_summary_reports_the_headline_point():
     assert row["peak_mem_mib"] == 300.0 and row["batch_size"] == 4
 
 
+def test_each_point_and_the_headline_get_their_share_of_the_decode_limit_at_their_batch():
+    from quantbench.report.aggregate import points_table, summary_table
+
+    rec = _points_record()
+    limit = {"points": [{"batch_size": 1, "tok_s": 80.0}, {"batch_size": 4, "tok_s": 200.0}]}
+    pts = points_table([rec], "run1", {rec["model"]: limit}).set_index(
+        ["batch_size", "context_depth"])
+    assert pts.loc[(1, 0), ["decode_limit_tok_s", "limit_pct"]].tolist() == [80.0, 25.0]
+    assert pts.loc[(4, 512), ["decode_limit_tok_s", "limit_pct"]].tolist() == [200.0, 20.0]
+    assert pd.isna(pts.loc[(64, 512), "decode_limit_tok_s"])  # no limit at batch 64
+    row = summary_table([rec], "fp32", limits={rec["model"]: limit}).iloc[0]
+    assert (row["decode_limit_tok_s"], row["limit_pct"]) == (200.0, 20.0)
+    assert pd.isna(summary_table([rec], "fp32").iloc[0]["limit_pct"])  # no limit measured
+
+
 def test_the_summary_columns_are_the_types_each_once_in_todays_order():
     from quantbench.metrics import GpuMetrics, QualityMetrics
     from quantbench.points import LatencyPoint

@@ -282,3 +282,16 @@ def test_kernel_traces_reach_their_table_and_the_long_table(records, tmp_path):
     rows = long[long["scenario"] == "kernels"].set_index("metric")
     assert rows.loc["busy_pct", "value"] == 75.0 and rows.loc["busy_pct", "unit"] == "%"
     assert pd.read_csv(tmp_path / "s.csv")["precision"].tolist().count("fp32") == 1
+
+
+def test_the_decode_limit_is_described_and_shown_only_where_it_was_measured():
+    from quantbench.report.markdown import report_text
+
+    df = summary_table(_floor_records(bf16=True, self_floor=3e-9), "fp32")
+    assert "Decode limit:" not in report_text(df, reference="fp32", config=CONFIG)
+    df["decode_limit_tok_s"], df["limit_pct"] = 400.0, 12.5
+    text = report_text(df, reference="fp32", config=CONFIG)
+    assert "- Decode limit: each model's weight products of one decode step alone" in text
+    assert "in float32, timed at every batch size (in a loop; the median of 5 blocks" in text
+    _, quality = _tables(text)
+    assert " | 12.5 | " in quality["gguf-q4_k_m"]

@@ -135,3 +135,21 @@ def ridge_batch(shape: Shape, weights_mib: float, ctx: float, kv_elem_bytes: flo
     per_seq = decode_step_flops(shape, 1) - ridge * (
         decode_step_bytes(shape, 0.0, 1, ctx, kv_elem_bytes))
     return ridge * weights_mib * 2**20 / per_seq if per_seq > 0 else None
+
+
+def decode_limit(limit: dict | None, batch_size) -> float | None:
+    """The decode limit in tokens/s at ``batch_size`` from a model's limit record
+    (``quantbench.scenarios.limit``), None where that batch size was not measured."""
+    if not limit or not known(batch_size):
+        return None
+    return next((p["tok_s"] for p in limit.get("points", ())
+                 if p["batch_size"] == int(batch_size)), None)
+
+
+def limit_figures(tok_s, batch_size, limit: dict | None) -> dict:
+    """``decode_limit_tok_s`` at the batch size and ``limit_pct``, the decode speed's share of
+    it (a quantized format, reading fewer bytes, may pass 100)."""
+    cap = decode_limit(limit, batch_size)
+    if cap is None:
+        return {}
+    return {"decode_limit_tok_s": cap, "limit_pct": 100 * tok_s / cap if known(tok_s) else None}

@@ -13,7 +13,7 @@ def main(smk) -> None:
               metrics_path=smk.output.metrics,
               parquet_path=smk.output.metrics_parquet, points_path=smk.output.points,
               kernels_path=smk.output.kernels, model_dirs=smk.input.models,
-              machine_path=smk.input.machine)
+              machine_path=smk.input.machine, limit_paths=smk.input.limits)
 
 
 if __name__ == "__main__":

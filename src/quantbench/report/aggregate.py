@@ -42,7 +42,8 @@ def summary_columns() -> list[str]:
         "ppl_delta_pct", *quality.summary_columns("change"), "speedup_vs_ref", "memory_vs_ref",
         *quality.summary_columns(),  # divergence from the reference, agreement
         "kld_floor", "kld_floor_from",
-        "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "prefill_tflops", "mfu_pct",
+        "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "decode_limit_tok_s", "limit_pct",
+        "prefill_tflops", "mfu_pct",
         *gpu.summary_columns(),
         "prompt_tokens", "batch_size", *point.summary_columns("point"), "kv_elem_bytes",
         # a quantized KV cache: its measured bytes per token, and quality against the same
@@ -193,8 +194,10 @@ def _point_rows(record: dict, point: LatencyPoint, run: str | None, prov: str) -
     return rows
 
 
-def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
-    """One row per (model, precision, operating point) of the latency records."""
+def points_table(records: list[dict], run: str | None = None,
+                 limits: dict | None = None) -> pd.DataFrame:
+    """One row per (model, precision, operating point) of the latency records, with each
+    point's share of its model's decode limit at its batch size (``limits``: by model)."""
     rows = []
     for r in records:
         if r["kind"] != "latency":
@@ -207,7 +210,9 @@ def points_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
         if not points:  # a job that failed before its first point
             rows.append({**common, "status": r["status"], "reason": r["reason"]})
         for point in points or []:
-            rows.append({**common, **LatencyPoint.from_dict(point).to_dict()})
+            p = LatencyPoint.from_dict(point)
+            rows.append({**common, **p.to_dict(), **roofline.limit_figures(
+                p.decode_tok_s, p.batch_size, (limits or {}).get(r["model"]))})
     df = pd.DataFrame(rows).reindex(columns=list(POINT_COLUMNS))
     for key in POINT_KEYS:
         df[key] = df[key].astype("Int64")
@@ -251,7 +256,7 @@ def kernels_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
 
 
 def summary_table(records: list[dict], reference: str, *, shapes: dict | None = None,
-                  machine: dict | None = None) -> pd.DataFrame:
+                  machine: dict | None = None, limits: dict | None = None) -> pd.DataFrame:
     rows: dict[tuple, dict] = {}
     self_floor: dict[str, float] = {}
     for r in records:
@@ -337,6 +342,10 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
         if shape is not None and machine:
             for key, value in roofline.derive(row.to_dict(), shape, machine).items():
                 df.loc[i, key] = value
+        figures = roofline.limit_figures(row["decode_tok_s"], row["batch_size"],
+                                         (limits or {}).get(row["model"]))
+        for key, value in figures.items():
+            df.loc[i, key] = value
     return df
 
 
@@ -396,14 +405,17 @@ def write_parquet(df: pd.DataFrame, path) -> None:
 
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,
-              points_path=None, kernels_path=None, model_dirs=(), machine_path=None
-              ) -> pd.DataFrame:
+              points_path=None, kernels_path=None, model_dirs=(), machine_path=None,
+              limit_paths=()) -> pd.DataFrame:
+    """Every table from the records; ``limit_paths``: the models' decode limits
+    (results/<model>/limit.json), whose model is the folder's name."""
     records = load_records(paths)
+    limits = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in limit_paths}
     run = run_id(records) if records else None
     shapes = {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
               for d in model_dirs}
     machine = json.loads(Path(machine_path).read_text()) if machine_path else None
-    summary = summary_table(records, reference, shapes=shapes, machine=machine)
+    summary = summary_table(records, reference, shapes=shapes, machine=machine, limits=limits)
     summary["run_id"] = run
     long = long_table(records, run)
     atomic_write_text(summary_path, summary.to_csv(index=False))
@@ -411,7 +423,8 @@ def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path
     if parquet_path is not None:
         write_parquet(long, parquet_path)
     if points_path is not None:
-        atomic_write_text(points_path, points_table(records, run).to_csv(index=False))
+        atomic_write_text(points_path,
+                          points_table(records, run, limits).to_csv(index=False))
     if kernels_path is not None:
         atomic_write_text(kernels_path, kernels_table(records, run).to_csv(index=False))
     return summary

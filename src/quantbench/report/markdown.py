@@ -149,6 +149,19 @@ def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
                    f"trace has no samples ({what}).")
 
 
+def limit_words(df: pd.DataFrame, config: dict) -> dict:
+    """What the methodology says of the decode limit, where one was measured: its weights'
+    type and how it was timed (the config's decode_limit, on the run's device)."""
+    measured = "decode_limit_tok_s" in df and bool(df["decode_limit_tok_s"].notna().any())
+    spec = config.get("decode_limit") or {}
+    gpu = "cuda" in set(df.get("device", pd.Series(dtype=object)).dropna())
+    how = "replayed as one CUDA graph" if gpu else "in a loop"
+    return {"limit_measured": measured,
+            "limit_dtype": spec.get("dtype") or ("bfloat16" if gpu else "float32"),
+            "limit_method": f"{how}; the median of {spec.get('repeats', 5)} blocks of "
+                            f"{spec.get('steps', 20)} steps"}
+
+
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
                 models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
                 configfiles=(), points: pd.DataFrame | None = None,
@@ -173,6 +186,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
                   for f in hardware.against_fast_baseline(model, g, reference)]
     kv_rows = [r for _, g in df.groupby("model") for r in variants.kv_cache_rows(g, points)]
     return env.get_template("report.md.j2").render(
+        **limit_words(df, config),
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
         findings=headline_findings(df, reference),

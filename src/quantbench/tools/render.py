@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         aggregate(records, reference=reference, summary_path=out / "summary.csv",
                   metrics_path=out / "metrics.csv", parquet_path=out / "metrics.parquet",
                   points_path=out / "points.csv", kernels_path=out / "kernels.csv",
-                  model_dirs=dirs, machine_path=machine)
+                  model_dirs=dirs, machine_path=machine,
+                  limit_paths=sorted(a.results.glob("*/limit.json")))
         recs = [json.loads(p.read_text()) for p in gpu_traces]
         names = list(SUMMARY_FIGURES) + [timeseries_name(r["model"], r["precision"]) for r in recs]
         html = [out / "figures" / f"{n}.html" for n in names]
