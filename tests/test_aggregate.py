@@ -110,3 +110,4 @@ def test_the_summary_reports_the_headline_point():
     row = summary_table([_points_record()], "fp32").iloc[0]
     assert row["decode_tok_s"] == 40.0 and row["decode_token_ms_p50"] == 99.0
     assert row["peak_mem_mib"] == 300.0 and row["batch_size"] == 4
+    assert row["context_depth"] == 512  # the point a kernel trace must match to give a cause
