@@ -222,3 +222,4 @@ def aggregate_from(tmp_path, records) -> pd.DataFrame:
     aggregate(paths, reference="fp32", summary_path=tmp_path / "summary.csv",
               metrics_path=tmp_path / "metrics.csv")
     return pd.read_csv(tmp_path / "summary.csv")
+    assert row["context_depth"] == 512  # the point a kernel trace must match to give a cause

@@ -14,6 +14,7 @@ from quantbench.report.hardware import (
     compiled_twins,
     eager_and_fast,
     hardware,
+    speed_vs_bytes,
 )
 from quantbench.report.markdown import headline_findings, report_text
 from quantbench.report.recommend import (
@@ -45,6 +46,10 @@ def table(*rows, reference=REF) -> pd.DataFrame:
     if not ref.empty:
         df["ppl_delta_pct"] = (df["ppl"] / ref["ppl"].iloc[0] - 1) * 100
         df["speedup_vs_ref"] = df["decode_tok_s"] / ref["decode_tok_s"].iloc[0]
+        # the paired 95 % interval of each change (the reference's own is none)
+        other = df["precision"] != reference
+        df["ppl_delta_pct_ci_low"] = (df["ppl_delta_pct"] - 0.2).where(other)
+        df["ppl_delta_pct_ci_high"] = (df["ppl_delta_pct"] + 0.2).where(other)
     return df
 
 
@@ -82,12 +87,13 @@ def test_best_quality_within_the_memory_budget(measured):
     assert "450 MiB, half of fp32's peak memory" in default.text
 
 
-def test_nothing_within_budget_names_no_precision_and_the_closest(measured):
+def test_nothing_within_budget_names_no_precision_and_the_lowest_change(measured):
     tight = measured[measured["precision"].isin(["fp32", "gguf-q4_k_m"])].copy()
     tight = tight[tight["precision"] != "fp32"]  # the reference itself did not run
     pick = fastest_within_quality("m", tight, REF, Budgets())
     assert pick.precision is None
-    assert "no precision qualifies; the closest is gguf-q4_k_m (+5.00 %" in pick.text
+    assert ("no precision qualifies; the lowest change in perplexity is gguf-q4_k_m's "
+            "(+5.00 %)") in pick.text
     assert smallest_within_quality("m", tight, REF, Budgets()).precision is None
     none_fit = best_quality_within_memory("m", measured, REF, Budgets(memory_budget_mib=100))
     assert none_fit.precision is None
@@ -111,7 +117,8 @@ def test_ties_are_broken_by_the_other_axis_and_reported():
     assert pick.precision == "gguf-q6_k"  # same speed, less memory
     assert "Tied with gguf-q8_0" in pick.text
     mem = best_quality_within_memory("m", df, REF, Budgets(memory_budget_mib=500))
-    assert mem.precision == "gguf-q6_k" and "Tied with gguf-q8_0" in mem.text
+    assert mem.precision == "gguf-q6_k" and "perplexity does not separate" in mem.text
+    assert "(tied with gguf-q8_0 as shown; lower peak memory decides)" in mem.text
 
 
 def test_overlapping_confidence_intervals_are_named():
@@ -248,7 +255,7 @@ def test_hardware_analysis_reads_the_roofline_columns():
     machine = {"peak_bw_gb_s": 4000.0, "matmul_tflops": {"bf16": 800.0}}
     text = " ".join(hardware(df, "fp16", machine))
     assert "at most 1.7 FLOP per byte read (bnb-int8), below this machine's ridge point of " \
-           "200 FLOP/byte: decode is memory-bound" in text
+           "200 FLOP/byte: by the roofline, the memory bandwidth" in text
     assert "0 of 2 quantized precisions" in text and "furthest off is bnb-int8" in text
     anomaly = " ".join(anomalies(df, "fp16", Budgets()))
     assert "without outlier decomposition (bnb-int8-t0) it runs at 30.0 tok/s" in anomaly
@@ -323,6 +330,92 @@ def test_a_bigger_format_losing_more_than_a_smaller_one_is_flagged(measured):
                      "bnb-nf4 (70.0 MiB, +1.50 %): a perplexity jump out of line with its size."]
 
 
+def test_smaller_is_said_only_where_the_sizes_shown_differ(measured):
+    # gguf-q8_0 loses 2.5 points more than bnb-nf4, which is smaller only in digits not shown
+    measured.loc[measured["precision"] == "gguf-q8_0", ["size_mib", "ppl_delta_pct"]] = [
+        70.04, 4.0]
+    measured.loc[measured["precision"] == "bnb-nf4", "size_mib"] = 70.01
+    assert not any("out of line" in line for line in anomalies(measured, REF, Budgets()))
+    measured.loc[measured["precision"] == "bnb-nf4", "size_mib"] = 69.9  # shown: 69.9 < 70.0
+    assert any("more than the smaller bnb-nf4 (69.9 MiB" in line
+               for line in anomalies(measured, REF, Budgets()))
+    # a baseline the same size as shown: its slower twin is not "1.0× smaller"
+    df = table(("fp16", "transformers", 60.0, 2000.0, 2800.0, None),
+               ("bnb-int8", "bitsandbytes", 20.0, 1990.0, 2000.0, None), reference="fp16")
+    assert not any("smaller" in line for line in anomalies(df, "fp16", Budgets()))
+    df.loc[df["precision"] == "bnb-int8", "size_mib"] = 1100.0
+    assert any("although its weights are 1.8× smaller" in line
+               for line in anomalies(df, "fp16", Budgets()))
+    # the smallest precision is the reference itself, or as big as it shows: no "× smaller"
+    same = table(("fp32", "transformers", 20.0, 400.0, 900.0, 10.0),
+                 ("gguf-f32", "llama.cpp", 40.0, 400.2, 500.0, 10.0))
+    assert "m: smallest weights are fp32 at 400.0 MiB." in headline_findings(same, REF)
+
+
+def test_the_closest_precision_is_the_one_nearest_the_reference_either_way():
+    df = table(("fp32", "transformers", 20.0, 400.0, 900.0, 20.0),
+               ("gguf-f16-kvq8", "llama.cpp", 40.0, 200.0, 500.0, 19.998),  # -0.01 %
+               ("gguf-f16", "llama.cpp", 40.0, 200.0, 500.0, 20.0008),      # +0.004 %
+               ("gguf-q4_k_m", "llama.cpp", 80.0, 60.0, 350.0, 19.0))       # -5 %
+    [line] = [t for t in headline_findings(df, REF) if "closest" in t]
+    assert ("the closest precision is gguf-f16 (+0.00 % perplexity [-0.20, +0.20]) and the "
+            "furthest is gguf-q4_k_m (-5.00 % [-5.20, -4.80])") in line
+    only = headline_findings(df[df["precision"].isin(["fp32", "gguf-f16"])], REF)
+    assert any("the only other precision measured is gguf-f16" in t for t in only)
+
+
+def _quality(*rows, budget=600):
+    """Summary rows (precision, ppl change %, its paired interval, KLD, top-1 %) of 500 MiB
+    peak each, fp32 the reference (900 MiB); the KL noise floor 1e-4."""
+    df = table(("fp32", "transformers", 20.0, 400.0, 900.0, 10.0),
+               *[(p, "llama.cpp", 30.0 + i, 100.0, 500.0, 10.0 * (1 + d / 100))
+                 for i, (p, d, *_) in enumerate(rows)])
+    for p, d, ci, kld, top1 in rows:
+        at = df["precision"] == p
+        df.loc[at, ["ppl_delta_pct", "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high"]] = [
+            d, *(ci or (float("nan"), float("nan")))]
+        df.loc[at, ["kld_mean", "top1_agreement_pct"]] = [kld, top1]
+    df["kld_floor"] = 1e-4
+    return best_quality_within_memory("m", df, REF, Budgets(memory_budget_mib=budget))
+
+
+def test_a_pick_by_quality_rests_on_perplexity_only_where_its_interval_separates_it():
+    apart = _quality(("gguf-q8_0", 0.2, (0.1, 0.3), 2e-3, 95.0),
+                     ("gguf-q6_k", 0.5, (0.4, 0.6), 1e-3, 97.0))
+    assert apart.precision == "gguf-q8_0"
+    assert "gguf-q8_0 — perplexity 10.020, +0.20 % [+0.10, +0.30] against fp32" in apart.text
+    # the same perplexities, intervals that overlap: the KL divergence decides, beyond its floor
+    kl = _quality(("gguf-q8_0", 0.2, (0.0, 0.45), 2e-3, 95.0),
+                  ("gguf-q6_k", 0.5, (0.4, 0.6), 1e-3, 97.0))
+    assert kl.precision == "gguf-q6_k"
+    assert ("perplexity does not separate gguf-q8_0 (+0.20 % [+0.00, +0.45]) and gguf-q6_k "
+            "(+0.50 % [+0.40, +0.60])") in kl.text
+    assert ("by KL divergence, gguf-q6_k: 1.00e-03 against 2.00e-03 for gguf-q8_0, apart by "
+            "more than the noise floor of 1.00e-04") in kl.text
+    # KL divergences within the floor: top-1 agreement decides
+    top1 = _quality(("gguf-q8_0", 0.2, (0.0, 0.45), 1.05e-3, 97.5),
+                    ("gguf-q6_k", 0.5, (0.4, 0.6), 1e-3, 96.0))
+    assert top1.precision == "gguf-q8_0"
+    assert ("their KL divergences are within the noise floor of 1.00e-04 of each other; by "
+            "top-1 agreement, gguf-q8_0: 97.5 % against 96.0 % for gguf-q6_k") in top1.text
+    # nothing separates them, nor a missing interval: said, and decode speed names one
+    for rows in ((("gguf-q8_0", 0.2, (0.0, 0.45), 1.05e-3, 97.0),
+                  ("gguf-q6_k", 0.5, (0.4, 0.6), 1e-3, 97.0)),
+                 (("gguf-q8_0", 0.2, None, None, None), ("gguf-q6_k", 0.5, None, None, None))):
+        tie = _quality(*rows)
+        assert tie.precision == "gguf-q6_k"  # 31 tok/s against 30
+        assert "no measure of quality separates them, so the higher decode tok/s names " \
+               "gguf-q6_k" in tie.text
+    assert "gguf-q8_0 (+0.20 % [n/a])" in tie.text
+    # the reference itself fits: a change whose interval holds 0 does not rank below it
+    ref = _quality(("gguf-q8_0", -0.1, (-0.3, 0.1), 2e-3, 95.0), budget=1000)
+    ref_words = ("perplexity does not separate gguf-q8_0 (-0.10 % [-0.30, +0.10]) and fp32 "
+                 "(0 %, the reference)")
+    assert ref.precision == "fp32" and ref_words in ref.text
+    assert _quality(("gguf-q8_0", -0.2, (-0.3, -0.1), 2e-3, 95.0),
+                    budget=1000).precision == "gguf-q8_0"
+
+
 def test_the_report_has_every_section_in_order(measured):
     text = report_text(measured, reference=REF, config=_config(), models={},
                        prov={"git_commit": "b" * 40}, configfiles=["config/my.yaml"])
@@ -330,7 +423,8 @@ def test_the_report_has_every_section_in_order(measured):
     assert headings == ["## Summary", "## Findings", "## Set-up and provenance", "## Methodology",
                         "## Results", "## Hardware analysis", "## Trade-offs", "## Anomalies",
                         "## Limitations", "## Operating points", "## Figures",
-                        "## Sanity generations (greedy)", "## References", "## Reproduce"]
+                        "## Sanity generations (greedy)", "## Glossary", "## References",
+                        "## Reproduce"]
     reproduce = text.split("## Reproduce")[1]
     assert f"git checkout {'b' * 40}" in reproduce
     assert "snakemake --cores all --configfile config/my.yaml" in reproduce
@@ -395,6 +489,10 @@ def test_the_machine_is_called_shared_only_when_other_work_was_measured(measured
     assert "the hypervisor took 10.0 % (steal)" in said()
 
 
+# the operating point of the summary rows below, and of a trace taken there
+AT = {"prompt_tokens": 512, "batch_size": 1, "context_depth": 0}
+
+
 def _twins(compiled_tok_s, ci=0.01):
     df = table(("fp16", "transformers", 20.0, 200.0, 400.0, None),
                ("fp16-compiled", "transformers", compiled_tok_s, 200.0, 420.0, None),
@@ -402,22 +500,43 @@ def _twins(compiled_tok_s, ci=0.01):
     df["decode_tok_s_ci_low"] = df["decode_tok_s"] * (1 - ci)
     df["decode_tok_s_ci_high"] = df["decode_tok_s"] * (1 + ci)
     df["mbu_pct"] = [1.0, 2.0]
+    for key, value in AT.items():
+        df[key] = value
     return df
 
 
-def test_eager_decode_is_called_overhead_bound_only_when_the_compiled_twin_is_clearly_faster():
-    def said(df):
-        return " ".join(hardware(df, "fp16", {}))
+def test_eager_decode_is_called_host_bound_only_where_a_trace_of_it_shows_it():
+    def said(df, kernels=None):
+        return " ".join(hardware(df, "fp16", {}, kernels))
 
-    fast = said(_twins(40.0))
+    def trace(device="cuda", **overrides):
+        return kernel_table(("fp16", device, {**AT, "busy_pct": 30.0, **overrides}))
+
+    fast = said(_twins(40.0))  # clearly faster, no trace: the measurement without a cause
     assert ("fp16-compiled decodes at 40.0 tok/s, 2.00× eager fp16 (20.0 tok/s) with the same "
-            "weights, their 95 % intervals apart: eager decode (1.0 % MBU against 2.0 %) is "
-            "bound by per-token Python and kernel-launch overhead") in fast
-    assert "compiling removes 50 % of its time per token" in fast
+            "weights, their 95 % intervals apart: compiling removes 50 % of eager decode's time "
+            "per token (1.0 % MBU eager, 2.0 % compiled).") in fast
+    assert "bound by" not in fast and "overhead" not in fast and "launch" not in fast
+    gpu = said(_twins(40.0), trace())
+    assert ("A trace of fp16 at this point has the GPU busy only 30 % of a decode step: eager "
+            "decode is bound by per-token Python, dispatch and kernel launches, not by "
+            "memory.") in gpu
+    cpu = said(_twins(40.0), trace("cpu"))  # the CPU's words: no kernels, no launches
+    assert ("A trace of fp16 at this point spends only 30 % of a decode step in torch "
+            "operators: eager decode is bound by per-token Python and dispatch, not by "
+            "memory.") in cpu
+    assert "kernel" not in cpu and "launch" not in cpu and "GPU" not in cpu
+    for kernels in (trace(busy_pct=80.0),  # busy: the trace does not show host-bound work
+                    trace(batch_size=64),  # another point
+                    trace(status="error"),  # no trace
+                    kernel_table(("fp16-compiled", "cuda", {**AT, "busy_pct": 30.0}))):
+        assert "bound by" not in said(_twins(40.0), kernels)
+        assert [f.kind for f in compiled_twins("m", _twins(40.0), kernels)] == [
+            "compiled_faster"]
     for df in (_twins(21.0), _twins(15.0), _twins(30.0, ci=0.3)):  # small, slower, overlapping
-        text = said(df)
-        assert "overhead" not in text and "compiling does not make decode clearly faster" in text
-        assert [f.kind for f in compiled_twins("m", df[df["status"] == "ok"])] == [
+        text = said(df, trace())
+        assert "bound by" not in text and "compiling does not make decode clearly faster" in text
+        assert [f.kind for f in compiled_twins("m", df[df["status"] == "ok"], trace())] == [
             "compiled_not_faster"]
     assert "0.75× eager fp16 (20.0 tok/s)" in said(_twins(15.0))
 
@@ -427,21 +546,91 @@ def _int8(int8_tok_s, ci=0.01):
                ("bnb-int8", "bitsandbytes", int8_tok_s, 1100.0, 2000.0, None), reference="fp16")
     df["decode_tok_s_ci_low"] = df["decode_tok_s"] * (1 - ci)
     df["decode_tok_s_ci_high"] = df["decode_tok_s"] * (1 + ci)
+    for key, value in AT.items():
+        df[key] = value
     return df
 
 
-def test_time_goes_to_dequantizing_only_when_fewer_bytes_decode_measurably_slower():
-    cause = "goes to dequantizing and to kernel overhead"
-    slower = " ".join(hardware(_int8(20.0), "fp16", {}))
-    assert ("furthest off is bnb-int8, which reads 1.8× fewer bytes than fp16 yet decodes "
-            "0.33× as fast, slower with the 95 % intervals apart") in slower and cause in slower
-    faster = " ".join(hardware(_int8(70.0), "fp16", {}))  # faster, but far from 1.8x
-    assert cause not in faster
-    assert ("furthest off is bnb-int8, which reads 1.8× fewer bytes than fp16 and decodes "
-            "1.17× as fast (64 % of the byte saving realised)") in faster
-    overlapping = _int8(57.0, ci=0.1)  # slower, but within the intervals
-    assert cause not in " ".join(hardware(overlapping, "fp16", {}))
-    assert bytes_to_speed("m", overlapping, "fp16").kind == "bytes_to_speed"
+def test_time_goes_to_dequantizing_only_where_a_trace_of_it_shows_it():
+    def said(df, kernels=None):
+        return " ".join(hardware(df, "fp16", {}, kernels))
+
+    def trace(**overrides):
+        return kernel_table(("bnb-int8", "cuda", {**AT, "dequant_pct": 35.0, **overrides}))
+
+    slower = said(_int8(20.0))  # slower, no trace: called slower, no cause
+    assert ("furthest off is bnb-int8, which reads 1.82× fewer bytes than fp16 yet decodes "
+            "slower, 0.33× as fast (the 95 % intervals apart): none of its byte saving became "
+            "speed.") in slower
+    assert "dequantiz" not in slower and "overhead" not in slower
+    traced = said(_int8(20.0), trace())
+    assert ("its trace at this point shows where the time goes: 35 % of its GPU time to "
+            "dequantization and quantization kernels.") in traced
+    both = said(_int8(20.0), trace(busy_pct=30.0))
+    assert ("35 % of its GPU time to dequantization and quantization kernels, and has the GPU "
+            "busy only 30 % of a decode step, the rest going to per-token Python, dispatch and "
+            "kernel launches.") in both
+    for kernels in (trace(dequant_pct=5.0), trace(batch_size=64), trace(status="error")):
+        assert bytes_to_speed("m", _int8(20.0), "fp16", kernels).kind == "bytes_to_speed_slower"
+    faster = said(_int8(70.0), trace())  # faster, but far from 1.8x: no cause asked for
+    assert "dequantiz" not in faster
+    assert ("furthest off is bnb-int8, which reads 1.82× fewer bytes than fp16 and decodes "
+            "1.17× as fast: 20 % of the speed-up its byte saving would give.") in faster
+    overlapping = _int8(57.0, ci=0.1)  # slower, but within the intervals: not called slower
+    assert ("yet decodes 0.95× as fast, not told apart from it (the 95 % intervals overlap): "
+            "0 % of the speed-up") in said(overlapping, trace())
+    assert bytes_to_speed("m", overlapping, "fp16", trace()).kind == "bytes_to_speed"
+
+
+def test_a_slower_format_is_credited_no_share_of_its_byte_saving():
+    [row] = speed_vs_bytes(_int8(35.0), "fp16")  # 0.58x: once "32 %", a share it never had
+    assert row["speed_ratio"] == pytest.approx(35 / 60) and row["verdict"] == "slower"
+    assert row["realised_pct"] == 0.0
+    [row] = speed_vs_bytes(_int8(60.0), "fp16")  # as fast with fewer bytes: none realised
+    assert row["realised_pct"] == 0.0 and row["verdict"] == "no clear difference"
+    [row] = speed_vs_bytes(_int8(60.0 * 2000 / 1100), "fp16")  # the whole saving
+    assert row["realised_pct"] == pytest.approx(100.0)
+    text = report_text(_int8(35.0), reference="fp16", config=_config())
+    assert "| m | bnb-int8 | fp16 | 1.82 | 0.58 | slower | 0 |" in text
+    same = _int8(35.0)
+    same.loc[same["precision"] == "bnb-int8", "size_mib"] = 1999.0  # 1.00x: no saving shown
+    assert speed_vs_bytes(same, "fp16")[0]["realised_pct"] is None
+    assert bytes_to_speed("m", same, "fp16") is None
+    assert "| slower | no byte saving |" in report_text(same, reference="fp16", config=_config())
+
+
+def test_a_format_is_called_slower_than_its_baseline_only_with_the_intervals_apart():
+    def anomaly(df):
+        [line] = [t for t in anomalies(df, "fp16", Budgets()) if "its baseline" in t]
+        return line
+
+    assert anomaly(_int8(35.0)).startswith(
+        "m: bnb-int8 decodes slower than its baseline fp16 (35.0 against 60.0 tok/s, 0.58×) "
+        "although its weights are 1.8× smaller")
+    tie = anomaly(_int8(57.0, ci=0.1))
+    assert tie.startswith("m: bnb-int8 is no faster than its baseline fp16 (57.0 against 60.0 "
+                          "tok/s, 0.95×, not told apart: the 95 % intervals overlap) although")
+    assert "slower" not in tie
+
+
+def test_speed_is_said_to_follow_the_bytes_only_where_every_format_realises_its_saving():
+    machine = {"peak_bw_gb_s": 4000.0, "matmul_tflops": {"bf16": 800.0}}  # ridge 200
+
+    def found(int8_tok_s):
+        df = _int8(int8_tok_s)
+        df["mbu_pct"], df["decode_gb_s"] = [3.0, 2.0], [130.0, 90.0]
+        df["decode_flop_per_byte"] = [0.9, 1.7]
+        text = " ".join(hardware(df, "fp16", machine))
+        assert ("decoding one token does at most 1.7 FLOP per byte read (bnb-int8), below this "
+                "machine's ridge point of 200 FLOP/byte: by the roofline, the memory bandwidth "
+                "and not the compute rate caps decode here") in text
+        assert "fp16 comes nearest" in text and "130.0 GB/s, 3.0 % MBU" in text
+        return text
+
+    assert "speed follows the bytes" not in found(20.0)  # 0 of 1 realises 80 %
+    assert "speed follows the bytes" not in found(90.0)  # 1.5x of 1.82x: 61 %
+    assert ("every quantized precision realises at least 80 % of the speed-up its byte saving "
+            "would give, so speed follows the bytes per token") in found(105.0)  # 92 %
 
 
 def test_a_low_named_type_share_is_blamed_on_row_widths_only_when_rows_do_not_split(measured):

@@ -83,7 +83,7 @@ def test_faster_at_every_batch_size_only_when_every_interval_is_apart():
     assert "2.00× at batch 1" in f.text
     [f] = _crossovers((200, 400, 800, 802))  # the last intervals overlap
     assert f.kind == "crossover_switch"
-    assert "faster up to batch 16, not clearly faster from batch 64" in f.text
+    assert "faster up to batch 16, no clear difference from batch 64" in f.text
 
 
 def test_never_faster_counts_the_slower_and_unclear_sizes():
@@ -107,7 +107,29 @@ def test_the_switch_names_where_the_quantized_format_stops_or_starts_being_faste
     [up] = _crossovers((50, 100, 800, 1600))
     assert "slower up to batch 4, faster from batch 16" in up.text
     [mixed] = _crossovers((200, 100, 800, 400))
-    assert mixed.kind == "crossover_mixed" and "at batch 1, 16 only" in mixed.text
+    assert mixed.kind == "crossover_mixed"
+    assert ("no single crossover over batch 1 to 64: faster at batch 1 (2.00×) and 16 (2.00×); "
+            "slower at batch 4 (0.50×) and 64 (0.50×)") in mixed.text
+
+
+def test_a_loss_at_some_batch_size_is_never_hidden_behind_not_clearly_faster_or_only():
+    # faster at 1 and 4, no clear difference at 16, clearly slower at 64 (0.92x)
+    [f] = _crossovers((200, 400, 400, 736))
+    assert f.kind == "crossover_switch" and f.names["other"] == "mixed"
+    assert ("faster up to batch 4, then no clear difference at batch 16 (1.00×); slower at "
+            "batch 64 (0.92×)") in f.text
+    assert "not clearly faster" not in f.text
+    [f] = _crossovers((200, 400, 400, 800))  # no loss anywhere: the short form
+    assert "faster up to batch 4, no clear difference from batch 16" in f.text
+    # faster at batch 4 only, a 27 % loss at 64: named with its speed-up
+    [f] = _crossovers((100, 400, 396, 584))
+    assert f.kind == "crossover_mixed" and "only" not in f.text
+    assert ("no clear difference at batch 1 (1.00×) and 16 (0.99×); faster at batch 4 "
+            "(2.00×); slower at batch 64 (0.73×) (95 % intervals).") in f.text
+    # slower, then not told apart, then faster: both named before the switch
+    [f] = _crossovers((50, 201, 800, 1600))
+    assert ("slower at batch 1 (0.50×); no clear difference at batch 4 (1.00×); faster from "
+            "batch 16") in f.text
 
 
 def test_without_intervals_no_batch_size_counts_as_faster():
@@ -171,29 +193,42 @@ def test_compute_bound_is_not_reached_below_the_ridge_and_never_when_kv_dominate
 
 # -- the latency budget ---------------------------------------------------------------------------
 
-def test_the_budget_picks_the_highest_throughput_whose_p90_is_within_it():
+def test_the_budget_table_gives_each_precision_its_highest_throughput_within_it():
     pts = table(point("gguf-q4_k_m", 1, 100, token_ms_p90=10.0),
                 point("gguf-q4_k_m", 8, 700, token_ms_p90=45.0),
                 point("gguf-q4_k_m", 32, 2000, token_ms_p90=60.0),   # over the budget
                 point("gguf-f16", 8, 650, token_ms_p90=50.0))
-    [f] = serving.budget_findings(pts, Settings(token_latency_budget_ms=50))
-    assert f.kind == "latency_budget_best" and f.precision == "gguf-q4_k_m"
-    assert f.numbers["batch_size"] == 8 and "700.0 tok/s at batch 8" in f.text
     rows = {r["precision"]: r for r in serving.budget_table(pts, Settings())}
+    assert rows["gguf-q4_k_m"]["within"] and rows["gguf-q4_k_m"]["batch_size"] == 8
     assert rows["gguf-f16"]["within"] and rows["gguf-f16"]["batch_size"] == 8
-    [f] = serving.budget_findings(pts, Settings(token_latency_budget_ms=70))
-    assert f.numbers["batch_size"] == 32
+    rows = {r["precision"]: r for r in serving.budget_table(pts, Settings(
+        token_latency_budget_ms=70))}
+    assert rows["gguf-q4_k_m"]["batch_size"] == 32
+    rows = serving.budget_table(pts, Settings(token_latency_budget_ms=5))
+    assert not any(r["within"] for r in rows)  # nothing within: the lowest p90 each
+    assert {r["precision"]: r["batch_size"] for r in rows} == {"gguf-q4_k_m": 1, "gguf-f16": 8}
 
 
-def test_the_budget_says_when_nothing_qualifies_with_the_lowest_latency_measured():
-    pts = table(point("gguf-q4_k_m", 1, 100, token_ms_p90=80.0),
-                point("gguf-f16", 1, 90, token_ms_p90=95.0))
-    [f] = serving.budget_findings(pts, Settings(token_latency_budget_ms=50))
-    assert f.kind == "latency_budget_none" and f.precision == "gguf-q4_k_m"
-    assert "no measured point decodes within a per-token latency of 50 ms" in f.text
-    assert "80.0 ms" in f.text
-    rows = serving.budget_table(pts, Settings(token_latency_budget_ms=50))
-    assert not any(r["within"] for r in rows)
+def test_serving_within_the_budget_has_one_answer_in_its_section():
+    """The serving question is answered once (the recommendation, within the quality budget);
+    the table beside it gives each precision's point without a second pick. Before, a second
+    sentence named gguf-q2_k, the fastest of all, outside the quality budget."""
+    s = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.1), ("gguf-q2_k", 13.0))
+    pts = table(*[r for r in _sweep().to_dict("records") if r["status"] == "ok"],
+                point("gguf-q2_k", 64, 3000.0, token_ms_p90=40.0, peak_mem_mib=1500.0))
+    text = _report(pts)
+    section = text.split("## Operating points")[1].split("## Figures")[0]
+    answers = [line for line in section.splitlines()
+               if line.startswith("- ") and "within a per-token latency of 50 ms" in line]
+    assert answers == ["- m, serving within a per-token latency of 50 ms (p90): gguf-q4_k_m at "
+                       "batch 64 (prompt 16, depth 0) — 1,500.0 tok/s in all, 23.4 per "
+                       "sequence, p90 48.0 ms; within +2 % perplexity of bf16."]
+    assert "| m | gguf-q2_k | yes | 16 | 64 | 0 | 3,000.0 |" in section  # the table keeps it
+    got = _recommend(pts, s, settings=Settings(token_latency_budget_ms=5))
+    assert got["serving"].precision == "gguf-q4_k_m"  # the nearest, not a pick
+    assert ("none within the quality budget has a p90 per-token latency within 5 ms; the lowest "
+            "measured is gguf-q4_k_m's 9.0 ms at batch 1 (prompt 16, depth 0)") in \
+        got["serving"].text
 
 
 # -- capacity -------------------------------------------------------------------------------------

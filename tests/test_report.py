@@ -295,3 +295,87 @@ def test_the_decode_limit_is_described_and_shown_only_where_it_was_measured():
     assert "in float32, timed at every batch size (in a loop; the median of 5 blocks" in text
     _, quality = _tables(text)
     assert " | 12.5 | " in quality["gguf-q4_k_m"]
+
+
+# acronyms that are names (of devices, formats, libraries, units, sources), not terms to define
+NAMES = {"GPU", "CPU", "CUDA", "NVML", "GGUF", "ONNX", "LLM", "NVIDIA", "AMD", "EPYC", "XPU",
+         "ACM", "README", "FLOP", "TFLOP", "GB", "RSS", "NF4", "FP8", "BF16", "FP16", "FP32",
+         "F16", "F32", "HTML", "UTF"}
+
+
+def _glossary(text: str) -> tuple[str, list[str]]:
+    """A report's text without its glossary, and the terms its glossary defines."""
+    body, rest = text.split("\n## Glossary\n")
+    glossary, tail = rest.split("\n## References")
+    return body + tail, re.findall(r"^- \*\*(.+?)\*\*:", glossary, re.MULTILINE)
+
+
+def _undefined(body: str, defined: list[str]) -> set[str]:
+    """The glossary's terms and the acronyms the report's text uses but its glossary does not
+    define (an acronym is defined as a word of a defined term's name)."""
+    from quantbench.report import glossary
+
+    words = {w for term in defined for w in re.findall(r"[A-Za-z0-9]+", term)}
+    missing = {t.term for t in glossary.used(body)} - set(defined)
+    acronyms = set(re.findall(r"\b[A-Z][A-Z0-9]*[A-Z]\b", body)) - NAMES - words
+    return missing | acronyms
+
+
+def _render_example(example: str, configfile: str) -> str:
+    """An example's report made again from its tables (docs/examples/<example>) with this
+    checkout's code, without figures."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    from quantbench import config as qb_config
+    from quantbench.report.aggregate import read_summary
+    from quantbench.report.markdown import report_text
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "docs" / "examples" / example
+    config = yaml.safe_load((root / configfile).read_text())
+    validate(config, str(root / "workflow" / "schemas" / "config.schema.yaml"))  # + defaults
+    points, machine = folder / "points.csv", folder / "machine.json"
+    return report_text(read_summary(folder / "summary.csv"),
+                       reference=qb_config.reference_precision(config), config=config,
+                       machine=json.loads(machine.read_text()) if machine.is_file() else None,
+                       points=pd.read_csv(points) if points.is_file() else None)
+
+
+CPU_EXAMPLE, GPU_EXAMPLE = ("cpu", "config/cpu-formats.yaml"), ("h200-sweep",
+                                                                 "config/gpu-sweep.yaml")
+
+
+@pytest.mark.parametrize(("example", "terms"), [
+    (CPU_EXAMPLE, {"MBU", "MFU", "ridge point", "realised %", "twin"}),
+    (GPU_EXAMPLE, {"TPOT", "headline point", "realised %", "MBU"}),
+])
+def test_every_term_a_rendered_report_uses_is_in_its_glossary_once(example, terms):
+    """The examples' tables rendered again: each glossary term the text uses (TTFT, TPOT, MBU,
+    MFU, ridge point, realised %, twin, headline point, ...) and each acronym that is not a name
+    is defined, once; a term the text does not use is not listed."""
+    from quantbench.report import glossary
+
+    body, defined = _glossary(_render_example(*example))
+    assert len(defined) == len(set(defined))
+    assert terms <= set(defined)
+    assert _undefined(body, defined) == set()
+    assert defined == [t.term for t in glossary.used(body)]  # none the text does not use
+    # the check fails on a term or an acronym left undefined
+    assert _undefined(body + " Its TTFT and QPS.", [d for d in defined if d != "TTFT"]) == {
+        "TTFT", "QPS"}
+
+
+def test_a_report_names_nothing_of_another_kind_of_device():
+    """A CPU run's report says nothing of kernel launches, CUDA graphs or NVML, nor a GPU run's
+    of the resident set size it does not serve from (a record's own reason may, as data)."""
+    cpu = _render_example(*CPU_EXAMPLE)
+    for words in ("kernel-launch", "kernel launch", "CUDA graphs", "NVML", "GPU memory",
+                  "on a GPU"):
+        assert words not in cpu
+    assert "resident set size" in cpu
+    gpu = _render_example(*GPU_EXAMPLE)
+    assert "resident set size" not in gpu and "On the CPU" not in gpu
+    assert "GPU memory (NVML)" in gpu and "CUDA graphs" in gpu

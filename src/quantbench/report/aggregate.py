@@ -45,7 +45,7 @@ def summary_columns() -> list[str]:
         "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "decode_limit_tok_s", "limit_pct",
         "prefill_tflops", "mfu_pct",
         *gpu.summary_columns(),
-        "prompt_tokens", "batch_size", *point.summary_columns("point"), "kv_elem_bytes",
+        "prompt_tokens", "batch_size", "context_depth", *point.summary_columns("point"), "kv_elem_bytes",
         # a quantized KV cache: its measured bytes per token, and quality against the same
         # weights with an f16 KV cache (kv_twin)
         "kv_bytes_per_token", "kv_twin", *quality.summary_columns("kv"),
@@ -274,6 +274,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                 "size_mib", "disk_mib", "load_s", "prompt_tokens", "batch_size",
                 "kv_elem_bytes", "other_cpu_share", "steal_share", "loadavg")})
             row.update({k: m.get(k) for k in MEMORY_COLUMNS})
+            # the headline point's depth (a record made before depths were swept has none: 0)
+            row["context_depth"] = head.context_depth if head else m.get("context_depth", 0)
             ci = m.get("decode_tok_s_ci95") or [None, None]
             row["decode_tok_s_ci_low"], row["decode_tok_s_ci_high"] = ci
             row["status"], row["reason"] = r["status"], r["reason"]

@@ -33,7 +33,9 @@ def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Findi
         for _, big in rated.iterrows():
             # a bigger format should not lose more quality than a smaller one; flag it when the
             # gap exceeds the quality budget (a difference the budget calls significant)
-            small = rated[(rated["size_mib"] < big["size_mib"])
+            # "smaller" only where the sizes shown (MiB to one decimal) differ
+            shown = rated["size_mib"].round(1)
+            small = rated[(shown < round(big["size_mib"], 1))
                           & (rated["ppl_delta_pct"] < big["ppl_delta_pct"] - b.quality_budget_pct)]
             if not small.empty:
                 best = small.loc[small["ppl_delta_pct"].idxmin()]
@@ -61,14 +63,16 @@ def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Findi
 
 
 def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Finding]:
-    """Quantized precisions with smaller weights that decode slower than their baseline. For
+    """Quantized precisions with smaller weights (their size ratio to the baseline above 1.0 as
+    shown) that decode slower than their baseline. For
     LLM.int8 with outliers, the run without outlier decomposition (``-t0``), if measured, says
     how much of the loss the int8 + fp16 matmul split explains: all (``-t0`` is at least as
     fast as the baseline), part (between) or none (no faster than with the split)."""
     ok = ok_rows(g).set_index("precision")
     out = []
     for name, row, base, ref in with_baselines(ok):
-        if not (row["size_mib"] < ref["size_mib"] and row["decode_tok_s"] < ref["decode_tok_s"]):
+        if not (round(ref["size_mib"] / row["size_mib"], 1) > 1
+                and row["decode_tok_s"] < ref["decode_tok_s"]):
             continue
         numbers = {"tok_s": row["decode_tok_s"], "baseline_tok_s": ref["decode_tok_s"],
                    "speed_ratio": row["decode_tok_s"] / ref["decode_tok_s"],

@@ -13,7 +13,9 @@ Scenarios (per model, over the precisions that ran):
   ``quality_budget_pct`` % perplexity of the reference (and ``kld_budget``, if set);
 - smallest within a quality budget: smallest weights among the same;
 - best quality within a memory budget: lowest perplexity among precisions whose peak memory is
-  at most ``memory_budget_mib`` (default: half the reference's peak memory).
+  at most ``memory_budget_mib`` (default: half the reference's peak memory), where its paired
+  interval separates it from the others; else by KL divergence beyond its noise floor, then by
+  top-1 agreement (``recommend.by_divergence``).
 When no quality was measured (random weights), each scenario says so and ranks by speed or size.
 Ties (values equal as displayed) are broken by the other axis, then by name, and are reported.
 """

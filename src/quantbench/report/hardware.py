@@ -8,9 +8,11 @@ import pandas as pd
 
 from quantbench import precisions, roofline
 from quantbench.kernel_summary import CLASS_WORDS, CLASSES
+from quantbench.points import KEYS
 from quantbench.records import Status
 from quantbench.report.findings import INT8_ENGINES, Finding, apart, ok_rows, with_baselines
 from quantbench.report.numbers import fmt
+from quantbench.report.point_table import FASTER, SLOWER, UNCLEAR
 from quantbench.stats import known as _measured
 
 # a compiled twin is "clearly" faster at this speed-up or more, with the 95 % intervals apart
@@ -22,12 +24,16 @@ COMPILED_CLEAR_SPEEDUP = 1.25
 FAST_BASELINES = ("bf16-compiled",)
 
 
-# a quantized precision "turns its byte saving into speed" when it realises this much of it
+# a quantized precision "turns its byte saving into speed" when it realises this much of the
+# speed-up its byte ratio would give a bandwidth-bound decode
 REALISED_OK_PCT = 80.0
 
 
-def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str]:
-    """Why precisions are fast or slow, from the roofline columns and the table itself."""
+def hardware(df: pd.DataFrame, reference: str, machine: dict | None,
+             kernels: pd.DataFrame | None = None) -> list[str]:
+    """Where precisions stand against the machine's ceilings, from the roofline columns and the
+    table itself; a cause of their speed only where a kernel trace (``kernels``, the rows of
+    results/kernels.csv) of that precision at that point shows it."""
     out = []
     ridge = roofline.ridge_flop_per_byte(machine or {})
     for model, g in df.groupby("model"):
@@ -47,15 +53,7 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                     "and the bandwidth roofline does not bound this model's decode here."
                 )
             elif top["decode_flop_per_byte"] < ridge:
-                out.append(
-                    f"{model}: decoding one token does at most "
-                    f"{fmt(top['decode_flop_per_byte'], 1)} FLOP per byte read "
-                    f"({top['precision']}), below this machine's ridge point of "
-                    f"{fmt(ridge, 0)} FLOP/byte: decode is memory-bound, so its speed follows "
-                    "the bytes per token and how close a kernel gets to peak bandwidth. "
-                    f"{best['precision']} gets closest: {fmt(best['decode_gb_s'], 1)} GB/s, "
-                    f"{fmt(best['mbu_pct'], 1)} % MBU."
-                )
+                out.append(below_ridge(model, g, reference, ridge, top, best).text)
             else:
                 out.append(
                     f"{model}: {top['precision']} does {fmt(top['decode_flop_per_byte'], 1)} "
@@ -82,8 +80,8 @@ def hardware(df: pd.DataFrame, reference: str, machine: dict | None) -> list[str
                              "runs slower than the model's), so MFU is only a relative figure "
                              "here")
             out.append(line + ".")
-        out += [f.text for f in compiled_twins(model, ok)]
-        saving = bytes_to_speed(model, g, reference)
+        out += [f.text for f in compiled_twins(model, ok, kernels)]
+        saving = bytes_to_speed(model, g, reference, kernels)
         if saving is not None:
             out.append(saving.text)
         int8 = int8_engines(model, g, reference)
@@ -117,10 +115,57 @@ def int8_engines(model: str, g: pd.DataFrame, reference: str) -> Finding | None:
                    names={"others": others, "quality": quality, "reference": reference})
 
 
-def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
-    """Each ``-compiled`` precision against its eager twin (same weights). Only a clear
-    speed-up (``COMPILED_CLEAR_SPEEDUP``, intervals apart) says that eager decode is bound by
-    per-token overhead; otherwise the finding gives the measured ratio alone."""
+def below_ridge(model: str, g: pd.DataFrame, reference: str, ridge: float, top: pd.Series,
+                best: pd.Series) -> Finding:
+    """Decode below the ridge point: the roofline caps it at the memory bandwidth. That its
+    speed follows the bytes per token is said only when every quantized precision realises at
+    least ``REALISED_OK_PCT`` % of the speed-up its byte saving would give."""
+    rows = [r for r in speed_vs_bytes(g, reference) if r["realised_pct"] is not None]
+    follows = bool(rows) and all(r["realised_pct"] >= REALISED_OK_PCT for r in rows)
+    return Finding("below_ridge_follows_bytes" if follows else "below_ridge", model,
+                   top["precision"],
+                   numbers={"intensity": top["decode_flop_per_byte"], "ridge": ridge,
+                            "gb_s": best["decode_gb_s"], "mbu_pct": best["mbu_pct"],
+                            "realised_min": REALISED_OK_PCT},
+                   names={"best": best["precision"]})
+
+
+# the words a trace's device gives to what it measured and to the host's work around it
+TRACE_WORDS = {
+    "cuda": {"device": "GPU", "unit": "kernels",
+             "host_work": "per-token Python, dispatch and kernel launches"},
+    "cpu": {"device": "CPU", "unit": "operators", "host_work": "per-token Python and dispatch"},
+}
+
+
+def trace_at(kernels: pd.DataFrame | None, model: str, precision: str,
+             row: pd.Series) -> pd.Series | None:
+    """The ok kernel trace of ``precision`` at the operating point of its summary row ``row``
+    (batch size, prompt and context depth all equal), or None: a cause of a precision's speed
+    is said only where such a trace shows it."""
+    if kernels is None or kernels.empty:
+        return None
+    hit = kernels[(kernels["status"] == "ok") & (kernels["model"] == model)
+                  & (kernels["precision"] == precision) & kernels["device"].isin(TRACE_WORDS)]
+    for key in KEYS:
+        hit = hit[hit[key] == row.get(key)]  # a point the summary does not give matches none
+    return None if hit.empty else hit.iloc[0]
+
+
+def host_bound(trace: pd.Series | None) -> bool:
+    """Whether a trace's device was busy under ``HOST_BOUND_BUSY_PCT`` % of a decode step."""
+    return (trace is not None and _measured(trace.get("busy_pct"))
+            and trace["busy_pct"] < HOST_BOUND_BUSY_PCT)
+
+
+def compiled_twins(model: str, ok: pd.DataFrame,
+                   kernels: pd.DataFrame | None = None) -> list[Finding]:
+    """Each ``-compiled`` precision against its eager twin (same weights). A clear speed-up
+    (``COMPILED_CLEAR_SPEEDUP``, intervals apart) gives the share of eager decode's time per
+    token that compiling removes; that eager decode is bound by per-token host work is said
+    only when a kernel trace of the eager twin at the same point has its device busy under
+    ``HOST_BOUND_BUSY_PCT`` % of a step (in the words of that device). Otherwise the finding
+    gives the measured ratio alone."""
     by_name = ok.set_index("precision")
     out = []
     for name in by_name.index:
@@ -130,39 +175,60 @@ def compiled_twins(model: str, ok: pd.DataFrame) -> list[Finding]:
         c, e = by_name.loc[name], by_name.loc[base]
         speedup = c["decode_tok_s"] / e["decode_tok_s"]
         clear = speedup >= COMPILED_CLEAR_SPEEDUP and apart(c, e)
+        trace = trace_at(kernels, model, base, e) if clear else None
+        kind = ("compiled_faster_host_bound" if host_bound(trace) else
+                "compiled_faster" if clear else "compiled_not_faster")
         out.append(Finding(
-            "compiled_faster" if clear else "compiled_not_faster", model, name,
+            kind, model, name,
             numbers={"compiled_tok_s": c["decode_tok_s"], "eager_tok_s": e["decode_tok_s"],
                      "speedup": speedup, "removed_pct": 100 * (1 - 1 / speedup),
                      "compiled_mbu_pct": c.get("mbu_pct"), "eager_mbu_pct": e.get("mbu_pct"),
-                     "margin": COMPILED_CLEAR_SPEEDUP},
-            names={"eager": base}))
+                     "margin": COMPILED_CLEAR_SPEEDUP,
+                     "busy_pct": trace["busy_pct"] if host_bound(trace) else None},
+            names={"eager": base,
+                   **(TRACE_WORDS[trace["device"]] if host_bound(trace) else {})}))
     return out
 
 
-def bytes_to_speed(model: str, g: pd.DataFrame, reference: str) -> Finding | None:
+def bytes_to_speed(model: str, g: pd.DataFrame, reference: str,
+                   kernels: pd.DataFrame | None = None) -> Finding | None:
     """How many quantized precisions turn their byte saving into speed, and the one furthest
-    off. Its time is said to go to dequantizing and kernel overhead only when it reads fewer
-    bytes than its baseline yet decodes slower, with the 95 % intervals apart (the time then
-    cannot be going to reading memory); otherwise only the measured gap is given."""
-    rows = speed_vs_bytes(g, reference)
+    off. One that reads fewer bytes than its baseline yet decodes slower (the 95 % intervals
+    apart) is called slower; where its time goes is said only from a kernel trace of it at the
+    same point: dequantization at ``NOTABLE_CLASS_PCT`` % of the traced time or more, a device
+    busy under ``HOST_BOUND_BUSY_PCT`` % of a step. Otherwise only the measured gap is given."""
+    rows = [r for r in speed_vs_bytes(g, reference) if r["realised_pct"] is not None]
     if not rows:
         return None
-    worst = min(rows, key=lambda r: r["realised_pct"])
-    ok = ok_rows(g).set_index("precision")
-    slower = worst["bytes_ratio"] > 1 and apart(ok.loc[worst["baseline"]],
-                                                  ok.loc[worst["precision"]])
+    worst = min(rows, key=lambda r: (r["realised_pct"], r["speed_ratio"]))
+    kind, extra, words = "bytes_to_speed", {}, {}
+    if worst["verdict"] == SLOWER:
+        kind = "bytes_to_speed_slower"
+        row = ok_rows(g).set_index("precision").loc[worst["precision"]]
+        trace = trace_at(kernels, model, worst["precision"], row)
+        dequant = None if trace is None else trace.get("dequant_pct")
+        extra = {"dequant_pct": dequant if _measured(dequant) and dequant >= NOTABLE_CLASS_PCT
+                 else None,
+                 "busy_pct": trace["busy_pct"] if host_bound(trace) else None}
+        if any(v is not None for v in extra.values()):
+            kind, words = "bytes_to_speed_slower_traced", TRACE_WORDS[trace["device"]]
     return Finding(
-        "bytes_to_speed_slower" if slower else "bytes_to_speed", model, worst["precision"],
+        kind, model, worst["precision"],
         numbers={"kept": sum(r["realised_pct"] >= REALISED_OK_PCT for r in rows), "n": len(rows),
                  "realised_min": REALISED_OK_PCT, "bytes_ratio": worst["bytes_ratio"],
-                 "speed_ratio": worst["speed_ratio"], "realised_pct": worst["realised_pct"]},
-        names={"baseline": worst["baseline"]})
+                 "speed_ratio": worst["speed_ratio"], "realised_pct": worst["realised_pct"],
+                 **extra},
+        names={"baseline": worst["baseline"], "verdict": worst["verdict"], **words})
 
 
 def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:
-    """Each quantized precision against its baseline: how much of the byte saving per decode
-    token shows up as speed (100 % = exactly as a bandwidth-bound kernel would predict)."""
+    """Each quantized precision against its baseline: the byte ratio per decode token, the
+    speed ratio, whether it is faster or slower (95 % intervals apart) or not told apart, and
+    how much of the speed-up its byte saving would give a bandwidth-bound decode it realised:
+    ``realised_pct`` = 100 × (speed ratio − 1) / (byte ratio − 1), so 100 % is the full
+    speed-up, 0 % none; a precision no faster than its baseline realises 0 % (never a share of
+    a saving it did not turn into speed), and one without a byte saving (the ratio shown as
+    1.00 or less) has none (None)."""
     bytes_col = ("decode_bytes_per_tok_mib" if "decode_bytes_per_tok_mib" in g
                  and g["decode_bytes_per_tok_mib"].notna().any() else "size_mib")
     ok = ok_rows(g).dropna(subset=[bytes_col]).set_index("precision")
@@ -170,9 +236,13 @@ def speed_vs_bytes(g: pd.DataFrame, reference: str) -> list[dict]:
     for name, row, base, b in with_baselines(ok):
         bytes_ratio = b[bytes_col] / row[bytes_col]
         speed_ratio = row["decode_tok_s"] / b["decode_tok_s"]
+        saving = round(bytes_ratio, 2) > 1
+        realised = max(0.0, 100 * (speed_ratio - 1) / (bytes_ratio - 1)) if saving else None
         rows.append({"model": row["model"], "precision": name, "baseline": base,
                      "bytes_ratio": bytes_ratio, "speed_ratio": speed_ratio,
-                     "realised_pct": 100 * speed_ratio / bytes_ratio,
+                     "realised_pct": realised,
+                     "verdict": (FASTER if apart(row, b) else SLOWER if apart(b, row)
+                                 else UNCLEAR),
                      "mbu_pct": row.get("mbu_pct"), "baseline_mbu_pct": b.get("mbu_pct")})
     return rows
 

@@ -19,7 +19,7 @@ import pandas as pd
 from quantbench import roofline, stats
 from quantbench.figures import timeseries_name
 from quantbench.records import Status, atomic_write_text
-from quantbench.report import anomalies, hardware, operating, recommend, variants
+from quantbench.report import anomalies, glossary, hardware, operating, recommend, variants
 from quantbench.report.aggregate import SELF_FLOOR, read_summary
 from quantbench.report.findings import Budgets
 from quantbench.report.numbers import fmt, md_escape, sci
@@ -46,18 +46,14 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
                 f"{fmt(smallest['size_mib'], 1)} MiB")
         if not ref.empty and ref.iloc[0]["size_mib"]:
             ratio = ref.iloc[0]["size_mib"] / smallest["size_mib"]
-            line += f", {fmt(ratio, 1)}× smaller than {reference}"
+            if round(ratio, 1) > 1:  # "smaller" only where the ratio shown says so
+                line += f", {fmt(ratio, 1)}× smaller than {reference}"
         out.append(line + ".")
         q = g.dropna(subset=["ppl_delta_pct"])
         q = q[q["precision"] != reference]
         if not ref.empty and not q.empty:
-            best, worst = q.loc[q["ppl_delta_pct"].idxmin()], q.loc[q["ppl_delta_pct"].idxmax()]
-            out.append(
-                f"{model}: against {reference} (perplexity {fmt(ref.iloc[0]['ppl'], 3)}), the "
-                f"closest precision is {best['precision']} ({best['ppl_delta_pct']:+.2f} % "
-                f"perplexity) and the furthest is {worst['precision']} "
-                f"({worst['ppl_delta_pct']:+.2f} %)."
-            )
+            out.append(f"{model}: against {reference} (perplexity {fmt(ref.iloc[0]['ppl'], 3)}), "
+                       + closest_and_furthest(q))
         if "tok_per_j" in ok and ok["tok_per_j"].notna().any():
             frugal = ok.loc[ok["tok_per_j"].idxmax()]
             line = (f"{model}: most decoded tokens per joule: {frugal['precision']} "
@@ -70,6 +66,24 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
                        f"{md_escape(row['reason'])}")
     return out
+
+
+def closest_and_furthest(q: pd.DataFrame) -> str:
+    """The precisions of ``q`` whose perplexity is closest to and furthest from the
+    reference's: by the absolute change (a change of -0.01 % is closer than one of +0.00 %
+    only if it is smaller in size), each with its paired 95 % interval where measured."""
+    size = q["ppl_delta_pct"].abs()
+    best, worst = q.loc[size.idxmin()], q.loc[size.idxmax()]
+
+    def change(row, words: str) -> str:
+        low, high = row.get("ppl_delta_pct_ci_low"), row.get("ppl_delta_pct_ci_high")
+        ci = f" [{low:+.2f}, {high:+.2f}]" if _known(low) and _known(high) else ""
+        return f"{row['precision']} ({row['ppl_delta_pct']:+.2f} %{words}{ci})"
+
+    if len(q) == 1:
+        return f"the only other precision measured is {change(best, ' perplexity')}."
+    return (f"the closest precision is {change(best, ' perplexity')} and the furthest is "
+            f"{change(worst, '')}.")
 
 
 def interval(low, high, digits: int = 2) -> str:
@@ -185,7 +199,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     fast_paths = [f for model, g in df.groupby("model")
                   for f in hardware.against_fast_baseline(model, g, reference)]
     kv_rows = [r for _, g in df.groupby("model") for r in variants.kv_cache_rows(g, points)]
-    return env.get_template("report.md.j2").render(
+    context = dict(
         **limit_words(df, config),
         summary=[p.text for p in picks],
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
@@ -193,7 +207,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         kld_floors=kld_floors(df, reference),
         boot={"resamples": stats.BOOT_RESAMPLES, "seed": stats.BOOT_SEED,
               "min_samples": stats.MIN_CI_SAMPLES},
-        hardware=hardware.hardware(df, reference, machine),
+        hardware=hardware.hardware(df, reference, machine, kernels),
+        on_gpu=device_kind(df, machine) == "cuda",
         speed_vs_bytes=[r for _, g in df.groupby("model")
                         for r in hardware.speed_vs_bytes(g, reference)],
         eager_fast=[r for _, g in df.groupby("model") for r in hardware.eager_and_fast(g)],
@@ -226,6 +241,19 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         imatrix={"rows": [] if imatrix is None else imatrix.to_dict("records"),
                  "findings": [f.text for f in variants.imatrix_findings(imatrix)]},
     )
+    template = env.get_template("report.md.j2")
+    # the glossary defines the terms the rest of the report uses, and no other
+    return template.render(**context, glossary=glossary.used(template.render(**context,
+                                                                             glossary=[])))
+
+
+def device_kind(df: pd.DataFrame, machine: dict) -> str | None:
+    """The kind of device the timings were taken on (cuda, cpu): the machine's, else the first
+    measured row's."""
+    if machine.get("device"):
+        return machine["device"]
+    known = df["device"].dropna() if "device" in df else pd.Series(dtype=object)
+    return known.iloc[0] if not known.empty else None
 
 
 def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,

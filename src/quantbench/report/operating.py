@@ -17,8 +17,9 @@ size), ``results/machine.json`` (the roofline ceilings and the device's memory) 
 - where a decode step over more sequences took clearly less time than one over fewer (the work
   of a step does not shrink with the batch: something else set the step time, such as a kernel
   chosen for that shape or per-step host overhead, and comparisons across batch sizes carry it);
-- the highest total throughput among points whose p90 per-token latency is within
-  ``report.token_latency_budget_ms``;
+- each precision's highest total throughput among its points whose p90 per-token latency is
+  within ``report.token_latency_budget_ms`` (a table: the serving recommendation is the one
+  answer to that question);
 - the memory of a served point as fixed + per-token x tokens held in the KV caches (least
   squares), and so how many sequences of ``report.capacity_context_tokens`` fit in the device;
 - energy per token and, only with configured prices, cost per million tokens;
@@ -38,7 +39,6 @@ from quantbench.report.findings import Budgets, Finding
 from quantbench.report.point_table import Settings, in_table_order, prepare, swept
 from quantbench.report.scaling import compute_bound_findings, crossover_findings, step_time_findings
 from quantbench.report.serving import (
-    budget_findings,
     budget_table,
     capacity_findings,
     cost_findings,
@@ -152,7 +152,6 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
         "crossovers": _say(crossover_findings(df)),
         "step_times": _say(step_time_findings(df)),
         "compute": _say(compute_bound_findings(df, machine)),
-        "budget": _say(budget_findings(df, settings)),
         "budget_rows": budget_table(in_table_order(df), settings),
         "capacity": _say(capacity_findings(fits, machine)),
         "capacity_rows": fits,

@@ -15,7 +15,8 @@ from quantbench.report.findings import (
     quality_known,
     within_quality,
 )
-from quantbench.report.numbers import fmt
+from quantbench.report.numbers import fmt, sci
+from quantbench.stats import known
 
 # digits shown for each ranked column: values equal at this precision are a tie for the reader
 DIGITS = {"decode_tok_s": 1, "size_mib": 1, "peak_mem_mib": 0, "ppl": 3}
@@ -85,11 +86,11 @@ def fastest_within_quality(model: str, g: pd.DataFrame, reference: str, b: Budge
     within = within_quality(g, reference, b)
     if within.empty:
         q = ok.dropna(subset=["ppl_delta_pct"])
-        closest = q.loc[q["ppl_delta_pct"].idxmin()]
+        lowest = q.loc[q["ppl_delta_pct"].idxmin()]
         return Pick(model, scenario, None,
                     f"{model}, fastest within {budget_words(reference, b)}: no precision "
-                    f"qualifies; the closest is {closest['precision']} "
-                    f"({closest['ppl_delta_pct']:+.2f} % perplexity)."
+                    f"qualifies; the lowest change in perplexity is {lowest['precision']}'s "
+                    f"({lowest['ppl_delta_pct']:+.2f} %)."
                     f"{_unmeasured(g, b, reference)}", True)
     pick, ties = _rank(within, "decode_tok_s", largest=True, then="peak_mem_mib",
                        then_largest=False)
@@ -166,13 +167,97 @@ def best_quality_within_memory(model: str, g: pd.DataFrame, reference: str, b: B
                     f"{fmt(pick['peak_mem_mib'], 0)} MiB peak); its quality loss is unknown."
                     f"{_ties(ties, 'lower peak memory')}", False)
     pick, ties = _rank(rated, "ppl", largest=False, then="decode_tok_s", then_largest=True)
-    delta = (f", {pick['ppl_delta_pct']:+.2f} % against {reference}"
+    close = [r for _, r in rated.iterrows()
+             if r["precision"] != pick["precision"] and not ppl_apart(pick, r, reference)]
+    if close:  # perplexity does not separate them: another measure of quality decides
+        group = [pick, *close]
+        pick, why = by_divergence(pd.DataFrame(group), reference)
+        return Pick(model, scenario, pick["precision"],
+                    f"{model}, best quality within {words}: perplexity does not separate "
+                    f"{_changes(group, reference)} (their paired 95 % intervals of the change "
+                    f"against {reference} overlap, or are not measured); {why} — "
+                    f"{fmt(pick['peak_mem_mib'], 0)} MiB peak, "
+                    f"{fmt(pick['decode_tok_s'], 1)} tok/s.{_unmeasured(fits)}", True)
+    delta = (f", {_change(pick, reference)} against {reference}"
              if not pd.isna(pick["ppl_delta_pct"]) else "")
     return Pick(model, scenario, pick["precision"],
                 f"{model}, best quality within {words}: {pick['precision']} — perplexity "
                 f"{fmt(pick['ppl'], 3)}{delta}, {fmt(pick['peak_mem_mib'], 0)} MiB peak, "
                 f"{fmt(pick['decode_tok_s'], 1)} tok/s.{_ties(ties, 'faster decode')}"
                 f"{_unmeasured(fits)}", True)
+
+
+def ppl_interval(row: pd.Series, reference: str) -> tuple[float, float] | None:
+    """A precision's paired 95 % interval of its perplexity change against the reference (the
+    reference's own: exactly 0), or None where it has none."""
+    if row["precision"] == reference:
+        return 0.0, 0.0
+    low, high = row.get("ppl_delta_pct_ci_low"), row.get("ppl_delta_pct_ci_high")
+    return (float(low), float(high)) if known(low) and known(high) else None
+
+
+def ppl_apart(low: pd.Series, high: pd.Series, reference: str) -> bool:
+    """Whether ``low``'s perplexity is below ``high``'s with their paired intervals (each a
+    change against the reference, which is 0 exactly) apart; never without both intervals."""
+    a, b = ppl_interval(low, reference), ppl_interval(high, reference)
+    return a is not None and b is not None and a[1] < b[0]
+
+
+def _change(row: pd.Series, reference: str) -> str:
+    if row["precision"] == reference:
+        return "0 %, the reference"
+    if pd.isna(row.get("ppl_delta_pct")):
+        return f"perplexity {fmt(row['ppl'], 3)}"
+    ci = ppl_interval(row, reference)
+    return (f"{row['ppl_delta_pct']:+.2f} %"
+            + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " [n/a]"))
+
+
+def _changes(rows: list, reference: str) -> str:
+    named = [f"{r['precision']} ({_change(r, reference)})" for r in rows]
+    return ", ".join(named[:-1]) + f" and {named[-1]}"
+
+
+def by_divergence(group: pd.DataFrame, reference: str) -> tuple[pd.Series, str]:
+    """The best of precisions whose perplexities are not told apart, and the words of why: the
+    lowest mean KL divergence when it is lower than the next one's by more than the noise floor
+    (``kld_floor``); else the highest top-1 agreement when it is higher as shown (one
+    decimal); else none separates them and the higher decode tok/s names one. The reference
+    has divergence 0 and agreement 100 % against itself."""
+    group = group.reset_index(drop=True)
+    ref = group["precision"] == reference
+    kld = group["kld_mean"].astype(float).where(~ref, 0.0)
+    floor = group["kld_floor"].dropna()
+    floor = float(floor.iloc[0]) if not floor.empty else None
+    if kld.notna().all():
+        order = kld.sort_values(kind="stable").index
+        first, second = group.loc[order[0]], group.loc[order[1]]
+        if floor is not None and kld[order[1]] - kld[order[0]] > floor:
+            return first, (f"by KL divergence, {first['precision']}: {sci(kld[order[0]])} "
+                           f"against {sci(kld[order[1]])} for {second['precision']}, apart by "
+                           f"more than the noise floor of {sci(floor)}")
+    top1 = group["top1_agreement_pct"].astype(float).where(~ref, 100.0)
+    if top1.notna().all():
+        order = top1.round(1).sort_values(ascending=False, kind="stable").index
+        first, second = group.loc[order[0]], group.loc[order[1]]
+        if round(top1[order[0]], 1) > round(top1[order[1]], 1):
+            return first, (f"{_kld_words(kld, floor)}by top-1 agreement, {first['precision']}: "
+                           f"{fmt(top1[order[0]], 1)} % against {fmt(top1[order[1]], 1)} % for "
+                           f"{second['precision']}")
+    fastest, ties = _rank(group, "decode_tok_s", largest=True, then="peak_mem_mib",
+                          then_largest=False)
+    return fastest, (f"{_kld_words(kld, floor)}no measure of quality separates them, so the "
+                     f"higher decode tok/s names {fastest['precision']}"
+                     + (f" (tied with {', '.join(ties)} as shown; lower peak memory decides)"
+                        if ties else ""))
+
+
+def _kld_words(kld: pd.Series, floor: float | None) -> str:
+    if not kld.notna().all():
+        return "KL divergence was not measured for each of them; "
+    if floor is None:
+        return "their KL divergences have no noise floor to be told apart by; "
+    return f"their KL divergences are within the noise floor of {sci(floor)} of each other; "
 
 
 SCENARIOS = (fastest_within_quality, smallest_within_quality, best_quality_within_memory)

@@ -43,10 +43,25 @@ def against_baseline(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def crossover(states: list[str], batches: list[int]) -> tuple[str, dict]:
+def by_state(states: list[str], batches: list[int], speedups: list[float]) -> list[dict]:
+    """The batch sizes of one curve grouped by state (faster, slower, no clear difference; in
+    the order of each state's smallest batch), each with its speed-up: every state a curve has
+    is named, none hidden."""
+    groups: dict[str, list[dict]] = {}
+    for state, batch, speedup in zip(states, batches, speedups, strict=True):
+        groups.setdefault(state, []).append({"batch": batch, "speedup": float(speedup)})
+    return [{"state": state, "points": at} for state, at in groups.items()]
+
+
+def crossover(states: list[str], batches: list[int],
+              speedups: list[float] | None = None) -> tuple[str, dict]:
     """One curve's summary: ``crossover_everywhere``, ``crossover_never``, ``crossover_switch``
     (faster up to a batch then not, or the reverse) or ``crossover_mixed``, with the batches
-    it rests on."""
+    it rests on. Where the sizes that are not faster are slower at some and not told apart at
+    others (``other``: mixed), or the states alternate (mixed), each size is named with its
+    state and speed-up (``groups``), so that a loss at one size is never hidden behind "not
+    clearly faster" or "faster at batch X only"."""
+    speedups = speedups if speedups is not None else [float("nan")] * len(states)
     faster = [s == FASTER for s in states]
     if all(faster):
         return "crossover_everywhere", {}
@@ -55,12 +70,13 @@ def crossover(states: list[str], batches: list[int]) -> tuple[str, dict]:
                                    "n_unclear": states.count(UNCLEAR)}
     k = faster.index(not faster[0])  # where the first run of equal states ends
     if all(f == faster[0] for f in faster[:k]) and all(f != faster[0] for f in faster[k:]):
-        rest = states[k:] if faster[0] else states[:k]
+        part = slice(k, None) if faster[0] else slice(0, k)
+        rest = states[part]
+        other = SLOWER if set(rest) == {SLOWER} else UNCLEAR if set(rest) == {UNCLEAR} else "mixed"
         return "crossover_switch", {"up_to": batches[k - 1], "from_batch": batches[k],
-                                    "direction": "down" if faster[0] else "up",
-                                    "other": SLOWER if set(rest) == {SLOWER} else UNCLEAR}
-    return "crossover_mixed", {"faster_at": ", ".join(
-        str(b) for b, f in zip(batches, faster, strict=True) if f)}
+                                    "direction": "down" if faster[0] else "up", "other": other,
+                                    "groups": by_state(rest, batches[part], speedups[part])}
+    return "crossover_mixed", {"groups": by_state(states, batches, speedups)}
 
 
 def crossover_findings(points: pd.DataFrame) -> list[Finding]:
@@ -74,12 +90,13 @@ def crossover_findings(points: pd.DataFrame) -> list[Finding]:
         if len(g) < 2:
             continue
         batches = [int(b) for b in g["batch_size"]]
-        kind, extra = crossover(g["state"].tolist(), batches)
+        kind, extra = crossover(g["state"].tolist(), batches, g["speedup"].tolist())
         numbers = {"prompt_tokens": prompt, "context_depth": depth, "n": len(g),
                    "batch_min": batches[0], "batch_max": batches[-1],
                    "speedup_first": g["speedup"].iloc[0], "speedup_last": g["speedup"].iloc[-1],
-                   **{k: v for k, v in extra.items() if not isinstance(v, str)}}
-        names = {"baseline": base, **{k: v for k, v in extra.items() if isinstance(v, str)}}
+                   **{k: v for k, v in extra.items() if isinstance(v, int | float)}}
+        names = {"baseline": base,
+                 **{k: v for k, v in extra.items() if not isinstance(v, int | float)}}
         out.append(Finding(kind, model, name, numbers=numbers, names=names))
     return out
 
@@ -103,8 +120,7 @@ def step_time_findings(points: pd.DataFrame) -> list[Finding]:
     """Per model and precision: where a decode step over more sequences took clearly less time
     than one over fewer at the same prompt and depth (below ``STEP_DROP`` of it, the intervals
     apart). The work of a step does not shrink as the batch grows, so such a pair says the step
-    time was set by something else (a kernel chosen for that shape, or host-side overhead that
-    changed between the points).
+    time was set by something else; what, only a trace of those points could say.
     The strongest pair is named, with how many of the precision's contexts have one."""
     df = step_ms(points).dropna(subset=["step_ms_low", "step_ms_high"])
     out = []

@@ -43,25 +43,6 @@ def budget_table(points: pd.DataFrame, settings: Settings) -> list[dict]:
     return rows
 
 
-def budget_findings(points: pd.DataFrame, settings: Settings) -> list[Finding]:
-    """Per model: the highest total throughput within the budget, or that no point is within
-    it (with the lowest p90 token latency measured)."""
-    budget = settings.token_latency_budget_ms
-    out = []
-    fits = within_latency(points, budget)
-    for model, g in ok_points(points).groupby("model"):
-        f = fits[fits["model"] == model]
-        if not f.empty:
-            best = f.loc[f["decode_tok_s"].idxmax()]
-            out.append(Finding("latency_budget_best", model, best["precision"],
-                               numbers=_point_numbers(best, budget_ms=budget)))
-        elif g["token_ms_p90"].notna().any():
-            low = g.loc[g["token_ms_p90"].idxmin()]
-            out.append(Finding("latency_budget_none", model, low["precision"],
-                               numbers=_point_numbers(low, budget_ms=budget)))
-    return out
-
-
 def _point_numbers(row: pd.Series, **extra) -> dict:
     return {**{k: row[k] for k in KEYS}, "decode_tok_s": row["decode_tok_s"],
             "per_seq_tok_s": row.get("decode_tok_s_per_seq"),
@@ -227,7 +208,9 @@ def recommendation_findings(points: pd.DataFrame, summary: pd.DataFrame | None, 
     and depth, the fastest per-sequence decode), serving under the token latency budget (the
     highest total throughput among points within it), maximum throughput within memory
     (``report.memory_budget_mib`` if set, else the device's memory, else the points that ran).
-    A scenario nothing qualifies for is one ``ops_none`` finding saying why."""
+    One answer per question: a scenario nothing qualifies for is one ``ops_none`` finding
+    saying why, with a precision only where it names the nearest point (serving: the lowest
+    p90 per-token latency measured, which is not a pick)."""
     out = []
     budget = settings.token_latency_budget_ms
     limit, limit_from = (budgets.memory_budget_mib, "budget")
@@ -255,6 +238,11 @@ def recommendation_findings(points: pd.DataFrame, summary: pd.DataFrame | None, 
             pick = serve.loc[serve["decode_tok_s"].idxmax()]
             out.append(Finding("ops_serving", model, pick["precision"],
                                numbers=_point_numbers(pick, budget_ms=budget), names=names))
+        elif q["token_ms_p90"].notna().any():  # the nearest to the budget, named as such
+            low = q.loc[q["token_ms_p90"].idxmin()]
+            out.append(Finding("ops_none", model, low["precision"],
+                               numbers=_point_numbers(low, budget_ms=budget),
+                               names={**names, "scenario": "serving", "why": "latency"}))
         else:
             out.append(_none(model, "serving", no_quality or "latency", names, budget))
         fits = q if limit is None else q[q["peak_mem_mib"] <= limit]

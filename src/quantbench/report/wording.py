@@ -34,38 +34,80 @@ _IMAT_TAIL = ("; mean KL divergence {{ kld_imat | sci }} against {{ kld_plain | 
               "perplexity only the actual next tokens){% endif %}; "
               "{{ size_bytes_imat | fmt(0) }} bytes against {{ size_bytes_plain | fmt(0) }}.")
 
+# one compiled precision against its eager twin, with the MBU of both where measured
+_COMPILED = ("{{ model }}: {{ precision }} decodes at {{ compiled_tok_s | fmt(1) }} tok/s, "
+             "{{ speedup | fmt(2) }}× eager {{ eager }} ({{ eager_tok_s | fmt(1) }} tok/s) with "
+             "the same weights")
+_COMPILED_MBU = ("{% if eager_mbu_pct is known and compiled_mbu_pct is known %} "
+                 "({{ eager_mbu_pct | fmt(1) }} % MBU eager, {{ compiled_mbu_pct | fmt(1) }} % "
+                 "compiled){% endif %}")
+
+# the batch sizes of a curve by state, each with its speed-up: "faster at batch 4 (1.10×);
+# slower at batch 16 (0.85×) and 64 (0.73×)"
+_GROUPS = ("{% for g in groups %}{{ g.state }} at batch {% for p in g.points %}"
+           "{{ p.batch | fmt(0) }} ({{ p.speedup | fmt(2) }}×)"
+           "{{ '' if loop.last else (' and ' if loop.revindex == 2 else ', ') }}{% endfor %}"
+           "{{ '' if loop.last else '; ' }}{% endfor %}")
+
+# what a trace says of a step its device was busy for under half of
+_BUSY = ("{% if device == 'GPU' %}has the GPU busy only {{ busy_pct | fmt(0) }} % of a decode "
+         "step{% else %}spends only {{ busy_pct | fmt(0) }} % of a decode step in torch "
+         "operators{% endif %}")
+
+# how many quantized precisions turn their byte saving into speed, and the one furthest off
+_SAVING = ("{{ model }}: {{ kept | fmt(0) }} of {{ n | fmt(0) }} quantized precisions realise at "
+           "least {{ realised_min | fmt(0) }} % of the speed-up their fewer bytes per token "
+           "would give a bandwidth-bound decode; furthest off is {{ precision }}, which reads "
+           "{{ bytes_ratio | fmt(2) }}× fewer bytes than {{ baseline }} ")
+
 WORDING = {
     # -- hardware analysis --------------------------------------------------------------------
+    "below_ridge": (
+        "{{ model }}: decoding one token does at most {{ intensity | fmt(1) }} FLOP per byte read "
+        "({{ precision }}), below this machine's ridge point of {{ ridge | fmt(0) }} FLOP/byte: "
+        "by the roofline, the memory bandwidth and not the compute rate caps decode here; "
+        "{{ best }} comes nearest that ceiling: {{ gb_s | fmt(1) }} GB/s, {{ mbu_pct | fmt(1) }} "
+        "% MBU."
+    ),
+    "below_ridge_follows_bytes": (
+        "{{ model }}: decoding one token does at most {{ intensity | fmt(1) }} FLOP per byte read "
+        "({{ precision }}), below this machine's ridge point of {{ ridge | fmt(0) }} FLOP/byte: "
+        "by the roofline, the memory bandwidth and not the compute rate caps decode here, and "
+        "every quantized precision realises at least {{ realised_min | fmt(0) }} % of the "
+        "speed-up its byte saving would give, so speed follows the bytes per token; "
+        "{{ best }} comes nearest the bandwidth ceiling: {{ gb_s | fmt(1) }} GB/s, "
+        "{{ mbu_pct | fmt(1) }} % MBU."
+    ),
     "compiled_faster": (
-        "{{ model }}: {{ precision }} decodes at {{ compiled_tok_s | fmt(1) }} tok/s, "
-        "{{ speedup | fmt(2) }}× eager {{ eager }} ({{ eager_tok_s | fmt(1) }} tok/s) with the "
-        "same weights, their 95 % intervals apart: eager decode"
-        "{% if eager_mbu_pct is known and compiled_mbu_pct is known %} "
-        "({{ eager_mbu_pct | fmt(1) }} % MBU against {{ compiled_mbu_pct | fmt(1) }} %){% endif %}"
-        " is bound by per-token Python and kernel-launch overhead, not by memory: compiling "
-        "removes {{ removed_pct | fmt(0) }} % of its time per token."
+        _COMPILED + ", their 95 % intervals apart: compiling removes {{ removed_pct | fmt(0) }} % "
+        "of eager decode's time per token" + _COMPILED_MBU + "."
+    ),
+    "compiled_faster_host_bound": (
+        _COMPILED + ", their 95 % intervals apart: compiling removes {{ removed_pct | fmt(0) }} % "
+        "of eager decode's time per token" + _COMPILED_MBU + ". A trace of {{ eager }} at this "
+        "point " + _BUSY + ": eager decode is bound by {{ host_work }}, not by memory."
     ),
     "compiled_not_faster": (
-        "{{ model }}: {{ precision }} decodes at {{ compiled_tok_s | fmt(1) }} tok/s, "
-        "{{ speedup | fmt(2) }}× eager {{ eager }} ({{ eager_tok_s | fmt(1) }} tok/s) with the "
-        "same weights: compiling does not make decode clearly faster here (clearly: at least "
-        "{{ margin | fmt(2) }}× with the 95 % intervals apart), so this run does not say what "
-        "bounds eager decode."
+        _COMPILED + ": compiling does not make decode clearly faster here (clearly: at least "
+        "{{ margin | fmt(2) }}× with the 95 % intervals apart)."
     ),
     "bytes_to_speed": (
-        "{{ model }}: {{ kept | fmt(0) }} of {{ n | fmt(0) }} quantized precisions turn their "
-        "fewer bytes per token into a matching speed-up (at least {{ realised_min | fmt(0) }} % "
-        "of it); furthest off is {{ precision }}, which reads {{ bytes_ratio | fmt(1) }}× fewer "
-        "bytes than {{ baseline }} and decodes {{ speed_ratio | fmt(2) }}× as fast "
-        "({{ realised_pct | fmt(0) }} % of the byte saving realised)."
+        _SAVING + "{{ 'and' if speed_ratio >= 1 else 'yet' }} decodes {{ speed_ratio | fmt(2) }}× "
+        "as fast{% if verdict != 'faster' %}, not told apart from it (the 95 % intervals "
+        "overlap){% endif %}: {{ realised_pct | fmt(0) }} % of the speed-up its byte saving "
+        "would give."
     ),
     "bytes_to_speed_slower": (
-        "{{ model }}: {{ kept | fmt(0) }} of {{ n | fmt(0) }} quantized precisions turn their "
-        "fewer bytes per token into a matching speed-up (at least {{ realised_min | fmt(0) }} % "
-        "of it); furthest off is {{ precision }}, which reads {{ bytes_ratio | fmt(1) }}× fewer "
-        "bytes than {{ baseline }} yet decodes {{ speed_ratio | fmt(2) }}× as fast, slower with "
-        "the 95 % intervals apart: its time per token goes to dequantizing and to kernel "
-        "overhead, not to reading memory."
+        _SAVING + "yet decodes slower, {{ speed_ratio | fmt(2) }}× as fast (the 95 % intervals "
+        "apart): none of its byte saving became speed."
+    ),
+    "bytes_to_speed_slower_traced": (
+        _SAVING + "yet decodes slower, {{ speed_ratio | fmt(2) }}× as fast (the 95 % intervals "
+        "apart); its trace at this point shows where the time goes: "
+        "{% if dequant_pct is known %}{{ dequant_pct | fmt(0) }} % of its {{ device }} time to "
+        "dequantization and quantization {{ unit }}{% endif %}"
+        "{% if dequant_pct is known and busy_pct is known %}, and {% endif %}"
+        "{% if busy_pct is known %}" + _BUSY + ", the rest going to {{ host_work }}{% endif %}."
     ),
     # -- ONNX Runtime's int8 against the other engines' int8 ---------------------------------
     "int8_engines": (
@@ -140,10 +182,11 @@ WORDING = {
     ),
     # -- anomalies ----------------------------------------------------------------------------
     "slower_than_baseline": (
-        "{{ model }}: {{ precision }} decodes slower than its baseline {{ baseline }} "
-        "({{ tok_s | fmt(1) }} against {{ baseline_tok_s | fmt(1) }} tok/s, "
-        "{{ speed_ratio | fmt(2) }}×) although its weights are {{ size_ratio | fmt(1) }}× smaller"
-        "{% if not resolved %} (the 95 % confidence intervals overlap){% endif %}"
+        "{{ model }}: {{ precision }} "
+        "{{ 'decodes slower than' if resolved else 'is no faster than' }} its baseline "
+        "{{ baseline }} ({{ tok_s | fmt(1) }} against {{ baseline_tok_s | fmt(1) }} tok/s, "
+        "{{ speed_ratio | fmt(2) }}×{{ '' if resolved else ', not told apart: the 95 % "
+        "intervals overlap' }}) although its weights are {{ size_ratio | fmt(1) }}× smaller"
         "{% if split in ('all', 'part') %}; without outlier decomposition ({{ t0 }}) it runs at "
         "{{ t0_tok_s | fmt(1) }} tok/s, so the LLM.int8 split into an int8 and an fp16 matmul "
         "explains {{ split }} of the loss"
@@ -196,10 +239,9 @@ WORDING = {
         "prompt {{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}), the 95 % "
         "intervals apart{% if n_contexts > 1 %}, and a larger batch stepped faster than a "
         "smaller one at {{ n_contexts | fmt(0) }} of its {{ contexts | fmt(0) }} contexts"
-        "{% endif %}. A step over more sequences does no less work, so its time there was set "
-        "by something other than the work (a kernel chosen for that shape, or per-step "
-        "overhead that changed between the points): compare this precision across batch "
-        "sizes, and read the crossovers that rest on it, with care."
+        "{% endif %}. A step over more sequences does no less work, so something other than "
+        "the work set its time there (no trace of these points says what): compare this "
+        "precision across batch sizes, and read the crossovers that rest on it, with care."
     ),
     "crossover_everywhere": (
         "{{ model }}: {{ precision }} decodes faster than {{ baseline }} at every measured batch "
@@ -224,19 +266,20 @@ WORDING = {
     "crossover_switch": (
         "{{ model }}: {{ precision }} against {{ baseline }} (prompt {{ prompt_tokens | fmt(0) }}, "
         "depth {{ context_depth | fmt(0) }}): "
-        "{% set not_faster = 'slower' if other == 'slower' else 'not clearly faster' %}"
         "{% set upto = 'at batch' if up_to == batch_min else 'up to batch' %}"
-        "{% if direction == 'down' %}faster {{ upto }} {{ up_to | fmt(0) }}, {{ not_faster }} "
-        "from batch {{ from_batch | fmt(0) }}{% else %}{{ not_faster }} {{ upto }} "
-        "{{ up_to | fmt(0) }}, faster from batch {{ from_batch | fmt(0) }}{% endif %} "
+        "{% set rest = 'slower' if other == 'slower' else 'no clear difference' %}"
+        "{% if direction == 'down' %}faster {{ upto }} {{ up_to | fmt(0) }}, "
+        "{% if other == 'mixed' %}then " + _GROUPS + "{% else %}{{ rest }} from batch "
+        "{{ from_batch | fmt(0) }}{% endif %}"
+        "{% else %}{% if other == 'mixed' %}" + _GROUPS + "; {% else %}{{ rest }} {{ upto }} "
+        "{{ up_to | fmt(0) }}, {% endif %}faster from batch {{ from_batch | fmt(0) }}{% endif %} "
         "(95 % intervals; {{ speedup_first | fmt(2) }}× at batch {{ batch_min | fmt(0) }}, "
         "{{ speedup_last | fmt(2) }}× at batch {{ batch_max | fmt(0) }})."
     ),
     "crossover_mixed": (
         "{{ model }}: {{ precision }} against {{ baseline }} (prompt {{ prompt_tokens | fmt(0) }}, "
-        "depth {{ context_depth | fmt(0) }}): faster, the 95 % intervals apart, at batch "
-        "{{ faster_at }} only, with no single crossover over batch {{ batch_min | fmt(0) }} to "
-        "{{ batch_max | fmt(0) }}."
+        "depth {{ context_depth | fmt(0) }}): no single crossover over batch "
+        "{{ batch_min | fmt(0) }} to {{ batch_max | fmt(0) }}: " + _GROUPS + " (95 % intervals)."
     ),
     "compute_bound_reached": (
         "{{ model }}: {{ precision }}'s decode turns compute-bound from about batch "
@@ -254,19 +297,6 @@ WORDING = {
         "cache reads grow with the batch as fast as its FLOPs"
         "{% else %}by the roofline it would take batch {{ ridge_batch | fmt(1) }} (largest "
         "measured: {{ batch_max | fmt(0) }}){% endif %}."
-    ),
-    "latency_budget_best": (
-        "{{ model }}: within a per-token latency of {{ budget_ms | fmt_g }} ms (p90, "
-        "report.token_latency_budget_ms), the highest total throughput is {{ precision }}'s "
-        "{{ decode_tok_s | fmt(1) }} tok/s at batch {{ batch_size | fmt(0) }} (prompt "
-        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}; "
-        "{{ per_seq_tok_s | fmt(1) }} tok/s per sequence, p90 {{ token_ms_p90 | fmt(1) }} ms)."
-    ),
-    "latency_budget_none": (
-        "{{ model }}: no measured point decodes within a per-token latency of "
-        "{{ budget_ms | fmt_g }} ms (p90, report.token_latency_budget_ms); the lowest p90 is "
-        "{{ precision }}'s {{ token_ms_p90 | fmt(1) }} ms at batch {{ batch_size | fmt(0) }} "
-        "(prompt {{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }})."
     ),
     "capacity": (
         "{{ model }}: {{ precision }} holds {{ fixed_mib | fmt(0) }} MiB fixed plus "
@@ -349,8 +379,11 @@ WORDING = {
         "{% if why == 'quality' %}no precision is within {{ quality }}"
         "{% elif why == 'batch1' %}no precision within the quality budget was measured at "
         "batch 1{% elif why == 'latency' %}none within the quality budget has a p90 per-token "
-        "latency within {{ budget_ms | fmt_g }} ms{% else %}none within the quality budget fits "
-        "the memory limit{% endif %}."
+        "latency within {{ budget_ms | fmt_g }} ms"
+        "{% if precision is string %}; the lowest measured is {{ precision }}'s "
+        "{{ token_ms_p90 | fmt(1) }} ms at batch {{ batch_size | fmt(0) }} (prompt "
+        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}){% endif %}"
+        "{% else %}none within the quality budget fits the memory limit{% endif %}."
     ),
     # -- limitations --------------------------------------------------------------------------
     "timing_spread": (
