@@ -110,6 +110,7 @@ def test_the_summary_reports_the_headline_point():
     row = summary_table([_points_record()], "fp32").iloc[0]
     assert row["decode_tok_s"] == 40.0 and row["decode_token_ms_p50"] == 99.0
     assert row["peak_mem_mib"] == 300.0 and row["batch_size"] == 4
+    assert row["context_depth"] == 512  # the point a kernel trace must match to give a cause
 
 
 def test_each_point_and_the_headline_get_their_share_of_the_decode_limit_at_their_batch():
@@ -222,4 +223,3 @@ def aggregate_from(tmp_path, records) -> pd.DataFrame:
     aggregate(paths, reference="fp32", summary_path=tmp_path / "summary.csv",
               metrics_path=tmp_path / "metrics.csv")
     return pd.read_csv(tmp_path / "summary.csv")
-    assert row["context_depth"] == 512  # the point a kernel trace must match to give a cause

@@ -45,7 +45,8 @@ def summary_columns() -> list[str]:
         "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "decode_limit_tok_s", "limit_pct",
         "prefill_tflops", "mfu_pct",
         *gpu.summary_columns(),
-        "prompt_tokens", "batch_size", "context_depth", *point.summary_columns("point"), "kv_elem_bytes",
+        "prompt_tokens", "batch_size", "context_depth", *point.summary_columns("point"),
+        "kv_elem_bytes",
         # a quantized KV cache: its measured bytes per token, and quality against the same
         # weights with an f16 KV cache (kv_twin)
         "kv_bytes_per_token", "kv_twin", *quality.summary_columns("kv"),
