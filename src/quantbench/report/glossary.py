@@ -52,6 +52,11 @@ TERMS = (
          "model bandwidth utilisation: the bytes a decode step must read (the weights once, "
          "plus each sequence's KV cache) times the steps per second, over the machine's peak "
          "memory bandwidth."),
+    Term("decode limit", r"decode limit",
+         "how fast a model's weights can be read once per token on this machine: one decode "
+         "step's weight products alone, timed at each batch size (the Methodology says how). "
+         "No engine computing in that type decodes faster; \"% of decode limit\" is a decode "
+         "speed's share of it (a format that reads fewer bytes can pass 100 %)."),
     Term("MFU", r"\bMFU\b",
          "model FLOPs utilisation: the model's arithmetic per second (2 FLOP per matmul "
          "parameter per token) over the machine's best measured matmul rate."),
