@@ -136,12 +136,13 @@ def job_intervals(work: Path) -> list[tuple[str, float, float]]:
 
 
 def test_nothing_runs_beside_a_timed_cpu_job(run_dir):
-    """The run used --cores 2 with threads 2: a latency or machine-ceiling job had the CPU to
-    itself, from its start to its end."""
+    """The run used --cores 2 with threads 2: a latency, machine-ceiling or decode-limit job
+    had the CPU to itself, from its start to its end."""
     work, _ = run_dir
     jobs = job_intervals(work)
-    timed = [job for job in jobs if job[0] in ("benchmark_latency", "measure_machine")]
-    assert len(timed) == len(PRECISIONS) + 1
+    timed = [job for job in jobs
+             if job[0] in ("benchmark_latency", "measure_machine", "measure_decode_limit")]
+    assert len(timed) == len(PRECISIONS) + 2  # one model: one decode limit
     assert {rule for rule, _, _ in jobs} >= {"quantize_gguf", "evaluate_quality", "convert_gguf"}
     for rule, start, end in timed:
         beside = [other for other in jobs if other[1] < end and other[2] > start
@@ -170,7 +171,8 @@ def test_a_timed_cpu_job_reserves_every_core_it_may_use(tmp_path, sample_text):
         for ln in lines:
             if ln.startswith("threads:"):
                 threads[rule] = int(ln.split()[1])
-    assert threads["benchmark_latency"] == 6 and threads["measure_machine"] == 6
+    assert threads["benchmark_latency"] == threads["measure_machine"] == 6
+    assert threads["measure_decode_limit"] == 6
     assert threads["evaluate_quality"] == 2
 
 
