@@ -190,3 +190,24 @@ def test_no_module_is_over_600_lines():
     answers (as report/ is: findings, recommend, anomalies, hardware, variants)."""
     long = {m: n for m, p in modules().items() if (n := len(p.read_text().splitlines())) > 600}
     assert long == {}
+
+
+def test_what_the_workflow_imports_loads_no_heavy_library():
+    """The Snakefile and the rule files import only light modules: building the DAG loads
+    neither torch, transformers, pandas, plotly nor llama_cpp."""
+    import re
+    import subprocess
+    import sys
+
+    repo = PACKAGE.parents[1]
+    sources = [repo / "Snakefile", *sorted((repo / "workflow" / "rules").glob("*.smk"))]
+    lines = sorted({m.strip() for s in sources for m in re.findall(
+        r"^\s*(?:from quantbench[\w.]* import [^\n]+|import quantbench[\w.]*)", s.read_text(),
+        re.MULTILINE)})
+    assert lines, "the workflow imports nothing of the package?"
+    code = "\n".join([*lines, "import sys",
+                      f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=repo, env={"PYTHONPATH": str(PACKAGE.parent), "PATH": ""})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
