@@ -1,5 +1,6 @@
 """quantbench: one model, many precisions, one measurement harness."""
 
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, update_config, validate
@@ -75,6 +76,10 @@ onsuccess:
 
 onerror:
     qb_outcome.end_of_run(RECORDS, fatal=False)  # the run fails already
+    # an aggregation that refused records of several runs: its message, not only its log's name
+    refused = qb_outcome.refusal(AGGREGATE_LOG, start=AGGREGATE_LOG_START)
+    if refused:
+        print(f"quantbench: {refused}", file=sys.stderr)
 
 
 # after `all`, the default target; its rule names are checked against the rules above

@@ -30,6 +30,17 @@ PROMPTS = ["The river ran past", "Quantization stores"]
 IMATRIX_PROTOCOL = {"mode": "llama.cpp", "context_length": 64, "stride": None, "max_windows": 2}
 
 
+def allow_a_modified_checkout(config: dict) -> dict:
+    """``config`` for a workflow test of this checkout: where its source has uncommitted edits
+    (a developer's tree), every record it makes is of a modified tree, which the aggregation
+    refuses unless allowed (quantbench.runs): then allow it. A clean checkout is checked."""
+    from quantbench.records import source_provenance
+
+    if source_provenance(REPO)["git_dirty"]:
+        config.setdefault("report", {}).setdefault("allow_mixed_runs", True)
+    return config
+
+
 @pytest.fixture(scope="session")
 def sample_text() -> Path:
     return DATA / "sample.txt"

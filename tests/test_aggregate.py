@@ -1,4 +1,4 @@
-"""The tidy long table (CSV and parquet) and the run id."""
+"""The tidy long table (CSV and parquet) and each row's run."""
 
 import json
 import math
@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from quantbench.report.aggregate import LONG_COLUMNS, aggregate, long_table, run_id
+from quantbench import runs
+from quantbench.report.aggregate import LONG_COLUMNS, aggregate, long_table
 
 
 def _rec(kind, precision, backend="transformers", status="ok", created="2026-11-26T12:00:00+00:00",
@@ -14,7 +15,8 @@ def _rec(kind, precision, backend="transformers", status="ok", created="2026-11-
     return {"kind": kind, "model": "m", "precision": precision, "backend": backend,
             "status": status, "reason": None if status == "ok" else "boom", "metrics": metrics,
             "details": {}, "provenance": {"config_hash": config, "created_utc": created,
-                                          "git_commit": "f" * 40, "device": {"kind": "cpu"}}}
+                                          "git_commit": "f" * 40, "git_dirty": False,
+                                          "device": {"kind": "cpu"}}}
 
 
 @pytest.fixture()
@@ -41,12 +43,19 @@ def test_long_table_is_tidy_with_intervals_units_and_provenance(records):
     assert long["run_id"].nunique() == 1
 
 
-def test_run_id_is_stable_and_changes_with_the_run(records):
-    rid = run_id(records)
-    assert rid == run_id(list(reversed(records)))
-    assert rid.startswith("20261126T120000Z-")  # the first record's time
-    other = [{**r, "provenance": {**r["provenance"], "config_hash": "xyz"}} for r in records]
-    assert run_id(other) != rid
+def test_records_without_a_run_id_get_one_per_code_and_machine(records):
+    """Records made before run ids were recorded: one id for the records of one code on one
+    machine (the first one's time), another for another commit; a recorded run id is kept."""
+    ids = runs.run_ids(records)
+    assert len(set(ids)) == 1 and ids[0].startswith("20261126T120000Z-legacy-")
+    assert runs.run_ids(list(reversed(records))) == ids
+    other = [*records, {**records[0], "provenance": {**records[0]["provenance"],
+                                                      "git_commit": "e" * 40}}]
+    assert len(set(runs.run_ids(other))) == 2
+    named = [{**r, "provenance": {**r["provenance"], "run_id": "20261201T000000Z-abcdef"}}
+             for r in records[:1]] + records[1:]
+    assert runs.run_ids(named)[0] == "20261201T000000Z-abcdef"
+    assert runs.run_ids(named)[1:] == ids[1:]
 
 
 def test_parquet_round_trips_the_long_table(tmp_path, records):
@@ -64,7 +73,7 @@ def test_parquet_round_trips_the_long_table(tmp_path, records):
     pd.testing.assert_frame_equal(back, csv, check_dtype=False)
     assert back["value"].dtype == float and back["ci_low"].dtype == float
     assert set(summary["run_id"]) == set(back["run_id"])
-    assert set(pd.read_csv(tmp_path / "summary.csv")["run_id"]) == {run_id(records)}
+    assert set(pd.read_csv(tmp_path / "summary.csv")["run_id"]) == set(runs.run_ids(records))
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -86,8 +95,10 @@ def test_every_point_is_a_keyed_row_of_the_points_and_long_tables():
     from quantbench.report.aggregate import points_table
 
     rec = _points_record()
-    pts = points_table([rec], "run1")
+    rec["provenance"]["run_id"] = "run1"
+    pts = points_table([rec])
     assert len(pts) == 4 and (pts["run_id"] == "run1").all()
+    assert (pts["git_commit"] == "f" * 40).all()
     assert pts[["batch_size", "context_depth"]].values.tolist() == [[1, 0], [4, 0], [4, 512],
                                                                    [64, 512]]
     oom = pts.iloc[-1]
@@ -118,7 +129,7 @@ def test_each_point_and_the_headline_get_their_share_of_the_decode_limit_at_thei
 
     rec = _points_record()
     limit = {"points": [{"batch_size": 1, "tok_s": 80.0}, {"batch_size": 4, "tok_s": 200.0}]}
-    pts = points_table([rec], "run1", {rec["model"]: limit}).set_index(
+    pts = points_table([rec], {rec["model"]: limit}).set_index(
         ["batch_size", "context_depth"])
     assert pts.loc[(1, 0), ["decode_limit_tok_s", "limit_pct"]].tolist() == [80.0, 25.0]
     assert pts.loc[(4, 512), ["decode_limit_tok_s", "limit_pct"]].tolist() == [200.0, 20.0]

@@ -929,6 +929,9 @@ def test_records_of_several_runs_are_named_in_the_limitations(measured):
     dirty = one.copy()
     dirty.loc[dirty["precision"] == "fp32", "source_sha256"] = "s3"  # edited between jobs
     assert said(dirty)[0].startswith("The latency records come from 2 runs")
+    modified = two.assign(git_dirty=two["backend"] == "llama.cpp")
+    assert "commit bbbbbbb (modified tree), measured 2026-12-01: m gguf-f16" in said(modified)[0]
+    assert "commit aaaaaaa, measured" in said(modified)[0]
     assert said(measured) == []  # summaries without the columns (older ones) say nothing
     no_latency = one.copy()
     no_latency.loc[no_latency["precision"] == "fp32", "git_commit"] = None

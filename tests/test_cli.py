@@ -102,6 +102,28 @@ def test_render_from_tables_makes_the_report_and_every_figure_it_links(tmp_path)
                   "--tables"])
 
 
+def test_render_refuses_records_of_several_runs_unless_its_config_allows_them(tmp_path):
+    """quantbench render aggregates as the workflow does: records of another commit are refused
+    before anything is written, with the config's report.allow_mixed_runs as the switch."""
+    import json
+
+    for precision, commit in (("fp32", "a" * 40), ("gguf-q8_0", "b" * 40)):
+        path = tmp_path / "results" / "m" / "latency" / f"{precision}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "kind": "latency", "model": "m", "precision": precision, "backend": "llama.cpp",
+            "status": "oom", "reason": "no room", "metrics": {}, "details": {},
+            "provenance": {"git_commit": commit, "git_dirty": False, "cpu": "x", "cpu_count": 2,
+                           "created_utc": f"2026-12-0{1 + (commit == 'a' * 40)}T00:00:00"}}))
+    config = REPO / "config" / "sweep-cpu.yaml"  # report.allow_mixed_runs: false by default
+    with pytest.raises(SystemExit, match=r"quantbench render: the records are not of one run(.|\n)*"
+                       r"another commit \(commit bbbbbbb, clean tree\): 1 record\(s\): "
+                       r".*results/m/latency/gguf-q8_0.json"):
+        cli.main(["render", str(tmp_path / "results"), "--config", str(config), "--out",
+                  str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("command", [["targets", "--precision", "fp32"], ["render", "."]])
 def test_a_config_file_with_a_syntax_error_is_named_with_its_line(command, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"

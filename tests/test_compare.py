@@ -51,6 +51,16 @@ def test_run_ids_come_from_the_column_or_the_folder_and_machine(runs):
     assert laptop["commit"] == "a" * 40 and laptop["machine"] == "cpu (Xeon 8480)"
 
 
+def test_a_folder_of_several_runs_is_one_side_of_the_comparison(runs, tmp_path):
+    """A summary whose rows come from several runs (report.allow_mixed_runs) is labelled by its
+    folder and machine, not split into runs."""
+    mixed = pd.read_csv(runs[1] / "summary.csv").assign(run_id=["r1", "r1", "r2", "r2"])
+    (tmp_path / "mixed").mkdir()
+    mixed.to_csv(tmp_path / "mixed" / "summary.csv", index=False)
+    df = combine([runs[0], tmp_path / "mixed"])
+    assert list(dict.fromkeys(df["run_id"])) == ["laptop-cpu", "mixed-nvidia-h100"]
+
+
 def test_the_same_run_twice_gets_two_ids(runs):
     df = combine([runs[0], runs[0]])
     assert list(dict.fromkeys(df["run_id"])) == ["laptop-cpu", "laptop-cpu-2"]

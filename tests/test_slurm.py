@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import allow_a_modified_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / "tools" / "slurm"
@@ -85,7 +86,7 @@ def slurm_states(job_ids) -> dict[str, str]:
 
 
 def tiny_config(path: Path, tiny_model, converter, sample_text, **latency) -> Path:
-    path.write_text(yaml.safe_dump({
+    path.write_text(yaml.safe_dump(allow_a_modified_checkout({
         "models": {"tiny": {"source": "local", "path": str(tiny_model)}},
         "precisions": PRECISIONS,
         "dataset": {"name": "file", "path": str(sample_text)},
@@ -96,7 +97,7 @@ def tiny_config(path: Path, tiny_model, converter, sample_text, **latency) -> Pa
         "perplexity": {"context_length": 64, "max_windows": 4},
         "generation": {"max_new_tokens": 6, "prompts": ["The river", "Bread is"]},
         "converter": {"source": str(converter)},
-    }))
+    })))
     return path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import allow_a_modified_checkout
 
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
 
@@ -46,7 +47,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def write_config(path: Path, **overrides) -> Path:
-    path.write_text(yaml.safe_dump(overrides))
+    path.write_text(yaml.safe_dump(allow_a_modified_checkout(overrides)))
     return path
 
 
@@ -246,6 +247,60 @@ def test_a_run_ends_by_naming_its_failed_measurements(run_dir, tmp_path, switch,
     assert (res.returncode != 0) is exit_nonzero
     if exit_nonzero:
         assert "ended in an error record and fail_on_error is on" in res.stderr
+
+
+def test_records_of_another_run_fail_the_run_naming_them_unless_allowed(run_dir, tmp_path):
+    """A record of another commit among the run's: the aggregation fails before any table (none
+    is left), and the run exits non-zero ending with the message that names the record; with
+    report.allow_mixed_runs the tables are written and the row carries its commit. A job of a
+    later invocation records that invocation's run id, the records it reused keep theirs."""
+    import re
+    import shutil
+
+    done, cfg = run_dir
+    work = tmp_path / "work"
+    shutil.copytree(done, work, symlinks=True)
+    made = {}
+    for path in sorted((work / "results").glob("*/*/*.json")):
+        data = json.loads(path.read_text())
+        made[path.relative_to(work).as_posix()] = data["provenance"]["run_id"]
+        data["provenance"]["git_dirty"] = False  # whatever this checkout's state
+        if path.relative_to(work).as_posix() == "results/tiny/latency/gguf-q8_0.json":
+            data["provenance"].update(git_commit="0" * 40, source_sha256="0" * 64,
+                                      created_utc="2020-01-01T00:00:00+00:00")
+        path.write_text(json.dumps(data))
+    assert len(set(made.values())) == 1  # the records of one invocation share its id
+    (first,) = set(made.values())
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", first)
+
+    def run(allowed: str, *more: str):
+        cmd = [*SNAKEMAKE, "results/summary.csv", *more, "-d", str(work), "--cores", "2",
+               "--configfile", str(cfg), "--config", f"report={{allow_mixed_runs: {allowed}}}"]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=work,
+                              env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+    res = run("false")
+    assert res.returncode != 0
+    end = res.stderr[res.stderr.index("quantbench: MixedRunsError: the records are not of one "
+                                      "run"):]
+    assert ("another commit (commit 0000000, clean tree): 1 record(s): "
+            "results/tiny/latency/gguf-q8_0.json\n") in end, res.stderr[-3000:]
+    assert "report.allow_mixed_runs: true" in end
+    tables = ("summary.csv", "points.csv", "metrics.csv", "metrics.parquet", "kernels.csv")
+    assert not [t for t in tables if (work / "results" / t).exists()]
+    assert not list((work / "results").glob(".*.tmp"))
+
+    trace = "results/tiny/gpu/fp32.json"  # a quick job, measured again by this invocation
+    res = run("true", trace, "--forcerun", trace)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = pd.read_csv(work / "results" / "summary.csv").set_index("precision")
+    assert summary.loc["gguf-q8_0", "git_commit"] == "0" * 40
+    assert summary.drop(index="gguf-q8_0")["git_commit"].nunique() == 1
+    points = pd.read_csv(work / "results" / "points.csv").set_index("precision")
+    assert points.loc["gguf-q8_0", "git_commit"] == "0" * 40
+    again = json.loads((work / trace).read_text())["provenance"]["run_id"]
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", again) and again != first
+    assert set(summary["run_id"]) == {first}  # the latency records were reused
 
 
 def test_snakemake_report_shows_the_figures_with_their_captions(run_dir):

@@ -4,6 +4,8 @@ A failed measurement is data (a record with a status, in the tables and the repo
 DAG goes on; but a run that produced such records says so when it ends, one line each, and
 with ``fail_on_error`` an ``error`` record (a bug or a broken set-up, unlike an ``oom``, an
 ``unsupported`` precision or a ``timeout``, which describe the machine) makes it exit non-zero.
+An aggregation that refused records of several runs (``quantbench.runs``) fails its job; its
+message, in the job's log, is said again at the end of the run (``refusal``).
 Kept light: the Snakefile calls it.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantbench.records import Status
+from quantbench.runs import MixedRunsError
 
 # not_applicable and no_gpu are by design
 FAILED = (Status.ERROR, Status.OOM, Status.UNSUPPORTED, Status.TIMEOUT)
@@ -73,3 +76,26 @@ def end_of_run(paths, *, fatal: bool) -> str | None:
         return (f"{len(errors)} measurement(s) ended in an error record and fail_on_error is on "
                 "(set fail_on_error: false to keep them as data)")
     return None
+
+
+def log_size(path) -> int:
+    """How much of a job's log is there now (0 for none): what an earlier run wrote."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def refusal(path, *, start: int = 0) -> str | None:
+    """The refusal of records of several runs that a job wrote to its log ``path`` during this
+    run (after byte ``start``, the log's size when the run began; from the beginning where the
+    log is shorter now), or None."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(start if start <= size else 0)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    at = text.rfind(f"{MixedRunsError.__name__}: ")
+    return text[at:].strip() if at >= 0 else None

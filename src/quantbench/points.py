@@ -91,6 +91,7 @@ def headline(prompt_tokens, headline_spec: dict | None) -> OperatingPoint:
 # (aggregate writes it; a table made before a column existed reads back with NaN there)
 COLUMNS = ("model", "precision", "backend", "status", "reason", *KEYS,
            *(f.name for f in LatencyPoint.metric_fields()), "weights_mib", "device", "gpu_name",
-           "run_id",
+           # the record's run (quantbench.runs) and code
+           "run_id", "git_commit", "git_dirty",
            # the model's decode limit at the point's batch size, and the point's share of it
            "decode_limit_tok_s", "limit_pct")

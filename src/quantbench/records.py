@@ -22,6 +22,8 @@ from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 
+from quantbench.runs import current_run_id
+
 SCHEMA_VERSION = 1
 TRACKED_PACKAGES = ("torch", "transformers", "bitsandbytes", "torchao", "llama_cpp_python",
                     "numpy")
@@ -163,6 +165,7 @@ def _cpu_name() -> str:
 def provenance(settings: dict | None = None, device: dict | None = None) -> dict:
     return {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": current_run_id(),  # the invocation of the workflow that made the record
         "host": platform.node(),
         "python": platform.python_version(),
         "cpu": _cpu_name(),

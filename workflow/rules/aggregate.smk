@@ -36,6 +36,11 @@ rule measure_decode_limit:
         "../scripts/measure_decode_limit.py"
 
 
+# what of the aggregation's log an earlier run wrote: the end of the run says this run's refusal
+AGGREGATE_LOG = "logs/aggregate_results.log"
+AGGREGATE_LOG_START = qb_outcome.log_size(AGGREGATE_LOG)
+
+
 rule aggregate_results:
     input:
         latency=results_of("latency"),
@@ -52,10 +57,11 @@ rule aggregate_results:
         points="results/points.csv",
         kernels="results/kernels.csv",
     log:
-        "logs/aggregate_results.log",
+        AGGREGATE_LOG,
     conda:
         "../../envs/report.yaml"
     params:
         reference=REFERENCE,
+        allow_mixed_runs=config["report"]["allow_mixed_runs"],
     script:
         "../scripts/aggregate_results.py"

@@ -11,6 +11,7 @@ from quantbench import locks as qb_locks
 from quantbench import outcome as qb_outcome
 from quantbench import points as qb_points
 from quantbench import precisions as qb_precisions
+from quantbench import runs as qb_runs
 from quantbench import targets as qb_targets
 from quantbench.inputs import dataset_id
 from quantbench.device import resolve_threads
@@ -22,6 +23,14 @@ qb_config.check_output_folders(Path.cwd())
 if workflow.is_main_process and workflow.resource_settings.nodes is None:
     qb_config.check_device(config)
 qb_locks.clear_stale_locks(Path.cwd(), main_process=workflow.is_main_process)
+# this invocation's run id, which every record it makes keeps (quantbench.runs): new in the main
+# process, the one it was sent with in a job's own process (a cluster job reads this file again)
+qb_runs.start(main_process=workflow.is_main_process)
+
+
+envvars:
+    qb_runs.RUN_ID_VARIABLE,
+
 
 MODELS = list(config["models"])
 PRECISIONS = list(config["precisions"])

@@ -1,6 +1,7 @@
 """Collect every record into results/summary.csv (wide, the headline point),
 results/points.csv (every operating point), results/kernels.csv (the kernel traces) and
-results/metrics.{csv,parquet} (long)."""
+results/metrics.{csv,parquet} (long); records of several runs are refused unless the config
+allows them (report.allow_mixed_runs)."""
 
 from quantbench import logs
 from quantbench.report.aggregate import aggregate
@@ -13,7 +14,8 @@ def main(smk) -> None:
               metrics_path=smk.output.metrics,
               parquet_path=smk.output.metrics_parquet, points_path=smk.output.points,
               kernels_path=smk.output.kernels, model_dirs=smk.input.models,
-              machine_path=smk.input.machine, limit_paths=smk.input.limits)
+              machine_path=smk.input.machine, limit_paths=smk.input.limits,
+              allow_mixed_runs=smk.params.allow_mixed_runs)
 
 
 if __name__ == "__main__":

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from quantbench import precisions, roofline
+from quantbench import precisions, roofline, runs
 from quantbench.artifacts import gguf
 from quantbench.kernel_summary import KernelSummary
 from quantbench.metrics import GpuMetrics, QualityMetrics
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint
-from quantbench.records import Status, atomic_write_text, config_hash, write_atomic
+from quantbench.records import Status, atomic_write_text, write_atomic
 from quantbench.stats import Z95
 
 # peak_mem_mib is what serving holds (after loading); these say what loading needed and what the
@@ -62,10 +61,11 @@ def summary_columns() -> list[str]:
         # a compiled precision whose compiled step was refused here: its generations decoded
         # eagerly, and why
         "generations_eager",
-        "reason", "device", "gpu_name", "run_id",
-        # where the latency record was measured: records brought together from several runs
+        "reason", "device", "gpu_name",
+        # where and when the latency record was measured: the invocation of the workflow that
+        # made it (quantbench.runs) and its code; records brought together from several runs
         # say so
-        "git_commit", "source_sha256", "measured_utc",
+        "run_id", "git_commit", "git_dirty", "source_sha256", "measured_utc",
     ]
 
 
@@ -75,7 +75,7 @@ TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
                 "kld_floor_from",
                 "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id", "kv_twin", "git_commit",
-                "source_sha256", "measured_utc"}
+                "git_dirty", "source_sha256", "measured_utc"}
 # The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
 HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
@@ -119,18 +119,16 @@ def load_records(paths) -> list[dict]:
 
 
 LONG_COLUMNS = ["model", "precision", "backend", "scenario", "metric", "value", "unit", "ci_low",
-                "ci_high", "status", "run_id", "provenance", *POINT_KEYS]
+                "ci_high", "status", "run_id", "git_commit", "git_dirty", "provenance",
+                *POINT_KEYS]
 
 
-def run_id(records: list[dict]) -> str:
-    """A stable id of the run the records belong to: when its first record was made, and a hash
-    of every job's settings (the same records always give the same id; a rerun with other
-    settings, or from scratch, gives another)."""
-    created = sorted(r["provenance"].get("created_utc") or "" for r in records)
-    start = datetime.fromisoformat(created[0]).strftime("%Y%m%dT%H%M%SZ") if created[0] else "na"
-    jobs = sorted((r["kind"], r["model"], r["precision"], r["provenance"].get("config_hash"))
-                  for r in records)
-    return f"{start}-{config_hash(jobs)[:8]}"
+def origins(records: list[dict]) -> list[dict]:
+    """Each record's run id (``quantbench.runs.run_ids``), commit and dirty flag: what every row
+    made from it carries."""
+    return [{"run_id": rid, "git_commit": r["provenance"].get("git_commit"),
+             "git_dirty": r["provenance"].get("git_dirty")}
+            for r, rid in zip(records, runs.run_ids(records), strict=True)]
 
 
 def _interval(metrics: dict, name: str) -> tuple[float, float]:
@@ -146,14 +144,13 @@ def _interval(metrics: dict, name: str) -> tuple[float, float]:
     return float("nan"), float("nan")
 
 
-def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
+def long_table(records: list[dict]) -> pd.DataFrame:
     """One row per measured number (tidy): model, precision, backend, scenario, metric, value,
-    unit, its 95 % interval where the record has one, the record's status, the run id and the
-    record's provenance (JSON)."""
-    run = run or (run_id(records) if records else None)
+    unit, its 95 % interval where the record has one, the record's status, its run id, commit
+    and dirty flag, and its provenance (JSON)."""
     units = typed_units()
     rows = []
-    for r in records:
+    for r, run in zip(records, origins(records), strict=True):
         prov = json.dumps(r["provenance"], sort_keys=True, separators=(",", ":"))
         declared = units.get(r["kind"], {})
         for metric, value in r["metrics"].items():
@@ -164,21 +161,20 @@ def long_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
                 "model": r["model"], "precision": r["precision"], "backend": r["backend"],
                 "scenario": r["kind"], "metric": metric, "value": float(value),
                 "unit": declared.get(metric, unit_of(metric)), "ci_low": low, "ci_high": high,
-                "status": r["status"],
-                "run_id": run, "provenance": prov,
+                "status": r["status"], **run, "provenance": prov,
             })
         for point in r.get("details", {}).get("points") or []:
             rows += _point_rows(r, LatencyPoint.from_dict(point), run, prov)
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
-def _point_rows(record: dict, point: LatencyPoint, run: str | None, prov: str) -> list[dict]:
+def _point_rows(record: dict, point: LatencyPoint, run: dict, prov: str) -> list[dict]:
     """A measured operating point as long-table rows, keyed by the point (scenario
     ``latency_point``), each figure with the unit its type declares; a point that failed is one
     row with its status and no value."""
     base = {"model": record["model"], "precision": record["precision"],
             "backend": record["backend"], "scenario": "latency_point", "status": point.status,
-            "run_id": run, "provenance": prov,
+            **run, "provenance": prov,
             **{k: getattr(point, k) for k in POINT_KEYS}}
     interval = {"decode_tok_s": (point.decode_tok_s_ci_low, point.decode_tok_s_ci_high)}
     rows = []
@@ -195,18 +191,18 @@ def _point_rows(record: dict, point: LatencyPoint, run: str | None, prov: str) -
     return rows
 
 
-def points_table(records: list[dict], run: str | None = None,
-                 limits: dict | None = None) -> pd.DataFrame:
+def points_table(records: list[dict], limits: dict | None = None) -> pd.DataFrame:
     """One row per (model, precision, operating point) of the latency records, with each
-    point's share of its model's decode limit at its batch size (``limits``: by model)."""
+    point's share of its model's decode limit at its batch size (``limits``: by model) and the
+    run id, commit and dirty flag of its record."""
     rows = []
-    for r in records:
+    for r, run in zip(records, origins(records), strict=True):
         if r["kind"] != "latency":
             continue
         dev = r["provenance"].get("device", {})
         common = {"model": r["model"], "precision": r["precision"], "backend": r["backend"],
                   "weights_mib": r["metrics"].get("weights_mib") or r["metrics"].get("size_mib"),
-                  "device": dev.get("kind"), "gpu_name": dev.get("gpu_name"), "run_id": run}
+                  "device": dev.get("kind"), "gpu_name": dev.get("gpu_name"), **run}
         points = r.get("details", {}).get("points")
         if not points:  # a job that failed before its first point
             rows.append({**common, "status": r["status"], "reason": r["reason"]})
@@ -228,11 +224,11 @@ KERNEL_COLUMNS = ["model", "precision", "backend", "status", "reason", "device",
                   "graph_break_reason", "recompile_reason", "run_id"]
 
 
-def kernels_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
+def kernels_table(records: list[dict]) -> pd.DataFrame:
     """One row per kernel trace record: its summary's figures, its top kernel and the first
-    graph-break and recompile reasons of a compiled decode."""
+    graph-break and recompile reasons of a compiled decode, and its record's run id."""
     rows = []
-    for r in records:
+    for r, run in zip(records, origins(records), strict=True):
         if r["kind"] != "kernels":
             continue
         details, top = r.get("details", {}), (r.get("details", {}).get("top") or [{}])[0]
@@ -250,7 +246,7 @@ def kernels_table(records: list[dict], run: str | None = None) -> pd.DataFrame:
             "top_kernel_pct": None if top.get("share") is None else 100 * top["share"],
             "graph_break_reason": next(iter(reasons.get("graph_breaks") or []), None),
             "recompile_reason": next(iter(reasons.get("recompiles") or []), None),
-            "run_id": run,
+            "run_id": run["run_id"],
         })
     df = pd.DataFrame(rows).reindex(columns=KERNEL_COLUMNS)
     return df.sort_values(["model", "precision"], kind="stable").reset_index(drop=True)
@@ -260,7 +256,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
                   machine: dict | None = None, limits: dict | None = None) -> pd.DataFrame:
     rows: dict[tuple, dict] = {}
     self_floor: dict[str, float] = {}
-    for r in records:
+    for r, run in zip(records, origins(records), strict=True):
         key = (r["model"], r["precision"])
         row = rows.setdefault(key, {"model": r["model"], "precision": r["precision"],
                                     "backend": r["backend"]})
@@ -282,7 +278,7 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             row["status"], row["reason"] = r["status"], r["reason"]
             dev = r["provenance"].get("device", {})
             row["device"], row["gpu_name"] = dev.get("kind"), dev.get("gpu_name")
-            row["git_commit"] = r["provenance"].get("git_commit")
+            row.update(run)  # the row's run, commit and dirty flag: its latency record's
             row["source_sha256"] = r["provenance"].get("source_sha256")
             row["measured_utc"] = r["provenance"].get("created_utc")
             types = r["details"].get("backend", {}).get("tensor_types_pct")
@@ -409,27 +405,28 @@ def write_parquet(df: pd.DataFrame, path) -> None:
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,
               points_path=None, kernels_path=None, model_dirs=(), machine_path=None,
-              limit_paths=()) -> pd.DataFrame:
+              limit_paths=(), allow_mixed_runs: bool = False) -> pd.DataFrame:
     """Every table from the records; ``limit_paths``: the models' decode limits
-    (results/<model>/limit.json), whose model is the folder's name."""
+    (results/<model>/limit.json), whose model is the folder's name. Records of another commit,
+    a modified tree or another machine than the run's are refused before any table is written
+    (``quantbench.runs.MixedRunsError``, naming them) unless ``allow_mixed_runs``."""
     records = load_records(paths)
+    runs.check_one_run(records, [str(p) for p in paths], allow_mixed=allow_mixed_runs)
     limits = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in limit_paths}
-    run = run_id(records) if records else None
     shapes = {Path(d).parent.name: roofline.Shape.from_config(Path(d) / "config.json")
               for d in model_dirs}
     machine = json.loads(Path(machine_path).read_text()) if machine_path else None
     summary = summary_table(records, reference, shapes=shapes, machine=machine, limits=limits)
-    summary["run_id"] = run
-    long = long_table(records, run)
+    long = long_table(records)
     atomic_write_text(summary_path, summary.to_csv(index=False))
     atomic_write_text(metrics_path, long.to_csv(index=False))
     if parquet_path is not None:
         write_parquet(long, parquet_path)
     if points_path is not None:
         atomic_write_text(points_path,
-                          points_table(records, run, limits).to_csv(index=False))
+                          points_table(records, limits).to_csv(index=False))
     if kernels_path is not None:
-        atomic_write_text(kernels_path, kernels_table(records, run).to_csv(index=False))
+        atomic_write_text(kernels_path, kernels_table(records).to_csv(index=False))
     return summary
 
 

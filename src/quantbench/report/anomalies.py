@@ -124,10 +124,48 @@ def several_runs(df: pd.DataFrame) -> list[str]:
         when = g["measured_utc"].dropna().min()
         date = f", measured {when[:10]}" if isinstance(when, str) else ""
         items = ", ".join(f"{m} {p}" for m, p in zip(g["model"], g["precision"], strict=True))
-        parts.append(f"commit {str(commit)[:7]}{date}: {items}")
+        modified = " (modified tree)" if any(str(d) == "True" for d in g.get(
+            "git_dirty", [])) else ""
+        parts.append(f"commit {str(commit)[:7]}{modified}{date}: {items}")
     return [f"The latency records come from {groups.ngroups} runs (other code: another commit or "
             "source tree); the provenance above is one run's. Compare precisions of different "
             "runs with care, a run's host can change the timings: " + "; ".join(parts) + "."]
+
+
+def other_run(df: pd.DataFrame, reference: str) -> pd.Series:
+    """True for each row measured in another run than its model's ``reference`` row (their run
+    ids differ, ``quantbench.runs``): a comparison between the two crosses runs. A model without
+    a reference row, and a row or a reference without a run id, are not marked."""
+    marked = pd.Series(False, index=df.index)
+    if "run_id" not in df:
+        return marked
+    for _, g in df.groupby("model"):
+        ref = g.loc[g["precision"] == reference, "run_id"].dropna()
+        if not ref.empty:
+            marked[g.index] = g["run_id"].notna() & (g["run_id"] != ref.iloc[0])
+    return marked
+
+
+def _run_of(row) -> str:
+    commit = row.get("git_commit")
+    code = (f", commit {commit[:7]}" + (" modified" if str(row.get("git_dirty")) == "True" else "")
+            if isinstance(commit, str) else "")
+    return f"run {row['run_id']}{code}"
+
+
+def other_run_note(df: pd.DataFrame, reference: str) -> str | None:
+    """What the mark of ``other_run`` means, with each marked row's run and its reference's."""
+    marked = other_run(df, reference)
+    if not marked.any():
+        return None
+    parts = []
+    for model, g in df[marked].groupby("model", sort=False):
+        ref = df[(df["model"] == model) & (df["precision"] == reference)].iloc[0]
+        rows = ", ".join(f"{row['precision']} ({_run_of(row)})" for _, row in g.iterrows())
+        parts.append(f"{model}: {rows}, against {reference}'s {_run_of(ref)}")
+    return ("† Measured in another run than the reference precision of the same model (another "
+            "invocation of the workflow: another time, maybe another commit), so comparisons "
+            "with it cross runs: " + "; ".join(parts) + ".")
 
 
 def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | None) -> list[str]:

@@ -3,8 +3,9 @@
     quantbench compare RESULTS_DIR_A RESULTS_DIR_B ... --out DIR [--html]
 
 Each folder holds a run's ``summary.csv`` and, when there is one, its ``machine.json``. Rows are
-labelled by run id: the summary's ``run_id`` column when it has one, else the folder's name and
-the machine (GPU name, or ``cpu``). The first folder is the base run: the other runs' decode
+labelled by run id: the summary's ``run_id`` column when all its rows share one, else (no run
+id, or a folder whose rows come from several runs) the folder's name and the machine (GPU name,
+or ``cpu``). The first folder is the base run: the other runs' decode
 speeds are given as a ratio to it, precision by precision. Runs of one model each are compared
 precision by precision even when the models differ (the report then says so); runs with
 several models are compared by model and precision.
@@ -66,9 +67,10 @@ def load_run(folder) -> pd.DataFrame:
         raise FileNotFoundError(f"{folder}: no summary.csv (is it a quantbench results folder?)")
     df = pd.read_csv(path)
     machine = _machine(folder)
-    if "run_id" not in df or df["run_id"].isna().all():
-        df["run_id"] = derive_run_id(folder, machine, df)
-    df["run_id"] = df["run_id"].astype(str)
+    # a folder is one side of the comparison, also where its rows' records come from several
+    # runs (report.allow_mixed_runs)
+    ids = df["run_id"].dropna().unique() if "run_id" in df else []
+    df["run_id"] = str(ids[0]) if len(ids) == 1 else derive_run_id(folder, machine, df)
     cpu = (machine.get("provenance") or {}).get("cpu")
     label = machine_label(machine, df)
     df["machine"] = f"{label} ({cpu})" if cpu and label == "cpu" else label

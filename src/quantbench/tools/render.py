@@ -8,6 +8,9 @@ and, where there is one, RESULTS_DIR/imatrix.csv are read; summary.csv, points.c
 kernels.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default
 RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are here; a
 random-weights model's shape and description are rebuilt from the config without weights.
+Records of another commit, a modified tree or another machine than the newest record's are
+refused, naming them, before anything is written, unless the config sets
+report.allow_mixed_runs: true.
 
     quantbench render FOLDER --config CONFIG --tables
 
@@ -35,6 +38,7 @@ from quantbench.records import source_tree
 from quantbench.report.aggregate import aggregate
 from quantbench.report.markdown import render_report
 from quantbench.report.plots import plot_all
+from quantbench.runs import MixedRunsError
 from quantbench.targets import KINDS
 
 REPO = source_tree()
@@ -64,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="plot and report from the folder's tables (it keeps no records)")
     a = ap.parse_args(argv)
     out = a.out or a.results
-    (out / "figures").mkdir(parents=True, exist_ok=True)
     try:
         qb_config.check_config_files([a.config])
     except ConfigError as exc:
@@ -83,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     machine = a.results / "machine.json"
     with tempfile.TemporaryDirectory() as tmp:
         dirs = model_dirs(config, Path(tmp))
-        aggregate(records, reference=reference, summary_path=out / "summary.csv",
-                  metrics_path=out / "metrics.csv", parquet_path=out / "metrics.parquet",
-                  points_path=out / "points.csv", kernels_path=out / "kernels.csv",
-                  model_dirs=dirs, machine_path=machine,
-                  limit_paths=sorted(a.results.glob("*/limit.json")))
+        try:  # records of several runs are refused before any table is written
+            aggregate(records, reference=reference, summary_path=out / "summary.csv",
+                      metrics_path=out / "metrics.csv", parquet_path=out / "metrics.parquet",
+                      points_path=out / "points.csv", kernels_path=out / "kernels.csv",
+                      model_dirs=dirs, machine_path=machine,
+                      limit_paths=sorted(a.results.glob("*/limit.json")),
+                      allow_mixed_runs=config["report"]["allow_mixed_runs"])
+        except MixedRunsError as exc:
+            raise SystemExit(f"quantbench render: {exc}") from None
+        (out / "figures").mkdir(parents=True, exist_ok=True)
         recs = [json.loads(p.read_text()) for p in gpu_traces]
         names = list(SUMMARY_FIGURES) + [timeseries_name(r["model"], r["precision"]) for r in recs]
         html = [out / "figures" / f"{n}.html" for n in names]
@@ -110,6 +118,7 @@ def from_tables(folder: Path, out: Path, config: dict, reference: str, configfil
     if not tables["summary"].is_file():
         raise SystemExit(f"quantbench render --tables: {tables['summary']} does not exist")
     machine = folder / "machine.json"
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = model_dirs(config, Path(tmp))
         html = [out / "figures" / f"{n}.html" for n in SUMMARY_FIGURES]
