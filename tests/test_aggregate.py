@@ -139,6 +139,77 @@ def test_each_point_and_the_headline_get_their_share_of_the_decode_limit_at_thei
     assert pd.isna(summary_table([rec], "fp32").iloc[0]["limit_pct"])  # no limit measured
 
 
+def _energy_record(limit_w=700.0):
+    """A GPU latency record: at batch 64 a prefill of 3 s and 16 decode steps at 3300 tok/s;
+    the headline point (batch 1) within the card's power limit, batch 64's decode not."""
+    from quantbench.points import LatencyPoint
+
+    pts = [LatencyPoint(512, 1, 512, decode_tok_s=250.0, prefill_tok_s=9000.0,
+                        prefill_j_per_tok=0.02, decode_j_per_tok=1.2),   # 180 W, 300 W
+           LatencyPoint(512, 64, 512, decode_tok_s=3300.0, prefill_tok_s=11000.0,
+                        prefill_j_per_tok=0.05, decode_j_per_tok=1.6)]  # 550 W, 5280 W
+    rec = _rec("latency", "gguf-q8_0", "llama.cpp", prompt_tokens=512, batch_size=1,
+               context_depth=512, decode_tok_s=250.0, prefill_j_per_tok=0.02,
+               decode_j_per_tok=1.2)
+    rec["provenance"]["device"] = {"kind": "cuda", "gpu_name": "H200", "power_limit_w": limit_w}
+    rec["details"]["points"] = [p.to_dict() for p in pts]
+    return rec
+
+
+def test_a_points_energy_above_the_cards_power_limit_is_flagged_not_given():
+    """J/token x tok/s is a phase's mean power: above the card's limit the figure is a
+    measurement error. The tables leave it out and say why; the phase within it stays."""
+    from quantbench.report.aggregate import points_table, summary_table
+
+    rec = _energy_record()
+    pts = points_table([rec]).set_index("batch_size")
+    assert pts.loc[1, "decode_w"] == pytest.approx(300.0) and pd.isna(pts.loc[1, "energy_note"])
+    assert pts.loc[1, "power_limit_w"] == 700.0
+    assert pd.isna(pts.loc[64, "decode_j_per_tok"]) and pd.isna(pts.loc[64, "decode_w"])
+    assert pts.loc[64, "prefill_j_per_tok"] == 0.05  # 550 W: within the limit, kept
+    assert pts.loc[64, "energy_note"] == ("decode J/token × tok/s = 5280 W, above the card's "
+                                         "power limit of 700 W: a measurement error, not shown")
+    long = long_table([rec])
+    at64 = long[(long["scenario"] == "latency_point") & (long["batch_size"] == 64)]
+    assert "decode_j_per_tok" not in set(at64["metric"])
+    assert "prefill_j_per_tok" in set(at64["metric"])
+    row = summary_table([rec], "gguf-q8_0").iloc[0]
+    assert (row["decode_j_per_tok"], row["power_limit_w"]) == (1.2, 700.0)
+    # the same record on a card of a lower limit: the headline's decode breaks it too, and
+    # the summary and the long table's headline figure leave it out alike
+    low = _energy_record(limit_w=250.0)
+    row = summary_table([low], "gguf-q8_0").iloc[0]
+    assert pd.isna(row["decode_j_per_tok"]) and "above the card's power limit" in row["energy_note"]
+    headline = long_table([low])
+    assert "decode_j_per_tok" not in set(headline[headline["scenario"] == "latency"]["metric"])
+
+
+def test_an_old_records_energy_with_the_prefill_in_it_is_never_shown_as_decode():
+    """A latency point and a GPU trace made before the phases were measured apart: their
+    energy per decoded token held every prefill's. No table gives it under a decode name."""
+    from test_metrics import OLD_TRACE
+
+    from quantbench.report.aggregate import points_table, summary_table
+
+    rec = _energy_record()
+    for p in rec["details"]["points"]:
+        p.pop("prefill_j_per_tok"), p.pop("decode_j_per_tok")
+        p["energy_j_per_tok"] = 1.56  # the timed runs' energy over the decoded tokens
+    for k in ("prefill_j_per_tok", "decode_j_per_tok"):
+        rec["metrics"].pop(k)
+    trace = _rec("gpu", "gguf-q8_0", "llama.cpp", **OLD_TRACE)
+    pts = points_table([rec])
+    assert pts["decode_j_per_tok"].isna().all() and "energy_j_per_tok" not in pts
+    row = summary_table([rec, trace], "gguf-q8_0").iloc[0]
+    assert pd.isna(row["decode_j_per_tok"]) and "tok_per_j" not in row.index
+    long = long_table([rec, trace])
+    names = set(long["metric"])
+    assert not {"energy_j_per_tok", "tok_per_j", "decode_energy_j_per_tok"} & names
+    gpu = long[long["scenario"] == "gpu"].set_index("metric")
+    assert gpu.loc["generate_energy_j", "value"] == 221.6
+    assert not [m for m in gpu.index if m.startswith("decode_")]
+
+
 def test_the_summary_columns_are_the_types_each_once_in_todays_order():
     from quantbench.metrics import GpuMetrics, QualityMetrics
     from quantbench.points import LatencyPoint
@@ -149,10 +220,12 @@ def test_the_summary_columns_are_the_types_each_once_in_todays_order():
         assert set(kind.summary_units()) <= set(SUMMARY_COLUMNS), kind.__name__
     # the order summaries were written in before the columns came from the types
     before = ["prefill_ms", "decode_tok_s", "decode_token_ms_p50", "decode_cv",
-              "decode_steady_tok_s", "peak_mem_mib", "ppl", "ppl_stderr", "ppl_delta_pct",
+              "decode_steady_tok_s", "peak_mem_mib", "prefill_j_per_tok", "decode_j_per_tok",
+              "ppl", "ppl_stderr", "ppl_delta_pct",
               "ppl_delta_pct_ci_low", "ppl_delta_pct_ci_high", "speedup_vs_ref", "kld_mean",
-              "top1_agreement_pct", "gen_exact_match_pct", "kld_floor", "energy_j_per_tok",
-              "tok_per_j", "batch_size", "decode_ctx_mean", "kv_elem_bytes", "kv_twin",
+              "top1_agreement_pct", "gen_exact_match_pct", "kld_floor", "idle_w",
+              "power_limit_w", "energy_note", "batch_size", "decode_ctx_mean", "kv_elem_bytes",
+              "kv_twin",
               "kv_ppl_delta_pct", "kv_ppl_delta_pct_ci_high", "kv_kld_mean", "load_peak_mib"]
     assert sorted(before, key=SUMMARY_COLUMNS.index) == before
 
@@ -187,22 +260,24 @@ def test_a_figure_added_to_a_type_is_a_summary_column_and_has_its_unit(kind, mon
 
 
 def test_units_of_quality_gpu_and_kernel_figures_are_their_types():
-    """Where the name's suffix would guess wrong or nothing: KL divergence in nats, tokens per
-    joule (not joules), a kernel's busy milliseconds per step."""
+    """Where the name's suffix would guess wrong or nothing: KL divergence in nats, joules per
+    token (not joules), a kernel's busy milliseconds per step."""
     from quantbench.report.aggregate import unit_of
 
     records = [_rec("quality", "q8", kld_mean=0.01, n_tokens=512, ppl=10.0,
                     delta_p_p01_pct=-3.0),
-               _rec("gpu", "q8", tok_per_j=2.0, decode_power_w=300.0, decode_samples=12),
+               _rec("gpu", "q8", decode_j_per_tok=0.5, decode_power_w=300.0,
+                    generate_samples=12),
                _rec("kernels", "q8", busy_ms_per_step=4.0),
                _rec("latency", "q8", decode_token_ms_p50=8.0, decode_ctx_mean=520.0)]
     units = long_table(records).set_index("metric")["unit"].to_dict()
     assert unit_of("kld_mean") == "" and units["kld_mean"] == "nats"
-    assert unit_of("tok_per_j") == "J" and units["tok_per_j"] == "tok/J"
+    assert unit_of("decode_j_per_tok") == "J/tok" == units["decode_j_per_tok"]
     assert unit_of("busy_ms_per_step") == "" and units["busy_ms_per_step"] == "ms"
     assert units["decode_token_ms_p50"] == "ms" and units["decode_ctx_mean"] == "tokens"
     assert units["n_tokens"] == "tokens" and units["delta_p_p01_pct"] == "%"
-    assert units["decode_power_w"] == "W" and units["ppl"] == "" and units["decode_samples"] == ""
+    assert units["decode_power_w"] == "W" and units["ppl"] == ""
+    assert units["generate_samples"] == ""
 
 
 def test_a_status_read_back_from_json_is_the_enum(tmp_path):

@@ -222,13 +222,16 @@ def _allowed_numbers(df: pd.DataFrame, budgets: Budgets) -> set[str]:
 
 
 def test_every_number_in_the_summary_and_findings_comes_from_the_table(measured):
-    measured["tok_per_j"] = [0.5, 1.25, 2.0, 3.5, 0.25]
+    measured["device"] = "cuda"
+    measured["decode_j_per_tok"] = [2.0, 0.8, 0.5, 0.25, None]
     budgets = Budgets.from_config(_config()["report"])
     text = report_text(measured, reference=REF, config=_config(), models={})
     body = text.split("## Summary")[1].split("## Set-up")[0]
     lines = [ln for ln in body.splitlines() if ln.startswith("- ")]
-    assert len(lines) >= 7
-    assert "most decoded tokens per joule: gguf-q4_k_m (3.50 tok/J, 7.0× fp32)" in body
+    assert len(lines) >= 8
+    assert ("least energy per decoded token at the headline point (the decode steps alone): "
+            "gguf-q4_k_m, 0.250 J, 8.0× less than fp32's 2.000 J.") in body
+    assert "no energy per decoded token at the headline point for bnb-nf4 (" in body
     assert lines == [f"- {t}" for t in
                      [p.text for p in recommendations(measured, REF, budgets)]
                      + headline_findings(measured, REF)]

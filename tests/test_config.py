@@ -525,7 +525,8 @@ def test_the_old_profile_key_is_refused_naming_gpu_trace():
     cfg["gpu_trace"] = cfg.pop("profile")
     qb_config.check_keys(cfg, SCHEMA)
     validate(cfg, str(SCHEMA))
-    assert cfg["gpu_trace"] == {"hz": 20, "prompt_tokens": 512, "new_tokens": 128, "repeats": 5}
+    assert cfg["gpu_trace"] == {"hz": 20, "prompt_tokens": 512, "new_tokens": 128, "repeats": 5,
+                                "energy_s": 1.0, "idle_s": 2.0}
 
 
 def test_the_traced_point_is_the_headline_unless_set_and_must_be_swept():

@@ -48,16 +48,37 @@ def test_the_summary_takes_an_interval_as_two_columns():
                                                         "ppl_delta_pct_ci_high"]
 
 
-def test_a_gpu_trace_gives_energy_per_token_only_where_decode_has_one():
-    phase = {"s": 1.0, "power_w": 300.0, "energy_j": 4.0, "energy_j_per_tok": 0.5,
-             "energy_method": "counter", "gpu_util_pct": 90.0, "mem_util_pct": 50.0,
-             "sm_clock_mhz": 1980.0, "samples": 10}
-    m = GpuMetrics.from_phases({"prefill": phase, "decode": phase}).to_metrics()
-    assert m["energy_j_per_tok"] == 0.5 and m["tok_per_j"] == 2.0
-    assert list(m)[:9] == [f"prefill_{k}" for k in phase]
-    unknown = {**phase, "energy_j": None, "energy_j_per_tok": None, "energy_method": None}
-    m = GpuMetrics.from_phases({"prefill": phase, "decode": unknown}).to_metrics()
-    assert m["decode_energy_j"] is None and m["decode_energy_method"] is None  # kept
-    assert "energy_j_per_tok" not in m and "tok_per_j" not in m
-    assert GpuMetrics.summary_columns() == ["energy_j_per_tok", "tok_per_j"]
-    assert GpuMetrics.units()["tok_per_j"] == "tok/J"
+# a GPU trace made before the decode steps' energy was apart from the prefills': its "decode"
+# phase was whole runs (each with its prefill), and its per-token figures of it mixed the two
+OLD_TRACE = {"load_s": 3.0, "prefill_s": 0.05, "prefill_power_w": 127.0, "prefill_energy_j": 6.8,
+             "prefill_energy_j_per_tok": 0.0067, "prefill_energy_method": "power samples",
+             "prefill_gpu_util_pct": 6.0, "prefill_mem_util_pct": 1.0,
+             "prefill_sm_clock_mhz": 1980.0, "prefill_samples": 2, "decode_s": 1.54,
+             "decode_power_w": 135.8, "decode_energy_j": 221.6, "decode_energy_j_per_tok": 3.46,
+             "decode_energy_method": "counter", "decode_gpu_util_pct": 14.4,
+             "decode_mem_util_pct": 1.9, "decode_sm_clock_mhz": 1980.0, "decode_samples": 62,
+             "energy_j_per_tok": 3.46, "tok_per_j": 0.289}
+
+
+def test_an_old_gpu_traces_mixed_figures_are_never_read_as_the_decode_steps():
+    """Its window of whole runs reads as today's generate window; no figure of it is a decode
+    figure, and its figures per decoded token (prefills in them) are not read at all."""
+    m = GpuMetrics.upgraded(OLD_TRACE)
+    assert m["generate_energy_j"] == 221.6 and m["generate_s"] == 1.54
+    assert m["generate_energy_method"] == "counter" and m["generate_samples"] == 62
+    assert not [k for k in m if k.startswith("decode_")]
+    assert not {"energy_j_per_tok", "tok_per_j", "decode_energy_j_per_tok"} & set(m)
+    assert m["prefill_j_per_tok"] == 0.0067  # its prefill phase was prefills alone
+    assert m["load_s"] == 3.0
+    trace = GpuMetrics.from_dict(m)
+    assert trace.decode_j_per_tok is None and trace.decode_energy_j is None
+    assert trace.summary_metrics() == {"idle_w": None}
+    today = GpuMetrics(decode_s=1.0, decode_energy_j=4.0, decode_j_per_tok=0.5).to_metrics()
+    assert GpuMetrics.upgraded(today) == today
+
+
+def test_a_gpu_traces_summary_figure_is_its_idle_draw_and_each_phase_has_its_unit():
+    assert GpuMetrics.summary_columns() == ["idle_w"]
+    units = GpuMetrics.units()
+    assert units["decode_j_per_tok"] == units["prefill_j_per_tok"] == "J/tok"
+    assert units["idle_w"] == units["power_limit_w"] == units["decode_power_w"] == "W"

@@ -32,7 +32,8 @@ def point(precision, batch, tok_s, *, prompt=16, depth=0, spread=0.01, status="o
            "token_ms_p50": 1e3 * batch / tok_s, "token_ms_p90": 1.1e3 * batch / tok_s,
            "token_ms_p99": 1.2e3 * batch / tok_s, "first_step_ms": 2.0,
            "decode_ctx_mean": depth + prompt + 8, "peak_mem_mib": 1000.0, "kv_cache_mib": None,
-           "weights_mib": 0.1, "energy_j_per_tok": None, "device": "cuda", "gpu_name": "g",
+           "weights_mib": 0.1, "prefill_j_per_tok": None, "decode_j_per_tok": None,
+           "device": "cuda", "gpu_name": "g",
            "run_id": "r", "kv_elem_bytes": 2.0}
     if status != "ok":
         for k in ("decode_tok_s", "decode_tok_s_ci_low", "decode_tok_s_ci_high",
@@ -299,14 +300,14 @@ def test_host_memory_is_read_from_meminfo(tmp_path):
 # -- energy and cost ------------------------------------------------------------------------------
 
 def test_costs_are_given_only_with_prices_and_the_prices_are_stated():
-    pts = table(point("gguf-q4_k_m", 1, 100.0, energy_j_per_tok=0.36),
-                point("gguf-q4_k_m", 8, 400.0, energy_j_per_tok=0.18))
+    pts = table(point("gguf-q4_k_m", 1, 100.0, decode_j_per_tok=0.36),
+                point("gguf-q4_k_m", 8, 400.0, decode_j_per_tok=0.18))
     unpriced = serving.costs(pts, Settings())
     assert unpriced["cost_per_mtok"].isna().all()
     texts = [f.text for f in serving.cost_findings(pts, Settings())]
     assert texts[0].startswith("Not priced") and not any("cheapest" in t for t in texts)
-    assert any("least energy per decoded token is gguf-q4_k_m's 0.180 J at batch 8" in t
-               for t in texts)
+    assert any("least energy per decoded token (the decode steps alone) is gguf-q4_k_m's "
+               "0.180 J at batch 8" in t for t in texts)
     priced = Settings(gpu_hour_cost=3.6, energy_cost_per_kwh=0.1)
     c = serving.costs(pts, priced)
     # 3.6 per hour at 100 tok/s: 1e6 tokens take 1e4 s = 10 per million; 0.36 J/tok: 0.1 kWh
@@ -316,6 +317,49 @@ def test_costs_are_given_only_with_prices_and_the_prices_are_stated():
     assert "3.6 per device-hour" in found[0].text and "0.1 per kWh" in found[0].text
     cheapest = next(f for f in found if f.kind == "cheapest_point")
     assert cheapest.numbers["batch_size"] == 8 and "2.5050" in cheapest.text
+
+
+def test_the_energy_findings_name_the_precisions_without_a_figure_and_the_points_left_out():
+    """On a GPU every precision has its energy per decoded token, or is named with why not: no
+    energy per phase in its record, or every figure above the card's power limit (left out by
+    the aggregate, with a note). Without it the finding would be true of a subset unsaid."""
+    note = "decode J/token × tok/s = 5280 W, above the card's power limit of 700 W: …"
+    pts = table(point("gguf-q4_k_m", 1, 100.0, decode_j_per_tok=0.36),
+                point("gguf-q4_k_m", 8, 400.0, decode_j_per_tok=0.18),
+                point("gguf-q8_0", 1, 90.0),  # a record made before the phases were apart
+                point("bf16", 1, 50.0, energy_note=note, power_limit_w=700.0),
+                point("bnb-nf4", 1, 30.0, decode_j_per_tok=0.9),
+                point("bnb-nf4", 8, 200.0, energy_note=note, power_limit_w=700.0))
+    texts = [f.text for f in serving.cost_findings(pts, Settings())]
+    assert any("least energy per decoded token (the decode steps alone) is gguf-q4_k_m's" in t
+               for t in texts)
+    missing = next(t for t in texts if "no energy per decoded token" in t)
+    assert missing.startswith("m: no energy per decoded token at any point for gguf-q8_0 (no "
+                              "energy per phase in its latency record")
+    assert "nor bf16 (J/token × tok/s above the card's power limit" in missing
+    assert "bnb-nf4" not in missing  # it has a figure at batch 1
+    over = next(t for t in texts if t.startswith("m: energy left out"))
+    assert "at 2 points" in over and "power limit of 700 W" in over
+    assert "bf16 at batch 1, depth 0, prompt 16" in over and "bnb-nf4 at batch 8" in over
+    # every precision with a figure: nothing to name; on a CPU: nothing about energy at all
+    measured = table(point("gguf-q4_k_m", 1, 100.0, decode_j_per_tok=0.36))
+    assert not any("no energy" in f.text for f in serving.cost_findings(measured, Settings()))
+    cpu = table(point("gguf-q4_k_m", 1, 100.0, device="cpu"))
+    assert [f.kind for f in serving.cost_findings(cpu, Settings())] == ["unpriced"]
+
+
+def test_the_energy_basis_states_the_idle_draw_and_the_power_limit():
+    df = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.2))
+    df["device"], df["power_limit_w"] = "cuda", 700.0
+    df["idle_w"], df["decode_j_per_tok"] = [70.0, 74.0], [1.0, 0.5]
+    text = serving.energy_basis(df)[0].text
+    assert "it draws 72 W idle with the model loaded (the median of 2 GPU traces, 70 to 74 W)" \
+        in text and "its power limit is 700 W" in text
+    df["idle_w"] = float("nan")
+    assert "its idle draw was not measured (no GPU trace of this model)" in \
+        serving.energy_basis(df)[0].text
+    df["decode_j_per_tok"] = float("nan")  # no energy figure: nothing to say of one
+    assert serving.energy_basis(df) == []
 
 
 # -- recommendations ------------------------------------------------------------------------------

@@ -51,8 +51,9 @@ def _gpu_trace(status="ok"):
     samples = [{"t": 100.0 + i / 10, "power_w": 100.0 + i, "gpu_util_pct": 50.0,
                 "mem_util_pct": 20.0, "sm_clock_mhz": 1500.0, "mem_clock_mhz": 2600.0}
                for i in range(30)]
-    phases = [{"phase": "prefill", "start": 100.5, "end": 101.0, "tokens": 64},
-              {"phase": "decode", "start": 101.2, "end": 102.5, "tokens": 32}]
+    phases = [{"phase": "idle", "start": 100.0, "end": 100.4, "tokens": 0},
+              {"phase": "generate", "start": 101.2, "end": 102.5, "tokens": 32},
+              {"phase": "prefill", "start": 102.5, "end": 102.9, "tokens": 64}]
     rec = {"kind": "gpu", "model": "m", "precision": "bf16", "backend": "transformers",
            "status": status, "reason": None, "metrics": {}, "provenance": {},
            "details": {"samples": samples, "phases": phases}}
@@ -208,14 +209,27 @@ def test_nvml_time_series_shades_the_phases():
     fig = plots.timeseries_figure(_gpu_trace())
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     spans = sorted({(round(s.x0, 6), round(s.x1, 6), s.fillcolor) for s in rects})
-    assert spans == [(0.5, 1.0, plot_style.PHASE_COLOURS["prefill"]),
-                     (1.2, 2.5, plot_style.PHASE_COLOURS["decode"])]
+    assert spans == [(0.0, 0.4, plot_style.PHASE_COLOURS["idle"]),
+                     (1.2, 2.5, plot_style.PHASE_COLOURS["generate"]),
+                     (2.5, 2.9, plot_style.PHASE_COLOURS["prefill"])]
+    labels = [a.text for a in fig.layout.annotations]
+    assert labels == ["idle", "generate (32 tokens)", "prefill (64 tokens)"]
     assert {s.yref for s in rects} >= {"y domain", "y2 domain", "y3 domain"}  # every panel
     names = {t.name for t in fig.data}
     assert {"power", "GPU utilisation", "SM clock"} <= names
     assert {t.line.color for t in fig.data} == {COLOURS["transformers"]}
     power = next(t for t in fig.data if t.name == "power")
     assert power.x[0] == 0.0 and power.yaxis == "y"
+
+
+def test_an_old_traces_window_of_whole_runs_is_not_labelled_decode():
+    """A trace made before the decode steps' energy was apart called its window of whole runs
+    (a prefill in each) "decode": it is shaded and labelled as what it was."""
+    rec = _gpu_trace()
+    rec["details"]["phases"][1]["phase"] = "decode"
+    fig = plots.timeseries_figure(rec)
+    assert "generate (32 tokens)" in [a.text for a in fig.layout.annotations]
+    assert not [a.text for a in fig.layout.annotations if "decode" in a.text]
 
 
 def test_a_gpu_trace_without_gpu_gives_a_figure_that_says_so():

@@ -297,6 +297,71 @@ def test_the_decode_limit_is_described_and_shown_only_where_it_was_measured():
     assert " | 12.5 | " in quality["gguf-q4_k_m"]
 
 
+def _gpu_energy_records():
+    """A GPU run: two precisions swept over batch 1 and 64 on a card of a 700 W limit, bf16's
+    decode at batch 64 giving 5280 W (a measurement error); a GPU trace of gguf-q8_0 with its
+    idle draw; gguf-f16's latency record from before the phases were measured apart."""
+    from quantbench.points import LatencyPoint
+
+    out = []
+    speed = dict(decode_tok_s_per_seq=50.0, token_ms_p90=20.0, peak_mem_mib=200.0)
+    for precision, backend, j in (("bf16", "transformers", 1.6), ("gguf-q8_0", "llama.cpp", 0.15),
+                                  ("gguf-f16", "llama.cpp", None)):
+        pts = [LatencyPoint(16, 1, 0, decode_tok_s=250.0, prefill_tok_s=9000.0, **speed,
+                            prefill_j_per_tok=j and 0.02, decode_j_per_tok=j and 1.2),
+               LatencyPoint(16, 64, 0, decode_tok_s=3300.0, prefill_tok_s=11000.0, **speed,
+                            prefill_j_per_tok=j and 0.05, decode_j_per_tok=j)]
+        rec = _rec("latency", precision, backend, prompt_tokens=16, batch_size=1,
+                   context_depth=0, decode_tok_s=250.0, size_mib=100.0, peak_mem_mib=200.0)
+        rec["provenance"]["device"] = {"kind": "cuda", "power_limit_w": 700.0}
+        rec["details"]["points"] = [p.to_dict() for p in pts]
+        if j is None:  # what a point held before: the timed runs' energy, prefills in it
+            for point in rec["details"]["points"]:
+                point["energy_j_per_tok"] = 1.9
+        out.append(rec)
+    out.append(_rec("gpu", "gguf-q8_0", "llama.cpp", idle_w=71.0, idle_s=2.0, power_limit_w=700.0))
+    return out
+
+
+def test_a_gpu_report_gives_energy_per_phase_states_the_idle_draw_and_flags_the_impossible():
+    """Prefill and decode J/token in every table that shows energy, the idle draw and the power
+    limit where energy is shown, the method in the Methodology, a point whose J/token x tok/s is
+    above the card's limit flagged and not printed, the record without figures named."""
+    import io
+
+    from quantbench.report.aggregate import points_table
+    from quantbench.report.markdown import report_text
+
+    records = _gpu_energy_records()
+    df = summary_table(records, "bf16")
+    points = pd.read_csv(io.StringIO(points_table(records).to_csv(index=False)))
+    text = report_text(df, reference="bf16", config=CONFIG, points=points,
+                       machine={"device": "cuda"})
+    assert "- Energy: from the card's energy counter (NVML), each phase apart, never inside " \
+           "the timed runs." in text
+    assert "| MFU % | prefill J/token | decode J/token |" in text
+    assert _tables(text)[1]["gguf-q8_0"].endswith("| 0.020 | 1.200 |")
+    assert ("m: every energy figure is the whole card's, from its energy counter, each phase "
+            "apart; it draws 71 W idle with the model loaded, and that draw is in every figure; "
+            "its power limit is 700 W.") in text
+    assert "| decode MFU % | prefill J/token | decode J/token |" in text
+    every = text.split("### Every measured point: m")[1]
+    bf16_64 = next(ln for ln in every.splitlines() if ln.startswith("| bf16 | 16 | 64 |"))
+    assert bf16_64.endswith("| 0.050 | – |") and "5280" not in every
+    assert ("m: energy left out at 1 point whose J/token × tok/s is above the card's power "
+            "limit of 700 W, a measurement error: bf16 at batch 64, depth 0, prompt 16.") in text
+    # at the headline point bf16 and gguf-q8_0 both take 1.200 J: neither is named alone
+    assert ("least energy per decoded token at the headline point (the decode steps alone): "
+            "bf16, 1.200 J (as low as shown: gguf-q8_0).") in text
+    assert "m: no energy per decoded token at any point for gguf-f16 (no energy per phase in " \
+           "its latency record" in text
+    assert "1.9" not in text  # the old record's figure, prefills in it, is not shown
+    body, defined = _glossary(text)
+    assert {"J/token (prefill, decode)", "idle draw, power limit"} <= set(defined)
+    cpu = _render_example(*CPU_EXAMPLE)
+    assert not [w for w in ("J/token", "power limit", "idle draw") if w in cpu]
+
+
 # acronyms that are names (of devices, formats, libraries, units, sources), not terms to define
 NAMES = {"GPU", "CPU", "CUDA", "NVML", "GGUF", "ONNX", "LLM", "NVIDIA", "AMD", "EPYC", "XPU",
          "ACM", "README", "FLOP", "TFLOP", "GB", "RSS", "NF4", "FP8", "BF16", "FP16", "FP32",

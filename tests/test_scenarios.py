@@ -8,7 +8,7 @@ import pytest
 from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.records import Record
 from quantbench.scenarios import common
-from quantbench.scenarios.gpu import _phase, phase_metrics, run_gpu
+from quantbench.scenarios.gpu import run_gpu, trace_metrics
 from quantbench.scenarios.latency import decode_rates, run_latency
 from quantbench.scenarios.quality import run_quality
 
@@ -126,44 +126,52 @@ def test_gpu_trace_without_gpu_says_so(artifacts, tiny_tokens):
     assert rec.status == "no_gpu" and "no NVIDIA GPU" in rec.reason
 
 
-def _traced_phases(readings, power_w):
-    """A GPU trace's two phases (0.5 s of prefill, 1 s of decode), with the energy counter
-    reading ``readings`` at their boundaries (mJ; None: no counter) and a power sample of
-    ``power_w`` in each (None: none)."""
-    from types import SimpleNamespace
-
+def _trace(counter: dict, power_w):
+    """A GPU trace's windows: idle 2 s; generate 1.5 s, 3 runs with 0.9 s of decode steps in
+    all (8 tokens each); prefill 0.6 s, 3 prefills of 100 tokens. ``counter``: the energy
+    counter's joules over each (None: it gave none); a power sample of ``power_w`` in each
+    (None: none)."""
+    from quantbench.scenarios.energy import Window
     from quantbench.scenarios.trackers import NvmlSampler
 
     sampler = NvmlSampler(handle=None)
-    it = iter(readings)
-    sampler.energy_mj = lambda: next(it)
-    backend = SimpleNamespace(sync=lambda: None)
-    _phase(sampler, "prefill", 100, lambda: None, backend)
-    _phase(sampler, "decode", 8, lambda: None, backend)
-    # the phases' clock readings, fixed: 0.5 s of prefill, then 1 s of decode
-    for ph, (start, end) in zip(sampler.phases, [(0.0, 0.5), (0.5, 1.5)], strict=True):
-        ph["start"], ph["end"] = start, end
+    windows = [Window("idle", 0.0, 2.0, 1, 2.0, counter["idle"]),
+               Window("generate", 2.0, 3.5, 3, 0.9, counter["generate"]),
+               Window("prefill", 3.5, 4.1, 3, 0.6, counter["prefill"])]
     if power_w is not None:
-        sampler.samples = [{"t": (ph["start"] + ph["end"]) / 2, "power_w": power_w,
-                            "gpu_util_pct": 90, "mem_util_pct": 50, "sm_clock_mhz": 1980}
-                           for ph in sampler.phases]
-    return sampler, phase_metrics(sampler)
+        sampler.samples = [{"t": (w.start + w.end) / 2, "power_w": power_w, "gpu_util_pct": 90,
+                            "mem_util_pct": 50, "sm_clock_mhz": 1980} for w in windows]
+    return trace_metrics(sampler, *windows, prompt_tokens=100, new_tokens=8,
+                         power_limit_w=700.0)
 
 
-def test_a_phase_the_energy_counter_did_not_see_is_priced_from_power_samples():
-    """The counter did not move over the prefill (shorter than its update interval) and did over
-    the decode: the prefill's energy is power x time from the samples, not 0 J."""
-    _, out = _traced_phases([1000.0, 1000.0, 1000.0, 5000.0], power_w=200.0)
+def test_a_gpu_trace_gives_the_decode_steps_energy_without_the_prefills():
+    """The generate window holds three prefills: the decode steps' energy is its energy less
+    the prefill window's three prefills'; the idle draw is the idle window's energy over it."""
+    out = _trace({"idle": 140.0, "generate": 600.0, "prefill": 180.0}, power_w=300.0)
+    assert out["idle_w"] == 70.0 and out["power_limit_w"] == 700.0
+    assert out["decode_energy_j"] == pytest.approx(420.0)
+    assert out["decode_j_per_tok"] == pytest.approx(420.0 / 24)
+    assert out["decode_power_w"] == pytest.approx(420.0 / 0.9)  # over the decode steps alone
+    assert out["prefill_j_per_tok"] == pytest.approx(0.6) and out["prefills"] == 3
+    assert out["generate_power_w"] == pytest.approx(400.0) and out["generate_runs"] == 3
+    assert {out[f"{w}_energy_method"] for w in ("idle", "generate", "prefill")} == {"counter"}
+
+
+def test_a_window_the_energy_counter_did_not_see_is_priced_from_power_samples():
+    """The counter did not move over the prefills (it moves in steps): their energy is power x
+    time from the samples, not 0 J, and the decode steps' is taken less that."""
+    out = _trace({"idle": 140.0, "generate": 600.0, "prefill": None}, power_w=200.0)
     assert out["prefill_energy_method"] == "power samples"
-    assert out["prefill_energy_j"] == pytest.approx(100.0)  # 200 W for 0.5 s
-    assert out["decode_energy_method"] == "counter" and out["decode_energy_j"] == 4.0
-    assert out["energy_j_per_tok"] == 0.5 and out["tok_per_j"] == 2.0
+    assert out["prefill_energy_j"] == pytest.approx(120.0)  # 200 W for 0.6 s
+    assert out["decode_energy_j"] == pytest.approx(480.0)
 
 
-def test_a_phase_with_neither_counter_nor_samples_has_no_energy():
-    _, out = _traced_phases([None] * 4, power_w=None)
+def test_a_window_with_neither_counter_nor_samples_has_no_energy():
+    out = _trace({"idle": None, "generate": None, "prefill": None}, power_w=None)
     assert out["prefill_energy_j"] is None and out["prefill_energy_method"] is None
-    assert out["decode_energy_j_per_tok"] is None and "energy_j_per_tok" not in out
+    assert out["idle_w"] is None and out["decode_j_per_tok"] is None
+    assert out["decode_energy_j"] is None
 
 
 def test_prompt_longer_than_text_is_an_error_naming_the_key(artifacts, tiny_tokens):

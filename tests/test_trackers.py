@@ -55,3 +55,22 @@ def test_memory_breakdown_leaves_the_rest_to_the_runtime():
     parts = memory_breakdown(500.0, {"weights_mib": 300.0, "kv_cache_mib": 50.0})
     assert parts == {"weights_mib": 300.0, "kv_cache_mib": 50.0, "compute_mib": None,
                      "output_mib": None, "runtime_mib": 150.0}
+
+
+def test_the_power_limit_is_the_one_the_card_enforces_in_watts(monkeypatch):
+    """NVML gives milliwatts; where the driver cannot say which limit applies, the management
+    limit; where it gives neither, None (no check of the energy figures then)."""
+    import pynvml
+
+    from quantbench.scenarios.trackers import power_limit_w
+
+    def refused(handle):
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetEnforcedPowerLimit", lambda h: 700000)
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerManagementLimit", lambda h: 650000)
+    assert power_limit_w("card") == 700.0
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetEnforcedPowerLimit", refused)
+    assert power_limit_w("card") == 650.0
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetPowerManagementLimit", refused)
+    assert power_limit_w("card") is None

@@ -170,37 +170,66 @@ class QualityMetrics(Measurement):
 
 @dataclass
 class GpuMetrics(Measurement):
-    """A GPU trace: per phase (prefill, decode), NVML's mean power, utilisation and SM clock
-    over the phase's samples, and its energy from the GPU's energy counter or, where that did
-    not move, from the power samples (``<phase>_energy_method``)."""
+    """A GPU trace (quantbench.scenarios.gpu): the card idle with the model loaded, then windows
+    of whole runs (``generate``: a prefill, then decode steps) and of prefills alone
+    (quantbench.scenarios.energy). Per window NVML's mean utilisation and SM clock over its
+    samples and its energy from the card's energy counter or, where that did not move, from the
+    power samples (``<window>_energy_method``); the decode steps' energy is the generate
+    window's less its prefills' (``decode_``). A phase's power is its energy over its time."""
 
+    power_limit_w: float | None = metric("W", False)  # what the card enforced
+    idle_s: float | None = metric("s", False, part="idle")
+    idle_w: float | None = metric("W", part="idle")  # the card's draw, nothing running
+    idle_energy_method: str | None = text(part="idle")
+    # each window's total (its prefills, its runs)
     prefill_s: float | None = metric("s", False, part="prefill")
+    prefills: int | None = metric("", False, part="prefill")
     prefill_power_w: float | None = metric("W", False, part="prefill")
     prefill_energy_j: float | None = metric("J", False, part="prefill")
-    prefill_energy_j_per_tok: float | None = metric("J/tok", False, part="prefill")
+    prefill_j_per_tok: float | None = metric("J/tok", False, part="prefill")  # prompt tokens
     prefill_energy_method: str | None = text(part="prefill")  # counter | power samples
     prefill_gpu_util_pct: float | None = metric("%", False, part="prefill")
     prefill_mem_util_pct: float | None = metric("%", False, part="prefill")
     prefill_sm_clock_mhz: float | None = metric("MHz", False, part="prefill")
     prefill_samples: int | None = metric("", False, part="prefill")
+    generate_s: float | None = metric("s", False, part="generate")
+    generate_runs: int | None = metric("", False, part="generate")
+    generate_power_w: float | None = metric("W", False, part="generate")
+    generate_energy_j: float | None = metric("J", False, part="generate")
+    generate_energy_method: str | None = text(part="generate")
+    generate_gpu_util_pct: float | None = metric("%", False, part="generate")
+    generate_mem_util_pct: float | None = metric("%", False, part="generate")
+    generate_sm_clock_mhz: float | None = metric("MHz", False, part="generate")
+    generate_samples: int | None = metric("", False, part="generate")
+    # the generate window's decode steps alone
     decode_s: float | None = metric("s", False, part="decode")
     decode_power_w: float | None = metric("W", False, part="decode")
     decode_energy_j: float | None = metric("J", False, part="decode")
-    decode_energy_j_per_tok: float | None = metric("J/tok", False, part="decode")
-    decode_energy_method: str | None = text(part="decode")
-    decode_gpu_util_pct: float | None = metric("%", False, part="decode")
-    decode_mem_util_pct: float | None = metric("%", False, part="decode")
-    decode_sm_clock_mhz: float | None = metric("MHz", False, part="decode")
-    decode_samples: int | None = metric("", False, part="decode")
-    # the decode phase's, where it has an energy
-    energy_j_per_tok: float | None = metric("J/tok")
-    tok_per_j: float | None = metric("tok/J")
+    decode_j_per_tok: float | None = metric("J/tok", False, part="decode")
 
     @classmethod
-    def from_phases(cls, phases: dict[str, dict]) -> GpuMetrics:
-        """The trace's figures from each phase's (``s``, ``power_w``, ``energy_j``, ...)."""
-        figures = {f"{name}_{k}": v for name, phase in phases.items() for k, v in phase.items()}
-        per_tok = figures.get("decode_energy_j_per_tok")
-        if per_tok:
-            figures.update(energy_j_per_tok=per_tok, tok_per_j=1 / per_tok)
-        return cls(**figures)
+    def upgraded(cls, metrics: dict) -> dict:
+        """A trace record's metrics under today's names. A trace made before the decode steps'
+        energy was apart from the prefills' called its window of whole runs "decode": its
+        ``decode_`` figures are the generate window's, and its figures per decoded token
+        (``decode_energy_j_per_tok``, ``energy_j_per_tok``, ``tok_per_j``: prefills included)
+        are left out; its prefill phase was prefills alone (``prefill_energy_j_per_tok`` is
+        today's ``prefill_j_per_tok``, over the phase's prompt tokens)."""
+        if "decode_energy_j_per_tok" not in metrics:
+            return metrics
+        out = {}
+        for key, value in metrics.items():
+            if key in MIXED_PHASE_FIGURES:
+                continue
+            if key == "prefill_energy_j_per_tok":
+                key = "prefill_j_per_tok"
+            elif key.startswith("decode_"):
+                key = "generate_" + key.removeprefix("decode_")
+            out[key] = value
+        return out
+
+
+# the figures of a trace made before the decode steps' energy was apart (GpuMetrics.upgraded)
+MIXED_PHASE_FIGURES = ("decode_energy_j_per_tok", "energy_j_per_tok", "tok_per_j")
+# ... and the name its window of whole runs had then
+RENAMED_PHASES = {"decode": "generate"}

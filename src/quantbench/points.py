@@ -11,9 +11,9 @@ aggregate and analysis code import it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from quantbench.metrics import Measurement, metric
+from quantbench.metrics import Measurement, metric, text
 from quantbench.records import Status
 
 KEYS = ("prompt_tokens", "batch_size", "context_depth")
@@ -59,8 +59,15 @@ class LatencyPoint(Measurement):
     peak_mem_mib: float | None = metric("MiB")  # largest sample while serving this point
     # the engine's KV cache at this batch size (the summary's is the memory breakdown's)
     kv_cache_mib: float | None = metric("MiB", summary=False)
-    # GPU: NVML energy over the timed runs (the summary's is the trace_gpu stage's)
-    energy_j_per_tok: float | None = metric("J/tok", summary=False)
+    # GPU: the card's energy counter, each phase apart (scenarios/energy.py): the prefill's over
+    # the batch's prompt tokens, the decode steps' alone over the tokens they decoded. A record
+    # made before the phases were apart has neither (its energy_j_per_tok, the timed runs'
+    # energy over the decoded tokens with every prefill in it, is not read).
+    prefill_j_per_tok: float | None = metric("J/tok")
+    decode_j_per_tok: float | None = metric("J/tok")
+    # set where the records are read (quantbench.report.aggregate): why a phase's energy is not
+    # given, its J/token x tok/s being above the card's power limit (power_check)
+    energy_note: str | None = text()
 
     def __post_init__(self):
         self.status = Status(self.status)
@@ -87,6 +94,32 @@ def headline(prompt_tokens, headline_spec: dict | None) -> OperatingPoint:
                           spec.get("prompt_tokens") or prompt_tokens[0])
 
 
+def phase_power_w(point: LatencyPoint) -> dict[str, float | None]:
+    """Each phase's mean power: its J per token x its tokens per second (prefill: over the
+    batch's prompt tokens; decode: over the decoded tokens)."""
+    def power(j_per_tok, tok_s):
+        return None if j_per_tok is None or tok_s is None else j_per_tok * tok_s
+
+    return {"prefill_w": power(point.prefill_j_per_tok, point.prefill_tok_s),
+            "decode_w": power(point.decode_j_per_tok, point.decode_tok_s)}
+
+
+def power_check(point: LatencyPoint, limit_w: float | None) -> LatencyPoint:
+    """The point with a phase's energy given only where its mean power (``phase_power_w``) is
+    within the card's power limit ``limit_w``: above it, the figure is a measurement error, not
+    a cost. It is left out and ``energy_note`` says so, with the power it gives and the limit."""
+    if limit_w is None or limit_w != limit_w:
+        return point
+    over = {k: w for k, w in phase_power_w(point).items() if w is not None and w > limit_w}
+    if not over:
+        return point
+    names = {"prefill_w": "prefill_j_per_tok", "decode_w": "decode_j_per_tok"}
+    said = "; ".join(f"{k.removesuffix('_w')} J/token × tok/s = {w:.0f} W" for k, w in over.items())
+    return replace(point, **{names[k]: None for k in over},
+                   energy_note=f"{said}, above the card's power limit of {limit_w:.0f} W: a "
+                               "measurement error, not shown")
+
+
 # results/points.csv: one row per (model, precision, operating point), from the typed records
 # (aggregate writes it; a table made before a column existed reads back with NaN there)
 COLUMNS = ("model", "precision", "backend", "status", "reason", *KEYS,
@@ -94,4 +127,6 @@ COLUMNS = ("model", "precision", "backend", "status", "reason", *KEYS,
            # the record's run (quantbench.runs) and code
            "run_id", "git_commit", "git_dirty",
            # the model's decode limit at the point's batch size, and the point's share of it
-           "decode_limit_tok_s", "limit_pct")
+           "decode_limit_tok_s", "limit_pct",
+           # each phase's mean power (phase_power_w) against the card's limit (power_check)
+           "prefill_w", "decode_w", "power_limit_w", "energy_note")

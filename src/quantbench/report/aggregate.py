@@ -15,7 +15,7 @@ from quantbench.kernel_summary import KernelSummary
 from quantbench.metrics import GpuMetrics, QualityMetrics
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
-from quantbench.points import LatencyPoint
+from quantbench.points import LatencyPoint, phase_power_w, power_check
 from quantbench.records import Status, atomic_write_text, write_atomic
 from quantbench.stats import Z95
 
@@ -43,7 +43,9 @@ def summary_columns() -> list[str]:
         "kld_floor", "kld_floor_from",
         "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "decode_limit_tok_s", "limit_pct",
         "prefill_tflops", "mfu_pct",
-        *gpu.summary_columns(),
+        # energy: the card's idle draw (the GPU trace's), its power limit, and why the headline
+        # point's energy per token is not given where its power is above that limit
+        *gpu.summary_columns(), "power_limit_w", "energy_note",
         "prompt_tokens", "batch_size", "context_depth", *point.summary_columns("point"),
         "kv_elem_bytes",
         # a quantized KV cache: its measured bytes per token, and quality against the same
@@ -75,7 +77,7 @@ TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
                 "kld_floor_from",
                 "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id", "kv_twin", "git_commit",
-                "git_dirty", "source_sha256", "measured_utc"}
+                "git_dirty", "source_sha256", "measured_utc", "energy_note"}
 # The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
 HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
@@ -104,13 +106,21 @@ HEADLINE_COLUMNS = [c for c in LatencyPoint.summary_units()
                     if not c.endswith(("_ci_low", "_ci_high"))]
 
 
+def latency_points(record: dict) -> list[LatencyPoint]:
+    """A latency record's points, each phase's energy checked against the card's power limit
+    (``points.power_check``: one above it is a measurement error, left out with a note)."""
+    limit = record["provenance"].get("device", {}).get("power_limit_w")
+    return [power_check(LatencyPoint.from_dict(p), limit)
+            for p in record.get("details", {}).get("points") or []]
+
+
 def headline_point(record: dict) -> LatencyPoint | None:
     """The latency record's headline point (the one its metrics report), if it has points."""
     m = record["metrics"]
-    for point in record.get("details", {}).get("points") or []:
-        if all(point.get(k) == m.get(k, 0 if k == "context_depth" else None)
+    for point in latency_points(record):
+        if all(getattr(point, k) == m.get(k, 0 if k == "context_depth" else None)
                for k in POINT_KEYS):
-            return LatencyPoint.from_dict(point)
+            return point
     return None
 
 
@@ -153,19 +163,32 @@ def long_table(records: list[dict]) -> pd.DataFrame:
     for r, run in zip(records, origins(records), strict=True):
         prov = json.dumps(r["provenance"], sort_keys=True, separators=(",", ":"))
         declared = units.get(r["kind"], {})
-        for metric, value in r["metrics"].items():
+        metrics = record_metrics(r)
+        for metric, value in metrics.items():
             if isinstance(value, list | dict | str) or value is None:
                 continue
-            low, high = _interval(r["metrics"], metric)
+            low, high = _interval(metrics, metric)
             rows.append({
                 "model": r["model"], "precision": r["precision"], "backend": r["backend"],
                 "scenario": r["kind"], "metric": metric, "value": float(value),
                 "unit": declared.get(metric, unit_of(metric)), "ci_low": low, "ci_high": high,
                 "status": r["status"], **run, "provenance": prov,
             })
-        for point in r.get("details", {}).get("points") or []:
-            rows += _point_rows(r, LatencyPoint.from_dict(point), run, prov)
+        for point in latency_points(r):
+            rows += _point_rows(r, point, run, prov)
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+def record_metrics(record: dict) -> dict:
+    """A record's metrics as the tables read them: a GPU trace's under today's names
+    (``GpuMetrics.upgraded``), a latency record's headline figures its checked headline
+    point's (``latency_points``)."""
+    m = record["metrics"]
+    if record["kind"] == "gpu":
+        return GpuMetrics.upgraded(m)
+    head = headline_point(record) if record["kind"] == "latency" else None
+    return m if head is None else {**m, **{k: v for k, v in head.summary_metrics().items()
+                                           if k in m}}
 
 
 def _point_rows(record: dict, point: LatencyPoint, run: dict, prov: str) -> list[dict]:
@@ -202,13 +225,13 @@ def points_table(records: list[dict], limits: dict | None = None) -> pd.DataFram
         dev = r["provenance"].get("device", {})
         common = {"model": r["model"], "precision": r["precision"], "backend": r["backend"],
                   "weights_mib": r["metrics"].get("weights_mib") or r["metrics"].get("size_mib"),
-                  "device": dev.get("kind"), "gpu_name": dev.get("gpu_name"), **run}
-        points = r.get("details", {}).get("points")
+                  "device": dev.get("kind"), "gpu_name": dev.get("gpu_name"),
+                  "power_limit_w": dev.get("power_limit_w"), **run}
+        points = latency_points(r)
         if not points:  # a job that failed before its first point
             rows.append({**common, "status": r["status"], "reason": r["reason"]})
-        for point in points or []:
-            p = LatencyPoint.from_dict(point)
-            rows.append({**common, **p.to_dict(), **roofline.limit_figures(
+        for p in points:
+            rows.append({**common, **p.to_dict(), **phase_power_w(p), **roofline.limit_figures(
                 p.decode_tok_s, p.batch_size, (limits or {}).get(r["model"]))})
     df = pd.DataFrame(rows).reindex(columns=list(POINT_COLUMNS))
     for key in POINT_KEYS:
@@ -279,6 +302,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             dev = r["provenance"].get("device", {})
             row["device"], row["gpu_name"] = dev.get("kind"), dev.get("gpu_name")
             row.update(run)  # the row's run, commit and dirty flag: its latency record's
+            row["power_limit_w"] = dev.get("power_limit_w")
+            row["energy_note"] = head.energy_note if head else None
             row["source_sha256"] = r["provenance"].get("source_sha256")
             row["measured_utc"] = r["provenance"].get("created_utc")
             types = r["details"].get("backend", {}).get("tensor_types_pct")
@@ -312,7 +337,8 @@ def summary_table(records: list[dict], reference: str, *, shapes: dict | None = 
             if m.get("kld_floor_self") is not None:
                 self_floor[r["model"]] = m["kld_floor_self"]
         elif r["kind"] == "gpu":
-            row.update(GpuMetrics.from_dict(m).summary_metrics(), gpu_status=r["status"])
+            row.update(GpuMetrics.from_dict(GpuMetrics.upgraded(m)).summary_metrics(),
+                       gpu_status=r["status"])
     df = pd.DataFrame(list(rows.values())).reindex(columns=SUMMARY_COLUMNS)
     numeric = [c for c in SUMMARY_COLUMNS if c not in TEXT_COLUMNS]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").astype(float)

@@ -29,6 +29,16 @@ TERMS = (
          "prefill reads the prompt in one forward pass and ends with the first token; decode "
          "then generates one token a step. Decode tok/s counts the tokens of every sequence "
          "of the batch; per sequence, divided by the batch size."),
+    Term("J/token (prefill, decode)", r"J/token|energy per decoded token",
+         "energy per token from the card's energy counter, each phase apart: prefill J/token "
+         "is one prefill's energy over the batch's prompt tokens, decode J/token the decode "
+         "steps' alone over the tokens they decoded. Both are the whole card's draw, its idle "
+         "draw included; J/token × tok/s is that phase's mean power."),
+    Term("idle draw, power limit", r"idle with the model loaded|power limit",
+         "idle draw: the card's power with the model loaded and nothing running (the GPU "
+         "traces' idle window). Power limit: the power the card enforces (NVML's enforced "
+         "limit); no phase's mean power can be above it, so an energy figure that puts one "
+         "above it was mismeasured and is left out."),
     Term("operating point", r"operating point",
          "prompt tokens, batch size (sequences decoded together) and context depth (tokens "
          "already in each sequence's KV cache before the prompt)."),

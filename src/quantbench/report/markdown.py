@@ -19,9 +19,17 @@ import pandas as pd
 from quantbench import roofline, stats
 from quantbench.figures import timeseries_name
 from quantbench.records import Status, atomic_write_text
-from quantbench.report import anomalies, glossary, hardware, operating, recommend, variants
+from quantbench.report import (
+    anomalies,
+    glossary,
+    hardware,
+    operating,
+    recommend,
+    serving,
+    variants,
+)
 from quantbench.report.aggregate import SELF_FLOOR, read_summary
-from quantbench.report.findings import Budgets
+from quantbench.report.findings import Budgets, Finding
 from quantbench.report.numbers import fmt, md_escape, sci
 from quantbench.stats import known as _known
 
@@ -54,18 +62,35 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
         if not ref.empty and not q.empty:
             out.append(f"{model}: against {reference} (perplexity {fmt(ref.iloc[0]['ppl'], 3)}), "
                        + closest_and_furthest(q))
-        if "tok_per_j" in ok and ok["tok_per_j"].notna().any():
-            frugal = ok.loc[ok["tok_per_j"].idxmax()]
-            line = (f"{model}: most decoded tokens per joule: {frugal['precision']} "
-                    f"({fmt(frugal['tok_per_j'], 2)} tok/J")
-            if not ref.empty and not pd.isna(ref.iloc[0]["tok_per_j"]):
-                line += f", {fmt(frugal['tok_per_j'] / ref.iloc[0]['tok_per_j'], 1)}× {reference}"
-            out.append(line + ").")
+        out += [f.text for f in headline_energy(model, ok, reference)]
         failed = g[g["status"] != Status.OK]
         for _, row in failed.iterrows():
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
                        f"{md_escape(row['reason'])}")
     return out
+
+
+def headline_energy(model: str, ok: pd.DataFrame, reference: str) -> list[Finding]:
+    """Where some precision ran on a GPU: the least energy per decoded token at the headline
+    point (the decode steps alone; against the reference's where it has one and uses more),
+    and the precisions with no such figure, by name and why (``serving.no_energy``)."""
+    if not (ok.get("device", pd.Series(dtype=object)) == "cuda").any():
+        return []
+    out = []
+    energy = ok[ok["decode_j_per_tok"].notna()]
+    if not energy.empty:
+        low = energy.loc[energy["decode_j_per_tok"].idxmin()]
+        ref = energy[energy["precision"] == reference]
+        ref_j = ref.iloc[0]["decode_j_per_tok"] if not ref.empty else None
+        ratio = ref_j / low["decode_j_per_tok"] if ref_j is not None else None
+        same = energy[(energy["decode_j_per_tok"].round(3) == round(low["decode_j_per_tok"], 3))
+                      & (energy["precision"] != low["precision"])]
+        out.append(Finding("least_energy_headline", model, low["precision"], numbers={
+            "decode_j_per_tok": low["decode_j_per_tok"], "reference_j": ref_j,
+            "ratio": ratio if ratio is not None and round(ratio, 1) > 1 else None},
+            names={"reference": reference, "tied": ", ".join(same["precision"])}))
+    missing = serving.no_energy(model, ok, where=" at the headline point")
+    return out + ([missing] if missing else [])
 
 
 def closest_and_furthest(q: pd.DataFrame) -> str:
@@ -205,6 +230,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         quality_unknown=sorted({p.model for p in picks if not p.quality_known}),
         findings=headline_findings(df, reference),
         kld_floors=kld_floors(df, reference),
+        energy_basis=[f.text for f in serving.energy_basis(df)],
         boot={"resamples": stats.BOOT_RESAMPLES, "seed": stats.BOOT_SEED,
               "min_samples": stats.MIN_CI_SAMPLES},
         hardware=hardware.hardware(df, reference, machine, kernels),

@@ -22,7 +22,9 @@ size), ``results/machine.json`` (the roofline ceilings and the device's memory) 
   answer to that question);
 - the memory of a served point as fixed + per-token x tokens held in the KV caches (least
   squares), and so how many sequences of ``report.capacity_context_tokens`` fit in the device;
-- energy per token and, only with configured prices, cost per million tokens;
+- energy per decoded token (the decode steps alone), naming the precisions without one and
+  the points left out for a power above the card's limit; only with configured prices, cost
+  per million tokens;
 - recommendations per deployment scenario, each only when some point qualifies.
 
 Findings are ``findings.Finding`` (kind, model, precision, numbers) worded by

@@ -13,7 +13,8 @@ from quantbench.report.aggregate import SUMMARY_COLUMNS
 OTHER = "#7f7f7f"
 
 
-PHASE_COLOURS = {"prefill": "#9467bd", "decode": "#8c564b"}  # no family colour: shading only
+# the GPU trace's windows (no family colour: shading only)
+PHASE_COLOURS = {"idle": "#7f7f7f", "prefill": "#9467bd", "generate": "#8c564b"}
 
 
 WIDE = 20.0  # max / min above which an axis is logarithmic (more than a decade and a bit)

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 
 from quantbench import precisions, roofline
 from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.metrics import RENAMED_PHASES
 from quantbench.records import Status
 from quantbench.report.aggregate import pareto_front, read_summary
 from quantbench.report.plot_style import (
@@ -183,9 +184,10 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure:
 
 
 def timeseries_figure(record: dict) -> go.Figure:
-    """One precision's NVML samples over time: power, utilisation and clocks, with the prefill
-    and decode phases shaded. A record without samples (no GPU, a failed run) gives a figure
-    that says so."""
+    """One precision's NVML samples over time: power, utilisation and clocks, with the trace's
+    windows shaded (idle; generate: whole runs, a prefill then decode steps; prefill alone; a
+    trace made before the idle window named its generate window "decode"). A record without
+    samples (no GPU, a failed run) gives a figure that says so."""
     model, precision = record["model"], record["precision"]
     family = precisions.get(precision).backend if precision in precisions.table() else "other"
     samples = record.get("details", {}).get("samples") or []
@@ -211,11 +213,13 @@ def timeseries_figure(record: dict) -> go.Figure:
                             line=dict(color=c, dash=dash, width=1.5))
     for ph in phases:
         x0, x1 = ph["start"] - t0, ph["end"] - t0
-        shade = PHASE_COLOURS.get(ph["phase"], OTHER)
+        phase = RENAMED_PHASES.get(ph["phase"], ph["phase"])
+        shade = PHASE_COLOURS.get(phase, OTHER)
         fig.add_vrect(x0=x0, x1=x1, fillcolor=shade, opacity=0.15, line_width=0, layer="below",
                       row="all", col=1)
         fig.add_annotation(x=(x0 + x1) / 2, y=1.0, xref="x", yref="paper", yanchor="bottom",
-                           text=f"{ph['phase']} ({ph['tokens']} tokens)", showarrow=False,
+                           text=f"{phase} ({ph['tokens']} tokens)" if ph["tokens"] else phase,
+                           showarrow=False,
                            font=dict(color=shade))
     fig.update_yaxes(title_text="power (W)", row=1, col=1)
     fig.update_yaxes(title_text="utilisation (%)", range=[0, 105], row=2, col=1)

@@ -135,13 +135,13 @@ def capacity_findings(fits: list[Capacity], machine: dict | None) -> list[Findin
 
 def costs(points: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Per point, the cost of a million decoded tokens: of the device's time
-    (``gpu_hour_cost`` / tokens per hour) and of its energy (``energy_j_per_tok`` at
+    (``gpu_hour_cost`` / tokens per hour) and of its decode energy (``decode_j_per_tok`` at
     ``energy_cost_per_kwh``); NaN where no price is configured or nothing was measured."""
     df = points.copy()
     nan = pd.Series(float("nan"), index=df.index)
     df["device_cost_per_mtok"] = (settings.gpu_hour_cost / (df["decode_tok_s"] * 3600) * 1e6
                                   if settings.gpu_hour_cost is not None else nan)
-    energy = df.get("energy_j_per_tok", nan)
+    energy = df.get("decode_j_per_tok", nan)
     df["energy_cost_per_mtok"] = (energy * 1e6 / 3.6e6 * settings.energy_cost_per_kwh
                                   if settings.energy_cost_per_kwh is not None else nan)
     both = df[["device_cost_per_mtok", "energy_cost_per_mtok"]]
@@ -150,18 +150,14 @@ def costs(points: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
 
 def cost_findings(points: pd.DataFrame, settings: Settings) -> list[Finding]:
-    """The prices used (or that none was configured), then per model the point of least energy
-    per token (where energy was measured) and, only when priced, the cheapest point."""
+    """The prices used (or that none was configured), then per model its energy findings
+    (``energy_findings``) and, only when priced, the cheapest point."""
     priced = costs(ok_points(points), settings)
     out = [Finding("prices" if settings.priced else "unpriced", "", None,
                    numbers={"gpu_hour_cost": settings.gpu_hour_cost,
                             "energy_cost_per_kwh": settings.energy_cost_per_kwh})]
     for model, g in priced.groupby("model"):
-        energy = g.dropna(subset=["energy_j_per_tok"]) if "energy_j_per_tok" in g else g.iloc[:0]
-        if not energy.empty:
-            low = energy.loc[energy["energy_j_per_tok"].idxmin()]
-            out.append(Finding("least_energy", model, low["precision"], numbers=_point_numbers(
-                low, energy_j_per_tok=low["energy_j_per_tok"])))
+        out += energy_findings(model, g)
         rated = g.dropna(subset=["cost_per_mtok"])
         if settings.priced and not rated.empty:
             low = rated.loc[rated["cost_per_mtok"].idxmin()]
@@ -169,6 +165,72 @@ def cost_findings(points: pd.DataFrame, settings: Settings) -> list[Finding]:
                 low, cost_per_mtok=low["cost_per_mtok"],
                 device_cost_per_mtok=low["device_cost_per_mtok"],
                 energy_cost_per_mtok=low["energy_cost_per_mtok"])))
+    return out
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name] if name in df else pd.Series(None, index=df.index, dtype=object)
+
+
+def energy_findings(model: str, g: pd.DataFrame) -> list[Finding]:
+    """Over one model's ok points, where any ran on a GPU: the point of least energy per
+    decoded token (the decode steps alone), the precisions with no such figure at any point
+    by name (``no_energy``), and the points whose figure was left out for a power above the
+    card's limit (``energy_over_limit``). Nothing where no point ran on a GPU."""
+    if not (_column(g, "device") == "cuda").any():
+        return []
+    out = []
+    energy = g[_column(g, "decode_j_per_tok").notna()]
+    if not energy.empty:
+        low = energy.loc[energy["decode_j_per_tok"].idxmin()]
+        out.append(Finding("least_energy", model, low["precision"], numbers=_point_numbers(
+            low, decode_j_per_tok=low["decode_j_per_tok"])))
+    missing = no_energy(model, g, where=" at any point")
+    out += [missing] if missing else []
+    over = g[_column(g, "energy_note").notna()]
+    if not over.empty:
+        points = ", ".join(f"{r.precision} at batch {r.batch_size:.0f}, depth "
+                           f"{r.context_depth:.0f}, prompt {r.prompt_tokens:.0f}"
+                           for r in over.itertuples())
+        out.append(Finding("energy_over_limit", model, None,
+                           numbers={"n": len(over), "limit_w": over["power_limit_w"].max()},
+                           names={"points": points}))
+    return out
+
+
+def no_energy(model: str, rows: pd.DataFrame, where: str = "") -> Finding | None:
+    """The precisions of ``rows`` (ok rows, points or summary rows) that have no energy per
+    decoded token in any row, named by why: none in the record, or every one left out for a
+    power above the card's limit (``points.power_check``); None when every one has one."""
+    has = rows.groupby("precision", sort=False)["decode_j_per_tok"].apply(
+        lambda v: v.notna().any()) if "decode_j_per_tok" in rows else None
+    names = [p for p in dict.fromkeys(rows["precision"]) if has is None or not has[p]]
+    if not names:
+        return None
+    flagged = set(rows.loc[_column(rows, "energy_note").notna(), "precision"])
+    over = [p for p in names if p in flagged]
+    unmeasured = [p for p in names if p not in flagged]
+    return Finding("no_energy", model, None, numbers={"n_unmeasured": len(unmeasured)},
+                   names={"unmeasured": ", ".join(unmeasured), "over_limit": ", ".join(over),
+                          "where": where})
+
+
+def energy_basis(summary: pd.DataFrame) -> list[Finding]:
+    """Per model with an energy figure: what every energy figure includes, the card's idle draw
+    from the GPU traces (the median over them, with their range), and the power limit the
+    figures are checked against."""
+    out = []
+    for model, g in summary.groupby("model"):
+        if not (_column(g, "prefill_j_per_tok").notna().any()
+                or _column(g, "decode_j_per_tok").notna().any()):
+            continue
+        idle = _column(g, "idle_w").dropna().astype(float)
+        limit = _column(g, "power_limit_w").dropna()
+        out.append(Finding("energy_basis", model, None, numbers={
+            "idle_w": idle.median() if not idle.empty else None, "n": len(idle),
+            "idle_min": idle.min() if not idle.empty else None,
+            "idle_max": idle.max() if not idle.empty else None,
+            "limit_w": limit.max() if not limit.empty else None}))
     return out
 
 

@@ -336,9 +336,39 @@ WORDING = {
         "cost per token is given."
     ),
     "least_energy": (
-        "{{ model }}: the least energy per decoded token is {{ precision }}'s "
-        "{{ energy_j_per_tok | fmt(3) }} J at batch {{ batch_size | fmt(0) }} (prompt "
-        "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }})."
+        "{{ model }}: the least energy per decoded token (the decode steps alone) is "
+        "{{ precision }}'s {{ decode_j_per_tok | fmt(3) }} J at batch {{ batch_size | fmt(0) }} "
+        "(prompt {{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }})."
+    ),
+    "least_energy_headline": (
+        "{{ model }}: least energy per decoded token at the headline point (the decode steps "
+        "alone): {{ precision }}, {{ decode_j_per_tok | fmt(3) }} J"
+        "{% if tied %} (as low as shown: {{ tied }}){% endif %}"
+        "{% if ratio is known %}, {{ ratio | fmt(1) }}× less than {{ reference }}'s "
+        "{{ reference_j | fmt(3) }} J{% endif %}."
+    ),
+    "no_energy": (
+        "{{ model }}: no energy per decoded token{{ where }} for "
+        "{% if unmeasured %}{{ unmeasured }} (no energy per phase in {{ 'its' if n_unmeasured == 1 "
+        "else 'their' }} latency record{{ '' if n_unmeasured == 1 else 's' }}: made before the "
+        "phases were measured apart, with latency.energy_s off, or on a card without an "
+        "energy counter){% if over_limit %}, nor {% endif %}{% endif %}"
+        "{% if over_limit %}{{ over_limit }} (J/token × tok/s above the card's power limit: a "
+        "measurement error, left out){% endif %}."
+    ),
+    "energy_over_limit": (
+        "{{ model }}: energy left out at {{ n | fmt(0) }} point{{ '' if n == 1 else 's' }} whose "
+        "J/token × tok/s is above the card's power limit of {{ limit_w | fmt(0) }} W, a "
+        "measurement error: {{ points }}."
+    ),
+    "energy_basis": (
+        "{{ model }}: every energy figure is the whole card's, from its energy counter, each "
+        "phase apart; "
+        "{% if idle_w is known %}it draws {{ idle_w | fmt(0) }} W idle with the model loaded"
+        "{% if n > 1 %} (the median of {{ n | fmt(0) }} GPU traces, {{ idle_min | fmt(0) }} to "
+        "{{ idle_max | fmt(0) }} W){% endif %}, and that draw is in every figure"
+        "{% else %}its idle draw was not measured (no GPU trace of this model){% endif %}"
+        "{% if limit_w is known %}; its power limit is {{ limit_w | fmt(0) }} W{% endif %}."
     ),
     "cheapest_point": (
         "{{ model }}: the cheapest million decoded tokens is {{ precision }} at batch "
@@ -346,8 +376,8 @@ WORDING = {
         "{{ context_depth | fmt(0) }}): {{ cost_per_mtok | fmt(4) }}"
         "{% if device_cost_per_mtok is known and energy_cost_per_mtok is known %} "
         "({{ device_cost_per_mtok | fmt(4) }} device time + {{ energy_cost_per_mtok | fmt(4) }} "
-        "energy){% elif device_cost_per_mtok is known %} of device time{% else %} of energy"
-        "{% endif %}."
+        "decode energy){% elif device_cost_per_mtok is known %} of device time{% else %} of "
+        "decode energy{% endif %}."
     ),
     "ops_single_user": (
         "{{ model }}, single user (batch 1, prompt {{ prompt_tokens | fmt(0) }}, depth "

@@ -22,8 +22,10 @@ token) and in the steady state, without the first step after the prefill. That f
 cost more (llama.cpp on a GPU rebuilds its graph for the new batch shape and runs a changed
 graph without a CUDA graph; measured in docs/examples/h100/README.md), so it is also reported
 on its own (``first_step_ms``). llama-bench's token generation measures the steady state.
-On a GPU the card's energy counter is read before and after a point's timed runs:
-``energy_j_per_tok`` is that energy over the tokens decoded (each run's prefill included).
+On a GPU each phase's energy comes from the card's energy counter, read over windows of whole
+runs and of prefills alone after a point's timed runs, never inside them (``energy_s``;
+scenarios/energy.py): ``prefill_j_per_tok`` is one prefill's energy over the batch's prompt
+tokens, ``decode_j_per_tok`` the decode steps' alone over the tokens they decoded.
 
 The record keeps every point (``details.points``); its metrics are the headline point's
 (``latency.headline``, default batch 1, depth 0, the first prompt), under the summary's names.
@@ -55,6 +57,7 @@ from quantbench.points import LatencyPoint, OperatingPoint, sweep
 from quantbench.records import Status
 from quantbench.scenarios.common import Job, artifact_size_mib, failure_status
 from quantbench.scenarios.contention import ContentionTracker
+from quantbench.scenarios.energy import PhaseEnergy, phase_windows
 from quantbench.scenarios.trackers import (
     MemoryTracker,
     memory_breakdown,
@@ -103,16 +106,15 @@ def _point_failure(exc: Exception) -> tuple[Status, str]:
 
 
 def measure_point(backend, mem, job, point: OperatingPoint, prompt: list[int], *,
-                  new_tokens: int, warmup_runs: int, measured_runs: int) -> LatencyPoint:
+                  new_tokens: int, warmup_runs: int, measured_runs: int,
+                  energy_s: float = 0.0) -> LatencyPoint:
     """``warmup_runs`` untimed and ``measured_runs`` timed runs at one operating point (the
-    backend configured for its batch and filled to its depth)."""
+    backend configured for its batch and filled to its depth), then on a GPU its energy per
+    phase (``energy_s`` > 0)."""
     b = point.batch_size
     ttfts, per_token, run_tok_s, steady_tok_s, first_ms = [], [], [], [], []
     mem_mib = mem.tick()
-    energy_start = None
     for run in range(warmup_runs + measured_runs):
-        if run == warmup_runs and job.handle is not None:
-            energy_start = total_energy_mj(job.handle)
         ttft, steps = timed_run(backend, prompt, new_tokens, b)
         mem_mib = max(mem_mib, mem.tick())
         if run >= warmup_runs:
@@ -123,9 +125,8 @@ def measure_point(backend, mem, job, point: OperatingPoint, prompt: list[int], *
             first_ms.append(steps[0] * 1e3)
             if steady is not None:
                 steady_tok_s.append(steady)
-    energy_j = None
-    if energy_start is not None and (end := total_energy_mj(job.handle)) is not None:
-        energy_j = (end - energy_start) / 1e3 / (measured_runs * b * new_tokens)
+    energy = (point_energy(backend, job.handle, prompt, new_tokens, b, energy_s)
+              if job.handle is not None and energy_s > 0 else {})
     ttft, tok_s = summarize(ttfts), summarize(run_tok_s)
     step = summarize(per_token)
     n = point.prompt_tokens
@@ -140,8 +141,19 @@ def measure_point(backend, mem, job, point: OperatingPoint, prompt: list[int], *
         token_ms_p99=step["p99"], first_step_ms=summarize(first_ms)["p50"],
         decode_ctx_mean=point.context_depth + n + (new_tokens + 1) / 2,
         kv_tokens_per_seq=point.context_depth + n + new_tokens,
-        peak_mem_mib=mem_mib, energy_j_per_tok=energy_j,
+        peak_mem_mib=mem_mib, **energy,
     )
+
+
+def point_energy(backend, handle, prompt: list[int], new_tokens: int, batch_size: int,
+                 min_s: float) -> dict:
+    """A point's J per prompt token (prefill) and J per decoded token (decode steps alone), from
+    the card's energy counter over windows of runs and of prefills (scenarios/energy.py)."""
+    runs, prefills = phase_windows(
+        lambda: total_energy_mj(handle), min_s=min_s,
+        run=lambda: sum(timed_run(backend, prompt, new_tokens, batch_size)[1]),
+        prefill=lambda: timed_run(backend, prompt, 0, batch_size)[0])
+    return PhaseEnergy.split(runs, prefills).per_token(batch_size, len(prompt), new_tokens)
 
 
 def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
@@ -150,7 +162,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                 headline: dict | None = None,
                 device: str = "auto", threads: int = 0, overrides: dict | None = None,
                 memory_sample_hz: float = 0.0, time_limit_s: float | None = None,
-                llamacpp_greedy: str = "host"):
+                llamacpp_greedy: str = "host", energy_s: float = 1.0):
     grid = sweep(prompt_tokens, batch_sizes, context_depths)
     head = points.headline(prompt_tokens, headline)
     if head not in grid:
@@ -160,7 +172,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                     batch_sizes=list(batch_sizes), context_depths=list(context_depths),
                     headline=dict(head.__dict__), warmup_runs=warmup_runs,
                     measured_runs=measured_runs, memory_sample_hz=memory_sample_hz,
-                    llamacpp_greedy=llamacpp_greedy)
+                    llamacpp_greedy=llamacpp_greedy, energy_s=energy_s)
     job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides, time_limit_s=time_limit_s)
     rec = job.record
@@ -207,7 +219,8 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                         try:
                             measured.append(measure_point(
                                 backend, mem, job, pt, prompt, new_tokens=new_tokens,
-                                warmup_runs=warmup_runs, measured_runs=measured_runs))
+                                warmup_runs=warmup_runs, measured_runs=measured_runs,
+                                energy_s=energy_s))
                             measured[-1].kv_cache_mib = parts_by_batch[(b, depth)].get(
                                 "kv_cache_mib")
                             continue

@@ -97,7 +97,21 @@ def gpu_description(handle) -> dict:
         "gpu_uuid": _s(pynvml.nvmlDeviceGetUUID(handle)),
         "driver": _s(pynvml.nvmlSystemGetDriverVersion()),
         "gpu_memory_total_mib": pynvml.nvmlDeviceGetMemoryInfo(handle).total / MIB,
+        "power_limit_w": power_limit_w(handle),
     }
+
+
+def power_limit_w(handle) -> float | None:
+    """The power limit the card enforces now (W; the management limit where the driver does not
+    say which applies), or None: no phase's mean power can be above it."""
+    import pynvml
+
+    for read in (pynvml.nvmlDeviceGetEnforcedPowerLimit, pynvml.nvmlDeviceGetPowerManagementLimit):
+        try:
+            return read(handle) / 1000  # mW
+        except pynvml.NVMLError:
+            continue
+    return None
 
 
 def gpu_processes(handle) -> dict[int, float]:

@@ -178,7 +178,7 @@ def ours_points(gguf: Path, ids_path: Path, a, memory_hz: float, greedy: str) ->
                       new_tokens=a.n_gen, warmup_runs=a.warmup, measured_runs=a.reps,
                       batch_sizes=a.batch_sizes, context_depths=a.depths,
                       device="cuda" if a.ngl else "cpu", threads=a.threads,
-                      memory_sample_hz=memory_hz, llamacpp_greedy=greedy)
+                      memory_sample_hz=memory_hz, llamacpp_greedy=greedy, energy_s=0)
     if m["status"] != Status.OK:
         raise RuntimeError(m["reason"])
     return {(p["batch_size"], p["context_depth"]): p for p in m["points"]
