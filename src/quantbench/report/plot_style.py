@@ -88,32 +88,48 @@ def bar_traces(g: Grid, panel: Panel, df: pd.DataFrame, column: str, *, error=No
                           **kwargs)
 
 
-def ceilings(g: Grid, panel: Panel, machine: dict, xs: list[float]) -> None:
-    """The machine's bandwidth slope and compute roofs under points at intensities ``xs``,
-    on log-log axes of ``panel``."""
-    row, col = g.cells[panel]
+def ceiling_lines(machine: dict, xs: list[float]) -> list[tuple[str, list, list, bool]]:
+    """(name, x, y, the highest) of the machine's bandwidth slope and compute roofs drawn under
+    points at intensities ``xs``."""
     bw = machine.get("peak_bw_gb_s")
     roofs = {k: v for k, v in (machine.get("matmul_tflops") or {}).items() if v}
     peak = roofline.peak_tflops(machine)
     ridge = roofline.ridge_flop_per_byte(machine)
     lo = min(xs) / 3
     hi = max([*xs, ridge or 0]) * 3
+    lines = []
     if bw:
         x_end = min(hi, ridge) if ridge else hi
-        name = f"peak bandwidth {short(bw)} GB/s"
-        g.fig.add_scatter(x=[lo, x_end], y=[bw * lo / 1e3, bw * x_end / 1e3], mode="lines",
-                          name=name, legendgroup=name, showlegend=g.legend(name),
-                          line=dict(color="#222", width=2), hoverinfo="skip", row=row, col=col)
+        lines.append((f"peak bandwidth {short(bw)} GB/s", [lo, x_end],
+                      [bw * lo / 1e3, bw * x_end / 1e3], True))
     for dtype, tflops in sorted(roofs.items(), key=lambda kv: -kv[1]):
         start = tflops * 1e12 / (bw * 1e9) if bw else lo
-        best = tflops == peak
-        name = f"{dtype} matmul {short(tflops)} TFLOP/s"
-        g.fig.add_scatter(x=[start, hi], y=[tflops, tflops], mode="lines", name=name,
-                          legendgroup=name, showlegend=g.legend(name),
+        lines.append((f"{dtype} matmul {short(tflops)} TFLOP/s", [start, hi], [tflops, tflops],
+                      tflops == peak))
+    return lines
+
+
+def along_ceilings(machine: dict, xs: list[float], steps: int = 40):
+    """Points along the ceilings (log-log), for labels to keep off them."""
+    px, py = [], []
+    for _, x, y, _ in ceiling_lines(machine, xs):
+        t = np.linspace(0, 1, steps)
+        px.extend(10 ** (np.log10(x[0]) + t * (np.log10(x[1]) - np.log10(x[0]))))
+        py.extend(10 ** (np.log10(y[0]) + t * (np.log10(y[1]) - np.log10(y[0]))))
+    return px, py
+
+
+def ceilings(g: Grid, panel: Panel, machine: dict, xs: list[float]) -> None:
+    """The machine's bandwidth slope and compute roofs under points at intensities ``xs``,
+    on log-log axes of ``panel``."""
+    row, col = g.cells[panel]
+    for name, x, y, best in ceiling_lines(machine, xs):
+        g.fig.add_scatter(x=x, y=y, mode="lines", name=name, legendgroup=name,
+                          showlegend=g.legend(name),
                           line=dict(color="#222" if best else "#888", width=2 if best else 1,
                                     dash="solid" if best else "dot"), hoverinfo="skip",
                           row=row, col=col)
-    if not (bw and roofs):
+    if not (machine.get("peak_bw_gb_s") and machine.get("matmul_tflops")):
         xref, yref = g.refs(panel)
         g.fig.add_annotation(text="machine ceilings unknown (results/machine.json)", x=0.02,
                              y=0.98, xref=f"{xref} domain", yref=f"{yref} domain",

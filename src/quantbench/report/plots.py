@@ -38,6 +38,7 @@ from quantbench.report.plot_style import (
     LAYOUT,
     OTHER,
     PHASE_COLOURS,
+    along_ceilings,
     axis,
     bar_traces,
     ceilings,
@@ -264,6 +265,7 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> Figure:
                y=dict(type="log", dtick=1, range=yrange))
         place_labels(g, panel, rows["ai"], rows["tflops"], rows["label"].tolist(),
                      xrange=xrange, yrange=yrange, xlog=True, ylog=True,
+                     avoid=along_ceilings(machine, xs),
                      colours=[colour(b) for b in rows["backend"]])
     g.titles("arithmetic intensity (FLOP/byte)", "achieved performance (TFLOP/s)")
     return g.fig

@@ -25,7 +25,15 @@ from quantbench.report.panels import (
     span,
     with_two_x,
 )
-from quantbench.report.plot_style import SYMBOLS, axis, ceilings, colour, roof_ranges, short
+from quantbench.report.plot_style import (
+    SYMBOLS,
+    along_ceilings,
+    axis,
+    ceilings,
+    colour,
+    roof_ranges,
+    short,
+)
 
 NO_POINTS = "no operating points (results/points.csv absent, or no point ran)"
 
@@ -69,6 +77,21 @@ def _row_range(d: pd.DataFrame, panel: Panel, columns, axis_type: str) -> list[f
     its contexts compare at a glance."""
     rows = d[(d["model"] == panel.model) & d["label"].isin(panel.names)]
     return span(pd.concat([rows[c] for c in columns]), axis_type, pad=0.08)
+
+
+def _along(rows: pd.DataFrame, x: str, y: str, *, xlog: bool, ylog: bool, steps: int = 8):
+    """Points along each precision's line (through its batch sizes, straight on the axes'
+    scales), for labels to keep off the lines as well as the markers."""
+    xs, ys = [], []
+    for _, c in rows.sort_values("batch_size").groupby("label", sort=False):
+        fx = np.log10(c[x].to_numpy(float)) if xlog else c[x].to_numpy(float)
+        fy = np.log10(c[y].to_numpy(float)) if ylog else c[y].to_numpy(float)
+        for i in range(len(fx) - 1):
+            t = np.linspace(0, 1, steps)
+            xs.extend(fx[i] + t * (fx[i + 1] - fx[i]))
+            ys.extend(fy[i] + t * (fy[i + 1] - fy[i]))
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    return (10**xs if xlog else xs), (10**ys if ylog else ys)
 
 
 def _batch_axis(g: Grid, panel: Panel, batches, labels) -> list[float]:
@@ -151,10 +174,11 @@ def latency_throughput_figure(df: pd.DataFrame) -> go.Figure | NotMade:
         xrange = span(rows["decode_tok_s"], x_type["type"], pad=0.1)
         yrange = span(rows["decode_tok_s_per_seq"], y_type["type"], pad=0.1)
         g.axes(panel, x=dict(range=xrange, **x_type), y=dict(range=yrange, **y_type))
+        xlog, ylog = x_type["type"] == "log", y_type["type"] == "log"
         place_labels(g, panel, ends["decode_tok_s"], ends["decode_tok_s_per_seq"],
-                     ends["label"].tolist(), xrange=xrange, yrange=yrange,
-                     xlog=x_type["type"] == "log", ylog=y_type["type"] == "log",
-                     avoid=(rows["decode_tok_s"], rows["decode_tok_s_per_seq"]),
+                     ends["label"].tolist(), xrange=xrange, yrange=yrange, xlog=xlog, ylog=ylog,
+                     avoid=_along(rows, "decode_tok_s", "decode_tok_s_per_seq", xlog=xlog,
+                                  ylog=ylog),
                      colours=[colour(b) for b in ends["backend"]])
     g.titles("total decode tokens / s (more served →)", "tokens / s per sequence")
     return g.fig
@@ -333,7 +357,9 @@ def batch_roofline_figure(df: pd.DataFrame, machine: dict | None) -> go.Figure |
         last = rows.sort_values("batch_size").groupby("label", sort=False).tail(1)
         place_labels(g, panel, last["decode_flop_per_byte"], last["decode_tflops"],
                      last["label"].tolist(), xrange=xrange, yrange=yrange, xlog=True,
-                     ylog=True, avoid=(rows["decode_flop_per_byte"], rows["decode_tflops"]),
+                     ylog=True, avoid=[np.concatenate(pair) for pair in zip(
+                         _along(rows, "decode_flop_per_byte", "decode_tflops", xlog=True,
+                                ylog=True), along_ceilings(machine, xs), strict=True)],
                      colours=[colour(b) for b in last["backend"]])
     g.titles("arithmetic intensity (FLOP/byte)", "achieved (TFLOP/s)")
     return g.fig
