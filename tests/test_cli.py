@@ -97,8 +97,11 @@ def test_render_from_tables_makes_the_report_and_every_figure_it_links(tmp_path)
     assert links and all((folder / link).is_file() for link in links)
     index = json.loads((folder / "figures" / "index.json").read_text())
     assert links == [f"figures/{name}.png" for name in index["made"]]
-    for name in index["not_made"]:  # e.g. batch_roofline: no model shape here
-        assert f"](figures/{name}.png)" not in text and f"`{name}`" in text
+    for name in index["not_made"]:  # batch_roofline: no model shape here; the GPU series
+        assert f"](figures/{name}.png)" not in text
+        assert f"`{name}`" in text or name.startswith("nvml_")
+    # a CPU run's tables: no GPU samples for any of its 6 precisions, said in one line
+    assert "- the GPU time series of 6 precisions (smollm2-135m_fp32, " in text
     summary = pd.read_csv(folder / "summary.csv")
     fastest = summary.loc[summary["decode_tok_s"].idxmax()]
     assert f"| {fastest['precision']} |" in text and f"{fastest['decode_tok_s']:,.1f}" in text

@@ -551,3 +551,22 @@ def test_an_image_the_batch_export_left_out_is_written_on_its_own(tmp_path, monk
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
     plots.write_pngs(figs, paths, scale=1)
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_the_summary_roofline_splits_a_model_of_many_precisions(summary):
+    """21 precisions: three panels of 7, each point labelled with its precision, one scale."""
+    names = list(precisions.table())[:21]
+    many = pd.DataFrame({"model": "m", "precision": names, "status": "ok",
+                         "backend": [precisions.get(n).backend for n in names],
+                         "decode_flop_per_byte": [1.0 + i / 10 for i in range(21)],
+                         "decode_gb_s": [10.0 + i for i in range(21)],
+                         "prefill_tflops": 5.0, "prefill_ms": 10.0, "size_mib": 100.0})
+    fig = plots.figures(many, machine=MACHINE)["roofline"]
+    labels = {}
+    for a in fig.layout.annotations:
+        if a.xref != "paper" and "domain" not in a.xref:
+            labels.setdefault(a.xref, []).append(a.text)
+    assert [len(set(v)) for v in labels.values()] == [7, 7, 7]
+    assert sorted(t for v in labels.values() for t in set(v)) == sorted(names)
+    assert len({tuple(fig.layout[f"xaxis{n}"].range) for n in ("", "2", "3")}) == 1
+    _assert_labels_inside(fig)

@@ -132,9 +132,12 @@ def _provenance(quality_paths, machine: dict) -> dict:
     return prov
 
 
+SERIES_NAMED = 6  # GPU time series not drawn, named up to this many (beyond: counted only)
+
+
 def figures_note(not_made: dict[str, str]) -> str | None:
     """The figures not drawn, grouped by why (the figures' index): a list under one line;
-    the GPU time series counted, with their precisions."""
+    the GPU time series counted, with their precisions up to ``SERIES_NAMED``."""
     by_reason: dict[str, list[str]] = {}
     for name, why in not_made.items():
         by_reason.setdefault(why, []).append(name)
@@ -143,9 +146,10 @@ def figures_note(not_made: dict[str, str]) -> str | None:
         series = [n for n in names if n.startswith(TIMESERIES_PREFIX)]
         named = [f"`{n}`" for n in names if n not in series]
         if series:
+            which = (f" ({', '.join(n.removeprefix(TIMESERIES_PREFIX) for n in series)})"
+                     if len(series) <= SERIES_NAMED else "")
             named.append(f"the GPU time series of {len(series)} precision"
-                         f"{'s' if len(series) > 1 else ''} "
-                         f"({', '.join(n.removeprefix(TIMESERIES_PREFIX) for n in series)})")
+                         f"{'s' if len(series) > 1 else ''}{which}")
         lines.append(f"- {', '.join(named)}: {why}")
     if not lines:
         return None

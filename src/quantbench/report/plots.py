@@ -29,6 +29,7 @@ from quantbench.report.panels import (
     NotMade,
     Panel,
     grid,
+    panels,
     place_labels,
     span,
     text_px,
@@ -219,7 +220,8 @@ def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis:
 
 def roofline_figure(df: pd.DataFrame, machine: dict | None) -> Figure:
     """Achieved FLOP/s against arithmetic intensity, under the machine's bandwidth slope and
-    compute roofs (log-log), one panel per model, each point labelled by its precision.
+    compute roofs (log-log), one panel per model (more where it has more than ``MAX_SERIES``
+    precisions), each point labelled by its precision.
     Decode: bytes are the weights + KV cache read per token (see quantbench.roofline);
     prefill: the weights read once per prompt."""
     machine = machine or {}
@@ -241,14 +243,14 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> Figure:
     pts = with_two_x(pts, "ai", ["model"])
     if pts.empty:
         return NotMade("fewer than two points on the roofline")
-    found = [Panel(model, None, tuple(dict.fromkeys(g["backend"])))
-             for model, g in pts.groupby("model", sort=False)]
+    found = panels(pts)  # a model's precisions in groups of at most MAX_SERIES
     g = grid(found, title="Roofline: decode (●) and prefill (△) against the machine's ceilings",
              row_height=460, col_width=900, gap_px=110,
              legend_entries=2 * pts["backend"].nunique() + 3, legend_text=20,
              layout=dict(legend_title=""))
     for panel in found:
-        rows = pts[pts["model"] == panel.model]
+        rows = panel.rows(pts)
+        whole = pts[pts["model"] == panel.model]  # one scale for the model's panels
         row, col = g.cells[panel]
         for (family, phase), fam in rows.groupby(["backend", "phase"], sort=False):
             name = f"{family} · {phase}"
@@ -258,9 +260,9 @@ def roofline_figure(df: pd.DataFrame, machine: dict | None) -> Figure:
                                           size=10, line=dict(width=1.5, color=colour(family))),
                               hovertemplate="%{text} " + phase + ": %{x:.3g} FLOP/byte, "
                                             "%{y:.3g} TFLOP/s<extra></extra>", row=row, col=col)
-        xs = rows["ai"].tolist()
+        xs = whole["ai"].tolist()
         ceilings(g, panel, machine, xs)
-        xrange, yrange = roof_ranges(machine, xs, rows["tflops"].tolist())
+        xrange, yrange = roof_ranges(machine, xs, whole["tflops"].tolist())
         g.axes(panel, x=dict(type="log", dtick=1, range=xrange),
                y=dict(type="log", dtick=1, range=yrange))
         place_labels(g, panel, rows["ai"], rows["tflops"], rows["label"].tolist(),
@@ -399,7 +401,8 @@ def plot_all(summary_path, folder, *, machine_path=None, gpu_trace_paths=(),
     folder's index (``quantbench.figures.INDEX``): the figures made, in order, and why each
     other one was not; the files of a figure not made are removed. ``kept``: PNGs drawn before
     (the GPU time series of a folder that keeps no records), copied in and listed as made,
-    except those whose trace has no samples (``_empty_series``). Returns the index."""
+    except those whose trace has no samples (``_empty_series``; without GPU trace records,
+    every such series is listed as not made). Returns the index."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary = read_summary(summary_path)
@@ -429,6 +432,8 @@ def plot_all(summary_path, folder, *, machine_path=None, gpu_trace_paths=(),
         ) from exc
     names = list(made)
     empty = _empty_series(summary, machine)
+    if not gpu_traces:  # a folder of tables: the summary says which series have no samples
+        not_made.update(empty)
     for path in map(Path, kept):
         if path.stem in empty:
             not_made[path.stem] = empty[path.stem]
