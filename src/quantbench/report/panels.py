@@ -222,6 +222,19 @@ def spread(wanted: Sequence[float], gap: float, lo: float, hi: float) -> list[fl
     return out
 
 
+def along(xs, ys, *, xlog: bool, ylog: bool, steps: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Points along the polyline through (``xs``, ``ys``), straight on the axes' scales: for
+    labels to keep off a line as well as its markers (``place_labels``' ``avoid``)."""
+    fx = np.log10(np.asarray(xs, float)) if xlog else np.asarray(xs, float)
+    fy = np.log10(np.asarray(ys, float)) if ylog else np.asarray(ys, float)
+    t = np.linspace(0, 1, steps)
+    px = [fx[i] + t * (fx[i + 1] - fx[i]) for i in range(len(fx) - 1)]
+    py = [fy[i] + t * (fy[i + 1] - fy[i]) for i in range(len(fy) - 1)]
+    px = np.concatenate(px) if px else np.array([])
+    py = np.concatenate(py) if py else np.array([])
+    return (10**px if xlog else px), (10**py if ylog else py)
+
+
 def end_labels(g: Grid, panel: Panel, xs, ys, texts, colours, *, xrange, yrange,
                xlog: bool, ylog: bool) -> None:
     """Each line's label to the right of its last point (``xs``, ``ys``), moved up or down

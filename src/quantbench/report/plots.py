@@ -28,6 +28,7 @@ from quantbench.report.panels import (
     Grid,
     NotMade,
     Panel,
+    along,
     grid,
     panels,
     place_labels,
@@ -211,9 +212,11 @@ def pareto_figure(df: pd.DataFrame, cost: str, front: str, *, title: str, xaxis:
         yaxis_kw = axis(rows[quality]) if (rows[quality] > 0).all() else {"type": "linear"}
         xrange, yrange = span(rows[cost], xaxis_kw["type"]), span(rows[quality], yaxis_kw["type"])
         g.axes(panel, x=dict(range=xrange, **xaxis_kw), y=dict(range=yrange, **yaxis_kw))
+        xlog, ylog = xaxis_kw["type"] == "log", yaxis_kw["type"] == "log"
         place_labels(g, panel, rows[cost], rows[quality], rows["label"].tolist(),
-                     xrange=xrange, yrange=yrange, xlog=xaxis_kw["type"] == "log",
-                     ylog=yaxis_kw["type"] == "log", colours=[colour(b) for b in rows["backend"]])
+                     xrange=xrange, yrange=yrange, xlog=xlog, ylog=ylog,
+                     avoid=along(line[cost], line[quality], xlog=xlog, ylog=ylog, steps=20),
+                     colours=[colour(b) for b in rows["backend"]])
     g.titles(xaxis, ytitle)
     return g.fig
 

@@ -17,6 +17,7 @@ from quantbench.report.panels import (
     Grid,
     NotMade,
     Panel,
+    along,
     end_labels,
     grid,
     panels,
@@ -79,19 +80,12 @@ def _row_range(d: pd.DataFrame, panel: Panel, columns, axis_type: str) -> list[f
     return span(pd.concat([rows[c] for c in columns]), axis_type, pad=0.08)
 
 
-def _along(rows: pd.DataFrame, x: str, y: str, *, xlog: bool, ylog: bool, steps: int = 8):
-    """Points along each precision's line (through its batch sizes, straight on the axes'
-    scales), for labels to keep off the lines as well as the markers."""
-    xs, ys = [], []
-    for _, c in rows.sort_values("batch_size").groupby("label", sort=False):
-        fx = np.log10(c[x].to_numpy(float)) if xlog else c[x].to_numpy(float)
-        fy = np.log10(c[y].to_numpy(float)) if ylog else c[y].to_numpy(float)
-        for i in range(len(fx) - 1):
-            t = np.linspace(0, 1, steps)
-            xs.extend(fx[i] + t * (fx[i + 1] - fx[i]))
-            ys.extend(fy[i] + t * (fy[i + 1] - fy[i]))
-    xs, ys = np.asarray(xs), np.asarray(ys)
-    return (10**xs if xlog else xs), (10**ys if ylog else ys)
+def _along(rows: pd.DataFrame, x: str, y: str, *, xlog: bool, ylog: bool):
+    """Points along each precision's line (through its batch sizes), for labels to keep off."""
+    parts = [along(c[x], c[y], xlog=xlog, ylog=ylog)
+             for _, c in rows.sort_values("batch_size").groupby("label", sort=False)]
+    return (np.concatenate([px for px, _ in parts]) if parts else np.array([]),
+            np.concatenate([py for _, py in parts]) if parts else np.array([]))
 
 
 def _batch_axis(g: Grid, panel: Panel, batches, labels) -> list[float]:
