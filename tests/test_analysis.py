@@ -447,18 +447,23 @@ def test_an_mfu_above_100_percent_is_called_an_underestimated_peak():
     assert "underestimate" not in text
 
 
-def test_the_report_embeds_gpu_time_series_only_where_the_gpu_trace_has_samples(measured):
-    measured["gpu_status"] = ["ok", "no_gpu", "no_gpu", "error", None]
-    figures = ["figures/quality_vs_memory.png", "figures/nvml_m_fp32.png",
-               "figures/nvml_m_gguf-f16.png", "figures/nvml_m_gguf-q8_0.png",
-               "figures/nvml_m_gguf-q4_k_m.png", "figures/nvml_m_bnb-nf4.png"]
-    text = report_text(measured, reference=REF, config=_config(), models={}, figures=figures)
+def test_the_report_links_the_figures_made_and_names_those_not_drawn(measured):
+    figures = ["figures/quality.png", "figures/nvml_m_fp32.png"]
+    not_made = {"pareto_speed": "no quality measured", "nvml_m_gguf-f16": "no GPU samples (status "
+                "no_gpu)", "nvml_m_gguf-q8_0": "no GPU samples (status no_gpu)",
+                "nvml_m_gguf-q4_k_m": "no GPU samples (status error)"}
+    text = report_text(measured, reference=REF, config=_config(), models={}, figures=figures,
+                       not_made=not_made)
     shown = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text.split("## Figures")[1])
-    # no GPU trace record at all (bnb-nf4): its figure says so, as before
-    assert shown == ["figures/quality_vs_memory.png", "figures/nvml_m_fp32.png",
-                     "figures/nvml_m_bnb-nf4.png"]
-    assert ("NVML time series left out for 3 precisions whose GPU trace has no samples "
-            "(2 with status `no_gpu`, 1 with status `error`).") in text
+    assert shown == figures
+    assert ("Not drawn (no data, or fewer than two values on the x axis):\n\n"
+            "- `pareto_speed`: no quality measured\n"
+            "- the GPU time series of 2 precisions (m_gguf-f16, m_gguf-q8_0): no GPU samples "
+            "(status no_gpu)\n"
+            "- the GPU time series of 1 precision (m_gguf-q4_k_m): no GPU samples (status error)"
+            ) in text
+    assert "Not drawn" not in report_text(measured, reference=REF, config=_config(), models={},
+                                          figures=figures)
 
 
 def test_the_results_table_gives_the_paired_interval_of_the_perplexity_change(measured):

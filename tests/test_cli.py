@@ -1,6 +1,7 @@
 """The ``quantbench`` command: one entry point whose subcommands are the user tools."""
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +95,13 @@ def test_render_from_tables_makes_the_report_and_every_figure_it_links(tmp_path)
     text = (folder / "report.md").read_text()
     links = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
     assert links and all((folder / link).is_file() for link in links)
+    index = json.loads((folder / "figures" / "index.json").read_text())
+    assert links == [f"figures/{name}.png" for name in index["made"]]
+    for name in index["not_made"]:  # batch_roofline: no model shape here; the GPU series
+        assert f"](figures/{name}.png)" not in text
+        assert f"`{name}`" in text or name.startswith("nvml_")
+    # a CPU run's tables: no GPU samples for any of its 6 precisions, said in one line
+    assert "- the GPU time series of 6 precisions (smollm2-135m_fp32, " in text
     summary = pd.read_csv(folder / "summary.csv")
     fastest = summary.loc[summary["decode_tok_s"].idxmax()]
     assert f"| {fastest['precision']} |" in text and f"{fastest['decode_tok_s']:,.1f}" in text
@@ -122,6 +130,22 @@ def test_render_refuses_records_of_several_runs_unless_its_config_allows_them(tm
         cli.main(["render", str(tmp_path / "results"), "--config", str(config), "--out",
                   str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_render_elsewhere_keeps_the_gpu_time_series_and_links_them_there(tmp_path):
+    """A GPU example rendered to another folder: its GPU time series go with the figures, and
+    every image the report links is in that folder."""
+    import re
+
+    out = tmp_path / "out"
+    assert cli.main(["render", str(REPO / "docs" / "examples" / "h100"), "--config",
+                     str(REPO / "config" / "gpu-tinyllama.yaml"), "--tables", "--out",
+                     str(out)]) == 0
+    text = (out / "report.md").read_text()
+    links = re.findall(r"\]\(([^)]+\.png)\)", text)
+    series = [link for link in links if "/nvml_" in link]
+    assert series and all(link.startswith("figures/") for link in links)
+    assert all((out / link).is_file() for link in links)
 
 
 @pytest.mark.parametrize("command", [["targets", "--precision", "fp32"], ["render", "."]])

@@ -444,3 +444,37 @@ def test_a_report_names_nothing_of_another_kind_of_device():
     gpu = _render_example(*GPU_EXAMPLE)
     assert "resident set size" not in gpu and "On the CPU" not in gpu
     assert "GPU memory (NVML)" in gpu and "CUDA graphs" in gpu
+
+
+def test_every_image_the_report_links_exists_and_a_figure_not_made_is_not_linked(records,
+                                                                                 tmp_path):
+    """Figures and report from the tables of a run at one batch size: each `](figures/...)`
+    link resolves; the batch figures (one value on their x axis) are neither made nor linked,
+    and the report says why."""
+    from quantbench.points import COLUMNS as POINT_COLUMNS
+    from quantbench.report.markdown import render_report
+    from quantbench.report.plots import plot_all
+
+    summary_table(records, "fp32").to_csv(tmp_path / "summary.csv", index=False)
+    points = pd.DataFrame([
+        {"model": "m", "precision": p, "backend": b, "status": "ok", "prompt_tokens": 16,
+         "batch_size": 1, "context_depth": depth, "decode_tok_s": tok_s,
+         "decode_tok_s_per_seq": tok_s, "peak_mem_mib": 100.0 + depth,
+         "token_ms_p90": 1e3 / tok_s, "kv_tokens_per_seq": 24 + depth}
+        for p, b, tok_s in (("fp32", "transformers", 20.0), ("gguf-q8_0", "llama.cpp", 45.0))
+        for depth in (0, 64)])
+    points.reindex(columns=POINT_COLUMNS).to_csv(tmp_path / "points.csv", index=False)
+    plot_all(tmp_path / "summary.csv", tmp_path / "figures", points_path=tmp_path / "points.csv",
+             reference="fp32")
+    text = render_report(tmp_path / "summary.csv", tmp_path / "figures", [], [],
+                         reference="fp32", config=CONFIG, out=tmp_path / "report.md",
+                         points_path=tmp_path / "points.csv")
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
+    assert links and all((tmp_path / link).is_file() for link in links)
+    assert "](figures/decode_throughput.png)" in text
+    for name in ("batch_throughput", "latency_throughput", "batch_speedup", "batch_memory",
+                 "batch_roofline"):
+        assert f"](figures/{name}.png)" not in text and not (
+            tmp_path / "figures" / f"{name}.png").exists()
+    assert ("- `batch_throughput`, `latency_throughput`, `batch_memory`, `batch_roofline`: "
+            "fewer than two batch sizes measured") in text

@@ -66,10 +66,9 @@ TRACED_POINT = qb_points.headline(
 # prompts against each model's context window and the tokenised text (where already known)
 qb_config.check_lengths(config, Path.cwd(), gpu_trace=HAS_GPU, kernels=bool(TRACED))
 # The summary's figures (quantbench.figures; each has a caption in workflow/report/) and one
-# NVML time series per model and precision.
+# NVML time series per model and precision: those that have data are drawn (rule plot_results).
 FIGURES = list(qb_figures.SUMMARY_FIGURES)
 NVML_FIGURES = [qb_figures.timeseries_name(m, p) for m in MODELS for p in PRECISIONS]
-FIGURE_PNGS = [f"results/figures/{name}.png" for name in FIGURES + NVML_FIGURES]
 # the config files of this run, as the report's "Reproduce" section should name them
 CONFIGFILES = [
     (
@@ -248,11 +247,26 @@ def traces():
 RECORDS = [path for kind in qb_targets.KINDS for path in results_of(kind)] + traces()
 
 
-def figure_png(name):
-    """A summary figure's PNG, shown in Snakemake's report with its caption (a path relative to
-    workflow/rules, where the rule that calls this is)."""
-    return report(
-        f"results/figures/{name}.png",
-        caption=f"../report/{name}.rst",
-        category="Figures",
-    )
+def figure_captions():
+    """Each figure's caption for Snakemake's report, by file stem: its
+    workflow/report/<name>.rst, the NVML time series' shared one for each of those. The
+    captions name the reference as Snakemake's own would; workflow/report/figure.rst inserts
+    them as text, so it is filled in here."""
+    folder = Path(workflow.basedir) / "workflow" / "report"
+
+    def caption(name):
+        text = (folder / f"{name}.rst").read_text()
+        return text.replace("{{ snakemake.params.reference }}", str(REFERENCE))
+
+    series = caption("nvml_timeseries")
+    return {
+        **{name: caption(name) for name in FIGURES},
+        **{name: series for name in NVML_FIGURES},
+    }
+
+
+def figure_category(wildcards):
+    """The section of Snakemake's report that shows a figure of rule plot_results."""
+    if wildcards.name.startswith(qb_figures.TIMESERIES_PREFIX):
+        return "GPU over time (NVML)"
+    return "Figures"

@@ -1,3 +1,7 @@
+# The figures that have data go to one folder, with its index (quantbench.figures.INDEX): which
+# figures were made and why each other one was not. Which those are is known only from the
+# measurements, so the folder is the output; Snakemake's report shows each PNG in it with its
+# caption (workflow/report/<name>.rst, looked up by the file's name).
 rule plot_results:
     input:
         summary=rules.aggregate_results.output.summary,
@@ -6,20 +10,19 @@ rule plot_results:
         gpu=results_of("gpu"),
         models=expand("resources/models/{model}/hf", model=MODELS),
     output:
-        **{name: figure_png(name) for name in FIGURES},
-        nvml=report(
-            expand("results/figures/{name}.png", name=NVML_FIGURES),
-            caption="../report/nvml_timeseries.rst",
-            category="GPU over time (NVML)",
+        figures=report(
+            directory("results/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figure.rst",
+            category=figure_category,
         ),
-        html=expand("results/figures/{name}.html", name=FIGURES + NVML_FIGURES),
     log:
         "logs/plot_results.log",
     conda:
         "../../envs/report.yaml"
     params:
         reference=REFERENCE,
-        figures=FIGURES,
         report=config["report"],
+        captions=figure_captions(),
     script:
         "../scripts/plot_results.py"

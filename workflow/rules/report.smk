@@ -4,7 +4,7 @@ rule render_report:
         points=rules.aggregate_results.output.points,
         kernels=rules.aggregate_results.output.kernels,
         imatrix=rules.compare_imatrix.output.csv if imatrix_pairs() else [],
-        figures=FIGURE_PNGS,
+        figures=rules.plot_results.output.figures,
         quality=results_of("quality"),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,

@@ -1,5 +1,5 @@
 """Plot the summary, the operating points, the machine's ceilings and the NVML samples:
-interactive HTML and PNG."""
+interactive HTML and PNG of every figure that has data, and the folder's index."""
 
 from quantbench import logs
 from quantbench.report.plots import plot_all
@@ -7,8 +7,7 @@ from quantbench.report.plots import plot_all
 
 def main(smk) -> None:
     logs.to_file(smk.log[0])
-    png = [getattr(smk.output, name) for name in smk.params.figures] + list(smk.output.nvml)
-    plot_all(smk.input.summary, html=smk.output.html, png=png, machine_path=smk.input.machine,
+    plot_all(smk.input.summary, smk.output.figures, machine_path=smk.input.machine,
              gpu_trace_paths=smk.input.gpu, reference=smk.params.reference,
              points_path=smk.input.points, model_dirs=smk.input.models,
              report=smk.params.report)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from pathlib import Path
 
 import jinja2
 import pandas as pd
 
 from quantbench import roofline, stats
-from quantbench.figures import timeseries_name
+from quantbench.figures import TIMESERIES_PREFIX, read_index
 from quantbench.records import Status, atomic_write_text
 from quantbench.report import (
     anomalies,
@@ -172,20 +171,28 @@ def _provenance(quality_paths, machine: dict) -> dict:
     return prov
 
 
-def _shown_figures(df: pd.DataFrame, figures) -> tuple[list[str], str | None]:
-    """The figures the report embeds: a precision's NVML time series only where its GPU trace
-    has samples; the others are named in one line instead of as empty figures."""
+SERIES_NAMED = 6  # GPU time series not drawn, named up to this many (beyond: counted only)
 
-    no_samples = {timeseries_name(r["model"], r["precision"]): r["gpu_status"]
-                  for r in df.to_dict("records")
-                  if isinstance(r.get("gpu_status"), str) and r["gpu_status"] != Status.OK}
-    shown = [f for f in figures if Path(f).stem not in no_samples]
-    left_out = Counter(no_samples[Path(f).stem] for f in figures if Path(f).stem in no_samples)
-    if not left_out:
-        return shown, None
-    what = ", ".join(f"{n} with status `{status}`" for status, n in left_out.items())
-    return shown, (f"NVML time series left out for {left_out.total()} precisions whose GPU "
-                   f"trace has no samples ({what}).")
+
+def figures_note(not_made: dict[str, str]) -> str | None:
+    """The figures not drawn, grouped by why (the figures' index): a list under one line;
+    the GPU time series counted, with their precisions up to ``SERIES_NAMED``."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in not_made.items():
+        by_reason.setdefault(why, []).append(name)
+    lines = []
+    for why, names in by_reason.items():
+        series = [n for n in names if n.startswith(TIMESERIES_PREFIX)]
+        named = [f"`{n}`" for n in names if n not in series]
+        if series:
+            which = (f" ({', '.join(n.removeprefix(TIMESERIES_PREFIX) for n in series)})"
+                     if len(series) <= SERIES_NAMED else "")
+            named.append(f"the GPU time series of {len(series)} precision"
+                         f"{'s' if len(series) > 1 else ''}{which}")
+        lines.append(f"- {', '.join(named)}: {why}")
+    if not lines:
+        return None
+    return "Not drawn (no data, or fewer than two values on the x axis):\n\n" + "\n".join(lines)
 
 
 def limit_words(df: pd.DataFrame, config: dict) -> dict:
@@ -202,13 +209,15 @@ def limit_words(df: pd.DataFrame, config: dict) -> dict:
 
 
 def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict | None = None,
-                models: dict | None = None, figures=(), generations=(), prov: dict | None = None,
+                models: dict | None = None, figures=(), not_made: dict | None = None,
+                generations=(), prov: dict | None = None,
                 configfiles=(), points: pd.DataFrame | None = None,
                 shapes: dict | None = None, kernels: pd.DataFrame | None = None,
                 imatrix: pd.DataFrame | None = None) -> str:
     """The report's markdown from the summary table, the operating points (``points``, None
     when the run wrote none), the kernel traces (``kernels``, None or empty when the stage was
-    off: no section then) and what describes the run."""
+    off: no section then) and what describes the run. ``figures``: the images the report links
+    (paths relative to it); ``not_made``: the figures not drawn, and why."""
     machine, models, prov = machine or {}, models or {}, prov or {}
     budgets = Budgets.from_config(config.get("report"))
     picks = recommend.recommendations(df, reference, budgets)
@@ -220,7 +229,6 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
     env.filters["sci"] = sci
     env.filters["md"] = md_escape
     env.globals["interval"] = interval
-    shown, figures_note = _shown_figures(df, figures)
     fast_paths = [f for model, g in df.groupby("model")
                   for f in hardware.against_fast_baseline(model, g, reference)]
     kv_rows = [r for _, g in df.groupby("model") for r in variants.kv_cache_rows(g, points)]
@@ -252,8 +260,8 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         other_run_note=anomalies.other_run_note(df, reference),
         reference=reference,
         models=models,
-        figures=shown,
-        figures_note=figures_note,
+        figures=list(figures),
+        figures_note=figures_note(not_made or {}),
         generations=list(generations),
         prov=prov,
         config=config,
@@ -283,10 +291,13 @@ def device_kind(df: pd.DataFrame, machine: dict) -> str | None:
     return known.iloc[0] if not known.empty else None
 
 
-def render_report(summary_path, figures, quality_paths, model_dirs, *, reference: str,
+def render_report(summary_path, figures_dir, quality_paths, model_dirs, *, reference: str,
                   config: dict, out, machine_path=None, configfiles=(), points_path=None,
                   kernels_path=None, imatrix_path=None) -> str:
+    """The report from the tables and records; it links the figures that the index of
+    ``figures_dir`` lists as made (``quantbench.figures.INDEX``), and only those."""
     df = read_summary(summary_path)
+    index = read_index(figures_dir)
     machine = json.loads(Path(machine_path).read_text()) if machine_path else {}
     points = (pd.read_csv(points_path) if points_path and Path(points_path).is_file()
               else None)
@@ -298,7 +309,9 @@ def render_report(summary_path, figures, quality_paths, model_dirs, *, reference
     text = report_text(
         df, reference=reference, config=config, machine=machine,
         models=_models_info(model_dirs),
-        figures=[os.path.relpath(f, out_dir) for f in figures],
+        figures=[os.path.relpath(Path(figures_dir) / f"{name}.png", out_dir)
+                 for name in index["made"]],
+        not_made=index["not_made"],
         generations=_generations(quality_paths),
         prov=_provenance(quality_paths, machine),
         configfiles=configfiles,

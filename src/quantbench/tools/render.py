@@ -17,7 +17,11 @@ report.allow_mixed_runs: true.
 A folder that keeps the tables and not the records (an example under docs/examples): the figures
 and report.md are made again from its summary.csv, points.csv, kernels.csv, imatrix.csv and
 machine.json. What only the records hold is then not in the report (the generations, the
-records' provenance); the GPU time series already in FOLDER/figures are linked as they are.
+records' provenance); the GPU time series already in FOLDER/figures are kept (copied to
+OUT_DIR/figures) and linked as they are.
+
+Either way OUT_DIR/figures gets the figures that have data, and its index.json lists them and
+why each other one was not drawn; report.md links those, and only those.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from quantbench import config as qb_config
 from quantbench.artifacts.manifest import MODEL_JSON
 from quantbench.artifacts.model import describe, random_llama_config, random_model_info
 from quantbench.errors import ConfigError
-from quantbench.figures import SUMMARY_FIGURES, timeseries_name
+from quantbench.figures import timeseries_name
 from quantbench.records import source_tree
 from quantbench.report.aggregate import aggregate
 from quantbench.report.markdown import render_report
@@ -95,21 +99,18 @@ def main(argv: list[str] | None = None) -> int:
                       allow_mixed_runs=config["report"]["allow_mixed_runs"])
         except MixedRunsError as exc:
             raise SystemExit(f"quantbench render: {exc}") from None
-        (out / "figures").mkdir(parents=True, exist_ok=True)
-        recs = [json.loads(p.read_text()) for p in gpu_traces]
-        names = list(SUMMARY_FIGURES) + [timeseries_name(r["model"], r["precision"]) for r in recs]
-        html = [out / "figures" / f"{n}.html" for n in names]
-        png = [out / "figures" / f"{n}.png" for n in names]
-        plot_all(out / "summary.csv", html=html, png=png, machine_path=machine,
-                 gpu_trace_paths=gpu_traces, reference=reference, points_path=out / "points.csv",
-                 model_dirs=dirs, report=config["report"])
+        index = plot_all(out / "summary.csv", out / "figures", machine_path=machine,
+                         gpu_trace_paths=gpu_traces, reference=reference,
+                         points_path=out / "points.csv", model_dirs=dirs,
+                         report=config["report"])
         quality = sorted(a.results.glob("*/quality/*.json"))
-        render_report(out / "summary.csv", png, quality, dirs, reference=reference,
+        render_report(out / "summary.csv", out / "figures", quality, dirs, reference=reference,
                       config=config, out=out / "report.md", machine_path=machine,
                       configfiles=[str(a.config)], points_path=out / "points.csv",
                       kernels_path=out / "kernels.csv",
                       imatrix_path=imatrix if imatrix.is_file() else None)
-    print(f"wrote {out / 'report.md'} and {len(png)} figures")
+    print(f"wrote {out / 'report.md'} and {len(index['made'])} figures "
+          f"({len(index['not_made'])} not drawn: no data or one value on the x axis)")
     return 0
 
 
@@ -121,18 +122,17 @@ def from_tables(folder: Path, out: Path, config: dict, reference: str, configfil
     (out / "figures").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         dirs = model_dirs(config, Path(tmp))
-        html = [out / "figures" / f"{n}.html" for n in SUMMARY_FIGURES]
-        png = [out / "figures" / f"{n}.png" for n in SUMMARY_FIGURES]
-        plot_all(tables["summary"], html=html, png=png,
-                 machine_path=machine if machine.is_file() else None,
-                 reference=reference, points_path=tables["points"], model_dirs=dirs,
-                 report=config["report"])
         kept = sorted((folder / "figures").glob(timeseries_name("*", "*") + ".png"))
-        render_report(tables["summary"], png + kept, [], dirs, reference=reference,
+        index = plot_all(tables["summary"], out / "figures",
+                         machine_path=machine if machine.is_file() else None,
+                         reference=reference, points_path=tables["points"], model_dirs=dirs,
+                         report=config["report"], kept=kept)
+        render_report(tables["summary"], out / "figures", [], dirs, reference=reference,
                       config=config, out=out / "report.md",
                       machine_path=machine if machine.is_file() else None,
                       configfiles=[str(configfile)], points_path=tables["points"],
                       kernels_path=tables["kernels"],
                       imatrix_path=tables["imatrix"] if tables["imatrix"].is_file() else None)
-    print(f"wrote {out / 'report.md'} and {len(png)} figures from the tables of {folder}")
+    print(f"wrote {out / 'report.md'} and {len(index['made'])} figures from the tables of "
+          f"{folder} ({len(index['not_made'])} not drawn: no data or one value on the x axis)")
     return 0
