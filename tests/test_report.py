@@ -235,13 +235,13 @@ def test_the_methodology_states_how_the_speed_interval_is_made():
     df = summary_table(_floor_records(bf16=True, self_floor=3e-9), "fp32")
     methodology = report_text(df, reference="fp32", config=CONFIG).split(
         "## Methodology")[1].split("## Results")[0]
-    assert "in each of 1 fresh process(es)" in methodology
+    assert "in one process, 1 warm-up and 2 measured runs" in methodology
     assert "without an interval (n/a): one process gives none" in methodology
     assert "Student t" not in methodology
     config = {**CONFIG, "latency": {**CONFIG["latency"], "processes": 3}}
     methodology = report_text(df, reference="fp32", config=config).split(
         "## Methodology")[1].split("## Results")[0]
-    assert "in each of 3 fresh process(es), one after another" in methodology
+    assert "in each of 3 fresh processes, one after another" in methodology
     assert ("the mean of the processes' mean speeds, with a Student t 95 % interval over those "
             "means (2 degrees of freedom") in methodology
     assert "bootstrap 95 % confidence interval over the measured runs" not in methodology

@@ -109,6 +109,9 @@ def test_a_point_pooled_over_processes_takes_its_interval_over_their_means():
     assert point_figures(pt, [*procs[:2], _timings([15.0])], 2).energy_j_per_tok is None
     one = point_figures(pt, procs[:1], new_tokens=2)
     assert one.decode_tok_s == 11.0 and one.decode_tok_s_ci_low is None
+    # processes far apart: the interval stops at 0 tok/s, not below
+    apart = point_figures(pt, [_timings([1.0]), _timings([6.0]), _timings([7.0])], 2)
+    assert apart.decode_tok_s_ci_low == 0.0 and apart.decode_tok_s_ci_high > 7.0
 
 
 def _result(process_tok_s: float | None, *, status="ok"):

@@ -47,7 +47,7 @@ class LatencyPoint:
     prefill_tok_s: float | None = _metric("tok/s")  # batch x prompt / prefill time, mean
     # batch x steps / decode time: each process's mean over its runs, then their mean
     decode_tok_s: float | None = _metric("tok/s")
-    # its 95 % interval over the processes' means (Student t; None from one process)
+    # its 95 % interval over the processes' means (Student t, cut at 0; None from one process)
     decode_tok_s_ci_low: float | None = _metric("tok/s")
     decode_tok_s_ci_high: float | None = _metric("tok/s")
     decode_tok_s_per_seq: float | None = _metric("tok/s")  # what one sequence's user sees

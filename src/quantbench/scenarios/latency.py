@@ -164,6 +164,8 @@ def point_figures(point: OperatingPoint, timings: list[Timings], new_tokens: int
     ttfts = [t for x in timings for t in x.ttft_ms]
     speed = process_interval([float(np.mean(x.tok_s)) for x in timings])
     low, high = speed["ci95"] or (None, None)
+    if low is not None:  # a speed is not negative: cutting there only adds to the coverage
+        low = max(low, 0.0)
     steady = [r for x in timings for r in x.steady_tok_s]
     step = summarize([t for x in timings for t in x.step_ms])
     energy = [x.energy_j for x in timings]
