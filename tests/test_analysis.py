@@ -188,7 +188,14 @@ def test_limitations_follow_the_model_source_and_the_measurements(measured):
     assert "Timings are from device `cpu`: the decode coefficient of variation is 2.0 % in " \
            "the median" in text
     assert "shared with other work" not in text  # nothing measured says so
-    assert "20 measured runs after 3 warm-up run(s)" in text
+    assert "20 measured runs after 3 warm-up run(s) in one process" in text
+    assert "gives no interval of decode speed" in text
+    config = _config()
+    config["latency"]["processes"] = 3
+    text = " ".join(limitations(measured, models, config, {"device": "cpu"}))
+    assert ("3 fresh processes, one after another, each of 3 warm-up and 20 measured run(s); "
+            "the 95 % intervals of decode speed are Student t intervals over the processes' "
+            "means") in text
     assert "top-32" not in text  # no KL measured
     measured["kld_mean"] = 0.01
     assert "top-32" in " ".join(limitations(measured, {}, _config(), {}))
@@ -595,7 +602,7 @@ def test_a_slower_format_is_credited_no_share_of_its_byte_saving():
     assert row["speed_ratio"] == pytest.approx(35 / 60) and row["verdict"] == "slower"
     assert row["realised_pct"] == 0.0
     [row] = speed_vs_bytes(_int8(60.0), "fp16")  # as fast with fewer bytes: none realised
-    assert row["realised_pct"] == 0.0 and row["verdict"] == "no clear difference"
+    assert row["realised_pct"] == 0.0 and row["verdict"] == "tie"
     [row] = speed_vs_bytes(_int8(60.0 * 2000 / 1100), "fp16")  # the whole saving
     assert row["realised_pct"] == pytest.approx(100.0)
     text = report_text(_int8(35.0), reference="fp16", config=_config())

@@ -3,39 +3,47 @@ steps, as a real one does (every 100 ms on an H100 and an H200; here every 10 ms
 times shorter), and its draw is known in each phase."""
 
 import math
-import time
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
 from quantbench.points import OperatingPoint, phase_power_w, power_check
-from quantbench.scenarios import latency
+from quantbench.scenarios import energy, latency
 from quantbench.scenarios.energy import PhaseEnergy, Window, idle, phase_windows
-from quantbench.scenarios.latency import measure_point, timed_run
+from quantbench.scenarios.latency import measure_point, point_figures, timed_run
 
 LIMIT_W = 700.0
 
 
 class Card:
     """A card drawing ``idle_w`` plus what the work adds while it runs, whose energy counter
-    (mJ) moves once every ``step_s``."""
+    (mJ) moves once every ``step_s``, on a clock of its own: work advances it by exactly its
+    length, so nothing here depends on how fast this machine is (``clocked`` puts the modules
+    that time the work on it)."""
 
     def __init__(self, idle_w: float = 70.0, step_s: float = 0.01):
-        self.idle_w, self.step_s, self.t0 = idle_w, step_s, time.perf_counter()
+        self.idle_w, self.step_s, self.now, self.t0 = idle_w, step_s, 1000.0, 1000.0
         self.spans: list[tuple[float, float, float]] = []  # start, end, watts
 
+    def clock(self) -> float:
+        return self.now
+
     def work(self, seconds: float, watts: float) -> None:
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:  # busy: a sleep can overshoot by more
-            pass
-        self.spans.append((start, time.perf_counter(), watts))
+        self.spans.append((self.now, self.now + seconds, watts))
+        self.now += seconds
 
     def energy_mj(self) -> float:
-        seen = self.t0 + math.floor((time.perf_counter() - self.t0) / self.step_s) * self.step_s
+        seen = self.t0 + math.floor((self.now - self.t0) / self.step_s) * self.step_s
         joules = self.idle_w * (seen - self.t0) + sum(
             (w - self.idle_w) * max(0.0, min(end, seen) - start) for start, end, w in self.spans)
         return joules * 1e3
+
+    def clocked(self, monkeypatch, *modules) -> None:
+        fake = SimpleNamespace(perf_counter=self.clock, monotonic=self.clock,
+                               sleep=lambda s: self.work(s, self.idle_w))
+        for module in modules:
+            monkeypatch.setattr(module, "time", fake)
 
 
 class Backend:
@@ -72,11 +80,14 @@ def test_no_point_draws_more_than_the_cards_power_limit_with_energy_per_phase(mo
     (what a point gave before: each run's prefill in it) puts decode far above the card's limit,
     which no card can draw; the decode steps' energy alone gives their own draw, within it."""
     card = Card()
+    card.clocked(monkeypatch, latency, energy)
     backend = Backend(card, **SHAPE)
     monkeypatch.setattr(latency, "total_energy_mj", lambda handle: card.energy_mj())
-    point = measure_point(backend, SimpleNamespace(tick=lambda: 0.0),
-                          SimpleNamespace(handle="card"), OperatingPoint(BATCH, 512, len(PROMPT)),
-                          PROMPT, new_tokens=NEW, warmup_runs=1, measured_runs=3, energy_s=0.2)
+    where = OperatingPoint(BATCH, 512, len(PROMPT))
+    timings = measure_point(backend, SimpleNamespace(tick=lambda: 0.0),
+                            SimpleNamespace(handle="card"), where, PROMPT, new_tokens=NEW,
+                            warmup_runs=1, measured_runs=3, energy_s=0.2)
+    point = point_figures(where, [timings], NEW)
     power = phase_power_w(point)
     assert power["decode_w"] == pytest.approx(SHAPE["decode_w"], rel=0.25)
     assert power["prefill_w"] == pytest.approx(SHAPE["prefill_w"], rel=0.25)
@@ -95,8 +106,10 @@ def test_no_point_draws_more_than_the_cards_power_limit_with_energy_per_phase(mo
     assert "above the card's power limit" in flagged.energy_note
 
 
-def test_the_windows_are_long_enough_for_the_counter_and_hold_as_many_prefills_as_runs():
+def test_the_windows_are_long_enough_for_the_counter_and_hold_as_many_prefills_as_runs(
+        monkeypatch):
     card = Card(step_s=0.005)
+    card.clocked(monkeypatch, latency, energy)
     backend = Backend(card, **{**SHAPE, "prefill_s": 0.005})
     runs, prefills = phase_windows(
         card.energy_mj, min_s=0.1, min_runs=2,
@@ -126,8 +139,9 @@ def test_a_phase_the_counter_gives_nothing_for_has_no_energy():
                                                   "decode_j_per_tok": None}
 
 
-def test_the_idle_window_reads_the_cards_draw_with_nothing_running():
+def test_the_idle_window_reads_the_cards_draw_with_nothing_running(monkeypatch):
     card = Card(idle_w=72.0)
+    card.clocked(monkeypatch, energy)
     rest = idle(card.energy_mj, 0.2)
     assert rest.name == "idle" and rest.s >= 0.2
     assert rest.energy_j / rest.s == pytest.approx(72.0, rel=0.15)

@@ -84,19 +84,19 @@ def test_faster_at_every_batch_size_only_when_every_interval_is_apart():
     assert "2.00× at batch 1" in f.text
     [f] = _crossovers((200, 400, 800, 802))  # the last intervals overlap
     assert f.kind == "crossover_switch"
-    assert "faster up to batch 16, no clear difference from batch 64" in f.text
+    assert "faster up to batch 16, a tie from batch 64" in f.text
 
 
 def test_never_faster_counts_the_slower_and_unclear_sizes():
     [f] = _crossovers((50, 201, 300, 400))
     assert f.kind == "crossover_never"
     assert "never clearly faster than gguf-f16" in f.text
-    assert "slower at 3 and no clear difference (95 % intervals overlap) at 1 of 4" in f.text
+    assert "slower at 3 and a tie (95 % intervals overlap) at 1 of 4" in f.text
     [f] = _crossovers((50, 100, 300, 900))
     assert f.kind != "crossover_never"
-    [f] = _crossovers((50, 100, 200, 400))  # slower at every size: no "no clear difference at 0"
+    [f] = _crossovers((50, 100, 200, 400))  # slower at every size: no "a tie at 0"
     assert f.kind == "crossover_never"
-    assert "slower at 4 of 4 sizes" in f.text and "no clear difference" not in f.text
+    assert "slower at 4 of 4 sizes" in f.text and "a tie" not in f.text
 
 
 def test_the_switch_names_where_the_quantized_format_stops_or_starts_being_faster():
@@ -114,22 +114,22 @@ def test_the_switch_names_where_the_quantized_format_stops_or_starts_being_faste
 
 
 def test_a_loss_at_some_batch_size_is_never_hidden_behind_not_clearly_faster_or_only():
-    # faster at 1 and 4, no clear difference at 16, clearly slower at 64 (0.92x)
+    # faster at 1 and 4, a tie at 16, clearly slower at 64 (0.92x)
     [f] = _crossovers((200, 400, 400, 736))
     assert f.kind == "crossover_switch" and f.names["other"] == "mixed"
-    assert ("faster up to batch 4, then no clear difference at batch 16 (1.00×); slower at "
+    assert ("faster up to batch 4, then tie at batch 16 (1.00×); slower at "
             "batch 64 (0.92×)") in f.text
     assert "not clearly faster" not in f.text
     [f] = _crossovers((200, 400, 400, 800))  # no loss anywhere: the short form
-    assert "faster up to batch 4, no clear difference from batch 16" in f.text
+    assert "faster up to batch 4, a tie from batch 16" in f.text
     # faster at batch 4 only, a 27 % loss at 64: named with its speed-up
     [f] = _crossovers((100, 400, 396, 584))
     assert f.kind == "crossover_mixed" and "only" not in f.text
-    assert ("no clear difference at batch 1 (1.00×) and 16 (0.99×); faster at batch 4 "
+    assert ("tie at batch 1 (1.00×) and 16 (0.99×); faster at batch 4 "
             "(2.00×); slower at batch 64 (0.73×) (95 % intervals).") in f.text
     # slower, then not told apart, then faster: both named before the switch
     [f] = _crossovers((50, 201, 800, 1600))
-    assert ("slower at batch 1 (0.50×); no clear difference at batch 4 (1.00×); faster from "
+    assert ("slower at batch 1 (0.50×); tie at batch 4 (1.00×); faster from "
             "batch 16") in f.text
 
 
@@ -138,7 +138,19 @@ def test_without_intervals_no_batch_size_counts_as_faster():
                 *curve("gguf-q4_k_m", (200, 400, 800, 1600), decode_tok_s_ci_low=None,
                        decode_tok_s_ci_high=None))
     [f] = scaling.crossover_findings(pts)
-    assert f.kind == "crossover_never" and "at 4 of 4" in f.text
+    assert f.kind == "crossover_never"
+    assert "a tie (95 % intervals overlap or are unavailable) at 4 of 4" in f.text
+
+
+def test_the_crossover_takes_its_verdicts_from_the_intervals_over_processes():
+    """The same intervals as every other verdict: a speed-up of 1.2x is a tie where the two
+    points' intervals over processes overlap, faster where they are apart."""
+    base = curve("gguf-f16", (100, 200), batches=(1, 4))
+    wide = table(*base, *curve("gguf-q4_k_m", (120, 240), batches=(1, 4), spread=0.2))
+    narrow = table(*base, *curve("gguf-q4_k_m", (120, 240), batches=(1, 4), spread=0.01))
+    assert set(scaling.against_baseline(wide)["state"]) == {point_table.UNCLEAR} == {"tie"}
+    assert set(scaling.against_baseline(narrow)["state"]) == {point_table.FASTER}
+    assert scaling.against_baseline(narrow)["intervals"].all()
 
 
 def test_a_single_batch_size_or_no_baseline_gives_no_crossover_statement():
@@ -509,3 +521,30 @@ def test_the_step_statement_reaches_the_report_section():
     ops = operating.section(pts, None, reference="bf16", config={}, machine=MACHINE)
     assert len(ops["step_times"]) == 1 and "bf16's decode step took less time" in \
         ops["step_times"][0]
+
+
+def test_a_cv_over_the_threshold_is_flagged_at_every_operating_point():
+    """Not only at the headline point (the summary's row): every point of the sweep whose decode
+    CV across runs is above report.cv_threshold_pct is named; a sweep where none is, none."""
+    from quantbench.report.anomalies import anomalies
+
+    pts = table(point("gguf-q8_0", 1, 100.0, decode_cv=0.02),  # the headline point: quiet
+                point("gguf-q8_0", 4, 300.0, decode_cv=0.14),
+                point("gguf-q8_0", 4, 280.0, depth=512, decode_cv=0.12),
+                point("gguf-f16", 1, 80.0, decode_cv=0.03),
+                point("gguf-f16", 4, 250.0, decode_cv=0.05))
+    head = summary(("gguf-f16", 10.0), ("gguf-q8_0", 10.1), reference="gguf-f16")
+    head["decode_cv"] = 0.02
+    text = " ".join(anomalies(head, "gguf-f16", Budgets(), pts))
+    assert ("gguf-q8_0's decode timings are noisy at 2 of its 3 operating points: coefficient "
+            "of variation across runs p16 b4 d0 (14.0 %), p16 b4 d512 (12.0 %) (above 10 %)"
+            in text)
+    assert "gguf-f16's decode timings" not in text
+    assert "noisy" not in " ".join(anomalies(head, "gguf-f16", Budgets(), pts.assign(
+        decode_cv=0.05)))
+    assert "noisy" not in " ".join(anomalies(head, "gguf-f16", Budgets(cv_threshold_pct=15.0),
+                                             pts))
+    # no points table (a run before it existed): the summary's rows, as before
+    head.loc[head["precision"] == "gguf-q8_0", "decode_cv"] = 0.25
+    assert "gguf-q8_0's decode timings are noisy: coefficient of variation 25.0 %" in " ".join(
+        anomalies(head, "gguf-f16", Budgets()))

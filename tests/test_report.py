@@ -227,6 +227,26 @@ def test_the_report_shows_the_kld_floor_and_n_a_for_intervals_it_does_not_have()
     assert "m: KL divergence noise floor unavailable" in text
 
 
+def test_the_methodology_states_how_the_speed_interval_is_made():
+    """The interval of decode speed is over processes (Student t over their means); from one
+    process the report says there is none, and why."""
+    from quantbench.report.markdown import report_text
+
+    df = summary_table(_floor_records(bf16=True, self_floor=3e-9), "fp32")
+    methodology = report_text(df, reference="fp32", config=CONFIG).split(
+        "## Methodology")[1].split("## Results")[0]
+    assert "in one process, 1 warm-up and 2 measured runs" in methodology
+    assert "without an interval (n/a): one process gives none" in methodology
+    assert "Student t" not in methodology
+    config = {**CONFIG, "latency": {**CONFIG["latency"], "processes": 3}}
+    methodology = report_text(df, reference="fp32", config=config).split(
+        "## Methodology")[1].split("## Results")[0]
+    assert "in each of 3 fresh processes, one after another" in methodology
+    assert ("the mean of the processes' mean speeds, with a Student t 95 % interval over those "
+            "means (2 degrees of freedom") in methodology
+    assert "bootstrap 95 % confidence interval over the measured runs" not in methodology
+
+
 def test_the_load_peak_and_memory_parts_reach_the_summary_and_the_memory_table(records):
     from quantbench.report.markdown import report_text
 

@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import os
 import time
 
 import numpy as np
@@ -6,10 +8,17 @@ import pandas as pd
 import pytest
 
 from quantbench.errors import ConfigError, UnsupportedError
+from quantbench.points import OperatingPoint
 from quantbench.records import Record
 from quantbench.scenarios import common
 from quantbench.scenarios.gpu import run_gpu, trace_metrics
-from quantbench.scenarios.latency import decode_rates, run_latency
+from quantbench.scenarios.latency import (
+    Timings,
+    decode_rates,
+    point_figures,
+    pool_processes,
+    run_latency,
+)
 from quantbench.scenarios.quality import run_quality
 
 LATENCY = dict(prompt_tokens=[16, 32], new_tokens=8, warmup_runs=1, measured_runs=3,
@@ -32,7 +41,10 @@ def test_latency_record_has_every_figure_with_spread(precision, artifacts, tiny_
     assert rec.status == "ok", rec.reason
     m = rec.metrics
     assert m["decode_tok_s"] > 0 and m["prefill_ms"] > 0 and m["load_s"] > 0
-    assert m["decode_tok_s_ci95"][0] <= m["decode_tok_s"] <= m["decode_tok_s_ci95"][1]
+    # one process: no interval, and the record says why
+    assert m["decode_tok_s_ci95"] == [None, None]
+    assert rec.details["interval"].startswith("unavailable: 1 process")
+    assert [p["process"] for p in rec.details["processes"]] == [1]
     assert m["decode_token_ms_p50"] <= m["decode_token_ms_p90"] <= m["decode_token_ms_p99"]
     assert m["decode_steady_tok_s"] > 0 and m["decode_first_step_ms"] > 0
     assert m["peak_mem_mib"] >= m["rss_before_load_mib"] > 0
@@ -40,11 +52,129 @@ def test_latency_record_has_every_figure_with_spread(precision, artifacts, tiny_
     points = {p["prompt_tokens"]: p for p in rec.details["points"]}
     assert set(points) == {16, 32}  # every measured prompt length is kept
     assert all(p["runs"] == 3 and p["steps"] == 3 * 8 and p["status"] == "ok"
-               for p in points.values())
+               and p["processes"] == 1 for p in points.values())
     assert points[16]["decode_tok_s"] == m["decode_tok_s"]  # the headline is the first prompt
     assert rec.provenance["config_hash"] and rec.provenance["packages"]["torch"]
     rec.save(tmp_path / "r.json")
     assert Record.load(tmp_path / "r.json").metrics["decode_tok_s"] == m["decode_tok_s"]
+
+
+def test_latency_in_three_fresh_processes_pools_their_runs(artifacts, tiny_tokens):
+    """latency.processes: each process a fresh load, warm-up and measured runs; a point's
+    speed is the mean of the processes' means, with its Student t interval over them, and
+    every process's own figures stay in the record."""
+    rec = run_latency("tiny", "gguf-q8_0", artifacts["gguf-q8_0"], tiny_tokens["ids"],
+                      **{**LATENCY, "processes": 3})
+    assert rec.status == "ok", rec.reason
+    procs = rec.details["processes"]
+    assert [p["process"] for p in procs] == [1, 2, 3]
+    assert all(p["status"] == "ok" and p["load_s"] > 0 for p in procs)
+    pids = {p["pid"] for p in procs}
+    assert len(pids) == 3 and os.getpid() not in pids  # three fresh processes
+    point = next(p for p in rec.details["points"] if p["prompt_tokens"] == 16)
+    own = [next(q for q in p["points"] if q["prompt_tokens"] == 16) for p in procs]
+    means = [q["decode_tok_s"] for q in own]
+    assert all(q["decode_tok_s_ci_low"] is None for q in own)  # one process has none
+    assert point["processes"] == 3 and point["runs"] == 3 * 3 and point["steps"] == 9 * 8
+    assert point["decode_tok_s"] == pytest.approx(np.mean(means))
+    half = 4.302653 * np.std(means, ddof=1) / np.sqrt(3)
+    assert point["decode_tok_s_ci_low"] == pytest.approx(np.mean(means) - half)
+    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([np.mean(means) - half,
+                                                              np.mean(means) + half])
+    assert "Student t" in rec.details["interval"] and "3 processes" in rec.details["interval"]
+    assert min(q["prefill_ms"] for q in own) <= point["prefill_ms"] <= max(
+        q["prefill_ms"] for q in own)
+
+
+def _timings(tok_s, *, steps_ms=(1.0, 2.0), energy=None):
+    return Timings(ttft_ms=[5.0] * len(tok_s), step_ms=list(steps_ms) * len(tok_s),
+                   tok_s=list(tok_s), steady_tok_s=list(tok_s), first_step_ms=[1.0] * len(tok_s),
+                   energy_j=energy, peak_mem_mib=100.0)
+
+
+def test_a_point_pooled_over_processes_takes_its_interval_over_their_means():
+    pt = OperatingPoint(batch_size=2, context_depth=0, prompt_tokens=16)
+    procs = [_timings([10.0, 12.0], energy=1.0), _timings([20.0, 22.0], energy=2.0),
+             _timings([15.0, 15.0], energy=3.0)]
+    p = point_figures(pt, procs, new_tokens=2)
+    assert p.processes == 3 and p.runs == 6 and p.steps == 12
+    assert p.decode_tok_s == pytest.approx(np.mean([11.0, 21.0, 15.0]))
+    half = 4.302653 * np.std([11.0, 21.0, 15.0], ddof=1) / np.sqrt(3)
+    assert (p.decode_tok_s_ci_low, p.decode_tok_s_ci_high) == pytest.approx(
+        (p.decode_tok_s - half, p.decode_tok_s + half))
+    runs = [10.0, 12.0, 20.0, 22.0, 15.0, 15.0]
+    assert p.decode_cv == pytest.approx(np.std(runs, ddof=1) / np.mean(runs))  # every run's
+    assert p.energy_j_per_tok == pytest.approx(6.0 / (6 * 2 * 2))
+    # a process without the energy counter: no energy figure, rather than a partial one
+    assert point_figures(pt, [*procs[:2], _timings([15.0])], 2).energy_j_per_tok is None
+    one = point_figures(pt, procs[:1], new_tokens=2)
+    assert one.decode_tok_s == 11.0 and one.decode_tok_s_ci_low is None
+    # processes far apart: the interval stops at 0 tok/s, not below
+    apart = point_figures(pt, [_timings([1.0]), _timings([6.0]), _timings([7.0])], 2)
+    assert apart.decode_tok_s_ci_low == 0.0 and apart.decode_tok_s_ci_high > 7.0
+
+
+def _result(process_tok_s: float | None, *, status="ok"):
+    """One process's result as measure_once returns it (one point, batch 1, prompt 16); None:
+    a process that died before it made a record."""
+    pt = OperatingPoint(batch_size=1, context_depth=0, prompt_tokens=16)
+    if process_tok_s is None:
+        return {"record": None, "status": "error", "reason": "process 2 of 3: exited with 1"}
+    t = _timings([process_tok_s] * 2)
+    point = point_figures(pt, [t], new_tokens=2)
+    rec = Record("latency", "tiny", "gguf-f16", "llama.cpp", status=status,
+                 metrics={"load_s": 0.1, "other_cpu_share": process_tok_s / 1000},
+                 details={"points": [point.to_dict()]})
+    return {"record": dataclasses.asdict(rec), "timings": {pt.label(): dataclasses.asdict(t)}}
+
+
+def test_a_process_that_failed_is_kept_and_the_interval_is_over_those_that_measured():
+    pt = OperatingPoint(batch_size=1, context_depth=0, prompt_tokens=16)
+    rec = pool_processes([_result(10.0), _result(None), _result(14.0)], [pt], pt, 2)
+    assert rec.status == "ok"
+    assert [p["status"] for p in rec.details["processes"]] == ["ok", "error", "ok"]
+    assert "exited with 1" in rec.details["processes"][1]["reason"]
+    assert rec.metrics["decode_tok_s"] == 12.0
+    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([12 - 12.706205 * 2,
+                                                              12 + 12.706205 * 2])
+    assert "2 processes" in rec.details["interval"]
+    assert rec.metrics["other_cpu_share"] == 0.014  # the most disturbed process's
+    alone = pool_processes([_result(10.0), _result(None)], [pt], pt, 2)
+    assert alone.metrics["decode_tok_s_ci95"] == [None, None]
+    assert alone.details["interval"].startswith("unavailable: 1 process")
+
+
+def test_a_first_process_that_measured_nothing_ends_the_series(monkeypatch, artifacts,
+                                                               tiny_tokens):
+    from quantbench.scenarios import latency
+
+    calls = []
+
+    def refused(target, precision, kwargs, *, timeout_s=None):
+        calls.append(kwargs)
+        rec = Record("latency", "tiny", precision, "llama.cpp", status="unsupported",
+                     reason="UnsupportedError: not here")
+        return {"record": dataclasses.asdict(rec), "timings": {}}
+
+    monkeypatch.setattr(latency, "call_fresh", refused)
+    rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
+                      **{**LATENCY, "processes": 3})
+    assert len(calls) == 1 and calls[0]["processes"] == 3
+    assert rec.status == "unsupported" and rec.reason == "UnsupportedError: not here"
+    assert [p["status"] for p in rec.details["processes"]] == ["unsupported"]
+
+
+def test_a_process_that_dies_is_an_error_record_naming_it(monkeypatch, artifacts, tiny_tokens):
+    from quantbench.scenarios import latency
+
+    def dies(target, precision, kwargs, *, timeout_s=None):
+        raise latency.FreshProcessError("exited with status -11 (its output is in the log)")
+
+    monkeypatch.setattr(latency, "call_fresh", dies)
+    rec = run_latency("tiny", "gguf-f16", artifacts["gguf-f16"], tiny_tokens["ids"],
+                      **{**LATENCY, "processes": 3})
+    assert rec.status == "error" and rec.reason.startswith("process 1 of 3: exited with")
+    assert rec.provenance["config_hash"] and "decode_tok_s" not in rec.metrics
 
 
 def test_steady_decode_rate_leaves_out_the_first_step_after_the_prefill():
@@ -731,7 +861,14 @@ import resource, sys
 from pathlib import Path
 import tokenizers, safetensors.torch, transformers.models.llama.modeling_llama  # noqa
 import quantbench.backends.hf  # noqa: every library is mapped before the cap
-from quantbench.scenarios.latency import decode_rates, run_latency
+from quantbench.points import OperatingPoint
+from quantbench.scenarios.latency import (
+    Timings,
+    decode_rates,
+    point_figures,
+    pool_processes,
+    run_latency,
+)
 
 model, tokens, out = sys.argv[1:]
 vm = next(int(ln.split()[1]) * 1024 for ln in open("/proc/self/status")

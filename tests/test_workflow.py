@@ -133,6 +133,10 @@ def test_pipeline_writes_every_output(run_dir):
     gguf = json.loads((work / "resources" / "models" / "tiny" / "gguf" / "q8_0.json").read_text())
     assert latency["details"]["artifact"]["sha256"] == {"q8_0.gguf": gguf["sha256"]}
     assert latency["details"]["time_limit_s"] > 0
+    # three fresh processes (latency.processes' default), the interval over them
+    assert [p["status"] for p in latency["details"]["processes"]] == ["ok"] * 3
+    low, high = latency["metrics"]["decode_tok_s_ci95"]
+    assert low <= latency["metrics"]["decode_tok_s"] <= high
 
 
 def job_intervals(work: Path) -> list[tuple[str, float, float]]:

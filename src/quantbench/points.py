@@ -39,18 +39,21 @@ class LatencyPoint(Measurement):
     context_depth: int
     status: Status = Status.OK
     reason: str | None = None
-    runs: int = 0  # timed runs
+    runs: int = 0  # timed runs, over every process
     steps: int = 0  # timed decode steps, over every run
+    processes: int = 0  # fresh processes whose runs these figures pool
     prefill_ms: float | None = metric("ms")  # time to first token of the batch, p50
     prefill_tok_s: float | None = metric("tok/s")  # batch x prompt / prefill time, mean
-    decode_tok_s: float | None = metric("tok/s")  # batch x steps / decode time, mean of runs
+    # batch x steps / decode time: each process's mean over its runs, then their mean
+    decode_tok_s: float | None = metric("tok/s")
+    # its 95 % interval over the processes' means (Student t, cut at 0; None from one process)
     decode_tok_s_ci_low: float | None = metric("tok/s")
     decode_tok_s_ci_high: float | None = metric("tok/s")
     decode_tok_s_per_seq: float | None = metric("tok/s")  # what one sequence's user sees
     token_ms_p50: float | None = metric("ms", "decode_token_ms_p50")  # one step of the batch
     token_ms_p90: float | None = metric("ms", "decode_token_ms_p90")
     token_ms_p99: float | None = metric("ms", "decode_token_ms_p99")
-    decode_cv: float | None = metric("")
+    decode_cv: float | None = metric("")  # of every run's decode tok/s, over every process
     decode_steady_tok_s: float | None = metric("tok/s")  # without the first step
     first_step_ms: float | None = metric("ms", "decode_first_step_ms")
     # the point itself: the summary places these beside its prompt and batch size

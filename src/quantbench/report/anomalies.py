@@ -8,19 +8,23 @@ import pandas as pd
 
 from quantbench import precisions
 from quantbench.kld import TOPK
+from quantbench.points import KEYS, OperatingPoint
 from quantbench.records import Status
 from quantbench.report.findings import Budgets, Finding, apart, ok_rows, with_baselines
 from quantbench.report.numbers import fmt
 from quantbench.scenarios import contention
 
 
-def anomalies(df: pd.DataFrame, reference: str, b: Budgets) -> list[str]:
-    """Quantized formats slower than their baseline, perplexity jumps, noisy timings, GGUF
-    files mostly not in their named type."""
-    return [f.text for f in anomaly_findings(df, reference, b)]
+def anomalies(df: pd.DataFrame, reference: str, b: Budgets,
+              points: pd.DataFrame | None = None) -> list[str]:
+    """Quantized formats slower than their baseline, perplexity jumps, noisy timings (at every
+    operating point of ``points``, the run's points table, when there is one), GGUF files
+    mostly not in their named type."""
+    return [f.text for f in anomaly_findings(df, reference, b, points)]
 
 
-def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Finding]:
+def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets,
+                     points: pd.DataFrame | None = None) -> list[Finding]:
     out = []
     for model, g in df.groupby("model"):
         out += slower_than_baseline(model, g, reference)
@@ -45,12 +49,9 @@ def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Findi
                                             "smaller_size_mib": best["size_mib"],
                                             "smaller_ppl_delta_pct": best["ppl_delta_pct"]},
                                    names={"smaller": best["precision"]}))
-        if "decode_cv" in g:
-            noisy = ok_rows(g)[ok_rows(g)["decode_cv"] * 100 > b.cv_threshold_pct]
-            out += [Finding("noisy_timings", model, row["precision"],
-                            numbers={"cv_pct": row["decode_cv"] * 100,
-                                     "cv_threshold_pct": b.cv_threshold_pct})
-                    for _, row in noisy.iterrows()]
+        measured = (points[points["model"] == model]
+                    if points is not None and "decode_cv" in points else None)
+        out += noisy_findings(model, g if measured is None or measured.empty else measured, b)
         out += named_type_findings(model, g)
         if "quantised_linears" in g:
             ok = ok_rows(g)
@@ -60,6 +61,34 @@ def anomaly_findings(df: pd.DataFrame, reference: str, b: Budgets) -> list[Findi
                                      "pct": 100 * row["quantised_linears"] / row["linears"]})
                     for _, row in part.iterrows()]
     return out
+
+
+def noisy_findings(model: str, g: pd.DataFrame, b: Budgets) -> list[Finding]:
+    """Per precision, every point of ``g`` (the points table's rows of one model, or the
+    summary's where there is none) whose decode CV across runs is above
+    ``b.cv_threshold_pct``: the worst one's CV, and each noisy point with its own."""
+    if "decode_cv" not in g:
+        return []
+    ok = ok_rows(g)
+    out = []
+    for name, rows in ok.groupby("precision", sort=False):
+        noisy = rows[rows["decode_cv"] * 100 > b.cv_threshold_pct]
+        if noisy.empty:
+            continue
+        # the points by name where the precision was measured at more than one
+        at = None if len(rows) < 2 or not all(k in rows for k in KEYS) else ", ".join(
+            f"{point_of(r).label()} ({fmt(r['decode_cv'] * 100, 1)} %)"
+            for r in sorted(noisy.to_dict("records"), key=point_of))
+        out.append(Finding("noisy_timings", model, name,
+                           numbers={"cv_pct": noisy["decode_cv"].max() * 100,
+                                    "cv_threshold_pct": b.cv_threshold_pct,
+                                    "n_noisy": len(noisy), "n_points": len(rows)},
+                           names={"points": at}))
+    return out
+
+
+def point_of(row: dict) -> OperatingPoint:
+    return OperatingPoint(**{k: int(row[k]) for k in KEYS})
 
 
 def slower_than_baseline(model: str, g: pd.DataFrame, reference: str) -> list[Finding]:
@@ -211,10 +240,16 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
     out += [f.text for f in timing_findings(ok, device)]
     lat = config.get("latency", {})
     if lat:
-        out.append(f"Each latency figure comes from {lat.get('measured_runs', '?')} measured runs "
-                   f"after {lat.get('warmup_runs', '?')} warm-up run(s) in one process; the 95 % "
-                   "intervals are bootstrap intervals over those runs and do not include "
-                   "process-to-process or machine-to-machine variation. Batch size "
+        runs, warmup = lat.get("measured_runs", "?"), lat.get("warmup_runs", "?")
+        processes = lat.get("processes", 1)
+        how = (f"{processes} fresh processes, one after another, each of {warmup} warm-up and "
+               f"{runs} measured run(s); the 95 % intervals of decode speed are Student t "
+               "intervals over the processes' means: they include what changes from one process "
+               "to the next, not what changes from one machine to another" if processes > 1
+               else f"{runs} measured runs after {warmup} warm-up run(s) in one process "
+               "(latency.processes: 1), which gives no interval of decode speed: no precision "
+               "is called faster or slower than another")
+        out.append(f"Each latency figure comes from {how}. Batch size "
                    f"{lat.get('batch_size', 1)}, prompts of "
                    f"{', '.join(map(str, lat.get('prompt_tokens', [])))} tokens.")
     rated = ok.dropna(subset=["ppl", "ppl_stderr"])

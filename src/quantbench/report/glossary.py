@@ -57,7 +57,7 @@ TERMS = (
     Term("95 % interval (CI)", r"95 % (confidence )?interval|\bCI\b|intervals? (are |is )?apart",
          "the range given with a measured figure (the Methodology says how each is computed). "
          "Two precisions are called faster or slower only when their intervals do not overlap "
-         "(\"apart\"); otherwise they are not told apart (\"no clear difference\")."),
+         "(\"apart\"); otherwise they are a tie: not told apart."),
     Term("MBU", r"\bMBU\b",
          "model bandwidth utilisation: the bytes a decode step must read (the weights once, "
          "plus each sequence's KV cache) times the steps per second, over the machine's peak "

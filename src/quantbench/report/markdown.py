@@ -253,7 +253,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         kv_cache={"rows": kv_rows,
                   "findings": [f.text for f in variants.kv_cache_findings(kv_rows)]},
         tradeoffs=recommend.tradeoffs(df),
-        anomalies=anomalies.anomalies(df, reference, budgets),
+        anomalies=anomalies.anomalies(df, reference, budgets, points),
         limitations=anomalies.limitations(df, models, config, machine),
         budgets=budgets,
         rows=df.assign(other_run=anomalies.other_run(df, reference)).to_dict("records"),

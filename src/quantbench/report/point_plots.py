@@ -186,7 +186,7 @@ STATE_SYMBOLS = {point_table.FASTER: "circle", point_table.SLOWER: "x",
 def batch_speedup_figure(points: pd.DataFrame) -> go.Figure | NotMade:
     """Each quantized precision's decode speed-up over its baseline against the batch size,
     one panel per model and context; filled: faster with the 95 % intervals apart, cross:
-    slower, open: no clear difference. A dotted line marks each crossover
+    slower, open: a tie. A dotted line marks each crossover
     (``scaling.crossover``), named at the top of its panel."""
     if points.empty:
         return NotMade(NO_POINTS)
@@ -200,7 +200,7 @@ def batch_speedup_figure(points: pd.DataFrame) -> go.Figure | NotMade:
         return d
     found = panels(d, by_context=True)
     g = _grid(found, "Decode speed-up over the unquantized baseline, by batch size "
-                     "(● faster, ✕ slower, ○ no clear difference)", d["label"])
+                     "(● faster, ✕ slower, ○ tie)", d["label"])
     y_type = axis(d["speedup"])
     for panel in found:
         row, col = g.cells[panel]

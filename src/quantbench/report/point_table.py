@@ -22,7 +22,7 @@ FASTER = "faster"
 SLOWER = "slower"
 
 
-UNCLEAR = "no clear difference"
+UNCLEAR = "tie"  # the 95 % intervals overlap, or one is unavailable
 
 
 # memory that grows by less than this over the measured KV sizes has not measurably grown: the

@@ -12,12 +12,16 @@ from quantbench import precisions, roofline
 from quantbench.points import KEYS
 from quantbench.report.findings import Finding, apart
 from quantbench.report.point_table import CONTEXT, FASTER, SLOWER, UNCLEAR, ok_points
+from quantbench.stats import known
+
+CI = ("decode_tok_s_ci_low", "decode_tok_s_ci_high")
 
 
 def against_baseline(points: pd.DataFrame) -> pd.DataFrame:
     """Each quantized precision's ok points against its baseline's at the same prompt, depth
-    and batch: the speed-up and whether it is faster or slower with the 95 % intervals apart
-    (else no clear difference)."""
+    and batch: the speed-up and whether it is faster or slower with the 95 % intervals of
+    decode tok/s apart (``findings.apart``, the intervals over processes that every verdict
+    of the report uses), else a tie; ``intervals``: whether both points have one."""
     rows = []
     ok = ok_points(points)
     for model, g in ok.groupby("model"):
@@ -37,9 +41,10 @@ def against_baseline(points: pd.DataFrame) -> pd.DataFrame:
                 rows.append({"model": model, "precision": name, "baseline": base,
                              **{k: row[k] for k in KEYS}, "decode_tok_s": row["decode_tok_s"],
                              "baseline_tok_s": b["decode_tok_s"],
-                             "speedup": row["decode_tok_s"] / b["decode_tok_s"], "state": state})
+                             "speedup": row["decode_tok_s"] / b["decode_tok_s"], "state": state,
+                             "intervals": all(known(x.get(k)) for x in (row, b) for k in CI)})
     columns = ["model", "precision", "baseline", *KEYS, "decode_tok_s", "baseline_tok_s",
-               "speedup", "state"]
+               "speedup", "state", "intervals"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -92,6 +97,7 @@ def crossover_findings(points: pd.DataFrame) -> list[Finding]:
         batches = [int(b) for b in g["batch_size"]]
         kind, extra = crossover(g["state"].tolist(), batches, g["speedup"].tolist())
         numbers = {"prompt_tokens": prompt, "context_depth": depth, "n": len(g),
+                   "n_no_interval": int((~g["intervals"].astype(bool)).sum()),
                    "batch_min": batches[0], "batch_max": batches[-1],
                    "speedup_first": g["speedup"].iloc[0], "speedup_last": g["speedup"].iloc[-1],
                    **{k: v for k, v in extra.items() if isinstance(v, int | float)}}

@@ -209,9 +209,13 @@ WORDING = {
         "perplexity jump out of line with its size."
     ),
     "noisy_timings": (
-        "{{ model }}: {{ precision }}'s decode timings are noisy: coefficient of variation "
-        "{{ cv_pct | fmt(1) }} % across runs (above {{ cv_threshold_pct | fmt_g }} %); compare "
-        "it with care."
+        "{% if points %}{{ model }}: {{ precision }}'s decode timings are noisy at "
+        "{{ n_noisy | fmt(0) }} of its {{ n_points | fmt(0) }} operating points: coefficient "
+        "of variation across runs {{ points }} (above {{ cv_threshold_pct | fmt_g }} %); "
+        "compare them with care."
+        "{% else %}{{ model }}: {{ precision }}'s decode timings are noisy: coefficient of "
+        "variation {{ cv_pct | fmt(1) }} % across runs (above {{ cv_threshold_pct | fmt_g }} %);"
+        " compare it with care.{% endif %}"
     ),
     "named_type_low": (
         "{{ model }}: {{ precision }} holds only {{ named_type_pct | fmt(1) }} % of its weights in "
@@ -257,7 +261,8 @@ WORDING = {
         "{{ prompt_tokens | fmt(0) }}, depth {{ context_depth | fmt(0) }}): "
         "{% if n_slower %}slower at {{ n_slower | fmt(0) }}{% endif %}"
         "{% if n_slower and n_unclear %} and {% endif %}"
-        "{% if n_unclear %}no clear difference (95 % intervals overlap) at "
+        "{% if n_unclear %}a tie (95 % intervals overlap"
+        "{% if n_no_interval %} or are unavailable{% endif %}) at "
         "{{ n_unclear | fmt(0) }}{% endif %} of {{ n | fmt(0) }} sizes; "
         "{{ speedup_first | fmt(2) }}× at "
         "batch {{ batch_min | fmt(0) }}, {{ speedup_last | fmt(2) }}× at batch "
@@ -267,7 +272,7 @@ WORDING = {
         "{{ model }}: {{ precision }} against {{ baseline }} (prompt {{ prompt_tokens | fmt(0) }}, "
         "depth {{ context_depth | fmt(0) }}): "
         "{% set upto = 'at batch' if up_to == batch_min else 'up to batch' %}"
-        "{% set rest = 'slower' if other == 'slower' else 'no clear difference' %}"
+        "{% set rest = 'slower' if other == 'slower' else 'a tie' %}"
         "{% if direction == 'down' %}faster {{ upto }} {{ up_to | fmt(0) }}, "
         "{% if other == 'mixed' %}then " + _GROUPS + "{% else %}{{ rest }} from batch "
         "{{ from_batch | fmt(0) }}{% endif %}"

@@ -30,6 +30,17 @@ tokens, ``decode_j_per_tok`` the decode steps' alone over the tokens they decode
 The record keeps every point (``details.points``); its metrics are the headline point's
 (``latency.headline``, default batch 1, depth 0, the first prompt), under the summary's names.
 
+Processes: with ``processes`` > 1 the whole measurement (load, warm-up, timed runs at every
+point) runs in that many fresh Python processes, one after another (never two at once: a timed
+process measures alone), and the record pools them. A point's timings (percentiles, CV, energy)
+are over every run of every process that measured it; its decode speed is the mean of the
+processes' means, and ``decode_tok_s_ci_low`` / ``_high`` its Student t 95 % interval over
+those means (``quantbench.stats.process_interval``): processes differ by more than runs of one
+process do (a load's memory layout, the kernels and paths an engine picks), and an interval over
+one process's runs leaves that out. One process gives no interval; the record says so
+(``details.interval``). Memory, load time and the other figures are the first process's that
+measured; each process's own record is kept in ``details.processes``.
+
 Memory (``peak_mem_mib``) is what serving holds, on every device: the largest sample from the end
 of loading on (on entry, after every run and on exit; GPU memory by NVML on a GPU, else the
 current host RSS), never the process's high-water mark. What loading needed is its own figure,
@@ -43,9 +54,12 @@ split into the engine's parts (``weights_mib``, ``kv_cache_mib``, ``compute_mib`
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
+import os
 import time
+from dataclasses import asdict, dataclass, field
 from itertools import groupby
 
 import numpy as np
@@ -54,10 +68,11 @@ from quantbench import points
 from quantbench.config import check_prompt_in_text
 from quantbench.errors import ConfigError
 from quantbench.points import LatencyPoint, OperatingPoint, sweep
-from quantbench.records import Status
+from quantbench.records import Record, Status
 from quantbench.scenarios.common import Job, artifact_size_mib, failure_status
 from quantbench.scenarios.contention import ContentionTracker
 from quantbench.scenarios.energy import PhaseEnergy, phase_windows
+from quantbench.scenarios.fresh import FreshProcessError, FreshProcessTimeout, call_fresh
 from quantbench.scenarios.trackers import (
     MemoryTracker,
     memory_breakdown,
@@ -66,7 +81,7 @@ from quantbench.scenarios.trackers import (
     rss_mib,
     total_energy_mj,
 )
-from quantbench.stats import summarize
+from quantbench.stats import process_interval, process_interval_method, summarize
 
 log = logging.getLogger(__name__)
 
@@ -105,43 +120,76 @@ def _point_failure(exc: Exception) -> tuple[Status, str]:
     return failure_status(exc), f"{type(exc).__name__}: {exc or 'no message'}"[:2000]
 
 
+@dataclass
+class Timings:
+    """One process's timed runs at one operating point: what its figures, and the figures
+    pooled over processes, are computed from."""
+
+    ttft_ms: list[float] = field(default_factory=list)  # each run's prefill
+    step_ms: list[float] = field(default_factory=list)  # every decode step of every run
+    tok_s: list[float] = field(default_factory=list)  # each run's decode rate over every step
+    steady_tok_s: list[float] = field(default_factory=list)  # ... without its first step
+    first_step_ms: list[float] = field(default_factory=list)
+    # on a GPU, the point's J per token of each phase (point_energy; measured after its runs)
+    energy: dict = field(default_factory=dict)
+    peak_mem_mib: float | None = None
+
+
 def measure_point(backend, mem, job, point: OperatingPoint, prompt: list[int], *,
                   new_tokens: int, warmup_runs: int, measured_runs: int,
-                  energy_s: float = 0.0) -> LatencyPoint:
+                  energy_s: float = 0.0) -> Timings:
     """``warmup_runs`` untimed and ``measured_runs`` timed runs at one operating point (the
     backend configured for its batch and filled to its depth), then on a GPU its energy per
     phase (``energy_s`` > 0)."""
     b = point.batch_size
-    ttfts, per_token, run_tok_s, steady_tok_s, first_ms = [], [], [], [], []
-    mem_mib = mem.tick()
+    out = Timings(peak_mem_mib=mem.tick())
     for run in range(warmup_runs + measured_runs):
         ttft, steps = timed_run(backend, prompt, new_tokens, b)
-        mem_mib = max(mem_mib, mem.tick())
+        out.peak_mem_mib = max(out.peak_mem_mib, mem.tick())
         if run >= warmup_runs:
-            ttfts.append(ttft * 1e3)
-            per_token.extend(s * 1e3 for s in steps)
+            out.ttft_ms.append(ttft * 1e3)
+            out.step_ms.extend(s * 1e3 for s in steps)
             every, steady = decode_rates(steps, b)
-            run_tok_s.append(every)
-            first_ms.append(steps[0] * 1e3)
+            out.tok_s.append(every)
+            out.first_step_ms.append(steps[0] * 1e3)
             if steady is not None:
-                steady_tok_s.append(steady)
-    energy = (point_energy(backend, job.handle, prompt, new_tokens, b, energy_s)
-              if job.handle is not None and energy_s > 0 else {})
-    ttft, tok_s = summarize(ttfts), summarize(run_tok_s)
-    step = summarize(per_token)
-    n = point.prompt_tokens
+                out.steady_tok_s.append(steady)
+    if job.handle is not None and energy_s > 0:
+        out.energy = point_energy(backend, job.handle, prompt, new_tokens, b, energy_s)
+    return out
+
+
+def point_figures(point: OperatingPoint, timings: list[Timings], new_tokens: int) -> LatencyPoint:
+    """A point's figures from the timings of each process that measured it: percentiles and CV
+    over every run, decode speed as the mean of the processes' means with its interval over
+    them (none from one process), each phase's energy the mean of the processes' (where every
+    process has it), memory the first process's."""
+    b, n = point.batch_size, point.prompt_tokens
+    ttfts = [t for x in timings for t in x.ttft_ms]
+    speed = process_interval([float(np.mean(x.tok_s)) for x in timings])
+    low, high = speed["ci95"] or (None, None)
+    if low is not None:  # a speed is not negative: cutting there only adds to the coverage
+        low = max(low, 0.0)
+    steady = [r for x in timings for r in x.steady_tok_s]
+    step = summarize([t for x in timings for t in x.step_ms])
+    energy = {}
+    for key in ("prefill_j_per_tok", "decode_j_per_tok"):
+        values = [x.energy.get(key) for x in timings]
+        energy[key] = float(np.mean(values)) if None not in values else None
     return LatencyPoint(
         prompt_tokens=n, batch_size=b, context_depth=point.context_depth,
-        runs=len(ttfts), steps=len(per_token), prefill_ms=ttft["p50"],
+        runs=len(ttfts), steps=step["n"], processes=len(timings),
+        prefill_ms=summarize(ttfts)["p50"],
         prefill_tok_s=summarize([b * n / (t / 1e3) for t in ttfts])["mean"],
-        decode_tok_s=tok_s["mean"], decode_tok_s_ci_low=tok_s["ci95_low"],
-        decode_tok_s_ci_high=tok_s["ci95_high"], decode_tok_s_per_seq=tok_s["mean"] / b,
-        decode_steady_tok_s=summarize(steady_tok_s)["mean"] if steady_tok_s else None,
-        decode_cv=tok_s["cv"], token_ms_p50=step["p50"], token_ms_p90=step["p90"],
-        token_ms_p99=step["p99"], first_step_ms=summarize(first_ms)["p50"],
+        decode_tok_s=speed["mean"], decode_tok_s_ci_low=low, decode_tok_s_ci_high=high,
+        decode_tok_s_per_seq=speed["mean"] / b,
+        decode_steady_tok_s=summarize(steady)["mean"] if steady else None,
+        decode_cv=summarize([r for x in timings for r in x.tok_s])["cv"],
+        token_ms_p50=step["p50"], token_ms_p90=step["p90"], token_ms_p99=step["p99"],
+        first_step_ms=summarize([t for x in timings for t in x.first_step_ms])["p50"],
         decode_ctx_mean=point.context_depth + n + (new_tokens + 1) / 2,
         kv_tokens_per_seq=point.context_depth + n + new_tokens,
-        peak_mem_mib=mem_mib, **energy,
+        peak_mem_mib=timings[0].peak_mem_mib, **energy,
     )
 
 
@@ -156,37 +204,176 @@ def point_energy(backend, handle, prompt: list[int], new_tokens: int, batch_size
     return PhaseEnergy.split(runs, prefills).per_token(batch_size, len(prompt), new_tokens)
 
 
-def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
-                new_tokens: int, warmup_runs: int, measured_runs: int,
-                batch_sizes: list[int] = (1,), context_depths: list[int] = (0,),
-                headline: dict | None = None,
-                device: str = "auto", threads: int = 0, overrides: dict | None = None,
-                memory_sample_hz: float = 0.0, time_limit_s: float | None = None,
-                llamacpp_greedy: str = "host", energy_s: float = 1.0):
+def check_protocol(model: str, tokens_path, *, prompt_tokens, batch_sizes, context_depths,
+                   headline) -> tuple[list[OperatingPoint], OperatingPoint]:
+    """The sweep's points and its headline point, refused before anything is loaded when the
+    headline is not in the sweep or the deepest point does not fit in the text."""
     grid = sweep(prompt_tokens, batch_sizes, context_depths)
     head = points.headline(prompt_tokens, headline)
     if head not in grid:
         raise ConfigError(f"config key 'latency.headline': {head.label()} is not a measured "
                           "point (its batch size, depth and prompt must be in the sweep)")
-    settings = dict(prompt_tokens=list(prompt_tokens), new_tokens=new_tokens,
-                    batch_sizes=list(batch_sizes), context_depths=list(context_depths),
-                    headline=dict(head.__dict__), warmup_runs=warmup_runs,
-                    measured_runs=measured_runs, memory_sample_hz=memory_sample_hz,
-                    llamacpp_greedy=llamacpp_greedy, energy_s=energy_s)
-    job = Job("latency", model, precision, device=device, threads=threads, settings=settings,
-              overrides=overrides, time_limit_s=time_limit_s)
-    rec = job.record
     ids = np.load(tokens_path)
     deepest = max(pt.context_depth + pt.prompt_tokens for pt in grid)
     check_prompt_in_text("latency.context_depths + latency.prompt_tokens"
                          if max(context_depths) else "latency.prompt_tokens",
                          deepest, len(ids), model)
+    return grid, head
+
+
+def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
+                new_tokens: int, warmup_runs: int, measured_runs: int, processes: int = 1,
+                batch_sizes: list[int] = (1,), context_depths: list[int] = (0,),
+                headline: dict | None = None, time_limit_s: float | None = None,
+                **options) -> Record:
+    """The latency record of one precision, measured in ``processes`` processes: this one when
+    it is 1, else that many fresh ones, one after another, each within what is left of
+    ``time_limit_s`` (a first process that measured no point ends the series: the others
+    would fail alike). ``options``: device, threads, overrides, memory_sample_hz,
+    llamacpp_greedy (``measure_once``)."""
+    protocol = dict(prompt_tokens=list(prompt_tokens), new_tokens=new_tokens,
+                    warmup_runs=warmup_runs, measured_runs=measured_runs, processes=processes,
+                    batch_sizes=list(batch_sizes), context_depths=list(context_depths),
+                    headline=headline, **options)
+    grid, head = check_protocol(model, tokens_path, prompt_tokens=prompt_tokens,
+                                batch_sizes=batch_sizes, context_depths=context_depths,
+                                headline=headline)
+    if processes == 1:
+        return pool_processes([measure_once(model, precision, artifact, tokens_path,
+                                            time_limit_s=time_limit_s, **protocol)],
+                              grid, head, new_tokens)
+    deadline = None if not time_limit_s else time.monotonic() + time_limit_s
+    kwargs = dict(model=model, precision=precision, artifact=str(artifact),
+                  tokens_path=str(tokens_path), **protocol)
+    results = []
+    for i in range(processes):
+        left = None if deadline is None else deadline - time.monotonic()
+        log.info("latency %s: process %d of %d", precision, i + 1, processes)
+        try:
+            if left is not None and left <= 0:
+                raise FreshProcessTimeout(f"no time left of the job's {time_limit_s:g} s")
+            # the child stops itself at its limit; killed a minute later if it cannot
+            results.append(call_fresh(f"{__name__}:measure_once", precision,
+                                      {**kwargs, "time_limit_s": left},
+                                      timeout_s=None if left is None else left + 60))
+        except FreshProcessError as exc:
+            status = "timeout" if isinstance(exc, FreshProcessTimeout) else "error"
+            results.append({"record": None, "status": status,
+                            "reason": f"process {i + 1} of {processes}: {exc}"})
+        if i == 0 and not measured_any(results[0]):
+            break  # the first process measured nothing: the next would fail as well
+    if results[0]["record"] is None:  # no record at all: the job's, with the failure
+        rec = Job("latency", model, precision, device=options.get("device", "auto"),
+                  threads=options.get("threads", 0), settings=settings(head, **protocol),
+                  overrides=options.get("overrides")).record
+        rec.status, rec.reason = results[0]["status"], results[0]["reason"]
+        results[0]["record"] = asdict(rec)
+    return pool_processes(results, grid, head, new_tokens)
+
+
+def pool_processes(results: list[dict], grid: list[OperatingPoint], head: OperatingPoint,
+                   new_tokens: int) -> Record:
+    """One record from each process's (``measure_once``'s dict, or a process that failed
+    before it made one: its status and reason): the first ok process's record with every point
+    pooled over the processes that measured it (``point_figures``), the headline's figures and
+    interval in its metrics, the machine's contention the worst process's, and each process's
+    own figures in ``details.processes``."""
+    made = [r for r in results if r["record"] is not None]
+    base = next((r for r in made if r["record"]["status"] == "ok"), made[0])
+    rec = Record(**copy.deepcopy(base["record"]))
+    own = [{LatencyPoint.from_dict(p).key: LatencyPoint.from_dict(p)
+            for p in r["record"]["details"].get("points", [])} for r in made]
+    rec.details["processes"] = [_process_summary(i, r) for i, r in enumerate(results)]
+    if not any(own):  # nothing measured anywhere: the first process's failure
+        rec.details["interval"] = process_interval_method(0)
+        return rec
+    pooled = []
+    for pt in grid:
+        ok = [(mine[pt], r["timings"][pt.label()]) for mine, r in zip(own, made, strict=True)
+              if pt in mine and mine[pt].status == "ok"]
+        if not ok:  # the first process's failure there
+            pooled.append(next(mine[pt] for mine in own if pt in mine))
+            continue
+        figures = point_figures(pt, [Timings(**t) for _, t in ok], new_tokens)
+        figures.kv_cache_mib = ok[0][0].kv_cache_mib
+        pooled.append(figures)
+    rec.details["points"] = [p.to_dict() for p in pooled]
+    top = next(p for p in pooled if p.key == head)
+    rec.details["interval"] = process_interval_method(top.processes)
+    if top.status != "ok":
+        rec.status, rec.reason = top.status, f"at the headline point: {top.reason}"
+        return rec
+    rec.metrics.update({k: v for k, v in top.summary_metrics().items() if v is not None},
+                       decode_tok_s_ci95=[top.decode_tok_s_ci_low, top.decode_tok_s_ci_high])
+    for k in ("decode_tok_s_ci_low", "decode_tok_s_ci_high"):
+        rec.metrics.pop(k, None)  # the interval is decode_tok_s_ci95
+    for k in ("other_cpu_share", "steal_share", "loadavg"):
+        seen = [r["record"]["metrics"].get(k) for r in made]
+        seen = [v for v in seen if v is not None]
+        rec.metrics[k] = max(seen) if seen else None
+    return rec
+
+
+def measured_any(result: dict) -> bool:
+    """Whether one process's result has a point it measured."""
+    record = result["record"] or {}
+    return any(p["status"] == "ok" for p in record.get("details", {}).get("points", []))
+
+
+def settings(head: OperatingPoint, *, prompt_tokens, new_tokens, batch_sizes, context_depths,
+             warmup_runs, measured_runs, processes, memory_sample_hz=0.0,
+             llamacpp_greedy="host", energy_s=1.0, **_) -> dict:
+    """What the record's provenance hashes of the protocol (the same in every process)."""
+    return dict(prompt_tokens=list(prompt_tokens), new_tokens=new_tokens,
+                batch_sizes=list(batch_sizes), context_depths=list(context_depths),
+                headline=dict(head.__dict__), warmup_runs=warmup_runs,
+                measured_runs=measured_runs, processes=processes,
+                memory_sample_hz=memory_sample_hz, llamacpp_greedy=llamacpp_greedy,
+                energy_s=energy_s)
+
+
+def _process_summary(i: int, result: dict) -> dict:
+    """What ``details.processes`` keeps of one process: its status, load time, the machine's
+    contention while it ran and its own points (its figures alone, no interval)."""
+    r = result["record"]
+    if r is None:
+        return {"process": i + 1, "status": result["status"], "reason": result["reason"]}
+    kept = ("load_s", "other_cpu_share", "steal_share", "loadavg", "peak_rss_mib")
+    return {"process": i + 1, "pid": r["details"].get("pid"), "status": r["status"],
+            "reason": r["reason"], **{k: r["metrics"].get(k) for k in kept},
+            "points": r["details"].get("points", [])}
+
+
+def measure_once(model: str, precision: str, artifact, tokens_path, *, prompt_tokens: list[int],
+                 new_tokens: int, warmup_runs: int, measured_runs: int, processes: int = 1,
+                 batch_sizes: list[int] = (1,), context_depths: list[int] = (0,),
+                 headline: dict | None = None, device: str = "auto", threads: int = 0,
+                 overrides: dict | None = None, memory_sample_hz: float = 0.0,
+                 time_limit_s: float | None = None, llamacpp_greedy: str = "host",
+                 energy_s: float = 1.0) -> dict:
+    """The whole measurement in this process: ``{"record": the record (a dict), "timings":
+    each measured point's Timings (a dict, by its label)}``. ``processes`` is recorded in the
+    settings only (it is the series this process is one of)."""
+    grid, head = check_protocol(model, tokens_path, prompt_tokens=prompt_tokens,
+                                batch_sizes=batch_sizes, context_depths=context_depths,
+                                headline=headline)
+    hashed = settings(head, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+                      batch_sizes=batch_sizes, context_depths=context_depths,
+                      warmup_runs=warmup_runs, measured_runs=measured_runs, processes=processes,
+                      memory_sample_hz=memory_sample_hz, llamacpp_greedy=llamacpp_greedy,
+                      energy_s=energy_s)
+    job = Job("latency", model, precision, device=device, threads=threads, settings=hashed,
+              overrides=overrides, time_limit_s=time_limit_s)
+    rec = job.record
+    rec.details["pid"] = os.getpid()
+    ids = np.load(tokens_path)
     longest = max(prompt_tokens) + new_tokens + 1  # tokens a sequence adds to its depth
 
     def n_ctx(depth: int) -> int:
         return depth + longest
 
     measured: list[LatencyPoint] = []
+    timings: dict[str, Timings] = {}
     with job.failures_recorded():
         rss_before = rss_mib()
         rec.details["load_peak_from"] = "load" if reset_peak_rss() else "process start"
@@ -217,10 +404,12 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                     if failed is None:
                         prompt = [int(i) for i in ids[depth:depth + pt.prompt_tokens]]
                         try:
-                            measured.append(measure_point(
+                            timings[pt.label()] = measure_point(
                                 backend, mem, job, pt, prompt, new_tokens=new_tokens,
                                 warmup_runs=warmup_runs, measured_runs=measured_runs,
-                                energy_s=energy_s))
+                                energy_s=energy_s)
+                            measured.append(point_figures(pt, [timings[pt.label()]],
+                                                          new_tokens))
                             measured[-1].kv_cache_mib = parts_by_batch[(b, depth)].get(
                                 "kv_cache_mib")
                             continue
@@ -250,15 +439,12 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             prompt_tokens=head.prompt_tokens, batch_size=head.batch_size,
             context_depth=head.context_depth,
             kv_elem_bytes=rec.details["backend"].get("kv_elem_bytes"),
-            decode_tok_s_ci95=[top.decode_tok_s_ci_low, top.decode_tok_s_ci_high],
             peak_rss_mib=peak_rss_mib(),
             rss_before_load_mib=rss_before,
             load_peak_mib=load_peak,
             serving_rss_mib=mem.peak_rss_sampled_mib,
             peak_gpu_mib=mem.peak_gpu_mib if job.handle is not None else None,
         )
-        for k in ("decode_tok_s_ci_low", "decode_tok_s_ci_high"):
-            rec.metrics.pop(k, None)  # the interval is decode_tok_s_ci95
         rec.details["gpu_memory_method"] = mem.gpu_method
         if top.status == Status.OK:
             # one memory figure for every backend: the GPU's if the job ran there, else host
@@ -271,7 +457,19 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
 
             rec.metrics["torch_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
     rec.metrics["disk_mib"] = artifact_size_mib(artifact)
-    return rec
+    return {"record": asdict(rec), "timings": {k: asdict(v) for k, v in timings.items()}}
+
+
+def fresh_latency(precision: str, artifact, tokens, **settings) -> dict:
+    """The latency scenario in one fresh Python process, as each pipeline job's processes run:
+    the record's status, reason and metrics, and under ``points`` every operating point
+    measured (LatencyPoint dicts, that process's figures alone). ``settings`` are
+    ``measure_once``'s keyword arguments."""
+    out = call_fresh(f"{__name__}:measure_once", precision,
+                     {"model": "repeat", "precision": precision, "artifact": str(artifact),
+                      "tokens_path": str(tokens), **settings})["record"]
+    return {"status": out["status"], "reason": out["reason"], **out["metrics"],
+            "points": out["details"].get("points", [])}
 
 
 def _weights_mib(info: dict) -> float | None:

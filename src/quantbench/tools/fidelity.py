@@ -94,7 +94,7 @@ from quantbench.backends.llamacpp import LlamaCppBackend
 from quantbench.device import resolve_threads
 from quantbench.perplexity import llamacpp_windows, perplexity, token_nll
 from quantbench.records import Status, source_tree
-from quantbench.tools.repeatability import fresh_latency
+from quantbench.scenarios.latency import fresh_latency
 
 PPL_LINE = re.compile(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)")
 # llama-batched-bench's table: |PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s |
