@@ -78,18 +78,21 @@ def test_latency_in_three_fresh_processes_pools_their_runs(artifacts, tiny_token
     assert point["processes"] == 3 and point["runs"] == 3 * 3 and point["steps"] == 9 * 8
     assert point["decode_tok_s"] == pytest.approx(np.mean(means))
     half = 4.302653 * np.std(means, ddof=1) / np.sqrt(3)
-    assert point["decode_tok_s_ci_low"] == pytest.approx(np.mean(means) - half)
-    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([np.mean(means) - half,
-                                                              np.mean(means) + half])
+    low = max(np.mean(means) - half, 0.0)  # a speed's interval stops at 0 tok/s
+    assert point["decode_tok_s_ci_low"] == pytest.approx(low)
+    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([low, np.mean(means) + half])
     assert "Student t" in rec.details["interval"] and "3 processes" in rec.details["interval"]
     assert min(q["prefill_ms"] for q in own) <= point["prefill_ms"] <= max(
         q["prefill_ms"] for q in own)
 
 
 def _timings(tok_s, *, steps_ms=(1.0, 2.0), energy=None):
+    """One process's timings; ``energy``: its decode J/token (prefill: a tenth of it)."""
     return Timings(ttft_ms=[5.0] * len(tok_s), step_ms=list(steps_ms) * len(tok_s),
                    tok_s=list(tok_s), steady_tok_s=list(tok_s), first_step_ms=[1.0] * len(tok_s),
-                   energy_j=energy, peak_mem_mib=100.0)
+                   energy={} if energy is None else {"decode_j_per_tok": energy,
+                                                     "prefill_j_per_tok": energy / 10},
+                   peak_mem_mib=100.0)
 
 
 def test_a_point_pooled_over_processes_takes_its_interval_over_their_means():
@@ -104,9 +107,11 @@ def test_a_point_pooled_over_processes_takes_its_interval_over_their_means():
         (p.decode_tok_s - half, p.decode_tok_s + half))
     runs = [10.0, 12.0, 20.0, 22.0, 15.0, 15.0]
     assert p.decode_cv == pytest.approx(np.std(runs, ddof=1) / np.mean(runs))  # every run's
-    assert p.energy_j_per_tok == pytest.approx(6.0 / (6 * 2 * 2))
+    # each phase's J/token: the mean of the processes'
+    assert (p.decode_j_per_tok, p.prefill_j_per_tok) == pytest.approx((2.0, 0.2))
     # a process without the energy counter: no energy figure, rather than a partial one
-    assert point_figures(pt, [*procs[:2], _timings([15.0])], 2).energy_j_per_tok is None
+    partial = point_figures(pt, [*procs[:2], _timings([15.0])], 2)
+    assert partial.decode_j_per_tok is None and partial.prefill_j_per_tok is None
     one = point_figures(pt, procs[:1], new_tokens=2)
     assert one.decode_tok_s == 11.0 and one.decode_tok_s_ci_low is None
     # processes far apart: the interval stops at 0 tok/s, not below
