@@ -78,9 +78,9 @@ def test_latency_in_three_fresh_processes_pools_their_runs(artifacts, tiny_token
     assert point["processes"] == 3 and point["runs"] == 3 * 3 and point["steps"] == 9 * 8
     assert point["decode_tok_s"] == pytest.approx(np.mean(means))
     half = 4.302653 * np.std(means, ddof=1) / np.sqrt(3)
-    assert point["decode_tok_s_ci_low"] == pytest.approx(np.mean(means) - half)
-    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([np.mean(means) - half,
-                                                              np.mean(means) + half])
+    low = max(np.mean(means) - half, 0.0)  # a busy machine can spread them that far
+    assert point["decode_tok_s_ci_low"] == pytest.approx(low)
+    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([low, np.mean(means) + half])
     assert "Student t" in rec.details["interval"] and "3 processes" in rec.details["interval"]
     assert min(q["prefill_ms"] for q in own) <= point["prefill_ms"] <= max(
         q["prefill_ms"] for q in own)
@@ -135,8 +135,7 @@ def test_a_process_that_failed_is_kept_and_the_interval_is_over_those_that_measu
     assert [p["status"] for p in rec.details["processes"]] == ["ok", "error", "ok"]
     assert "exited with 1" in rec.details["processes"][1]["reason"]
     assert rec.metrics["decode_tok_s"] == 12.0
-    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([12 - 12.706205 * 2,
-                                                              12 + 12.706205 * 2])
+    assert rec.metrics["decode_tok_s_ci95"] == pytest.approx([0.0, 12 + 12.706205 * 2])
     assert "2 processes" in rec.details["interval"]
     assert rec.metrics["other_cpu_share"] == 0.014  # the most disturbed process's
     alone = pool_processes([_result(10.0), _result(None)], [pt], pt, 2)
