@@ -139,8 +139,9 @@ def test_without_quality_every_scenario_says_so_and_ranks_by_speed_or_size():
     assert all(not p.quality_known and "quality" in p.text and "unknown" in p.text
                for p in picks)
     text = report_text(df, reference="bf16", config=_config(), models={})
-    summary = text.split("## Summary")[1].split("## Findings")[0]
-    assert "**Caveat — m: quality unknown.**" in summary
+    validity = text.split("## Validity")[1].split("## Results")[0]
+    assert "- m: no quality was measured, so its picks rest on speed and memory alone." \
+        in validity
 
 
 def test_precisions_without_quality_are_not_ranked_but_named(measured):
@@ -233,15 +234,16 @@ def test_every_number_in_the_summary_and_findings_comes_from_the_table(measured)
     measured["decode_j_per_tok"] = [2.0, 0.8, 0.5, 0.25, None]
     budgets = Budgets.from_config(_config()["report"])
     text = report_text(measured, reference=REF, config=_config(), models={})
-    body = text.split("## Summary")[1].split("## Set-up")[0]
+    body = (text.split("## Findings")[1].split("## Set-up")[0]
+            + text.split("### Picks by one criterion")[1].split("### Methodology")[0])
     lines = [ln for ln in body.splitlines() if ln.startswith("- ")]
     assert len(lines) >= 8
     assert ("least energy per decoded token at the headline point (the decode steps alone): "
             "gguf-q4_k_m, 0.250 J, 8.0× less than fp32's 2.000 J.") in body
     assert "no energy per decoded token at the headline point for bnb-nf4 (" in body
     assert lines == [f"- {t}" for t in
-                     [p.text for p in recommendations(measured, REF, budgets)]
-                     + headline_findings(measured, REF)]
+                     headline_findings(measured, REF)
+                     + [p.text for p in recommendations(measured, REF, budgets)]]
     allowed = _allowed_numbers(measured, budgets)
     names = r"(?:fp|bf|q|f|int|nf|top-)\d+(?:_\d+)?"  # numbers inside precision names
     for line in lines:
@@ -302,15 +304,14 @@ def test_a_gguf_source_is_named_as_the_reference_weights_in_the_limitations(meas
         limitations(measured, local, _config(), {"device": "cpu"}))
 
 
-def test_the_summary_says_when_the_reference_is_dequantized(measured):
+def test_the_validity_box_says_once_when_the_reference_is_dequantized(measured):
     note = "Full-precision weights are the embedded Q4_1 GGUF dequantized to FP32"
     models = {"m": {"source": "embedded", "quality_applicable": True, "weights_note": note}}
     text = report_text(measured, reference=REF, config=_config(), models=models)
-    summary = text.split("## Summary")[1].split("## Findings")[0]
-    assert f"**m:** {note}" in summary
-    assert "quality unknown" not in summary
-    limits = text.split("## Limitations")[1].split("## Figures")[0]
-    assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in limits
+    validity = text.split("## Validity")[1].split("## Results")[0]
+    assert "m's reference weights are a Q4_1 GGUF dequantized to FP32" in validity
+    assert "quality was measured" not in validity
+    assert text.count("dequantized to FP32") == 1
 
 
 def test_without_the_reference_perplexity_no_budget_is_applied(measured):
@@ -430,12 +431,16 @@ def test_the_report_has_every_section_in_order(measured):
     text = report_text(measured, reference=REF, config=_config(), models={},
                        prov={"git_commit": "b" * 40}, configfiles=["config/my.yaml"])
     headings = [line for line in text.splitlines() if line.startswith("## ")]
-    assert headings == ["## Summary", "## Findings", "## Set-up and provenance", "## Methodology",
-                        "## Results", "## Hardware analysis", "## Trade-offs", "## Anomalies",
-                        "## Limitations", "## Operating points", "## Figures",
-                        "## Sanity generations (greedy)", "## Glossary", "## References",
-                        "## Reproduce"]
-    reproduce = text.split("## Reproduce")[1]
+    assert headings == ["## Decision", "## Validity", "## Results", "## Findings",
+                        "## Set-up and provenance", "## Appendix"]
+    appendix = [line for line in text.split("## Appendix")[1].splitlines()
+                if line.startswith("### ")]
+    assert appendix == ["### Picks by one criterion", "### Methodology",
+                        "### Detail of the results", "### Hardware analysis",
+                        "### Trade-offs", "### Anomalies", "### Operating points",
+                        "### Figures", "### Sanity generations (greedy)", "### Glossary",
+                        "### References", "### Reproduce"]
+    reproduce = text.split("### Reproduce")[1]
     assert f"git checkout {'b' * 40}" in reproduce
     assert "snakemake --cores all --configfile config/my.yaml" in reproduce
 

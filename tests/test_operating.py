@@ -449,18 +449,21 @@ def _report(points, **kw):
 def test_the_report_says_in_one_line_when_there_is_nothing_to_sweep():
     text = _report(None)
     section = text.split("## Operating points")[1].split("## Figures")[0]
-    assert section.strip() == operating.nothing_to_sweep(None)
+    assert section.strip().rstrip("#").strip() == operating.nothing_to_sweep(None)
     one = table(point("bf16", 1, 50.0), point("gguf-q4_k_m", 1, 100.0))
     section = _report(one).split("## Operating points")[1].split("## Figures")[0]
     assert section.strip().startswith("One operating point per precision: nothing to sweep")
     assert "###" not in section
 
 
-def test_the_report_section_lists_every_measured_point_and_the_findings():
+def test_the_report_section_lists_every_measured_point_and_the_findings(tmp_path):
     pts = _sweep()
-    text = _report(pts)
+    text = _report(pts, points_out=tmp_path / "points.md")
     section = text.split("## Operating points")[1].split("## Figures")[0]
-    assert "### Every measured point: m" in section
+    assert "Every measured point's figures: [points.md](points.md)" in text
+    every = (tmp_path / "points.md").read_text()
+    assert every.startswith("# quantbench report: every measured point") and "\n## m\n" in every
+    section += every
     rows = [line for line in section.splitlines()
             if line.startswith("| bf16 |") or line.startswith("| gguf-")]
     assert len(rows) == len(pts)  # nothing dropped, the out-of-memory point included
@@ -470,8 +473,9 @@ def test_the_report_section_lists_every_measured_point_and_the_findings():
     config = {**CONFIG, "report": {"gpu_hour_cost": 3.6}}
     s = summary(("bf16", 10.0), ("gguf-q4_k_m", 10.1), ("gguf-q2_k", 13.0))
     priced = report_text(s, reference="bf16", config=config, machine=MACHINE, points=pts,
-                         shapes={"m": SHAPE})
-    assert "| cost per M tokens |" in priced and "3.6 per device-hour" in priced
+                         shapes={"m": SHAPE}, points_out=tmp_path / "priced.md")
+    assert "| cost per M tokens |" in (tmp_path / "priced.md").read_text()
+    assert "3.6 per device-hour" in priced
     assert "Not priced" not in priced
 
 

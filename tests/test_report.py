@@ -343,7 +343,8 @@ def _gpu_energy_records():
     return out
 
 
-def test_a_gpu_report_gives_energy_per_phase_states_the_idle_draw_and_flags_the_impossible():
+def test_a_gpu_report_gives_energy_per_phase_states_the_idle_draw_and_flags_the_impossible(
+        tmp_path):
     """Prefill and decode J/token in every table that shows energy, the idle draw and the power
     limit where energy is shown, the method in the Methodology, a point whose J/token x tok/s is
     above the card's limit flagged and not printed, the record without figures named."""
@@ -355,8 +356,9 @@ def test_a_gpu_report_gives_energy_per_phase_states_the_idle_draw_and_flags_the_
     records = _gpu_energy_records()
     df = summary_table(records, "bf16")
     points = pd.read_csv(io.StringIO(points_table(records).to_csv(index=False)))
+    points_md = tmp_path / "points.md"
     text = report_text(df, reference="bf16", config=CONFIG, points=points,
-                       machine={"device": "cuda"})
+                       machine={"device": "cuda"}, points_out=points_md)
     assert "- Energy: from the card's energy counter (NVML), each phase apart, never inside " \
            "the timed runs." in text
     assert "| MFU % | prefill J/token | decode J/token |" in text
@@ -364,8 +366,9 @@ def test_a_gpu_report_gives_energy_per_phase_states_the_idle_draw_and_flags_the_
     assert ("m: every energy figure is the whole card's, from its energy counter, each phase "
             "apart; it draws 71 W idle with the model loaded, and that draw is in every figure; "
             "its power limit is 700 W.") in text
-    assert "| decode MFU % | prefill J/token | decode J/token |" in text
-    every = text.split("### Every measured point: m")[1]
+    every = points_md.read_text()
+    assert "| decode MFU % | prefill J/token | decode J/token |" in every
+    every = every.split("## m")[1]
     bf16_64 = next(ln for ln in every.splitlines() if ln.startswith("| bf16 | 16 | 64 |"))
     assert bf16_64.endswith("| 0.050 | – |") and "5280" not in every
     assert ("m: energy left out at 1 point whose J/token × tok/s is above the card's power "
@@ -390,8 +393,8 @@ NAMES = {"GPU", "CPU", "CUDA", "NVML", "GGUF", "ONNX", "LLM", "NVIDIA", "AMD", "
 
 def _glossary(text: str) -> tuple[str, list[str]]:
     """A report's text without its glossary, and the terms its glossary defines."""
-    body, rest = text.split("\n## Glossary\n")
-    glossary, tail = rest.split("\n## References")
+    body, rest = text.split("\n### Glossary\n")
+    glossary, tail = rest.split("\n### References")
     return body + tail, re.findall(r"^- \*\*(.+?)\*\*:", glossary, re.MULTILINE)
 
 

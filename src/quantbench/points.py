@@ -43,6 +43,11 @@ class LatencyPoint(Measurement):
     steps: int = 0  # timed decode steps, over every run
     processes: int = 0  # fresh processes whose runs these figures pool
     prefill_ms: float | None = metric("ms")  # time to first token of the batch, p50
+    # ... its p90 over every run of every process (what a scenario's TTFT target is held to),
+    # and the 95 % interval of its mean over the processes' means (Student t; None from one)
+    prefill_ms_p90: float | None = metric("ms")
+    prefill_ms_ci_low: float | None = metric("ms")
+    prefill_ms_ci_high: float | None = metric("ms")
     prefill_tok_s: float | None = metric("tok/s")  # batch x prompt / prefill time, mean
     # batch x steps / decode time: each process's mean over its runs, then their mean
     decode_tok_s: float | None = metric("tok/s")

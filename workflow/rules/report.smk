@@ -10,6 +10,7 @@ rule render_report:
         machine=rules.measure_machine.output.json,
     output:
         report="results/report.md",
+        points="results/points.md",
     log:
         "logs/render_report.log",
     conda:

@@ -12,7 +12,8 @@ def main(smk) -> None:
                   out=smk.output.report, machine_path=smk.input.machine,
                   configfiles=smk.params.configfiles,
                   points_path=smk.input.points, kernels_path=smk.input.kernels,
-                  imatrix_path=smk.input.imatrix or None)
+                  imatrix_path=smk.input.imatrix or None,
+                  points_out=smk.output.points)
 
 
 if __name__ == "__main__":

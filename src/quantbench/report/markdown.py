@@ -20,6 +20,7 @@ from quantbench.figures import TIMESERIES_PREFIX, read_index
 from quantbench.records import Status, atomic_write_text
 from quantbench.report import (
     anomalies,
+    decision,
     glossary,
     hardware,
     operating,
@@ -43,11 +44,8 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
             out.append(f"{model}: no precision ran successfully.")
             continue
         fastest = ok.loc[ok["decode_tok_s"].idxmax()]
-        line = (f"{model}: fastest decode is {fastest['precision']} at "
-                f"{fmt(fastest['decode_tok_s'], 1)} tok/s")
-        if not ref.empty and not pd.isna(fastest["speedup_vs_ref"]):
-            line += f" ({fmt(fastest['speedup_vs_ref'])}× {reference})"
-        out.append(line + ".")
+        out.append(f"{model}: fastest decode at the headline point is {fastest['precision']} at "
+                   f"{fmt(fastest['decode_tok_s'], 1)} tok/s{against_unquantized(fastest, ok)}.")
         smallest = ok.loc[ok["size_mib"].idxmin()]
         line = (f"{model}: smallest weights are {smallest['precision']} at "
                 f"{fmt(smallest['size_mib'], 1)} MiB")
@@ -67,6 +65,29 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
             out.append(f"{model}: {row['precision']} did not run ({row['status']}): "
                        f"{md_escape(row['reason'])}")
     return out
+
+
+def against_unquantized(row, ok: pd.DataFrame) -> str:
+    """A quantized precision's speed-up against the fastest unquantized path measured on the
+    same device (any engine), and against its own engine's where that is another precision;
+    nothing for an unquantized one (eager against compiled is the harness's overhead, shown
+    as such, not a format's gain)."""
+    if not decision.is_quantized(row["precision"]):
+        return ""
+    plain = ok[~ok["precision"].map(decision.is_quantized)]
+    if "device" in ok:
+        plain = plain[plain["device"] == row["device"]]
+    if plain.empty:
+        return " (no unquantized path measured to compare it with)"
+    best = plain.loc[plain["decode_tok_s"].idxmax()]
+    said = [f"{fmt(row['decode_tok_s'] / best['decode_tok_s'])}× {best['precision']}, the "
+            "fastest unquantized path measured"]
+    own = plain[plain["backend"] == row["backend"]]
+    if not own.empty and own["decode_tok_s"].idxmax() != best.name:
+        mine = own.loc[own["decode_tok_s"].idxmax()]
+        said.append(f"{fmt(row['decode_tok_s'] / mine['decode_tok_s'])}× {mine['precision']}, "
+                    "its own engine's")
+    return f" ({'; '.join(said)})"
 
 
 def headline_energy(model: str, ok: pd.DataFrame, reference: str) -> list[Finding]:
@@ -213,11 +234,13 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
                 generations=(), prov: dict | None = None,
                 configfiles=(), points: pd.DataFrame | None = None,
                 shapes: dict | None = None, kernels: pd.DataFrame | None = None,
-                imatrix: pd.DataFrame | None = None) -> str:
+                imatrix: pd.DataFrame | None = None, points_file: str = "points.md",
+                points_out=None) -> str:
     """The report's markdown from the summary table, the operating points (``points``, None
     when the run wrote none), the kernel traces (``kernels``, None or empty when the stage was
     off: no section then) and what describes the run. ``figures``: the images the report links
-    (paths relative to it); ``not_made``: the figures not drawn, and why."""
+    (paths relative to it); ``not_made``: the figures not drawn, and why. Every measured
+    point's table goes to ``points_out`` (linked as ``points_file``), not into the report."""
     machine, models, prov = machine or {}, models or {}, prov or {}
     budgets = Budgets.from_config(config.get("report"))
     picks = recommend.recommendations(df, reference, budgets)
@@ -277,9 +300,51 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
                  "findings": [f.text for f in variants.imatrix_findings(imatrix)]},
     )
     template = env.get_template("report.md.j2")
+    context["decision"] = decision_context(df, points, config, reference=reference,
+                                           budgets=budgets, models=models)
+    context["points_file"] = points_file if points is not None else None
+    context["run_id"] = run_id_of(df)
+    if points_out is not None:
+        atomic_write_text(points_out, env.get_template("points.md.j2").render(**context))
     # the glossary defines the terms the rest of the report uses, and no other
     return template.render(**context, glossary=glossary.used(template.render(**context,
                                                                              glossary=[])))
+
+
+def run_id_of(df: pd.DataFrame) -> str:
+    ids = sorted(set(df.get("run_id", pd.Series(dtype=object)).dropna()))
+    return ", ".join(ids) or "unknown"
+
+
+def decision_context(df: pd.DataFrame, points: pd.DataFrame | None, config: dict, *,
+                     reference: str, budgets: Budgets, models: dict) -> dict:
+    """The decision table's rows, its scenarios in words and what would change each pick."""
+    scenarios = decision.scenarios_from_config(config.get("report"))
+    notes = {name: "random weights" for name, m in models.items()
+             if m.get("quality_applicable") is False}
+    answers = decision.decision(points, df, scenarios, reference=reference, budgets=budgets,
+                                weights_notes=notes)
+    prompts = (sorted(points["prompt_tokens"].dropna().unique()) if points is not None
+               and not points.empty else [])
+
+    def budget(s):
+        pct = s.quality_budget_pct if s.quality_budget_pct is not None else \
+            budgets.quality_budget_pct
+        kld = s.kld_budget if s.kld_budget is not None else budgets.kld_budget
+        return f"+{fmt(pct, 1)} % perplexity" + (f", KLD ≤ {kld}" if kld is not None else "")
+
+    return {
+        "rows": [a.row() for a in answers],
+        "scenarios": [{"name": s.name, "workload": s.workload(s.prompt(prompts)),
+                       "targets": s.targets(), "budget": budget(s), "note": s.note}
+                      for s in scenarios],
+        "changes": [f"{a.model}, {a.scenario.name}: what would change the pick: "
+                    + " ".join(a.changes) for a in answers if a.changes],
+        "cited": decision.MLPERF_SOURCE if any(s.note and "MLPerf" in s.note
+                                               for s in scenarios) else None,
+        "none": ("No scenario configured (report.scenarios)." if not scenarios else
+                 "No operating point was measured: no scenario can be answered."),
+    }
 
 
 def device_kind(df: pd.DataFrame, machine: dict) -> str | None:
@@ -293,7 +358,7 @@ def device_kind(df: pd.DataFrame, machine: dict) -> str | None:
 
 def render_report(summary_path, figures_dir, quality_paths, model_dirs, *, reference: str,
                   config: dict, out, machine_path=None, configfiles=(), points_path=None,
-                  kernels_path=None, imatrix_path=None) -> str:
+                  kernels_path=None, imatrix_path=None, points_out=None) -> str:
     """The report from the tables and records; it links the figures that the index of
     ``figures_dir`` lists as made (``quantbench.figures.INDEX``), and only those."""
     df = read_summary(summary_path)
@@ -319,6 +384,8 @@ def render_report(summary_path, figures_dir, quality_paths, model_dirs, *, refer
         shapes=roofline.shapes(model_dirs),
         kernels=kernels,
         imatrix=imatrix,
+        points_file=os.path.relpath(points_out, out_dir) if points_out else "points.md",
+        points_out=points_out,
     )
     atomic_write_text(out, text)
     return text

@@ -136,12 +136,14 @@ def section(points: pd.DataFrame | None, summary: pd.DataFrame | None, *, refere
     report = config.get("report") or {}
     settings, budgets = Settings.from_config(report), Budgets.from_config(report)
     line = nothing_to_sweep(points)
-    if line is not None:
-        return {"swept": False, "line": line, "settings": settings}
+    if points is None or points.empty:
+        return {"swept": False, "line": line, "settings": settings, "tables": {}}
     df = costs(prepare(points, summary, machine, shapes), settings)
+    tables = {model: in_table_order(g).to_dict("records") for model, g in df.groupby("model")}
+    if line is not None:
+        return {"swept": False, "line": line, "settings": settings, "tables": tables}
     fits = fit_capacity(df, settings, machine, shapes)
     device, what = device_memory(machine)
-    tables = {model: in_table_order(g).to_dict("records") for model, g in df.groupby("model")}
     return {
         "swept": True, "line": None, "settings": settings,
         "n_points": len(df), "n_ok": int((df["status"] == Status.OK).sum()),

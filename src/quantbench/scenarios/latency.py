@@ -171,6 +171,9 @@ def point_figures(point: OperatingPoint, timings: list[Timings], new_tokens: int
     if low is not None:  # a speed is not negative: cutting there only adds to the coverage
         low = max(low, 0.0)
     steady = [r for x in timings for r in x.steady_tok_s]
+    ttft = summarize(ttfts)
+    ttft_ci = process_interval([float(np.mean(x.ttft_ms)) for x in timings])["ci95"] or (None,
+                                                                                        None)
     step = summarize([t for x in timings for t in x.step_ms])
     energy = {}
     for key in ("prefill_j_per_tok", "decode_j_per_tok"):
@@ -179,7 +182,9 @@ def point_figures(point: OperatingPoint, timings: list[Timings], new_tokens: int
     return LatencyPoint(
         prompt_tokens=n, batch_size=b, context_depth=point.context_depth,
         runs=len(ttfts), steps=step["n"], processes=len(timings),
-        prefill_ms=summarize(ttfts)["p50"],
+        prefill_ms=ttft["p50"], prefill_ms_p90=ttft["p90"],
+        prefill_ms_ci_low=None if ttft_ci[0] is None else max(ttft_ci[0], 0.0),
+        prefill_ms_ci_high=ttft_ci[1],
         prefill_tok_s=summarize([b * n / (t / 1e3) for t in ttfts])["mean"],
         decode_tok_s=speed["mean"], decode_tok_s_ci_low=low, decode_tok_s_ci_high=high,
         decode_tok_s_per_seq=speed["mean"] / b,

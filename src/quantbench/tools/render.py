@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                       config=config, out=out / "report.md", machine_path=machine,
                       configfiles=[str(a.config)], points_path=out / "points.csv",
                       kernels_path=out / "kernels.csv",
-                      imatrix_path=imatrix if imatrix.is_file() else None)
+                      imatrix_path=imatrix if imatrix.is_file() else None,
+                      points_out=out / "points.md")
     print(f"wrote {out / 'report.md'} and {len(index['made'])} figures "
           f"({len(index['not_made'])} not drawn: no data or one value on the x axis)")
     return 0
@@ -132,7 +133,8 @@ def from_tables(folder: Path, out: Path, config: dict, reference: str, configfil
                       machine_path=machine if machine.is_file() else None,
                       configfiles=[str(configfile)], points_path=tables["points"],
                       kernels_path=tables["kernels"],
-                      imatrix_path=tables["imatrix"] if tables["imatrix"].is_file() else None)
+                      imatrix_path=tables["imatrix"] if tables["imatrix"].is_file() else None,
+                      points_out=out / "points.md")
     print(f"wrote {out / 'report.md'} and {len(index['made'])} figures from the tables of "
           f"{folder} ({len(index['not_made'])} not drawn: no data or one value on the x axis)")
     return 0
