@@ -546,3 +546,22 @@ def test_the_traced_point_is_the_headline_unless_set_and_must_be_swept():
     # the headline's own error comes first, as before
     with pytest.raises(ConfigError, match=r"'latency.headline': 8 is not in"):
         check(_config(latency={**sweep, "headline": {"batch_size": 8}}))
+
+
+def test_latency_points_cut_the_grid_to_the_pairs_named_and_refuse_one_outside_it():
+    """latency.points keeps the named (batch, depth) pairs of the grid, at every prompt; a pair
+    outside the grid, or a headline not among them, is refused before any job."""
+    from quantbench.config import check
+    from quantbench.points import OperatingPoint, sweep
+
+    pairs = [{"batch_size": 1, "context_depth": 0}, {"batch_size": 4, "context_depth": 64}]
+    assert sweep([16], [1, 4], [0, 64], pairs) == [OperatingPoint(1, 0, 16),
+                                                  OperatingPoint(4, 64, 16)]
+    assert len(sweep([16], [1, 4], [0, 64])) == 4
+    grid = {"batch_sizes": [1, 4], "context_depths": [0, 64], "points": pairs}
+    check(_config(latency=grid))
+    with pytest.raises(ConfigError, match=r"'latency.points': .* is not in latency.batch_sizes"):
+        check(_config(latency={**grid, "points": [{"batch_size": 16, "context_depth": 0}]}))
+    with pytest.raises(ConfigError, match=r"'latency.headline': batch 4, depth 0 is not one of "
+                                          r"latency.points"):
+        check(_config(latency={**grid, "headline": {"batch_size": 4}}))

@@ -210,6 +210,12 @@ def check(config: dict) -> None:
 
 def _check_headline(lat: dict, kernels: dict | None = None) -> None:
     """The headline point, and the kernel traces' point, must be ones the sweep measures."""
+    for q in lat.get("points") or []:
+        if q["batch_size"] not in lat["batch_sizes"] or \
+                q.get("context_depth", 0) not in lat["context_depths"]:
+            raise ConfigError(f"config key 'latency.points': {q} is not in latency.batch_sizes "
+                              f"{lat['batch_sizes']} x latency.context_depths "
+                              f"{lat['context_depths']}")
     head = lat.get("headline") or {}
     point = {**head, **((kernels or {}).get("point") or {})}
     for where, spec in (("latency.headline", head), ("kernels.point", point)):
@@ -225,6 +231,11 @@ def _check_headline(lat: dict, kernels: dict | None = None) -> None:
                     f"{'headline' if where.startswith('latency') else 'traced'} point must be a "
                     "point of the sweep"
                 )
+        pairs = {(q["batch_size"], q.get("context_depth", 0)) for q in lat.get("points") or []}
+        at = (wanted["latency.batch_sizes"][0], wanted["latency.context_depths"][0])
+        if pairs and at not in pairs:
+            raise ConfigError(f"config key {where!r}: batch {at[0]}, depth {at[1]} is not one of "
+                              "latency.points: it must be a measured point")
 
 
 def _check_shape(name: str, spec: dict) -> None:

@@ -88,11 +88,13 @@ class LatencyPoint(Measurement):
         return asdict(self)
 
 
-def sweep(prompt_tokens, batch_sizes, context_depths) -> list[OperatingPoint]:
+def sweep(prompt_tokens, batch_sizes, context_depths, pairs=None) -> list[OperatingPoint]:
     """Every point of the grid, in the order a sweep measures them: batch sizes ascending (one
-    context each), then depths ascending (one fill each), then prompts."""
+    context each), then depths ascending (one fill each), then prompts. ``pairs`` (the config's
+    latency.points: batch size and depth of each point to measure) keeps those of the grid."""
+    keep = None if not pairs else {(q["batch_size"], q.get("context_depth", 0)) for q in pairs}
     return sorted({OperatingPoint(b, d, p) for b in batch_sizes for d in context_depths
-                   for p in prompt_tokens})
+                   for p in prompt_tokens if keep is None or (b, d) in keep})
 
 
 def headline(prompt_tokens, headline_spec: dict | None) -> OperatingPoint:

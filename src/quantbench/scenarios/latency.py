@@ -210,10 +210,10 @@ def point_energy(backend, handle, prompt: list[int], new_tokens: int, batch_size
 
 
 def check_protocol(model: str, tokens_path, *, prompt_tokens, batch_sizes, context_depths,
-                   headline) -> tuple[list[OperatingPoint], OperatingPoint]:
+                   headline, pairs=None) -> tuple[list[OperatingPoint], OperatingPoint]:
     """The sweep's points and its headline point, refused before anything is loaded when the
     headline is not in the sweep or the deepest point does not fit in the text."""
-    grid = sweep(prompt_tokens, batch_sizes, context_depths)
+    grid = sweep(prompt_tokens, batch_sizes, context_depths, pairs)
     head = points.headline(prompt_tokens, headline)
     if head not in grid:
         raise ConfigError(f"config key 'latency.headline': {head.label()} is not a measured "
@@ -230,7 +230,7 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
                 new_tokens: int, warmup_runs: int, measured_runs: int, processes: int = 1,
                 batch_sizes: list[int] = (1,), context_depths: list[int] = (0,),
                 headline: dict | None = None, time_limit_s: float | None = None,
-                **options) -> Record:
+                points: list[dict] | None = None, **options) -> Record:
     """The latency record of one precision, measured in ``processes`` processes: this one when
     it is 1, else that many fresh ones, one after another, each within what is left of
     ``time_limit_s`` (a first process that measured no point ends the series: the others
@@ -239,10 +239,10 @@ def run_latency(model: str, precision: str, artifact, tokens_path, *, prompt_tok
     protocol = dict(prompt_tokens=list(prompt_tokens), new_tokens=new_tokens,
                     warmup_runs=warmup_runs, measured_runs=measured_runs, processes=processes,
                     batch_sizes=list(batch_sizes), context_depths=list(context_depths),
-                    headline=headline, **options)
+                    headline=headline, points=points, **options)
     grid, head = check_protocol(model, tokens_path, prompt_tokens=prompt_tokens,
                                 batch_sizes=batch_sizes, context_depths=context_depths,
-                                headline=headline)
+                                headline=headline, pairs=points)
     if processes == 1:
         return pool_processes([measure_once(model, precision, artifact, tokens_path,
                                             time_limit_s=time_limit_s, **protocol)],
@@ -355,15 +355,16 @@ def measure_once(model: str, precision: str, artifact, tokens_path, *, prompt_to
                  headline: dict | None = None, device: str = "auto", threads: int = 0,
                  overrides: dict | None = None, memory_sample_hz: float = 0.0,
                  time_limit_s: float | None = None, llamacpp_greedy: str = "host",
-                 energy_s: float = 1.0) -> dict:
+                 energy_s: float = 1.0, points: list[dict] | None = None) -> dict:
     """The whole measurement in this process: ``{"record": the record (a dict), "timings":
     each measured point's Timings (a dict, by its label)}``. ``processes`` is recorded in the
     settings only (it is the series this process is one of)."""
     grid, head = check_protocol(model, tokens_path, prompt_tokens=prompt_tokens,
                                 batch_sizes=batch_sizes, context_depths=context_depths,
-                                headline=headline)
+                                headline=headline, pairs=points)
     hashed = settings(head, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
                       batch_sizes=batch_sizes, context_depths=context_depths,
+                      **({"points": points} if points else {}),
                       warmup_runs=warmup_runs, measured_runs=measured_runs, processes=processes,
                       memory_sample_hz=memory_sample_hz, llamacpp_greedy=llamacpp_greedy,
                       energy_s=energy_s)
