@@ -20,6 +20,8 @@
 # BEFORE_MEASURE: a command run after the set-up, before the measurements, with the same
 # environment (the CUDA build is made for it: the tools are in /tmp/lb/bin), e.g. quantbench
 # fidelity on the GGUFs.
+# SMK_EXTRA: more arguments for every snakemake call (e.g. --scheduler greedy where the wheels
+# leave out pulp, which the default scheduler solves its problem with).
 # COMPILE_CACHE: an archive of torch.compile's caches (Inductor's and Triton's) from an earlier
 # run on the same kind of card and the same torch: unpacked before, written back to
 # OUT/compile-cache.tgz after (if under 16 MiB). A compile that finds its graph there takes
@@ -44,7 +46,7 @@ version="${SRC##*-}"
 mkdir -p "/tmp/site/llama_cpp_python-$version.dist-info"  # so that its version is known
 cp "$SRC/PKG-INFO" "/tmp/site/llama_cpp_python-$version.dist-info/METADATA"
 export PYTHONPATH="/tmp/site:$SRC:$SRC/vendor/llama.cpp/gguf-py:$PWD/src" PATH="/tmp/site/bin:$PATH"
-SMK=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1)
+SMK=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1 ${SMK_EXTRA:-})
 # the set-up makes what the targets need (and the machine's ceilings); without targets, all of it
 PREP=()
 [ "$#" -gt 0 ] && PREP=(results/machine.json "$@")
