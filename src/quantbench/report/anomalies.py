@@ -249,8 +249,9 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                else f"{runs} measured runs after {warmup} warm-up run(s) in one process "
                "(latency.processes: 1), which gives no interval of decode speed: no precision "
                "is called faster or slower than another")
-        out.append(f"Each latency figure comes from {how}. Batch size "
-                   f"{lat.get('batch_size', 1)}, prompts of "
+        out.append(f"Each latency figure comes from {how}. Batch sizes "
+                   f"{', '.join(map(str, lat.get('batch_sizes', [1])))}, context depths "
+                   f"{', '.join(map(str, lat.get('context_depths', [0])))}, prompts of "
                    f"{', '.join(map(str, lat.get('prompt_tokens', [])))} tokens.")
     rated = ok.dropna(subset=["ppl", "ppl_stderr"])
     if not rated.empty:
