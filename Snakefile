@@ -47,6 +47,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/tasks.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/quantize.smk"
 include: "workflow/rules/imatrix.smk"

@@ -12,6 +12,7 @@ from pathlib import Path
 from quantbench import kvcache, precisions
 from quantbench.device import cuda_problem
 from quantbench.errors import ConfigError
+from quantbench.evaltext import text_file_problem
 from quantbench.gguf_header import file_problem, metadata_value
 from quantbench.inputs import IMATRIX_TOOL, dataset_id, gguf_source_path
 
@@ -193,8 +194,9 @@ def check(config: dict) -> None:
     ds = config["dataset"]
     if ds["name"] == "file" and not ds.get("path"):
         raise ConfigError("config key 'dataset.path': required when dataset.name is 'file'")
-    if ds["name"] == "file" and not Path(ds["path"]).is_file():
-        raise ConfigError(f"config key 'dataset.path': file {ds['path']!r} does not exist")
+    problem = text_file_problem(ds["path"]) if ds["name"] == "file" else None
+    if problem:  # an empty or short text is refused here, not after the model is prepared
+        raise ConfigError(f"config key 'dataset.path': {problem}")
     _check_precision_settings(config.get("precision_settings") or {})
     _check_kv_cache(config)
     _check_imatrix(config)

@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
+from quantbench import evaltext as qb_evaltext
 from quantbench import figures as qb_figures
 from quantbench import inputs as qb_inputs
 from quantbench import kvcache as qb_kvcache

@@ -34,6 +34,7 @@ rule make_calibration:
     params:
         spec=lambda wc: config["imatrix"]["calibrations"][wc.calibration],
         protocol=config["perplexity"],
+        held_out_share=config["tasks_data"]["held_out_share"],
     script:
         "../scripts/make_calibration.py"
 

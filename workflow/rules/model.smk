@@ -51,5 +51,7 @@ rule tokenize_dataset:
         "../../envs/hf.yaml"
     params:
         prompts=config["generation"]["prompts"],
+        # only the scored part is tokenised: the rest is the derived tasks' (quantbench.evaltext)
+        held_out_share=config["tasks_data"]["held_out_share"],
     script:
         "../scripts/tokenize_dataset.py"

@@ -8,7 +8,8 @@ def main(smk) -> None:
     logs.to_file(smk.log[0])
     calibration_text(smk.params.spec, text_path=smk.input.text, ids_path=smk.input.ids,
                      meta_path=smk.input.meta, model_dir=smk.input.model,
-                     protocol=smk.params.protocol, out_text=smk.output.text,
+                     protocol=smk.params.protocol, held_out_share=smk.params.held_out_share,
+                     out_text=smk.output.text,
                      out_json=smk.output.split)
 
 

@@ -4,9 +4,10 @@ The importance matrix is computed by llama.cpp's own ``llama-imatrix`` (built fr
 llama-cpp-python sdist of the installed library by tools/build-llama-tools.sh) on a calibration
 text that shares no token with what perplexity and KL divergence score:
 
-- ``tail``: the evaluation text beyond the last scored window (the quality scenario's windows
-  cover ids ``[0, scored_end)``; calibration starts at ``scored_end``, at that token's first
-  character). The split (token and character ranges) is recorded.
+- ``tail``: the evaluation text's scored part (``quantbench.evaltext``: the part that is
+  tokenised, never the derived tasks' held-out part) beyond the last scored window (the quality
+  scenario's windows cover ids ``[0, scored_end)``; calibration starts at ``scored_end``, at that
+  token's first character). The split (token and character ranges) is recorded.
 - ``file``: another text (a calibration/evaluation mismatch), recorded by its hash.
 
 The quantizer then takes the matrix through the C API (``llama_model_quantize_params.imatrix``,
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from quantbench.artifacts.manifest import model_options
 from quantbench.errors import ConversionError
+from quantbench.evaltext import scored_part
 from quantbench.gguf_header import metadata_value
 from quantbench.inputs import IMATRIX_TOOL
 from quantbench.perplexity import windows_for
@@ -50,7 +52,7 @@ def scored_end(n_ids: int, meta: dict, *, mode: str, context_length: int,
 
 
 def calibration_text(spec: dict, *, text_path, ids_path, meta_path, model_dir, protocol: dict,
-                     out_text, out_json) -> dict:
+                     out_text, out_json, held_out_share: float = 0.0) -> dict:
     """Write the calibration text of ``spec`` ({source: tail | file, path, max_tokens}) and its
     record (the split against the scored windows)."""
     import numpy as np
@@ -61,7 +63,7 @@ def calibration_text(spec: dict, *, text_path, ids_path, meta_path, model_dir, p
     source = spec.get("source", "tail")
     max_tokens = int(spec.get("max_tokens") or 0)
     if source == "tail":
-        text = Path(text_path).read_text(encoding="utf-8")
+        text = scored_part(Path(text_path).read_text(encoding="utf-8"), held_out_share)
         ids = np.load(ids_path)
         meta = json.loads(Path(meta_path).read_text())
         end = scored_end(len(ids), meta, **protocol)
