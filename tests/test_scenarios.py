@@ -1107,3 +1107,23 @@ def test_transformers_memory_parts_are_its_weights_and_kv_cache(artifacts, tiny_
         assert m["runtime_mib"] == pytest.approx(m["peak_mem_mib"] - m["weights_mib"]
                                                  - m["kv_cache_mib"])
     assert weights["bf16"] == pytest.approx(weights["fp32"] / 2, rel=0.01)
+
+
+def test_time_to_first_token_gives_its_p90_over_every_run_and_its_interval_over_processes():
+    """TTFT at a point (the prefill of the whole batch): p50 and p90 over every run of every
+    process, the 95 % interval of its mean over the processes' means (none from one)."""
+    pt = OperatingPoint(batch_size=4, context_depth=0, prompt_tokens=16)
+    procs = [_timings([10.0, 10.0]), _timings([10.0, 10.0]), _timings([10.0, 10.0])]
+    for proc, ttfts in zip(procs, ([10.0, 12.0], [20.0, 30.0], [14.0, 16.0]), strict=True):
+        proc.ttft_ms = ttfts
+    p = point_figures(pt, procs, new_tokens=2)
+    every = [10.0, 12.0, 20.0, 30.0, 14.0, 16.0]
+    assert p.prefill_ms == pytest.approx(np.percentile(every, 50))
+    assert p.prefill_ms_p90 == pytest.approx(np.percentile(every, 90))
+    means = [11.0, 25.0, 15.0]
+    half = 4.302653 * np.std(means, ddof=1) / np.sqrt(3)
+    assert (p.prefill_ms_ci_low, p.prefill_ms_ci_high) == pytest.approx(
+        (max(np.mean(means) - half, 0.0), np.mean(means) + half))
+    one = point_figures(pt, procs[:1], new_tokens=2)
+    assert one.prefill_ms_p90 == pytest.approx(np.percentile([10.0, 12.0], 90))
+    assert one.prefill_ms_ci_low is None and one.prefill_ms_ci_high is None
