@@ -160,3 +160,19 @@ def test_the_decision_comes_first_and_the_report_stays_short_before_its_appendix
     assert [r.split(" | ")[1:3] for r in table_rows] == [
         ["single", "gguf-q4_k_m"], ["chat", "gguf-q4_k_m"], ["offline", "gguf-q4_k_m"]]
     assert (tmp_path / "points.md").is_file()
+
+
+def test_a_pick_of_another_run_than_the_reference_is_marked_in_the_decision_table():
+    from quantbench.report.markdown import decision_context
+
+    pts = table(pt("bf16", 1, 40.0), pt("gguf-q8_0", 1, 80.0), pt("gguf-q4_k_m", 1, 100.0))
+    s = summary(("bf16", 10.0), ("gguf-q8_0", 10.05), ("gguf-q4_k_m", 10.1))
+    s["run_id"] = ["new", "new", "old"]
+    config = {"report": {"scenarios": [SINGLE.__dict__]}}
+    [row] = decision_context(s, pts, config, reference="bf16", budgets=Budgets(),
+                             models={})["rows"]
+    assert row["pick"] == "gguf-q4_k_m †" and row["runner_up"] == "gguf-q8_0"
+    s["run_id"] = "new"
+    [row] = decision_context(s, pts, config, reference="bf16", budgets=Budgets(),
+                             models={})["rows"]
+    assert "†" not in row["pick"]

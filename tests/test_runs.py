@@ -179,8 +179,9 @@ def test_the_results_table_marks_rows_of_another_run_than_the_reference():
     results = text.split("## Results")[1].split("###")[0]
     assert "| m | gguf-q4_k_m † |" in results and "| m | gguf-q8_0 |" in results
     assert "| m | bf16 |" in results
+    validity = text.split("## Validity")[1].split("## Results")[0]
     assert ("so comparisons with it cross runs: m: gguf-q4_k_m (run run-old, commit bbbbbbb "
-            "modified), against bf16's run run-new, commit aaaaaaa.") in results
+            "modified), against bf16's run run-new, commit aaaaaaa.") in validity
     one = report_text(summary_table(recs[:2], "bf16"), reference="bf16", config=config)
     assert "†" not in one and "cross runs" not in one
 

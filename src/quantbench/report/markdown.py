@@ -333,8 +333,17 @@ def decision_context(df: pd.DataFrame, points: pd.DataFrame | None, config: dict
         kld = s.kld_budget if s.kld_budget is not None else budgets.kld_budget
         return f"+{fmt(pct, 1)} % perplexity" + (f", KLD ≤ {kld}" if kld is not None else "")
 
+    crossed = set(df.loc[anomalies.other_run(df, reference), ["model", "precision"]]
+                  .itertuples(index=False, name=None))
+    rows = []
+    for a in answers:
+        row = a.row()
+        for key, pick in (("pick", a.pick), ("runner_up", a.runner_up)):
+            if pick and (a.model, pick["precision"]) in crossed:  # a comparison across runs
+                row[key] = row[key].replace(pick["precision"], pick["precision"] + " †")
+        rows.append(row)
     return {
-        "rows": [a.row() for a in answers],
+        "rows": rows,
         "scenarios": [{"name": s.name, "workload": s.workload(s.prompt(prompts)),
                        "targets": s.targets(), "budget": budget(s), "note": s.note}
                       for s in scenarios],
