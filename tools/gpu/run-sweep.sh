@@ -45,7 +45,9 @@ SRC="$(ls -d /tmp/lcp-src/llama_cpp_python-*)"
 version="${SRC##*-}"
 mkdir -p "/tmp/site/llama_cpp_python-$version.dist-info"  # so that its version is known
 cp "$SRC/PKG-INFO" "/tmp/site/llama_cpp_python-$version.dist-info/METADATA"
-export PYTHONPATH="/tmp/site:$SRC:$SRC/vendor/llama.cpp/gguf-py:$PWD/src" PATH="/tmp/site/bin:$PATH"
+# the source's llama_cpp package first, with the library built below: a llama_cpp left in
+# /tmp/site by another set-up on this machine carries its own ggml, and mixing the two crashes
+export PYTHONPATH="$SRC:/tmp/site:$SRC/vendor/llama.cpp/gguf-py:$PWD/src" PATH="/tmp/site/bin:$PATH"
 SMK=(snakemake --profile profiles/default --configfile "$CONFIG" --resources gpu=1 ${SMK_EXTRA:-})
 # the set-up makes what the targets need (and the machine's ceilings); without targets, all of it
 PREP=()
