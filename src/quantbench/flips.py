@@ -31,7 +31,10 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # exactly 0 and 1 at the ends (the arithmetic leaves a rounding error there)
+    lo = 0.0 if correct == 0 else max(0.0, centre - half)
+    hi = 1.0 if correct == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def mcnemar_exact(lost: int, gained: int) -> float:
