@@ -55,7 +55,7 @@ class TaskSource:
 
     entry: str
     tasks: tuple[str, ...]
-    folder: Path | None = None
+    folder: Path | None = None  # as the entry names it (relative to the working folder)
     files: tuple[str, ...] = ()  # a folder's YAML and data files (the rule's inputs)
     specs: dict = field(default_factory=dict)  # a folder's task name -> its YAML
 
@@ -83,20 +83,24 @@ def data_files(spec: dict) -> list[str]:
 
 
 def folder_source(entry: str, base: Path) -> TaskSource:
-    folder = (base / entry).resolve()
+    """A local folder's tasks; its files are named as the entry names them (relative to
+    ``base`` when the entry is), so that a copy of the working folder is a run of its own."""
+    named = Path(entry)
+    folder = base / named
     if not folder.is_dir():
-        raise ConfigError(f"tasks: {entry!r} is not a folder ({folder} does not exist); "
-                          f"{HOW_TO_PROVIDE}")
+        raise ConfigError(f"tasks: {entry!r} is not a folder ({folder.resolve()} does not "
+                          f"exist); {HOW_TO_PROVIDE}")
     names, files, specs = [], [], {}
-    for spec_path in sorted(folder.rglob("*.yaml")):
-        spec = read_yaml(spec_path)
+    for found in sorted(folder.rglob("*.yaml")):
+        spec_path = named / found.relative_to(folder)
+        spec = read_yaml(found)
         if not isinstance(spec.get("task"), str):
             continue
-        missing = [f for f in data_files(spec) if not (spec_path.parent / f).is_file()]
+        missing = [f for f in data_files(spec) if not (found.parent / f).is_file()]
         if spec.get("dataset_path") in FILE_BUILDERS and not data_files(spec):
             missing = ["(no dataset_kwargs.data_files)"]
         if missing:
-            raise ConfigError(f"tasks: {spec_path} reads {', '.join(missing)}, which is not "
+            raise ConfigError(f"tasks: {found} reads {', '.join(missing)}, which is not "
                               "beside it; a local task's data files are named relative to its "
                               "YAML's folder")
         names.append(spec["task"])
@@ -105,7 +109,7 @@ def folder_source(entry: str, base: Path) -> TaskSource:
     if not names:
         raise ConfigError(f"tasks: {folder} holds no lm-eval task YAML (a file with `task:`); "
                           f"{HOW_TO_PROVIDE}")
-    return TaskSource(entry, tuple(names), folder, tuple(files), specs)
+    return TaskSource(entry, tuple(names), named, tuple(files), specs)
 
 
 def registry_folder() -> Path | None:

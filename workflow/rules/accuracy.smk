@@ -5,7 +5,7 @@ rule evaluate_tasks:
         tasks=get_task_folders,
     output:
         json="results/{model}/accuracy/{precision}.json",
-        items="results/{model}/accuracy/{precision}.items.jsonl",
+        answers="results/{model}/accuracy/{precision}.items.jsonl",
     log:
         "logs/evaluate_tasks/{model}/{precision}.log",
     benchmark:

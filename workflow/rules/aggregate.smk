@@ -48,7 +48,7 @@ rule aggregate_results:
         gpu=results_of("gpu"),
         kernels=traces(),
         accuracy=accuracy_records(),
-        items=accuracy_items(),
+        answers=accuracy_items(),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,
         limits=expand("results/{model}/limit.json", model=MODELS),

@@ -268,9 +268,7 @@ def accuracy_items():
 
 
 RECORDS = (
-    [path for kind in qb_targets.KINDS for path in results_of(kind)]
-    + traces()
-    + accuracy_records()
+    [path for kind in qb_targets.KINDS for path in results_of(kind)] + traces() + accuracy_records()
 )
 
 

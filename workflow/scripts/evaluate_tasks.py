@@ -14,7 +14,7 @@ def main(smk) -> None:
     protocol = {k: v for k, v in smk.params.protocol.items() if k != "enabled"}
     record = run_accuracy(
         smk.wildcards.model, smk.wildcards.precision, smk.input.model, smk.input.tokenizer,
-        smk.params.tasks, items_out=smk.output.items, random_weights=smk.params.random_weights,
+        smk.params.tasks, items_out=smk.output.answers, random_weights=smk.params.random_weights,
         device=smk.params.device, threads=min(smk.params.threads, smk.threads),
         overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s, **protocol,
     )

@@ -125,13 +125,16 @@ def run_accuracy(model: str, precision: str, artifact, model_dir, tasks: list[st
         n_ctx = min(max_length_of(model_dir, tokenizer), max_length)
         backend = job.load(artifact, n_ctx=n_ctx)
         lm = BackendLM(backend, tokenizer, max_length=n_ctx, eos_ids=eos_ids(model_dir))
-        folders = [str(s.folder) for s in sources if s.folder is not None]
+        folders = [str((Path(base) / s.folder).resolve()) for s in sources
+                   if s.folder is not None]
         manager = TaskManager(include_path=folders or None,
                               include_defaults=any(s.folder is None for s in sources))
         rec.details["tasks"] = {}
         for source in sources:
             for task in source.tasks:
-                entry, task_rows = run_task(lm, task, manager, limit=limit, source=source)
+                where = (None if source.folder is None
+                         else (Path(base) / source.specs[task]).resolve().parent)
+                entry, task_rows = run_task(lm, task, manager, limit=limit, folder=where)
                 rec.details["tasks"][task] = entry
                 rows += task_rows
         rec.details["max_length"] = lm.max_length
@@ -151,13 +154,12 @@ def run_accuracy(model: str, precision: str, artifact, model_dir, tasks: list[st
     return rec
 
 
-def run_task(lm, task: str, manager, *, limit, source) -> tuple[dict, list]:
+def run_task(lm, task: str, manager, *, limit, folder: Path | None) -> tuple[dict, list]:
     """One task's entry and items; a failure is the entry's status and reason (bad input, a
     QuantbenchError other than unsupported, is raised: quantbench.scenarios.common)."""
     start, forwards, generated = time.perf_counter(), lm.forwards, lm.generated_tokens
-    where = Path(source.specs[task]).parent if source.folder is not None else None
     try:
-        entry, rows = evaluate_one(lm, task, manager, limit=limit, folder=where)
+        entry, rows = evaluate_one(lm, task, manager, limit=limit, folder=folder)
     except Exception as exc:  # noqa: BLE001 - a task the engine cannot run is data
         log.exception("task %s failed", task)
         entry, rows = failed_entry(exc, failure_status(exc)), []
