@@ -33,7 +33,7 @@ def backend_lm(precision, artifact, tokenizer_dir):
 
 def evaluate(lm, tasks):
     manager = TaskManager(include_path=str(TASKS), include_defaults=False)
-    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager,
+    out = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=12,
                                   log_samples=True, bootstrap_iters=0)
     return out
 
