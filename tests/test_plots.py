@@ -46,6 +46,10 @@ def summary():
     df["decode_flop_per_byte"] = [0.5, 1.0, 3.0, 2.0, 1.8, 3.0, 5.0, 2.0]
     df["decode_gb_s"] = [40.0, 40.0, 10.0, 25.0, 360.0, 240.0, 100.0, 20.0]
     df["prefill_tflops"], df["prefill_ms"] = 5.0, 10.0
+    df["acc_change_pp"] = -df["ppl_delta_pct"] / 2  # the reference (fp32) has none
+    df.loc[df["precision"] == "fp32", "acc_change_pp"] = None
+    df["acc_change_lo_pp"], df["acc_change_hi_pp"] = df["acc_change_pp"] - 1, \
+        df["acc_change_pp"] + 1
     # the shuffled row order must not matter: figures follow the precision table
     return df.sample(frac=1, random_state=1).reset_index(drop=True)
 
@@ -117,6 +121,18 @@ def _assert_labels_inside(fig) -> None:
         else:  # to the right of the point
             left, right, mid = px + (a.xshift or 0), px + (a.xshift or 0) + size, py
         assert left >= -2 and right <= w + 2 and 0 <= mid <= h, (a.text, left, right, w, mid, h)
+
+
+def test_the_accuracy_figure_puts_each_precision_at_its_kld_and_change(summary):
+    fig = plots.accuracy_kld_figure(plots.ordered(summary), reference="fp32")
+    points = {t: (x, y) for tr in fig.data if tr.mode == "markers"
+              for t, x, y in zip(tr.text, tr.x, tr.y, strict=True)}
+    assert "fp32" not in points and len(points) == 7
+    assert points["gguf-q2_k"] == (1e-1, -4.5)
+    bars = next(tr for tr in fig.data if "gguf-q2_k" in tr.text).error_y
+    assert list(bars.array) == list(bars.arrayminus) == [1.0] * len(bars.array)
+    one = summary[summary["precision"].isin(["fp32", "bf16"])]
+    assert isinstance(plots.accuracy_kld_figure(plots.ordered(one), reference="fp32"), NotMade)
 
 
 def test_every_figure_colours_a_family_the_same_way(summary):

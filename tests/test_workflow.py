@@ -77,6 +77,8 @@ def run_dir(tmp_path_factory, tiny_model, converter, sample_text):
     shutil.copytree(tiny_model, work / "model")
     shutil.copy2(sample_text, work / "text.txt")
     shutil.copytree(converter, work / "converter-src")
+    for task in ("qbt_choice", "qbt_lastword"):  # the accuracy stage on two local tasks
+        shutil.copytree(REPO / "tests" / "data" / "tasks" / task, work / "tasks" / task)
     cfg = write_config(
         work / "tiny.yaml",
         models={"tiny": {"source": "local", "path": "model"}},
@@ -88,6 +90,8 @@ def run_dir(tmp_path_factory, tiny_model, converter, sample_text):
         perplexity={"context_length": 64, "max_windows": 4},
         generation={"max_new_tokens": 6, "prompts": ["The river", "Bread is"]},
         converter={"source": "converter-src"},
+        tasks=["tasks"],
+        accuracy={"limit": 6, "max_length": 256},
     )
     res = snakemake(work, config=cfg)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -137,6 +141,15 @@ def test_pipeline_writes_every_output(run_dir):
     assert [p["status"] for p in latency["details"]["processes"]] == ["ok"] * 3
     low, high = latency["metrics"]["decode_tok_s_ci95"]
     assert low <= latency["metrics"]["decode_tok_s"] <= high
+    # every precision's accuracy on both tasks, paired with the reference's answers
+    assert (summary["accuracy_items"] == 12).all() and summary["accuracy"].between(0, 1).all()
+    others = summary[summary["precision"] != "fp32"]
+    assert others["acc_change_pp"].notna().all() and others["flip_rate_pct"].notna().all()
+    tasks = pd.read_csv(work / "results" / "accuracy.csv")
+    assert set(tasks["task"]) == {"qbt_choice", "qbt_lastword", "all tasks"}
+    assert "## Task accuracy" in report
+    items = (work / "results" / "tiny" / "accuracy" / "gguf-q8_0.items.jsonl").read_text()
+    assert len(items.splitlines()) == 12
 
 
 def job_intervals(work: Path) -> list[tuple[str, float, float]]:
@@ -196,7 +209,9 @@ def test_a_timed_cpu_job_reserves_every_core_it_may_use(tmp_path, sample_text):
                   "evaluate_quality": len(PRECISIONS)}),
     ("model/config.json", {"prepare_model": 1, "convert_gguf": 1}),
     ("converter-src/convert_hf_to_gguf.py", {"fetch_converter": 1, "convert_gguf": 1}),
-], ids=["dataset", "model", "converter"])
+    ("tasks/qbt_choice/items.jsonl", {"evaluate_tasks": len(PRECISIONS),
+                                      "evaluate_quality": None}),
+], ids=["dataset", "model", "converter", "task"])
 def test_editing_a_user_file_reruns_what_was_made_from_it(run_dir, tmp_path, edited, redo):
     """The same paths, new content: the jobs that read the file (and what depends on them)
     run again; the path alone, as a parameter, would have changed nothing."""
@@ -366,6 +381,10 @@ def test_forcing_one_precision_reruns_only_its_jobs(run_dir):
      "config key 'models': 'Tiny' and 'tiny' differ only in case"),
     ({"precisions": ["fp32"], "report": {"quality_budget": 1}},
      "config key 'report.quality_budget' is not known; allowed here: quality_budget_pct"),
+    ({"precisions": ["fp32"], "tasks": ["no_such_task"]},
+     "tasks: 'no_such_task' is neither a folder nor a task of lm-eval's registry"),
+    ({"precisions": ["fp32"], "tasks": ["tasks/none"]},
+     "tasks: 'tasks/none' is not a folder"),
     ({"precisions": ["fp32"], "device": "cuda"},
      "config key 'device': cuda, but no CUDA device is usable on this machine"),
     ({"precisions": ["fp32"], "latency": {"prompt_tokens": [128, 9000]}},

@@ -27,6 +27,7 @@ SUMMARY_FIGURES = (
     "pareto_speed",
     "pareto_memory",
     "roofline",
+    "accuracy_kld",
     "batch_throughput",
     "latency_throughput",
     "batch_speedup",

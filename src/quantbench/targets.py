@@ -19,6 +19,14 @@ from quantbench.records import source_tree
 KINDS = ("latency", "quality", "gpu")
 # The kernel trace (results/<model>/kernels/<precision>.json) of the precisions that run
 # through torch (their engine's runs_in_torch), where the config's kernels.enabled asks for it.
+# The accuracy record (results/<model>/accuracy/<precision>.json, its items beside it) of every
+# precision, where the config names tasks and leaves accuracy.enabled on.
+ACCURACY = "accuracy"
+
+
+def evaluates_tasks(config: dict) -> bool:
+    """Whether the run has an accuracy stage: tasks named, ``accuracy.enabled`` left on."""
+    return bool(config.get("tasks")) and (config.get("accuracy") or {}).get("enabled", True)
 
 
 def uses_gpu(device: str) -> bool:
@@ -39,11 +47,12 @@ def traced_precisions(config: dict, table: dict, gpu: bool) -> list[str]:
     return [p for p in config["precisions"] if table[p].engine.runs_in_torch]
 
 
-def record_paths(models, precisions, traced=()) -> list[str]:
-    """The records of ``models`` × ``precisions``: every kind of KINDS, and the kernel trace of
-    those in ``traced``."""
+def record_paths(models, precisions, traced=(), accuracy: bool = False) -> list[str]:
+    """The records of ``models`` × ``precisions``: every kind of KINDS, the kernel trace of
+    those in ``traced``, and the accuracy record where ``accuracy``."""
     return [f"results/{m}/{k}/{p}.json" for m in models for p in precisions
-            for k in (*KINDS, *(["kernels"] if p in traced else []))]
+            for k in (*KINDS, *(["kernels"] if p in traced else []),
+                      *([ACCURACY] if accuracy else []))]
 
 
 def rule_names(names, prefix: str = "", what: str = "name", taken=()) -> dict[str, str]:
@@ -116,5 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     chosen_precisions = [a.precision] if a.precision else config["precisions"]
     traced = traced_precisions(config, precisions.table(),
                                uses_gpu(config.get("device", "auto")))
-    print(" ".join(record_paths(chosen_models, chosen_precisions, traced)))
+    print(" ".join(record_paths(chosen_models, chosen_precisions, traced,
+                                evaluates_tasks(config))))
     return 0

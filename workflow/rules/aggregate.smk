@@ -47,6 +47,8 @@ rule aggregate_results:
         quality=results_of("quality"),
         gpu=results_of("gpu"),
         kernels=traces(),
+        accuracy=accuracy_records(),
+        answers=accuracy_items(),
         models=expand("resources/models/{model}/hf", model=MODELS),
         machine=rules.measure_machine.output.json,
         limits=expand("results/{model}/limit.json", model=MODELS),
@@ -56,6 +58,7 @@ rule aggregate_results:
         metrics_parquet="results/metrics.parquet",
         points="results/points.csv",
         kernels="results/kernels.csv",
+        accuracy="results/accuracy.csv",
     log:
         AGGREGATE_LOG,
     conda:

@@ -5,6 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from quantbench import config as qb_config
 from quantbench import evaltext as qb_evaltext
+from quantbench import evaltasks as qb_evaltasks
 from quantbench import figures as qb_figures
 from quantbench import inputs as qb_inputs
 from quantbench import kvcache as qb_kvcache
@@ -245,7 +246,31 @@ def traces():
     return expand("results/{model}/kernels/{precision}.json", model=MODELS, precision=TRACED)
 
 
-RECORDS = [path for kind in qb_targets.KINDS for path in results_of(kind)] + traces()
+# The accuracy stage's tasks (config tasks:), found and checked before any job: a task that
+# cannot be had offline is refused here (quantbench.evaltasks). None when the stage is off.
+ACCURACY = qb_targets.evaluates_tasks(config)
+TASK_SOURCES = qb_evaltasks.resolve(config["tasks"], Path.cwd()) if ACCURACY else []
+
+
+def get_task_folders(wildcards):
+    """The files of the configured local task folders (their YAML and data): editing one
+    reruns every precision's accuracy. Registry tasks have no file here (their dataset is in
+    the Hugging Face cache, checked above)."""
+    return [f for source in TASK_SOURCES for f in source.files]
+
+
+def accuracy_records():
+    return results_of(qb_targets.ACCURACY) if ACCURACY else []
+
+
+def accuracy_items():
+    """The items beside each accuracy record (the paired statistics read them)."""
+    return [path.removesuffix(".json") + ".items.jsonl" for path in accuracy_records()]
+
+
+RECORDS = (
+    [path for kind in qb_targets.KINDS for path in results_of(kind)] + traces() + accuracy_records()
+)
 
 
 def figure_captions():

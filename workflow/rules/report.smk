@@ -3,6 +3,7 @@ rule render_report:
         summary=rules.aggregate_results.output.summary,
         points=rules.aggregate_results.output.points,
         kernels=rules.aggregate_results.output.kernels,
+        tasks=rules.aggregate_results.output.accuracy,
         imatrix=rules.compare_imatrix.output.csv if imatrix_pairs() else [],
         figures=rules.plot_results.output.figures,
         quality=results_of("quality"),

@@ -17,6 +17,7 @@ from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
 from quantbench.points import LatencyPoint, phase_power_w, power_check
 from quantbench.records import Status, atomic_write_text, write_atomic
+from quantbench.report import accuracy
 from quantbench.stats import Z95
 
 # peak_mem_mib is what serving holds (after loading); these say what loading needed and what the
@@ -40,6 +41,8 @@ def summary_columns() -> list[str]:
         # memory
         "ppl_delta_pct", *quality.summary_columns("change"), "speedup_vs_ref", "memory_vs_ref",
         *quality.summary_columns(),  # divergence from the reference, agreement
+        # task accuracy pooled over the tasks, its paired change and flips (report.accuracy)
+        *accuracy.SUMMARY_COLUMNS,
         "kld_floor", "kld_floor_from",
         "decode_gb_s", "decode_flop_per_byte", "mbu_pct", "decode_limit_tok_s", "limit_pct",
         "prefill_tflops", "mfu_pct",
@@ -77,7 +80,8 @@ TEXT_COLUMNS = {"model", "precision", "backend", "status", "quality_status",
                 "kld_floor_from",
                 "gpu_status", "reason", "device", "gpu_name", "pareto_quality_memory",
                 "pareto_quality_speed", "weight_types", "run_id", "kv_twin", "git_commit",
-                "git_dirty", "source_sha256", "measured_utc", "energy_note"}
+                "git_dirty", "source_sha256", "measured_utc", "energy_note",
+                *accuracy.TEXT_COLUMNS}
 # The KL divergence noise floor: with an fp32 reference, what the half-precision run of the same
 # engine changes (a real floor when it ran); else the reference against its own stored top-k.
 HALF_PRECISION_OF = {"fp32": "bf16", "gguf-f32": "gguf-bf16"}
@@ -431,11 +435,14 @@ def write_parquet(df: pd.DataFrame, path) -> None:
 
 def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path=None,
               points_path=None, kernels_path=None, model_dirs=(), machine_path=None,
-              limit_paths=(), allow_mixed_runs: bool = False) -> pd.DataFrame:
+              limit_paths=(), allow_mixed_runs: bool = False, accuracy_path=None
+              ) -> pd.DataFrame:
     """Every table from the records; ``limit_paths``: the models' decode limits
-    (results/<model>/limit.json), whose model is the folder's name. Records of another commit,
-    a modified tree or another machine than the run's are refused before any table is written
-    (``quantbench.runs.MixedRunsError``, naming them) unless ``allow_mixed_runs``."""
+    (results/<model>/limit.json), whose model is the folder's name; ``accuracy_path``: the
+    accuracy by task (report.accuracy.task_table, from the accuracy records and their items).
+    Records of another commit, a modified tree or another machine than the run's are refused
+    before any table is written (``quantbench.runs.MixedRunsError``, naming them) unless
+    ``allow_mixed_runs``."""
     records = load_records(paths)
     runs.check_one_run(records, [str(p) for p in paths], allow_mixed=allow_mixed_runs)
     limits = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in limit_paths}
@@ -443,6 +450,8 @@ def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path
               for d in model_dirs}
     machine = json.loads(Path(machine_path).read_text()) if machine_path else None
     summary = summary_table(records, reference, shapes=shapes, machine=machine, limits=limits)
+    tasks = accuracy.task_table(records, paths, reference)
+    summary = accuracy.with_summary_columns(summary, tasks)
     long = long_table(records)
     atomic_write_text(summary_path, summary.to_csv(index=False))
     atomic_write_text(metrics_path, long.to_csv(index=False))
@@ -453,6 +462,8 @@ def aggregate(paths, *, reference: str, summary_path, metrics_path, parquet_path
                           points_table(records, limits).to_csv(index=False))
     if kernels_path is not None:
         atomic_write_text(kernels_path, kernels_table(records).to_csv(index=False))
+    if accuracy_path is not None:
+        atomic_write_text(accuracy_path, tasks.to_csv(index=False))
     return summary
 
 

@@ -19,6 +19,7 @@ from quantbench import roofline, stats
 from quantbench.figures import TIMESERIES_PREFIX, read_index
 from quantbench.records import Status, atomic_write_text
 from quantbench.report import (
+    accuracy,
     anomalies,
     decision,
     glossary,
@@ -235,10 +236,11 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
                 configfiles=(), points: pd.DataFrame | None = None,
                 shapes: dict | None = None, kernels: pd.DataFrame | None = None,
                 imatrix: pd.DataFrame | None = None, points_file: str = "points.md",
-                points_out=None) -> str:
+                points_out=None, tasks: pd.DataFrame | None = None) -> str:
     """The report's markdown from the summary table, the operating points (``points``, None
     when the run wrote none), the kernel traces (``kernels``, None or empty when the stage was
-    off: no section then) and what describes the run. ``figures``: the images the report links
+    off: no section then), the accuracy by task (``tasks``: results/accuracy.csv; None or empty:
+    no section) and what describes the run. ``figures``: the images the report links
     (paths relative to it); ``not_made``: the figures not drawn, and why. Every measured
     point's table goes to ``points_out`` (linked as ``points_file``), not into the report."""
     machine, models, prov = machine or {}, models or {}, prov or {}
@@ -296,6 +298,7 @@ def report_text(df: pd.DataFrame, *, reference: str, config: dict, machine: dict
         references=operating.references(df["precision"]),
         kernels={"rows": [] if kernels is None else kernels.to_dict("records"),
                  "findings": [f.text for f in hardware.kernel_findings(kernels)]},
+        accuracy=accuracy.section(df, tasks, reference),
         imatrix={"rows": [] if imatrix is None else imatrix.to_dict("records"),
                  "findings": [f.text for f in variants.imatrix_findings(imatrix)]},
     )
@@ -379,6 +382,8 @@ def render_report(summary_path, figures_dir, quality_paths, model_dirs, *, refer
                else None)
     imatrix = (pd.read_csv(imatrix_path) if imatrix_path and Path(imatrix_path).is_file()
                else None)
+    tasks_path = Path(summary_path).with_name("accuracy.csv")  # written beside the summary
+    tasks = pd.read_csv(tasks_path) if tasks_path.is_file() else None
     out_dir = Path(out).parent
     text = report_text(
         df, reference=reference, config=config, machine=machine,
@@ -395,6 +400,7 @@ def render_report(summary_path, figures_dir, quality_paths, model_dirs, *, refer
         imatrix=imatrix,
         points_file=os.path.relpath(points_out, out_dir) if points_out else "points.md",
         points_out=points_out,
+        tasks=tasks,
     )
     atomic_write_text(out, text)
     return text

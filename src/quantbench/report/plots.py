@@ -327,6 +327,44 @@ def _prefill_title(df: pd.DataFrame) -> str:
     return f"Prefill throughput ({what})"
 
 
+def accuracy_kld_figure(df: pd.DataFrame, reference: str | None = None) -> Figure:
+    """Each precision's paired accuracy change against the reference (with its 95 % interval)
+    against its KL divergence from the reference, one panel per model: whether the precisions
+    that diverge more lose more answers."""
+    cols = ["kld_mean", "acc_change_pp"]
+    ok = df[df["precision"] != reference].dropna(subset=cols)
+    ok = with_two_x(ok[ok["kld_mean"] > 0], "kld_mean", ["model"])
+    if ok.empty:
+        return NotMade("fewer than two precisions with both an accuracy change and a KL "
+                       "divergence (needs tasks: and a reference run)")
+    found = [Panel(model, None, tuple(dict.fromkeys(g["backend"])))
+             for model, g in ok.groupby("model", sort=False)]
+    g = grid(found, title="Accuracy change against KL divergence (each against the reference)",
+             row_height=440, col_width=900, gap_px=110, legend_entries=ok["backend"].nunique(),
+             layout=dict(legend_title=""))
+    for panel in found:
+        rows = ok[ok["model"] == panel.model]
+        row, col = g.cells[panel]
+        for family, fam in rows.groupby("backend", sort=False):
+            g.fig.add_scatter(
+                x=fam["kld_mean"], y=fam["acc_change_pp"], mode="markers", name=family,
+                legendgroup=family, showlegend=g.legend(family), text=fam["label"],
+                error_y=dict(type="data", symmetric=False,
+                             array=fam["acc_change_hi_pp"] - fam["acc_change_pp"],
+                             arrayminus=fam["acc_change_pp"] - fam["acc_change_lo_pp"]),
+                marker=dict(color=colour(family), size=11, line=dict(width=1, color="#222")),
+                hovertemplate="%{text}: KLD %{x:.3g}, %{y:.2f} points<extra></extra>",
+                row=row, col=col)
+        g.fig.add_hline(y=0, line_dash="dash", line_color="#444", row=row, col=col)
+        xaxis_kw = axis(rows["kld_mean"])
+        g.axes(panel, x=dict(range=span(rows["kld_mean"], xaxis_kw["type"]), **xaxis_kw,
+                             exponentformat="power"))
+    ref = reference or "the reference"
+    g.titles(f"mean KL divergence from {ref} (nats)",
+             f"accuracy change vs {ref} (points; paired 95 % CI)")
+    return g.fig
+
+
 def figures(summary: pd.DataFrame, *, machine: dict | None = None, gpu_traces=(),
             reference: str | None = None, points: pd.DataFrame | None = None,
             shapes: dict | None = None, report: dict | None = None) -> dict[str, Figure]:
@@ -359,6 +397,7 @@ def figures(summary: pd.DataFrame, *, machine: dict | None = None, gpu_traces=()
                                        xaxis="peak memory (MiB, lower is better)",
                                        reference=reference),
         "roofline": roofline_figure(df, machine),
+        "accuracy_kld": accuracy_kld_figure(df, reference),
         **operating_figures(points, summary, machine=machine, shapes=shapes, report=report),
     }
     if set(built) != set(SUMMARY_FIGURES):
