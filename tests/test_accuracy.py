@@ -171,3 +171,17 @@ def test_a_task_the_engine_cannot_run_is_a_status_not_a_crash(tiny_model, tmp_pa
     assert rec.details["tasks"]["qbt_choice"]["status"] == Status.OK
     assert {json.loads(x)["task"] for x in items.read_text().splitlines()} == {
         "qbt_choice", "qbt_lastword", "qbt_rolling"}
+
+
+def test_logits_of_the_last_positions_are_those_rows_of_the_whole_window(tiny_model, tiny_gguf):
+    """Backend.logits(ids, last=k): the LM head over the last k positions only (transformers'
+    logits_to_keep, llama.cpp's output rows) gives the same rows as the whole window's."""
+    ids = list(range(5, 25))
+    for precision, artifact in (("fp32", tiny_model), ("gguf-f16", tiny_gguf["f16"])):
+        backend = load_backend(precisions.get(precision), artifact, device="cpu", threads=1,
+                               n_ctx=64)
+        backend.configure(1, 64)
+        whole, tail = backend.logits(ids), backend.logits(ids, last=3)
+        assert tail.shape == (3, whole.shape[1])
+        np.testing.assert_allclose(tail, whole[-3:], rtol=1e-4, atol=1e-4)
+        backend.close()

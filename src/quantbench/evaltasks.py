@@ -186,11 +186,21 @@ def named_source(entry: str, index) -> TaskSource:
                       f"{HOW_TO_PROVIDE}")
 
 
-def resolve(entries, base: str | Path = ".") -> list[TaskSource]:
+def derived_source(entry: str, folder: str) -> TaskSource:
+    """A task the workflow derives from the evaluation text (rule make_tasks): its folder and
+    files are known before the rule has made them."""
+    spec = f"{folder}/{entry}.yaml"
+    return TaskSource(entry, (entry,), Path(folder), (spec, f"{folder}/items.jsonl"),
+                      {entry: spec})
+
+
+def resolve(entries, base: str | Path = ".", derived: dict[str, str] | None = None
+            ) -> list[TaskSource]:
     """Each entry of ``tasks:`` found and checked (ConfigError naming what is missing); task
-    names must be unique across entries."""
-    base = Path(base)
-    named = [e for e in entries if not is_folder_entry(e, base)]
+    names must be unique across entries. ``derived``: the task names the workflow makes from
+    the evaluation text, with their folders (``quantbench.evaltext.derived_task_folders``)."""
+    base, derived = Path(base), derived or {}
+    named = [e for e in entries if e not in derived and not is_folder_entry(e, base)]
     index = None
     if named:
         root = registry_folder()
@@ -199,7 +209,8 @@ def resolve(entries, base: str | Path = ".") -> list[TaskSource]:
                               "lm_eval is not installed beside Snakemake, so they cannot be "
                               "checked: install lm_eval==0.4.13 or give local task folders")
         index = registry_index(root)
-    out = [folder_source(e, base) if is_folder_entry(e, base) else named_source(e, index)
+    out = [derived_source(e, derived[e]) if e in derived
+           else folder_source(e, base) if is_folder_entry(e, base) else named_source(e, index)
            for e in entries]
     seen: dict[str, str] = {}
     for source in out:

@@ -82,6 +82,11 @@ def text_file_problem(path: str | Path) -> str | None:
 DERIVED_TASKS = ("qb_lastword", "qb_nextsentence")
 
 
+def derived_task_folders(dataset: str, root: str = "resources/tasks") -> dict[str, str]:
+    """Each derived task's folder (made by rule make_tasks): what ``tasks:`` names it by."""
+    return {task: f"{root}/{dataset}/{task}" for task in DERIVED_TASKS}
+
+
 def derived_task_files(dataset: str, root: str = "resources/tasks") -> dict[str, str]:
     """The files rule make_tasks writes: each task's YAML and items, and the manifest."""
     files = {"manifest": f"{root}/{dataset}/manifest.json"}

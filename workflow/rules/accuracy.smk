@@ -19,6 +19,7 @@ rule evaluate_tasks:
     params:
         **measuring_params(config["accuracy"]),
         tasks=config["tasks"],
+        derived=DERIVED_TASKS,
         random_weights=lambda wc: not quality_applicable(wc),
     script:
         "../scripts/evaluate_tasks.py"

@@ -249,7 +249,11 @@ def traces():
 # The accuracy stage's tasks (config tasks:), found and checked before any job: a task that
 # cannot be had offline is refused here (quantbench.evaltasks). None when the stage is off.
 ACCURACY = qb_targets.evaluates_tasks(config)
-TASK_SOURCES = qb_evaltasks.resolve(config["tasks"], Path.cwd()) if ACCURACY else []
+# the tasks derived from the evaluation text (rule make_tasks), named in tasks: by their names
+DERIVED_TASKS = qb_evaltext.derived_task_folders(DATASET)
+TASK_SOURCES = (
+    qb_evaltasks.resolve(config["tasks"], Path.cwd(), DERIVED_TASKS) if ACCURACY else []
+)
 
 
 def get_task_folders(wildcards):

@@ -15,6 +15,7 @@ def main(smk) -> None:
     record = run_accuracy(
         smk.wildcards.model, smk.wildcards.precision, smk.input.model, smk.input.tokenizer,
         smk.params.tasks, items_out=smk.output.answers, random_weights=smk.params.random_weights,
+        derived=smk.params.derived,
         device=smk.params.device, threads=min(smk.params.threads, smk.threads),
         overrides=smk.params.overrides, time_limit_s=smk.params.time_limit_s, **protocol,
     )

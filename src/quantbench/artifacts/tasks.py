@@ -203,7 +203,8 @@ def task_yaml(task: str, items_path: Path, *, seed: int) -> dict:
     """The lm-eval task config: LAMBADA's protocol or a four-way multiple choice."""
     head = {"task": task, "tag": ["quantbench_derived"], "dataset_path": "json",
             "dataset_name": None,
-            "dataset_kwargs": {"data_files": {"test": str(items_path.resolve())}},
+            # relative to the YAML's folder, where the accuracy stage runs each task
+            "dataset_kwargs": {"data_files": {"test": items_path.name}},
             "test_split": "test"}
     if task == "qb_lastword":
         body = {"output_type": "loglikelihood",

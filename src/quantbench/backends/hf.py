@@ -475,9 +475,10 @@ class HFBackend(BackendBase):
         return self._decode(torch.tensor(tokens, device=self.device)[:, None]).tolist()
 
     @torch.inference_mode()
-    def logits(self, ids) -> np.ndarray:
+    def logits(self, ids, last: int | None = None) -> np.ndarray:
         x = torch.as_tensor([list(ids)], device=self.device)
-        out = self.model(input_ids=x, use_cache=False)
+        # the LM head over the last positions alone (transformers' logits_to_keep; 0 = all)
+        out = self.model(input_ids=x, use_cache=False, logits_to_keep=last or 0)
         return out.logits[0].float().cpu().numpy()
 
     def memory_parts(self) -> dict:

@@ -351,7 +351,7 @@ class LlamaCppBackend(BackendBase):
             self._rows[key] = rows
         return rows.argmax(axis=1).tolist()
 
-    def logits(self, ids) -> np.ndarray:
+    def logits(self, ids, last: int | None = None) -> np.ndarray:
         if self.greedy == "device":
             raise RuntimeError("a llama.cpp context with device-side greedy sampling has no logits")
         if not self.all_logits:
@@ -361,13 +361,15 @@ class LlamaCppBackend(BackendBase):
         batch = llama_cpp.llama_batch_init(len(ids), 0, 1)
         try:
             batch.n_tokens = len(ids)
+            rows = min(last or len(ids), len(ids))  # a row of logits for the last positions only
             for j, tok in enumerate(ids):
                 batch.token[j], batch.pos[j] = tok, j
-                batch.n_seq_id[j], batch.seq_id[j][0], batch.logits[j] = 1, 0, True
+                batch.n_seq_id[j], batch.seq_id[j][0] = 1, 0
+                batch.logits[j] = j >= len(ids) - rows
             self.run_batch(batch)
             ptr = llama_cpp.llama_get_logits(self.ctx)
-            flat = np.ctypeslib.as_array(ptr, shape=(len(ids) * self.n_vocab,))
-            return flat.reshape(len(ids), self.n_vocab).copy()
+            flat = np.ctypeslib.as_array(ptr, shape=(rows * self.n_vocab,))
+            return flat.reshape(rows, self.n_vocab).copy()
         finally:
             llama_cpp.llama_batch_free(batch)
 

@@ -150,12 +150,13 @@ class OnnxBackend(BackendBase):
     def decode(self, token: int) -> int:
         return self.decode_batch([token] * self.batch_size)[0]
 
-    def logits(self, ids) -> np.ndarray:
-        """Float32 logits [len(ids), vocab] of one fresh window (a cache of its own)."""
+    def logits(self, ids, last: int | None = None) -> np.ndarray:
+        """Float32 logits [len(ids), vocab] of one fresh window (a cache of its own); ``last``:
+        of its last positions only (the exported graph computes every row)."""
         n = len(ids)
         logits, _ = self._forward(np.asarray([list(ids)], dtype=np.int64),
                                   self._empty_cache(1), 0, np.arange(n))
-        return logits[0].astype(np.float32, copy=False)
+        return logits[0, n - min(last or n, n):].astype(np.float32, copy=False)
 
     def _weights_bytes(self) -> int:
         return sum(w["size_bytes"] for w in self.manifest.get("weights", {}).values())

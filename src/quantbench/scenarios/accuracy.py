@@ -99,14 +99,15 @@ def run_accuracy(model: str, precision: str, artifact, model_dir, tasks: list[st
                  items_out, limit: int | None = None, max_length: int = 2048,
                  base: str | Path = ".", device: str = "auto", threads: int = 0,
                  overrides: dict | None = None, time_limit_s: float | None = None,
-                 random_weights: bool = False):
+                 random_weights: bool = False, derived: dict[str, str] | None = None):
     """Evaluate ``tasks`` (config ``tasks:`` entries, resolved against ``base``) on one
-    precision; write the items to ``items_out`` and return the record."""
+    precision; write the items to ``items_out`` and return the record. ``derived``: the tasks
+    made from the evaluation text, by name, with their folders."""
     settings = dict(tasks=list(tasks), limit=limit, max_length=max_length)
     job = Job("accuracy", model, precision, device=device, threads=threads, settings=settings,
               overrides=overrides, time_limit_s=time_limit_s)
     rec, rows = job.record, []
-    sources = evaltasks.resolve(tasks, base)
+    sources = evaltasks.resolve(tasks, base, derived)
     artifact, model_dir = Path(artifact).resolve(), Path(model_dir).resolve()
     if random_weights:
         rec.details["random_weights"] = "random weights: the accuracy is chance's"

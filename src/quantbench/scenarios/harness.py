@@ -19,7 +19,8 @@ that its numbers are comparable with published ones and the fidelity tests can h
 - generation is greedy, stops at a stop string, an end-of-sequence token or ``max_gen_toks``, and
   the text is cut at the first stop string (lm-eval's own post-processing).
 
-Requests are scored one sequence at a time through ``Backend.logits`` (one fresh window each);
+Requests are scored one sequence at a time through ``Backend.logits`` (one fresh window each,
+the LM head over the continuation's positions alone);
 requests whose input is identical (the choices of a one-token multiple choice) share one forward.
 A task that asks for sampling is refused (``UnsupportedError``): quantbench decodes greedily.
 """
@@ -127,9 +128,10 @@ class BackendLM(TemplateLM):
             options["add_special_tokens"] = False
         return self.tokenizer.encode(string, **options)
 
-    def _logprobs(self, ids: list[int]) -> np.ndarray:
+    def _logprobs(self, ids: list[int], last: int) -> np.ndarray:
+        """Log-probabilities of the last ``last`` positions of one window."""
         self.forwards += 1
-        return log_softmax(self.backend.logits(ids))
+        return log_softmax(self.backend.logits(ids, last=last))
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs
                               ) -> list[tuple[float, bool]]:
@@ -142,10 +144,11 @@ class BackendLM(TemplateLM):
                 raise ValueError(f"a request of {len(context)} context and {len(continuation)} "
                                  f"continuation tokens (at most {self.max_length}) is not scored")
             feed = tuple((context + continuation)[-(self.max_length + 1):][:-1])
-            if feed not in seen:
+            key = (feed, len(continuation))
+            if key not in seen:
                 seen.clear()  # identical inputs come together (one document's choices)
-                seen[feed] = self._logprobs(list(feed))
-            rows = seen[feed][-len(continuation):]
+                seen[key] = self._logprobs(list(feed), len(continuation))
+            rows = seen[key][-len(continuation):]
             picked = rows[np.arange(len(continuation)), continuation]
             greedy = bool((rows.argmax(axis=-1) == np.asarray(continuation)).all())
             out.append((float(picked.sum(dtype=np.float64)), greedy))
