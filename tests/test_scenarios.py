@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantbench.backends.base import BackendBase
 from quantbench.errors import ConfigError, UnsupportedError
 from quantbench.points import OperatingPoint
 from quantbench.records import Record
@@ -376,7 +377,8 @@ def test_bitsandbytes_compiled_decode_matches_its_eager_twin(mode, artifacts, ti
         assert info["compiled"] == name.endswith("-compiled")
         if info["compiled"]:
             assert info["compile_s"] > 0
-            assert info["compile_options"] == {"mode": "default", "fullgraph": True}
+            assert info["compile_options"] == {"mode": "default", "fullgraph": True,
+                                               "dynamic": False}
     assert out[f"bnb-{mode}"] == out[f"bnb-{mode}-compiled"]
 
 
@@ -655,7 +657,7 @@ class _Clock:
         return self.now
 
 
-class _FakeBackend:
+class _FakeBackend(BackendBase):
     """A step of ``b`` sequences takes 4 + b ms of the fake clock, a prefill 5 ms: the scenario's
     arithmetic is exact. A context of more than ``max_tokens`` tokens does not fit (MemoryError,
     as a backend raises when it cannot allocate one)."""
