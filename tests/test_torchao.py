@@ -1,6 +1,6 @@
 """torchao precisions through transformers' TorchAoConfig on the tiny model (CPU), and the
 records of those that cannot run: FP8 below compute capability 8.9, formats torchao cannot run
-on the CPU, int4 without a kernel path, no torchao at all."""
+on the CPU, int4 without a kernel path, no torchao at all, no bitsandbytes."""
 
 import sys
 
@@ -198,6 +198,16 @@ def test_without_torchao_a_torchao_precision_is_an_unsupported_record(
     rec = run_latency("tiny", "torchao-int8wo", tiny_model, tiny_tokens["ids"], **LATENCY)
     assert rec.status == "unsupported"
     assert "torchao-int8wo: needs the torchao package" in rec.reason
+
+
+@pytest.mark.parametrize("precision", ["bnb-int8-compiled", "bnb-nf4-compiled"])
+def test_without_bitsandbytes_a_bitsandbytes_precision_is_an_unsupported_record(
+        precision, monkeypatch, tiny_model, tiny_tokens):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes fails
+    rec = run_latency("tiny", precision, tiny_model, tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "unsupported"
+    assert f"{precision}: needs the bitsandbytes package" in rec.reason
+    assert "decode_tok_s" not in rec.metrics
 
 
 def test_a_format_that_quantises_no_layer_of_the_model_is_refused(tmp_path, sample_text):

@@ -15,9 +15,15 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
+    """transformers' BitsAndBytesConfig of a bitsandbytes precision (None for another backend);
+    refused (UnsupportedError, naming it) when the bitsandbytes package does not import."""
     s = precision.settings
     if precision.backend != "bitsandbytes":
         return None
+    try:
+        import bitsandbytes  # noqa: F401  (transformers would fail later, less plainly)
+    except ImportError as exc:
+        raise UnsupportedError(f"{precision.name}: needs the bitsandbytes package ({exc})") from exc
     if s["mode"] == "int8":
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=s.get("threshold", 6.0))
     return BitsAndBytesConfig(
