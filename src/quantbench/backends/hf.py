@@ -109,6 +109,17 @@ def compile_essence(exc: Exception) -> str:
     return f"{type(exc).__name__}: {first[:300]}{at}"
 
 
+# The static KV cache's length is rounded up to a multiple of this: the compiled attention
+# (cuDNN's SDPA on a GPU) otherwise copies every layer's whole K and V into a padded tensor on
+# every step (an 8B model at 577 cells: 136.6 tok/s on an H100; at 600: 144)
+CACHE_ALIGN = 64
+
+
+def static_cache_len(n_ctx: int) -> int:
+    """KV cells of the compiled path's static cache for a context of ``n_ctx`` tokens."""
+    return -(-n_ctx // CACHE_ALIGN) * CACHE_ALIGN
+
+
 class StepClock:
     """Marks between decode steps: CUDA events on a GPU (recorded in the stream, read after
     the run's one synchronisation), the host's clock on the CPU (where a step has returned
@@ -228,7 +239,8 @@ class HFBackend(BackendBase):
         transformers removes the per-token Python and launch overhead of eager decoding."""
         from transformers import StaticCache
 
-        self.static = StaticCache(config=self.model.config, max_cache_len=n_ctx)
+        self.static = StaticCache(config=self.model.config,
+                                  max_cache_len=static_cache_len(n_ctx))
         # the step's state on the device, at fixed addresses (its CUDA graph replays on them):
         # each sequence's last token, its position, and every token decoded, by position
         self.token = torch.zeros(batch_size, 1, dtype=torch.long, device=self.device)
@@ -482,8 +494,9 @@ class HFBackend(BackendBase):
         heads = c.num_attention_heads
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
         kv_heads = getattr(c, "num_key_value_heads", None) or heads
+        cells = static_cache_len(self.n_ctx) if self.compiled else self.n_ctx
         kv = (2 * c.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
-              * self.n_ctx * self.batch_size)
+              * cells * self.batch_size)
         return {"weights_mib": weights / 2**20, "kv_cache_mib": kv / 2**20}
 
     def _weights_bytes(self) -> int:
