@@ -1,6 +1,6 @@
 """torchao precisions through transformers' TorchAoConfig on the tiny model (CPU), and the
 records of those that cannot run: FP8 below compute capability 8.9, formats torchao cannot run
-on the CPU, int4 without a kernel path, no torchao at all."""
+on the CPU, int4 without a kernel path, no torchao at all, no bitsandbytes."""
 
 import sys
 
@@ -167,11 +167,11 @@ def test_fp8_on_a_gpu_below_compute_capability_8_9_is_refused_before_loading(
 
 
 def test_fp8_on_a_gpu_of_compute_capability_8_9_passes_the_gate(fake_gpu, monkeypatch):
-    from quantbench.backends import hf
+    from quantbench.backends import quantization
 
     fake_gpu["value"] = (8, 9)
-    monkeypatch.setattr(hf, "_torchao_problem", lambda make, device, dtype: None)
-    config = hf.torchao_config(precisions.get("torchao-fp8dq"), torch.device("cuda:0"))
+    monkeypatch.setattr(quantization, "_torchao_problem", lambda make, device, dtype: None)
+    config = quantization.torchao_config(precisions.get("torchao-fp8dq"), torch.device("cuda:0"))
     assert type(config.quant_type).__name__ == "Float8DynamicActivationFloat8WeightConfig"
     # per row for the activations and the weights
     assert [type(g).__name__ for g in config.quant_type.granularity] == ["PerRow", "PerRow"]
@@ -180,11 +180,11 @@ def test_fp8_on_a_gpu_of_compute_capability_8_9_passes_the_gate(fake_gpu, monkey
 def test_int4_without_a_kernel_path_that_runs_names_what_is_missing():
     """Without the CPU's opaque layout no int4 path runs here: the default one needs mslk,
     tinygemm's needs a CUDA device."""
-    from quantbench.backends import hf
+    from quantbench.backends import quantization
 
     p = precisions.get("torchao-int4wo", {"packing": ["plain", "tile_packed_to_4d"]})
     with pytest.raises(UnsupportedError) as err:
-        hf.torchao_config(p, torch.device("cpu"))
+        quantization.torchao_config(p, torch.device("cpu"))
     message = str(err.value)
     assert message.startswith("torchao-int4wo on cpu: torchao cannot run Int4WeightOnlyConfig")
     assert "plain: ImportError: Requires mslk >= 1.0.0" in message
@@ -198,6 +198,16 @@ def test_without_torchao_a_torchao_precision_is_an_unsupported_record(
     rec = run_latency("tiny", "torchao-int8wo", tiny_model, tiny_tokens["ids"], **LATENCY)
     assert rec.status == "unsupported"
     assert "torchao-int8wo: needs the torchao package" in rec.reason
+
+
+@pytest.mark.parametrize("precision", ["bnb-int8-compiled", "bnb-nf4-compiled"])
+def test_without_bitsandbytes_a_bitsandbytes_precision_is_an_unsupported_record(
+        precision, monkeypatch, tiny_model, tiny_tokens):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes fails
+    rec = run_latency("tiny", precision, tiny_model, tiny_tokens["ids"], **LATENCY)
+    assert rec.status == "unsupported"
+    assert f"{precision}: needs the bitsandbytes package" in rec.reason
+    assert "decode_tok_s" not in rec.metrics
 
 
 def test_a_format_that_quantises_no_layer_of_the_model_is_refused(tmp_path, sample_text):

@@ -5,10 +5,19 @@ found through its registry entry (``quantbench.engines``: ``loader``), never by 
 from __future__ import annotations
 
 import inspect
+import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+
+
+class DecodeRun(NamedTuple):
+    """``n`` greedy decode steps: each step's next token of every sequence, and each step's
+    seconds (from the end of the step before it, so that the steps add up to the run)."""
+
+    tokens: list[list[int]]
+    step_s: list[float]
 
 
 @runtime_checkable
@@ -22,6 +31,10 @@ class Backend(Protocol):
     - ``decode(token) -> int``: one token fed, the next one back;
     - ``prefill_batch(ids) -> list[int]`` / ``decode_batch(tokens) -> list[int]``: the same
       for ``batch_size`` sequences decoded together (the prompt repeated in each);
+    - ``decode_run(tokens, n) -> DecodeRun``: ``n`` greedy steps from ``tokens`` (one a
+      sequence), the tokens of ``decode``/``decode_batch`` fed back each time, with each step's
+      time (what the latency scenario times: an engine may keep the steps on its device and
+      synchronise once);
     - ``logits(ids, last=None) -> np.ndarray``: float32 logits [len(ids), vocab] of one fresh
       window; with ``last``, of its last ``last`` positions only (what a continuation's
       score needs: an engine can skip the LM head elsewhere);
@@ -44,6 +57,7 @@ class Backend(Protocol):
     def decode(self, token: int) -> int: ...
     def prefill_batch(self, ids) -> list[int]: ...
     def decode_batch(self, tokens: list[int]) -> list[int]: ...
+    def decode_run(self, tokens: list[int], n: int) -> DecodeRun: ...
     def logits(self, ids, last: int | None = None) -> np.ndarray: ...
     def sync(self) -> None: ...
     def info(self) -> dict: ...
@@ -56,9 +70,22 @@ class Backend(Protocol):
 class BackendBase:
     """Defaults: a backend keeps the configured ``shape`` (batch size, context) in
     ``self.shape``; one without a compiled path refuses nothing; one that holds nothing outside
-    Python closes with nothing to do."""
+    Python closes with nothing to do; a decode run is ``decode`` (one sequence) or
+    ``decode_batch`` called once a step, the device synchronised before each clock read."""
 
     shape: tuple[int, int] | None = None
+
+    def decode_run(self, tokens: list[int], n: int) -> DecodeRun:
+        step = self.decode_batch if len(tokens) > 1 else lambda t: [self.decode(t[0])]
+        clock = time.perf_counter
+        out, seconds = [], []
+        for _ in range(n):
+            start = clock()
+            tokens = step(tokens)
+            self.sync()
+            seconds.append(clock() - start)
+            out.append(tokens)
+        return DecodeRun(out, seconds)
 
     def discard_context(self) -> None:
         self.shape = None

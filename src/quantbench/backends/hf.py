@@ -2,6 +2,16 @@
 
 The forward passes are called directly with a KV cache (no generate()), so the harness times
 exactly one prefill and one forward per decoded token, as it does for llama.cpp.
+
+The compiled path's decode step reads the previous tokens and their position from buffers on
+the device; the forward, under torch.compile(fullgraph=True, static shapes), computes the logits
+of that position only and takes their argmax on the device; three small in-place updates then
+write the tokens into the token buffer and the run's token history and advance the position. On
+a GPU the whole step is captured once per configured shape as one CUDA graph, so a decode step
+is one graph replay and nothing else: no tensor built on the host, no copy, no synchronisation.
+A decode run (``decode_run``) replays it n times and reads the tokens back once; the steps'
+times come from CUDA events recorded between the replays. On the CPU the same step (compiled
+forward and updates) runs each time.
 """
 
 from __future__ import annotations
@@ -14,11 +24,17 @@ import time
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.artifacts.manifest import model_options
-from quantbench.backends.base import BackendBase
+from quantbench.backends.base import BackendBase, DecodeRun
+from quantbench.backends.quantization import (
+    DTYPES,
+    quantised_linears,
+    quantization_config,
+    stored_bytes,
+    torchao_config,
+)
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
@@ -54,121 +70,6 @@ RECOMPILES_MAX = 256
 CHECK_PROMPT = [1] * 8
 COMPILED_TOKEN_TOLERANCE = 0.5
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def quantization_config(precision: Precision) -> BitsAndBytesConfig | None:
-    s = precision.settings
-    if precision.backend != "bitsandbytes":
-        return None
-    if s["mode"] == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=s.get("threshold", 6.0))
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=s["mode"],
-        bnb_4bit_use_double_quant=s.get("double_quant", False),
-        bnb_4bit_compute_dtype=DTYPES[s.get("compute_dtype", "bfloat16")],
-    )
-
-
-# torchao's Float8 formats compute on FP8 tensor cores (Ada, Hopper and newer GPUs).
-FP8_CAPABILITY = (8, 9)
-# The layer a torchao format is tried on before loading: its input width is a multiple of every
-# int4 group size and of the 1024 the tinygemm layout pads to.
-PROBE_SHAPE = (256, 1024)
-
-
-def torchao_config(precision: Precision, device: torch.device):
-    """transformers' TorchAoConfig of a torchao precision on ``device`` (None for another
-    backend), once torchao is known to run it there. Refused (UnsupportedError, naming what is
-    missing) when torchao does not import, when a Float8 format meets a CUDA device below
-    compute capability 8.9, or when no kernel path of the format quantises and runs one small
-    layer on the device: torchao's own error, e.g. the mslk package int4's default path needs.
-    (transformers reports a failed conversion only as "issues during automatic conversion".)"""
-    if precision.backend != "torchao":
-        return None
-    try:
-        import torchao.quantization as tq
-    except ImportError as exc:
-        raise UnsupportedError(f"{precision.name}: needs the torchao package ({exc})") from exc
-    from transformers import TorchAoConfig
-
-    s = precision.settings
-    if s["config"].startswith("Float8") and device.type == "cuda":
-        capability = tuple(torch.cuda.get_device_capability(device))
-        if capability < FP8_CAPABILITY:
-            raise UnsupportedError(
-                f"{precision.name}: FP8 needs a CUDA device of compute capability >= "
-                f"{FP8_CAPABILITY[0]}.{FP8_CAPABILITY[1]}; {device} is "
-                f"{torch.cuda.get_device_name(device)}, compute capability "
-                f"{capability[0]}.{capability[1]}"
-            )
-    dtype = DTYPES[s.get("dtype", "bfloat16")]
-    problems = []
-    for path, make in _torchao_paths(tq, s):
-        problem = _torchao_problem(make, device, dtype)
-        if problem is None:
-            return TorchAoConfig(quant_type=make())
-        problems.append(f"{path}: {problem}" if path else problem)
-    raise UnsupportedError(f"{precision.name} on {device.type}: torchao cannot run "
-                           f"{s['config']} here ({'; '.join(problems)})")
-
-
-def _torchao_paths(tq, s: dict) -> list:
-    """(kernel path, config factory) for each way torchao runs the format, in the order tried:
-    one unnamed path, or one per int4 ``packing`` ("opaque" is the CPU's int4 layout, a
-    prototype config of its own in torchao 0.18)."""
-    kwargs = {}
-    if "granularity" in s:
-        kwargs["granularity"] = {"per_row": tq.PerRow, "per_tensor": tq.PerTensor}[
-            s["granularity"]]()
-    if "group_size" in s:
-        kwargs["group_size"] = s["group_size"]
-    if not s.get("packing"):
-        return [(None, lambda: getattr(tq, s["config"])(**kwargs))]
-
-    def opaque():
-        from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
-
-        return PrototypeInt4WeightOnlyConfig(**kwargs)
-
-    return [(p, opaque if p == "opaque" else
-             lambda p=p: getattr(tq, s["config"])(int4_packing_format=p, **kwargs))
-            for p in s["packing"]]
-
-
-def _torchao_problem(make, device: torch.device, dtype: torch.dtype) -> str | None:
-    """Why torchao cannot quantise and run one linear layer with ``make()``'s config on
-    ``device``, or None when it can (the weight becomes torchao's tensor and a forward runs)."""
-    from torchao.quantization import quantize_
-
-    try:
-        layer = torch.nn.Linear(PROBE_SHAPE[1], PROBE_SHAPE[0], bias=False, dtype=dtype,
-                                device=device)
-        quantize_(layer, make())
-        with torch.inference_mode():
-            layer(torch.ones(2, PROBE_SHAPE[1], dtype=dtype, device=device))
-    except (ImportError, AssertionError, AttributeError, NotImplementedError, RuntimeError,
-            TypeError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    if not is_traceable_wrapper_subclass(layer.weight):
-        return "torchao left the weight unquantised"
-    return None
-
-
-def quantised_linears(model) -> tuple[int, int]:
-    """(linear layers whose weight torchao quantised, all linear layers)."""
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    return sum(is_traceable_wrapper_subclass(m.weight) for m in linears), len(linears)
-
-
-def stored_bytes(t: torch.Tensor) -> int:
-    """Bytes a tensor holds: a tensor subclass (torchao's quantised weights) by its inner
-    tensors, which transformers' get_memory_footprint does not see (it counts them at the
-    compute dtype)."""
-    if is_traceable_wrapper_subclass(t):
-        return sum(stored_bytes(getattr(t, name)) for name in t.__tensor_flatten__()[0])
-    return t.numel() * t.element_size()
 def compile_failure(exc: Exception, name: str, device: str,
                     options: dict) -> UnsupportedError | None:
     """A failure while compiling the decode step as ``UnsupportedError``, naming its essence,
@@ -206,6 +107,43 @@ def compile_essence(exc: Exception) -> str:
     where = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', text)
     at = f" (at {where[-1][0]}:{where[-1][1]} in {where[-1][2]})" if where else ""
     return f"{type(exc).__name__}: {first[:300]}{at}"
+
+
+# The static KV cache's length is rounded up to a multiple of this: the compiled attention
+# (cuDNN's SDPA on a GPU) otherwise copies every layer's whole K and V into a padded tensor on
+# every step (an 8B model at 577 cells: 136.6 tok/s on an H100; at 600: 144)
+CACHE_ALIGN = 64
+
+
+def static_cache_len(n_ctx: int) -> int:
+    """KV cells of the compiled path's static cache for a context of ``n_ctx`` tokens."""
+    return -(-n_ctx // CACHE_ALIGN) * CACHE_ALIGN
+
+
+class StepClock:
+    """Marks between decode steps: CUDA events on a GPU (recorded in the stream, read after
+    the run's one synchronisation), the host's clock on the CPU (where a step has returned
+    when its work is done)."""
+
+    def __init__(self, device: torch.device, n: int):
+        self.cuda = device.type == "cuda"
+        self.marks = ([torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
+                      if self.cuda else [])
+        self.i = 0
+
+    def mark(self) -> None:
+        if self.cuda:
+            self.marks[self.i].record()
+            self.i += 1
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self) -> list[float]:
+        """Each step's seconds (call after synchronising)."""
+        pairs = zip(self.marks, self.marks[1:], strict=False)
+        if self.cuda:
+            return [a.elapsed_time(b) / 1e3 for a, b in pairs]
+        return [b - a for a, b in pairs]
 
 
 class MiscompiledError(UnsupportedError):
@@ -250,7 +188,7 @@ class HFBackend(BackendBase):
                     f"{self.quantised[1]} linear layers (their shapes do not fit the format)"
                 )
         self.dtype = dtype
-        self.cache = None
+        self.cache = self.static = self.graph = None
         # transformers renamed the KV-cache argument and output from past_key_values to cache
         self._cache_kw = (
             "cache" if "cache" in inspect.signature(self.model.forward).parameters
@@ -261,11 +199,10 @@ class HFBackend(BackendBase):
         self.compile_log: list[tuple[int, int, float, int, int]] = []
         self.compiled = bool(precision.settings.get("compile"))
         # one graph for the whole decode step (a graph break is a failure, not a silent slow
-        # path); on a GPU its CUDA graph is replayed
-        self.compile_options = {
-            "mode": "reduce-overhead" if self.device.type == "cuda" else "default",
-            "fullgraph": True,
-        } if self.compiled else None
+        # path), specialised to each configured shape; on a GPU the step is captured as one
+        # CUDA graph of ours (see _capture), not torch's cudagraph trees
+        self.compile_options = {"mode": "default", "fullgraph": True,
+                                "dynamic": False} if self.compiled else None
         self.batch_size, self.depth, self.depth_cache, self.shape = batch_size, 0, None, None
         self.refused: dict[tuple[int, int], MiscompiledError] = {}  # shapes whose check failed
         # a refused shape is refused again (configure says why); others compile afresh
@@ -286,7 +223,7 @@ class HFBackend(BackendBase):
         if self.device.type == "cuda":  # what the previous shape held is not this one's memory
             import gc
 
-            self.static = None
+            self.static = self.graph = None
             gc.collect()
             torch.cuda.empty_cache()
         if self.compiled:
@@ -294,7 +231,7 @@ class HFBackend(BackendBase):
                 self._compile(batch_size, n_ctx)
             except MiscompiledError as exc:
                 self.refused[(batch_size, n_ctx)] = exc
-                self.shape = self.static = None
+                self.shape = self.static = self.graph = None
                 raise
 
     def _compile(self, batch_size: int, n_ctx: int) -> None:
@@ -302,7 +239,14 @@ class HFBackend(BackendBase):
         transformers removes the per-token Python and launch overhead of eager decoding."""
         from transformers import StaticCache
 
-        self.static = StaticCache(config=self.model.config, max_cache_len=n_ctx)
+        self.static = StaticCache(config=self.model.config,
+                                  max_cache_len=static_cache_len(n_ctx))
+        # the step's state on the device, at fixed addresses (its CUDA graph replays on them):
+        # each sequence's last token, its position, and every token decoded, by position
+        self.token = torch.zeros(batch_size, 1, dtype=torch.long, device=self.device)
+        self.position = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.history = torch.zeros(batch_size, n_ctx, dtype=torch.long, device=self.device)
+        self.graph, self.steps_run = None, 0
         if not hasattr(self, "_step"):
             self._step = torch.compile(self._static_forward, **self.compile_options)
         # each configured shape compiles the one decode step once: a sweep of batch sizes and
@@ -321,8 +265,9 @@ class HFBackend(BackendBase):
         start = time.perf_counter()
         try:
             steps = [self.prefill_batch(CHECK_PROMPT)]
-            for _ in range(3):  # the first calls compile (and record the CUDA graph)
-                steps.append(self.decode_batch(steps[-1]))
+            # the first step compiles, the second captures the CUDA graph (on a GPU), and the
+            # check below sees the graph's tokens too
+            steps += self.decode_run(steps[-1], 3).tokens
         except Exception as exc:
             unsupported = compile_failure(exc, self.precision.name, self.device.type,
                                           self.compile_options)
@@ -399,6 +344,37 @@ class HFBackend(BackendBase):
                          **{self._cache_kw: self.static})
         return out.logits[:, -1].argmax(-1)
 
+    def _step_in_place(self) -> None:
+        """One decode step on the device's buffers: the next token of each sequence from its
+        last one at ``position`` (the compiled forward), kept in ``history`` at that position
+        and fed to the next step through ``token``; the position moves on by one."""
+        nxt = self._step(self.token, self.position)[:, None]
+        self.history.index_copy_(1, self.position, nxt)
+        self.token.copy_(nxt)
+        self.position.add_(1)
+
+    def _capture(self) -> None:
+        """The step as one CUDA graph on its buffers (after it ran once: its kernels are
+        compiled and its memory known). Capturing runs nothing."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step_in_place()
+        self.graph = graph
+
+    def _advance(self) -> None:
+        """One compiled decode step: a replay of its CUDA graph on a GPU (captured at the
+        second step of a shape), else the compiled function."""
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            if self.device.type == "cuda" and self.steps_run:
+                self._capture()
+                self.graph.replay()
+            else:
+                self._step_in_place()
+            self.steps_run += 1
+        self.pos += 1
+
     def _rows(self, ids) -> torch.Tensor:
         return torch.as_tensor([list(ids)] * self.batch_size, device=self.device)
 
@@ -442,8 +418,11 @@ class HFBackend(BackendBase):
         if self.compiled:
             self._rewind(self._static_cache())
             self.pos = self.depth + n
-            return self._static_forward(
+            nxt = self._static_forward(
                 x, torch.arange(self.depth, self.depth + n, device=self.device))
+            self.position.fill_(self.pos)  # on the device: no synchronisation
+            self.token.copy_(nxt[:, None])
+            return nxt
         if self.depth_cache is not None:
             self._rewind(self.depth_cache)
         kwargs = {} if self.depth_cache is None else {self._cache_kw: self.depth_cache}
@@ -453,10 +432,11 @@ class HFBackend(BackendBase):
 
     @torch.inference_mode()
     def _decode(self, x) -> torch.Tensor:
+        """The next token of each row of ``x`` (the rows' last tokens), on the device."""
         if self.compiled:  # (a refused shape's prefill raised before any decode)
-            position = torch.tensor([self.pos], device=self.device)
-            self.pos += 1
-            return self._step(x, position)
+            self.token.copy_(x)
+            self._advance()
+            return self.history[:, self.pos - 1]
         out = self.model(input_ids=x, use_cache=True, **{self._cache_kw: self.cache})
         self.cache = getattr(out, self._cache_kw)
         return out.logits[:, -1].argmax(-1)
@@ -475,6 +455,31 @@ class HFBackend(BackendBase):
         return self._decode(torch.tensor(tokens, device=self.device)[:, None]).tolist()
 
     @torch.inference_mode()
+    def decode_run(self, tokens: list[int], n: int) -> DecodeRun:
+        """``n`` greedy steps, each step's tokens fed to the next on the device, synchronised
+        once at the end: compiled, n replays of the step on its buffers, the tokens read from
+        the history; eager, n forwards, each taking the last one's argmax. Each step's time
+        is the interval between CUDA events recorded after each step (on a GPU: the device's
+        time, gaps between steps included), or between host clock reads (CPU)."""
+        clock = StepClock(self.device, n)
+        x = torch.tensor(tokens, device=self.device)[:, None]
+        if self.compiled:
+            self.token.copy_(x)
+        start, out = self.pos if self.compiled else 0, []
+        clock.mark()
+        for _ in range(n):
+            if self.compiled:
+                self._advance()
+            else:
+                x = self._decode(x)[:, None]
+                out.append(x)
+            clock.mark()
+        self.sync()
+        rows = (self.history[:, start:start + n] if self.compiled
+                else torch.cat(out, 1) if out else x[:, :0])
+        return DecodeRun(rows.t().tolist(), clock.seconds())
+
+    @torch.inference_mode()
     def logits(self, ids, last: int | None = None) -> np.ndarray:
         x = torch.as_tensor([list(ids)], device=self.device)
         # the LM head over the last positions alone (transformers' logits_to_keep; 0 = all)
@@ -490,8 +495,9 @@ class HFBackend(BackendBase):
         heads = c.num_attention_heads
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
         kv_heads = getattr(c, "num_key_value_heads", None) or heads
+        cells = static_cache_len(self.n_ctx) if self.compiled else self.n_ctx
         kv = (2 * c.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
-              * self.n_ctx * self.batch_size)
+              * cells * self.batch_size)
         return {"weights_mib": weights / 2**20, "kv_cache_mib": kv / 2**20}
 
     def _weights_bytes(self) -> int:
@@ -506,6 +512,8 @@ class HFBackend(BackendBase):
             "kv_elem_bytes": self.dtype.itemsize,
             "compiled": self.compiled,
             "compile_options": self.compile_options,
+            # the decode step replayed as one CUDA graph of ours (see _capture)
+            "cuda_graph": self.compiled and self.device.type == "cuda",
             "compile_s": self.compile_s,
             "compile_s_by_batch": {str(b): t for b, t in self.compile_s_by_batch.items()},
             "compile_log": [{"batch_size": b, "n_ctx": n, "seconds": t,

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,7 +38,7 @@ import numpy as np
 
 from quantbench import kvcache
 from quantbench.artifacts.gguf import row_alignment, tensor_types
-from quantbench.backends.base import BackendBase
+from quantbench.backends.base import BackendBase, DecodeRun
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
@@ -103,6 +106,11 @@ def _init_backend() -> None:
 
 # llama.cpp's default physical batch: a prompt longer than this is computed in slices of it
 UBATCH = 512
+# logits (rows x vocabulary floats) from which a step's greedy tokens are taken by several
+# threads, each over its own rows (numpy's argmax releases the GIL): at batch 64 and a vocabulary
+# of 128,256 one thread reads 33 MB a step, milliseconds against a GPU step of tens
+ARGMAX_SPLIT = 1 << 20
+ARGMAX_THREADS = min(8, os.cpu_count() or 1)
 
 
 class LlamaCppBackend(BackendBase):
@@ -146,7 +154,9 @@ class LlamaCppBackend(BackendBase):
         self._one_batch = llama_cpp.llama_batch_get_one(self._one, 1)
         self._prepared: dict[tuple, llama_cpp.llama_batch] = {}
         self._step = None
-        self._rows: dict[int | tuple[int, int], np.ndarray] = {}  # views of logits, by address
+        # views of logits, by address; "step": of the step batch's token and position arrays
+        self._rows: dict = {}
+        self._argmax_pool = None  # threads for a large batch's greedy tokens (ARGMAX_SPLIT)
         self.shape = None
         self.ubatch = UBATCH  # llama.cpp's n_ubatch of the next context (as its tools' -ub)
         self.configure(batch_size, n_ctx)
@@ -218,6 +228,9 @@ class LlamaCppBackend(BackendBase):
 
     def close(self) -> None:
         self._free_context()
+        if getattr(self, "_argmax_pool", None) is not None:
+            self._argmax_pool.shutdown()
+            self._argmax_pool = None
         if getattr(self, "model", None):
             llama_cpp.llama_model_free(self.model)
             self.model = None
@@ -325,13 +338,42 @@ class LlamaCppBackend(BackendBase):
         self.step_batch(tokens)
         return self.next_tokens(lambda s: s)
 
-    def step_batch(self, tokens: list[int]) -> None:
+    def step_batch(self, tokens) -> None:
         """One decode step of every sequence (token s to sequence s), its next tokens not read:
-        what llama-batched-bench times a step (it feeds random tokens and picks none)."""
-        for s, tok in enumerate(tokens):
-            self._step.token[s], self._step.pos[s] = tok, self.pos
+        what llama-batched-bench times a step (it feeds random tokens and picks none). The
+        step's batch is written through numpy views of its arrays: one call each, not two
+        ctypes stores a sequence."""
+        views = self._step_views()
+        views[0][:] = tokens
+        views[1].fill(self.pos)
         self.pos += 1
         self.run_batch(self._step)
+
+    def _step_views(self) -> tuple[np.ndarray, np.ndarray]:
+        """numpy views of the step batch's token and position arrays (made with the batch)."""
+        views = self._rows.get("step")
+        if views is None:
+            views = tuple(np.ctypeslib.as_array(a, shape=(self.batch_size,))
+                          for a in (self._step.token, self._step.pos))
+            self._rows["step"] = views
+        return views
+
+    def decode_run(self, tokens: list[int], n: int) -> DecodeRun:
+        """``n`` greedy steps: at batch 1 as ``decode``; at batch > 1 each step's greedy tokens
+        (one argmax over the batch's logits, or the device sampler's) are written straight
+        into the step batch, and turned into Python ints once, after the run."""
+        if len(tokens) == 1:
+            return super().decode_run(tokens, n)
+        clock = time.perf_counter
+        out, seconds = [], []
+        nxt = tokens
+        for _ in range(n):
+            start = clock()
+            self.step_batch(nxt)
+            nxt = self.next_array()
+            seconds.append(clock() - start)
+            out.append(nxt)
+        return DecodeRun([row.tolist() for row in out], seconds)
 
     def next_tokens(self, index) -> list[int]:
         """Each sequence's next token after a batch whose outputs are one per sequence, in
@@ -340,6 +382,14 @@ class LlamaCppBackend(BackendBase):
         Python call a row; on the device, the sampler's token of each output."""
         if self.greedy == "device":
             return [self.argmax(index(s)) for s in range(self.batch_size)]
+        return self.next_array().tolist()
+
+    def next_array(self) -> np.ndarray:
+        """The next token of each sequence after a step (outputs in sequence order), as an
+        array."""
+        if self.greedy == "device":
+            return np.fromiter((self.argmax(s) for s in range(self.batch_size)),
+                               dtype=np.int64, count=self.batch_size)
         addr = _logits_addr(self.ctx)  # synchronises with the device, like the C API
         if not addr:
             raise RuntimeError("llama.cpp has no logits for the last batch")
@@ -349,7 +399,24 @@ class LlamaCppBackend(BackendBase):
             flat = (ctypes.c_float * (self.batch_size * self.n_vocab)).from_address(addr)
             rows = np.ctypeslib.as_array(flat).reshape(self.batch_size, self.n_vocab)
             self._rows[key] = rows
-        return rows.argmax(axis=1).tolist()
+        if rows.size < ARGMAX_SPLIT or ARGMAX_THREADS < 2 or self.batch_size < 2:
+            return rows.argmax(axis=1)
+        return self._split_argmax(rows)
+
+    def _split_argmax(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's argmax, the rows split between ARGMAX_THREADS threads."""
+        if self._argmax_pool is None:
+            self._argmax_pool = ThreadPoolExecutor(ARGMAX_THREADS)
+        out = np.empty(len(rows), dtype=np.intp)
+        edges = np.linspace(0, len(rows), min(ARGMAX_THREADS, len(rows)) + 1).astype(int)
+
+        def part(a: int, b: int) -> None:
+            rows[a:b].argmax(axis=1, out=out[a:b])
+
+        for f in [self._argmax_pool.submit(part, a, b) for a, b in zip(edges, edges[1:],
+                                                                       strict=False)]:
+            f.result()
+        return out
 
     def logits(self, ids, last: int | None = None) -> np.ndarray:
         if self.greedy == "device":

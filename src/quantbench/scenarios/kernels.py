@@ -6,9 +6,11 @@ there (and on a GPU records its CUDA graph), untimed. The KV caches are filled t
 ``warmup_runs`` untraced runs (a prefill and ``steps`` decode steps) follow, then one prefill,
 untraced, and ``steps`` decode steps under ``torch.profiler``: with CUDA activity on a GPU (the
 device's kernels, memory copies and sets, and the host's launch calls), with CPU activity
-otherwise (the operators). The device is synchronised after each step, inside the trace, so
-every kernel of the traced steps is in it. The summary (``quantbench.kernel_summary``) ranks
-kernels by self time, classes them by name and counts kernels and launches per decoded token.
+otherwise (the operators). The steps are one ``decode_run``, as the latency stage times them
+(a backend that keeps its steps on the device synchronises once, at the end of the run, inside
+the trace), so every kernel of the traced steps is in it. The summary
+(``quantbench.kernel_summary``) ranks kernels by self time, classes them by name and counts
+kernels and launches per decoded token.
 
 For a compiled precision, torch._dynamo's state is reset before loading (a fresh process's
 state) and its counters are read at the end: graph breaks, graphs, recompilations (compilations
@@ -84,17 +86,14 @@ def trace_decode(backend, prompt: list[int], steps: int, batch_size: int, device
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    prefill, decode = ((backend.prefill, backend.decode) if batch_size == 1
-                       else (backend.prefill_batch, backend.decode_batch))
     cuda = device == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    token = prefill(prompt)
+    tokens = [backend.prefill(prompt)] if batch_size == 1 else backend.prefill_batch(prompt)
     backend.sync()
     with profile(activities=activities) as prof:
         start = time.perf_counter()
-        for _ in range(steps):
-            token = decode(token)
-            backend.sync()
+        backend.decode_run(tokens, steps)
+        backend.sync()
         wall_s = time.perf_counter() - start
     totals: dict[str, list] = {}
     launches = 0 if cuda else None

@@ -13,7 +13,10 @@ runs. A run times one prefill of the prompt (time to first token: the forward pa
 choice of the first token of each sequence; it starts by rewinding the cache to the depth,
 bookkeeping that touches no data, whose cost ``quantbench fidelity --prefill-parts``
 measures) and ``new_tokens`` decode steps, each on
-its own. The device is synchronised before every clock read; tokenisation is not timed. A
+its own: one ``decode_run`` of the backend, which feeds each step's greedy tokens to the next.
+The device is synchronised before every host clock read; a backend that keeps the steps on a
+GPU (transformers) times each step by CUDA events recorded between them and synchronises once
+at the end of the run, so no step waits for the host. Tokenisation is not timed. A
 point that runs out of memory (or fails otherwise) is a point with that status, and the sweep
 goes on.
 
@@ -89,22 +92,20 @@ log = logging.getLogger(__name__)
 def timed_run(backend, prompt, new_tokens: int, batch_size: int = 1):
     """One prefill and ``new_tokens`` decode steps: (ttft seconds, per-step seconds).
 
-    With batch_size > 1 every step decodes one token in each of the batch's sequences."""
-    prefill, decode = ((backend.prefill, backend.decode) if batch_size == 1
-                       else (backend.prefill_batch, backend.decode_batch))
+    With batch_size > 1 every step decodes one token in each of the batch's sequences. The
+    steps are one ``decode_run`` of the backend: its step times are read from the device's
+    clock where it keeps the steps there (CUDA events between them, one synchronisation at the
+    end), else from the host's, synchronised each step."""
     clock = time.perf_counter
     backend.sync()
     start = clock()
-    token = prefill(prompt)
+    first = backend.prefill(prompt) if batch_size == 1 else backend.prefill_batch(prompt)
     backend.sync()
     ttft = clock() - start
-    steps = []
-    for _ in range(new_tokens):
-        start = clock()
-        token = decode(token)
-        backend.sync()
-        steps.append(clock() - start)
-    return ttft, steps
+    if not new_tokens:
+        return ttft, []
+    tokens = [first] if batch_size == 1 else first
+    return ttft, backend.decode_run(tokens, new_tokens).step_s
 
 
 def decode_rates(steps: list[float], batch_size: int = 1) -> tuple[float, float | None]:
