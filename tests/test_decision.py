@@ -176,3 +176,20 @@ def test_a_pick_of_another_run_than_the_reference_is_marked_in_the_decision_tabl
     [row] = decision_context(s, pts, config, reference="bf16", budgets=Budgets(),
                              models={})["rows"]
     assert "†" not in row["pick"]
+
+
+def test_an_accuracy_budget_excludes_a_precision_that_lost_more_points_and_the_evidence_says():
+    pts = table(pt("bf16", 1, 40.0), pt("gguf-q8_0", 1, 80.0), pt("gguf-q4_k_m", 1, 100.0))
+    q = summary(("bf16", 10.0), ("gguf-q8_0", 10.05), ("gguf-q4_k_m", 10.1))
+    q["acc_change_pp"] = [0.0, -1.0, -6.0]
+    q["acc_change_lo_pp"], q["acc_change_hi_pp"] = q["acc_change_pp"] - 2, q["acc_change_pp"] + 2
+    q["flips_lost"], q["flips_gained"] = [0, 3, 9], [0, 2, 3]
+    # without an accuracy budget the faster gguf-q4_k_m; with a 5-point budget, gguf-q8_0
+    assert answer(pts, SINGLE, quality=q).pick["precision"] == "gguf-q4_k_m"
+    a = answer(pts, SINGLE, quality=q, budgets=Budgets(accuracy_drop_pp=5.0))
+    assert a.pick["precision"] == "gguf-q8_0"
+    assert a.evidence == ("Δppl +0.50 %, accuracy -1.0 pp [-3.0, +1.0] (3 right→wrong, "
+                          "2 wrong→right)")
+    tight = Scenario(**{**SINGLE.__dict__, "accuracy_drop_pp": 0.5})
+    assert answer(pts, tight, quality=q, budgets=Budgets(accuracy_drop_pp=5.0)
+                  ).pick["precision"] == "bf16"

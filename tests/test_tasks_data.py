@@ -164,12 +164,15 @@ def test_the_tasks_are_the_same_bytes_twice(britannica, tmp_path):
     assert (tmp_path / items_file).read_bytes() != first[items_file]  # the seed draws
 
 
+# each task loaded from its own folder, as the accuracy stage runs it: its data file is named
+# relative to the YAML
 LOAD = """
-import json, sys
+import json, os, sys
 from lm_eval.tasks import TaskManager, get_task_dict
-tasks = get_task_dict(["qb_lastword", "qb_nextsentence"], TaskManager(include_path=sys.argv[1]))
-out = {}
-for name, task in tasks.items():
+manager, out = TaskManager(include_path=sys.argv[1]), {}
+for name in ("qb_lastword", "qb_nextsentence"):
+    os.chdir(os.path.join(sys.argv[1], name))
+    task = get_task_dict([name], manager)[name]
     task.build_all_requests(limit=None, rank=0, world_size=1)
     out[name] = [[i.request_type, len(i.arguments), i.doc_id] for i in task.instances]
 print(json.dumps(out))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantbench import flips
+from quantbench import evaltext, flips
 from quantbench.records import Status
 from quantbench.report.numbers import fmt
 
@@ -131,12 +131,16 @@ def section(df: pd.DataFrame, table: pd.DataFrame | None, reference: str) -> lis
     table by precision and task, then per model the rank correlations that hold data."""
     if table is None or table.empty:
         return []
-    out = ["## Task accuracy", "",
+    derived = sorted(set(table["task"]) & set(evaltext.DERIVED_TASKS))
+    out = ["### Task accuracy", "",
            f"Accuracy on each task through lm-evaluation-harness, with each precision loaded by "
            f"quantbench's own engine; the change is paired against `{reference}` over the same "
            "items (95 % interval: Newcombe's hybrid score method for paired proportions; "
            "McNemar's exact test), and a flip is an item answered right by one and wrong by "
-           "the other. Accuracy's interval is Wilson's.", "",
+           "the other. Accuracy's interval is Wilson's."
+           + (f" {', '.join(derived)}: tasks derived from the held-out part of the evaluation "
+              "text (a last word to predict as LAMBADA does; the true next sentence among four), "
+              "not a published benchmark." if derived else ""), "",
            "| model | precision | task | items | accuracy % (95 % CI) | change (points, 95 % CI) "
            "| right→wrong | wrong→right | flip rate % |",
            "|---|---|---|---:|---:|---:|---:|---:|---:|"]

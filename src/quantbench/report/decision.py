@@ -45,6 +45,7 @@ class Scenario:
     token_p90_ms: float | None = None
     quality_budget_pct: float | None = None  # None: the report's quality_budget_pct
     kld_budget: float | None = None  # None: the report's kld_budget
+    accuracy_drop_pp: float | None = None  # None: the report's accuracy_drop_pp
     note: str | None = None
 
     @property
@@ -180,9 +181,11 @@ def quality_of(summary: pd.DataFrame, model: str) -> pd.DataFrame:
 
 
 def within_quality(rows: pd.DataFrame, quality: pd.DataFrame, budget_pct: float,
-                   kld_budget: float | None, reference: str) -> pd.DataFrame:
+                   kld_budget: float | None, reference: str,
+                   accuracy_drop_pp: float | None = None) -> pd.DataFrame:
     """Where quality was measured, the rows within the budget (the perplexity change's point
-    estimate, and the KL divergence where a KL budget is set); where it was not, every row."""
+    estimate, the KL divergence where a KL budget is set, the paired accuracy change where an
+    accuracy budget is set); where it was not, every row."""
     if rows.empty or quality.get("ppl", pd.Series(dtype=float)).notna().sum() == 0:
         return rows
 
@@ -193,6 +196,9 @@ def within_quality(rows: pd.DataFrame, quality: pd.DataFrame, budget_pct: float,
             return False
         q = quality.loc[precision]
         if not known(q.get("ppl_delta_pct")) or q["ppl_delta_pct"] > budget_pct:
+            return False
+        if accuracy_drop_pp is not None and not (
+                known(q.get("acc_change_pp")) and q["acc_change_pp"] >= -accuracy_drop_pp):
             return False
         return kld_budget is None or (known(q.get("kld_mean")) and q["kld_mean"] <= kld_budget)
 
@@ -213,6 +219,13 @@ def evidence(precision: str, quality: pd.DataFrame, reference: str, weights_note
         out += f" [{low:+.2f}, {high:+.2f}]"
     if known(q.get("kld_mean")):
         out += f", KLD {q['kld_mean']:.2g}"
+    if known(q.get("acc_change_pp")):
+        out += f", accuracy {q['acc_change_pp']:+.1f} pp"
+        low, high = q.get("acc_change_lo_pp"), q.get("acc_change_hi_pp")
+        if known(low) and known(high):
+            out += f" [{low:+.1f}, {high:+.1f}]"
+        if known(q.get("flips_lost")) and known(q.get("flips_gained")):
+            out += f" ({int(q['flips_lost'])} right→wrong, {int(q['flips_gained'])} wrong→right)"
     return out
 
 
@@ -241,6 +254,8 @@ def answer(model: str, scenario: Scenario, points: pd.DataFrame, summary: pd.Dat
     budget = (scenario.quality_budget_pct if scenario.quality_budget_pct is not None
               else budgets.quality_budget_pct)
     kld = scenario.kld_budget if scenario.kld_budget is not None else budgets.kld_budget
+    drop = (scenario.accuracy_drop_pp if scenario.accuracy_drop_pp is not None
+            else budgets.accuracy_drop_pp)
     unquantized = rows[~rows["precision"].map(is_quantized)]
     if not unquantized.empty:
         out.fastest_unquantized = rank(unquantized).iloc[0].to_dict()
@@ -249,7 +264,7 @@ def answer(model: str, scenario: Scenario, points: pd.DataFrame, summary: pd.Dat
         out.status = "unchecked"
         return out
     fitting = within_targets(rows, scenario)
-    candidates = rank(within_quality(fitting, quality, budget, kld, reference))
+    candidates = rank(within_quality(fitting, quality, budget, kld, reference, drop))
     out.candidates = len(candidates)
     if candidates.empty:
         out.status = "none_within"
@@ -264,7 +279,7 @@ def answer(model: str, scenario: Scenario, points: pd.DataFrame, summary: pd.Dat
             out.status = "tie"
     out.evidence = evidence(out.pick["precision"], quality, reference, weights_note)
     out.changes = what_would_change(out, g, quality, reference=reference, budget=budget,
-                                    kld=kld, fitting=fitting)
+                                    kld=kld, fitting=fitting, drop=drop)
     return out
 
 
@@ -288,7 +303,7 @@ def is_quantized(name: str) -> bool:
 
 
 def what_would_change(ans: Answer, g: pd.DataFrame, quality: pd.DataFrame, *, reference: str,
-                      budget: float, kld, fitting: pd.DataFrame) -> list[str]:
+                      budget: float, kld, fitting: pd.DataFrame, drop=None) -> list[str]:
     """From measured data only: the pick under a tighter quality budget (where the pick's
     perplexity change is measured and above another candidate's), and at a longer context
     (the same batch and prompt at a larger measured depth)."""
@@ -307,7 +322,7 @@ def what_would_change(ans: Answer, g: pd.DataFrame, quality: pd.DataFrame, *, re
     for depth in deeper[-1:]:
         longer = Scenario(**{**s.__dict__, "context_depth": int(depth)})
         rows = within_targets(_at(g, longer, ans.prompt), longer)
-        rows = rank(within_quality(rows, quality, budget, kld, reference))
+        rows = rank(within_quality(rows, quality, budget, kld, reference, drop))
         if rows.empty:
             out.append(f"At depth {int(depth)}: no precision meets the targets.")
         elif rows.iloc[0]["precision"] != name:

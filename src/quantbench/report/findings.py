@@ -54,6 +54,7 @@ class Budgets:
 
     quality_budget_pct: float = 2.0
     kld_budget: float | None = None
+    accuracy_drop_pp: float | None = None
     memory_budget_mib: float | None = None
     cv_threshold_pct: float = 10.0
     ppl_jump_pct: float = 10.0

@@ -334,7 +334,10 @@ def decision_context(df: pd.DataFrame, points: pd.DataFrame | None, config: dict
         pct = s.quality_budget_pct if s.quality_budget_pct is not None else \
             budgets.quality_budget_pct
         kld = s.kld_budget if s.kld_budget is not None else budgets.kld_budget
-        return f"+{fmt(pct, 1)} % perplexity" + (f", KLD ≤ {kld}" if kld is not None else "")
+        drop = s.accuracy_drop_pp if s.accuracy_drop_pp is not None else budgets.accuracy_drop_pp
+        return (f"+{fmt(pct, 1)} % perplexity" + (f", KLD ≤ {kld}" if kld is not None else "")
+                + (f", accuracy at most {fmt(drop, 1)} points lower" if drop is not None
+                   else ""))
 
     crossed = set(df.loc[anomalies.other_run(df, reference), ["model", "precision"]]
                   .itertuples(index=False, name=None))
