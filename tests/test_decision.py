@@ -193,3 +193,8 @@ def test_an_accuracy_budget_excludes_a_precision_that_lost_more_points_and_the_e
     tight = Scenario(**{**SINGLE.__dict__, "accuracy_drop_pp": 0.5})
     assert answer(pts, tight, quality=q, budgets=Budgets(accuracy_drop_pp=5.0)
                   ).pick["precision"] == "bf16"
+
+
+def test_a_change_that_rounds_to_nothing_has_no_sign_of_its_own():
+    assert decision.points(-0.04) == "+0.0" and decision.points(-0.0) == "+0.0"
+    assert decision.points(-0.06) == "-0.1" and decision.points(2.25) == "+2.2"

@@ -220,13 +220,18 @@ def evidence(precision: str, quality: pd.DataFrame, reference: str, weights_note
     if known(q.get("kld_mean")):
         out += f", KLD {q['kld_mean']:.2g}"
     if known(q.get("acc_change_pp")):
-        out += f", accuracy {q['acc_change_pp']:+.1f} pp"
+        out += f", accuracy {points(q['acc_change_pp'])} pp"
         low, high = q.get("acc_change_lo_pp"), q.get("acc_change_hi_pp")
         if known(low) and known(high):
-            out += f" [{low:+.1f}, {high:+.1f}]"
+            out += f" [{points(low)}, {points(high)}]"
         if known(q.get("flips_lost")) and known(q.get("flips_gained")):
             out += f" ({int(q['flips_lost'])} right→wrong, {int(q['flips_gained'])} wrong→right)"
     return out
+
+
+def points(value: float) -> str:
+    """Signed, to a tenth; no "-0.0" for a change that rounds to nothing."""
+    return f"{round(float(value), 1) + 0.0:+.1f}"
 
 
 def rank(rows: pd.DataFrame) -> pd.DataFrame:
