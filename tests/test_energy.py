@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from quantbench.backends import base
+from quantbench.backends.base import BackendBase
 from quantbench.points import OperatingPoint, phase_power_w, power_check
 from quantbench.scenarios import energy, latency
 from quantbench.scenarios.energy import PhaseEnergy, Window, idle, phase_windows
@@ -46,9 +48,10 @@ class Card:
             monkeypatch.setattr(module, "time", fake)
 
 
-class Backend:
+class Backend(BackendBase):
     """Runs nothing but the card: a prefill of the batch takes ``prefill_s`` at
-    ``prefill_w``, a decode step ``step_s`` at ``decode_w``."""
+    ``prefill_w``, a decode step ``step_s`` at ``decode_w`` (decode runs: the base's, a step at
+    a time on the card's clock)."""
 
     def __init__(self, card: Card, *, prefill_s: float, prefill_w: float, step_s: float,
                  decode_w: float):
@@ -58,15 +61,20 @@ class Backend:
     def sync(self):
         pass
 
-    def prefill_batch(self, prompt):
+    def prefill(self, prompt):
         self.card.work(self.prefill_s, self.prefill_w)
         return 0
 
-    def decode_batch(self, token):
+    def prefill_batch(self, prompt):
+        return [self.prefill(prompt)] * BATCH
+
+    def decode(self, token):
         self.card.work(self.step_s, self.decode_w)
         return token
 
-    prefill, decode = prefill_batch, decode_batch
+    def decode_batch(self, tokens):
+        self.decode(tokens[0])  # one step of the whole batch
+        return tokens
 
 
 # 8B gguf-q8_0 at batch 64, depth 512 on the H200 sweep, ten times shorter: a prefill of the
@@ -80,7 +88,7 @@ def test_no_point_draws_more_than_the_cards_power_limit_with_energy_per_phase(mo
     (what a point gave before: each run's prefill in it) puts decode far above the card's limit,
     which no card can draw; the decode steps' energy alone gives their own draw, within it."""
     card = Card()
-    card.clocked(monkeypatch, latency, energy)
+    card.clocked(monkeypatch, latency, energy, base)
     backend = Backend(card, **SHAPE)
     monkeypatch.setattr(latency, "total_energy_mj", lambda handle: card.energy_mj())
     where = OperatingPoint(BATCH, 512, len(PROMPT))
@@ -109,7 +117,7 @@ def test_no_point_draws_more_than_the_cards_power_limit_with_energy_per_phase(mo
 def test_the_windows_are_long_enough_for_the_counter_and_hold_as_many_prefills_as_runs(
         monkeypatch):
     card = Card(step_s=0.005)
-    card.clocked(monkeypatch, latency, energy)
+    card.clocked(monkeypatch, latency, energy, base)
     backend = Backend(card, **{**SHAPE, "prefill_s": 0.005})
     runs, prefills = phase_windows(
         card.energy_mj, min_s=0.1, min_runs=2,
