@@ -483,7 +483,7 @@ DOWNSTREAM = ["results/summary.csv", "results/metrics.csv", "results/figures/*",
      {"benchmark_latency": 1}),
     ("gguf/f16.gguf", ["resources/models/tiny/gguf/*", "results/tiny/*/gguf-*"],
      {"convert_gguf": 1, "quantize_gguf": 2, "benchmark_latency": 3, "evaluate_quality": 3,
-      "trace_gpu": 3}),
+      "evaluate_tasks": 3, "trace_gpu": 3}),
 ], ids=["benchmark", "conversion"])
 def test_kill_9_mid_job_then_next_run_redoes_exactly_the_unfinished_work(
         run_dir, tmp_path, held, unfinished, redo):
