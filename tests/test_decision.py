@@ -198,3 +198,9 @@ def test_an_accuracy_budget_excludes_a_precision_that_lost_more_points_and_the_e
 def test_a_change_that_rounds_to_nothing_has_no_sign_of_its_own():
     assert decision.points(-0.04) == "+0.0" and decision.points(-0.0) == "+0.0"
     assert decision.points(-0.06) == "-0.1" and decision.points(2.25) == "+2.2"
+
+
+def test_a_figure_that_rounds_to_nothing_is_printed_without_a_sign():
+    from quantbench.report.numbers import fmt
+
+    assert fmt(-0.004, 2) == "0.00" and fmt(-0.0, 1) == "0.0" and fmt(-0.006, 2) == "-0.01"

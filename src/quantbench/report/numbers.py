@@ -13,8 +13,8 @@ from quantbench.stats import known
 def fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
+    if isinstance(value, float):  # + 0.0: a value that rounds to nothing has no sign
+        return f"{round(value, digits) + 0.0:,.{digits}f}"
     return str(value)
 
 
