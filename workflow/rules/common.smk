@@ -249,7 +249,7 @@ def traces():
 # The accuracy stage's tasks (config tasks:), found and checked before any job: a task that
 # cannot be had offline is refused here (quantbench.evaltasks). None when the stage is off.
 ACCURACY = qb_targets.evaluates_tasks(config)
-# the tasks derived from the evaluation text (rule make_tasks), named in tasks: by their names
+# the tasks derived from the evaluation text (made by make_tasks), named by their names
 DERIVED_TASKS = qb_evaltext.derived_task_folders(DATASET)
 TASK_SOURCES = (
     qb_evaltasks.resolve(config["tasks"], Path.cwd(), DERIVED_TASKS) if ACCURACY else []

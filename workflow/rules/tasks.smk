@@ -13,7 +13,7 @@ rule make_tasks:
         "../../envs/hf.yaml"
     params:
         dataset=DATASET,
-        folder=f"resources/tasks/{DATASET}",
+        folder=lambda wildcards, output: os.path.dirname(output.manifest),
         protocol=config["tasks_data"],
     script:
         "../scripts/make_tasks.py"
