@@ -22,6 +22,8 @@
 # fidelity on the GGUFs.
 # SMK_EXTRA: more arguments for every snakemake call (e.g. --scheduler greedy where the wheels
 # leave out pulp, which the default scheduler solves its problem with).
+# SETUP_ONLY=1: stop after the set-up and the machine's ceilings (a later call on the same warm
+# machine measures, when set-up and measurements together would not fit one call's time).
 # COMPILE_CACHE: an archive of torch.compile's caches (Inductor's and Triton's) from an earlier
 # run on the same kind of card and the same torch: unpacked before, written back to
 # OUT/compile-cache.tgz after (if under 16 MiB). A compile that finds its graph there takes
@@ -93,6 +95,11 @@ if [ -n "${BEFORE_MEASURE:-}" ]; then
   left=$((LIMIT - (SECONDS - start)))
   [ "$left" -gt 10 ] && timeout -s KILL "$left" bash -c "$BEFORE_MEASURE"
   echo "BEFORE_MEASURE: exit $? at $((SECONDS - start)) s"
+fi
+if [ -n "${SETUP_ONLY:-}" ]; then
+  echo "set-up only: $((SECONDS - start)) s"; ls resources/*/gguf 2>/dev/null | tr '\n' ' '; echo
+  cp results/machine.json "$OUTDIR/" 2>/dev/null
+  exit 0
 fi
 if [ "$#" -eq 0 ]; then
   left=$((LIMIT - (SECONDS - start)))
