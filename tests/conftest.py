@@ -75,6 +75,22 @@ def tiny_gguf(tmp_path_factory, tiny_model, converter) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def onnx_dirs(tmp_path_factory, tiny_model) -> dict[str, Path]:
+    """The tiny model exported to ONNX (one graph with a KV cache) and ONNX Runtime's int8 and
+    int4 quantisations of it, by precision name."""
+    from quantbench.artifacts.onnx import export_onnx, quantize_onnx
+
+    out = tmp_path_factory.mktemp("onnx")
+    dirs = {"onnx-fp32": out / "fp32"}
+    export_onnx(tiny_model, dirs["onnx-fp32"])
+    for kind in ("int8", "int4"):
+        dirs[f"onnx-{kind}"] = out / kind
+        quantize_onnx(dirs["onnx-fp32"], dirs[f"onnx-{kind}"], onnx_type=kind,
+                      **({"block_size": 32} if kind == "int4" else {}))
+    return dirs
+
+
+@pytest.fixture(scope="session")
 def tiny_tokens(tmp_path_factory, tiny_model, sample_text) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("tokens")
     paths = {"ids": out / "text.npy", "meta": out / "text.json", "prompts": out / "prompts.json"}

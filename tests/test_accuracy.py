@@ -185,3 +185,51 @@ def test_logits_of_the_last_positions_are_those_rows_of_the_whole_window(tiny_mo
         assert tail.shape == (3, whole.shape[1])
         np.testing.assert_allclose(tail, whole[-3:], rtol=1e-4, atol=1e-4)
         backend.close()
+
+
+def _loglikelihoods(items: Path) -> dict:
+    rows = [json.loads(line) for line in items.read_text().splitlines()]
+    return {(r["task"], r["doc_id"]): np.array(r["loglikelihoods"]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def fp32_items(tiny_model, tmp_path_factory):
+    items = tmp_path_factory.mktemp("fp32-items") / "items.jsonl"
+    rec = run_accuracy("tiny", "fp32", tiny_model, tiny_model, ENGINE_TASKS, items_out=items,
+                       limit=4, max_length=MAX_LENGTH, device="cpu", threads=2)
+    assert rec.status == Status.OK, rec.reason
+    return _loglikelihoods(items)
+
+
+ENGINE_TASKS = [str(TASKS / "qbt_choice"), str(TASKS / "qbt_lastword")]
+# each engine's precision scored through its own backend, and how far from fp32's per-item
+# log-likelihoods it may be: ONNX Runtime's fp32 graph computes the same numbers; the
+# quantised ones move them, a little
+ENGINES = {"onnx-fp32": (0.0, 1e-3), "onnx-int8": (1e-4, 0.5), "torchao-int8wo": (1e-4, 0.5),
+           "bnb-int8": (1e-4, 0.5), "gguf-q8_0": (1e-4, 0.5)}
+
+
+@pytest.mark.parametrize("precision", sorted(ENGINES))
+def test_every_engine_scores_the_tasks_through_its_own_backend(
+        precision, tiny_model, tiny_gguf, onnx_dirs, fp32_items, tmp_path):
+    """ONNX Runtime, torchao, bitsandbytes and llama.cpp answer lm-eval's requests through
+    their backends: every item scored, each choice's log-likelihood within the engine's
+    distance of fp32 transformers' (and, quantised, not equal to it)."""
+    if precision.startswith("torchao"):
+        pytest.importorskip("torchao")
+        torch = pytest.importorskip("torch")
+        torch._dynamo.reset()
+    if precision.startswith("bnb"):
+        pytest.importorskip("bitsandbytes")
+    artifact = {"onnx-fp32": onnx_dirs["onnx-fp32"], "onnx-int8": onnx_dirs["onnx-int8"],
+                "gguf-q8_0": tiny_gguf["q8_0"]}.get(precision, tiny_model)
+    items = tmp_path / "items.jsonl"
+    rec = run_accuracy("tiny", precision, artifact, tiny_model, ENGINE_TASKS, items_out=items,
+                       limit=4, max_length=MAX_LENGTH, device="cpu", threads=2)
+    assert rec.status == Status.OK, rec.reason
+    assert rec.details["tasks"]["qbt_choice"]["n_items"] == 4
+    ours = _loglikelihoods(items)
+    assert ours.keys() == fp32_items.keys()
+    gap = max(float(np.max(np.abs(ours[k] - fp32_items[k]))) for k in ours)
+    low, high = ENGINES[precision]
+    assert low <= gap < high, gap

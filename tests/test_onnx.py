@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from quantbench import precisions
-from quantbench.artifacts.onnx import GRAPH, export_onnx, quantize_onnx
+from quantbench.artifacts.onnx import GRAPH, quantize_onnx
 from quantbench.backends import load_backend
 from quantbench.scenarios.latency import run_latency
 from quantbench.scenarios.quality import run_quality
@@ -17,18 +17,6 @@ LATENCY = dict(prompt_tokens=[8], new_tokens=4, warmup_runs=0, measured_runs=2,
                device="cpu", threads=2)
 QUALITY = dict(mode="llama.cpp", context_length=64, stride=None, max_windows=4,
                max_new_tokens=6, device="cpu", threads=2)
-
-
-@pytest.fixture(scope="module")
-def onnx_dirs(tmp_path_factory, tiny_model):
-    out = tmp_path_factory.mktemp("onnx")
-    dirs = {"onnx-fp32": out / "fp32"}
-    export_onnx(tiny_model, dirs["onnx-fp32"])
-    for kind in ("int8", "int4"):
-        dirs[f"onnx-{kind}"] = out / kind
-        quantize_onnx(dirs["onnx-fp32"], dirs[f"onnx-{kind}"], onnx_type=kind,
-                      **({"block_size": 32} if kind == "int4" else {}))
-    return dirs
 
 
 def _load(name, artifact, **kw):
