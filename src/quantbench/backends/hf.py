@@ -11,7 +11,8 @@ a GPU the whole step is captured once per configured shape as one CUDA graph, so
 is one graph replay and nothing else: no tensor built on the host, no copy, no synchronisation.
 A decode run (``decode_run``) replays it n times and reads the tokens back once; the steps'
 times come from CUDA events recorded between the replays. On the CPU the same step (compiled
-forward and updates) runs each time.
+forward and updates) runs each time. Its unquantised weights are read as the decode limit reads
+them: each layer's q/k/v and gate/up in one product each (backends.fusion, same bytes).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.artifacts.manifest import model_options
 from quantbench.backends.base import BackendBase, DecodeRun
+from quantbench.backends.fusion import fuse_projections
 from quantbench.backends.quantization import (
     DTYPES,
     quantised_linears,
@@ -188,6 +190,10 @@ class HFBackend(BackendBase):
                     f"{self.quantised[1]} linear layers (their shapes do not fit the format)"
                 )
         self.dtype = dtype
+        # the compiled path reads each layer's q/k/v and gate/up weights in one product each
+        # (backends.fusion; the same bytes): quantised weights are left as they are
+        self.fused = (fuse_projections(self.model) if precision.settings.get("compile")
+                      and qconfig is None and precision.settings.get("fuse", True) else 0)
         self.cache = self.static = self.graph = None
         # transformers renamed the KV-cache argument and output from past_key_values to cache
         self._cache_kw = (
@@ -511,6 +517,7 @@ class HFBackend(BackendBase):
             "compute_dtype": str(self.dtype).removeprefix("torch."),
             "kv_elem_bytes": self.dtype.itemsize,
             "compiled": self.compiled,
+            "fused_projections": self.fused,
             "compile_options": self.compile_options,
             # the decode step replayed as one CUDA graph of ours (see _capture)
             "cuda_graph": self.compiled and self.device.type == "cuda",
