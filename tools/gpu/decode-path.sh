@@ -16,7 +16,7 @@
 # compile per batch size: 1.1B ~60 s, 8B ~90 s cold; the timed runs take seconds), the profiled
 # run (a second load; its compile finds the first one's graphs: ~20-40 s). About 4-5 minutes
 # in all cold; every part is under `timeout` (PART_S, default 240 s a model) and a failure
-# stops the script with the part's log tail.
+# stops the script with the part's log tail. MODELS: the shapes to run (default both).
 set -euo pipefail
 out=$1
 shift
@@ -45,7 +45,7 @@ if [ "$(df --output=avail -B1G /dev/shm 2>/dev/null | tail -1 | tr -d ' ')" -lt 
   store=/tmp/qb-decode-path
 fi
 start=$SECONDS
-for model in tinyllama-1.1b-shape llama-3-8b-shape; do
+for model in ${MODELS:-tinyllama-1.1b-shape llama-3-8b-shape}; do
   t0=$SECONDS
   if ! timeout -k 15 "${PART_S:-240}" python3 - "$model" "$store" "$out" $batches \
       >"$out/$model.log" 2>&1 <<'PY'
