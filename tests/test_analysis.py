@@ -732,6 +732,24 @@ def test_dequantization_is_said_only_where_it_takes_a_notable_share():
         "kernels."]
 
 
+def test_the_prefill_is_described_only_from_a_trace_that_has_one():
+    prefill = {"prefill_trace_ms": 261.0, "prefill_busy_ms": 250.0, "prefill_busy_pct": 95.8,
+               "prefill_kernels": 900, "prefill_gemm_pct": 30.0, "prefill_attention_pct": 5.0,
+               "prefill_dequant_pct": 55.0, "prefill_elementwise_pct": 5.0,
+               "prefill_copy_pct": 3.0, "prefill_other_pct": 2.0}
+    df = kernel_table(("torchao-int4wo", "cuda", prefill),
+                      ("bf16-compiled", "cuda", {**prefill, "prefill_gemm_pct": 70.0,
+                                                 "prefill_dequant_pct": 15.0}),
+                      ("bf16", "cuda", {}))  # a trace without a prefill: nothing said
+    assert kernel_texts(df, "kernels_prefill") == [
+        "m: torchao-int4wo's traced prefill of 64 × 512 tokens at depth 4,096 takes 261.00 ms "
+        "under the profiler, 250.00 ms of it in GPU kernels; the largest share, 55 %, in "
+        "dequantization and quantization kernels.",
+        "m: bf16-compiled's traced prefill of 64 × 512 tokens at depth 4,096 takes 261.00 ms "
+        "under the profiler, 250.00 ms of it in GPU kernels; the largest share, 70 %, in "
+        "matrix multiplication (gemm/gemv) kernels, 15 % in dequantization and quantization."]
+
+
 def test_a_host_bound_step_is_said_only_for_a_gpu_idle_most_of_the_step():
     df = kernel_table(("bf16", "cuda", {"busy_pct": 30.0, "busy_ms_per_step": 1.2}),
                       ("bf16-compiled", "cuda", {"busy_pct": 92.0}),

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from quantbench.kernel_summary import CLASSES, KernelSummary, TraceRow, classify, summarise
+from quantbench.kernel_summary import (
+    CLASSES,
+    KernelSummary,
+    PrefillSummary,
+    TraceRow,
+    classify,
+    summarise,
+    summarise_prefill,
+)
 from quantbench.scenarios.kernels import run_kernels
 
 TRACE = dict(prompt_tokens=16, steps=3, top=6, warmup_runs=1, device="cpu", threads=2)
@@ -68,6 +76,31 @@ def test_a_cpu_trace_has_top_operators_and_classes(tiny_model, tiny_tokens, tmp_
     assert not set(rec.metrics) & {"graph_breaks", "recompiles"}  # eager: nothing compiled
     rec.save(tmp_path / "k.json")
     assert (tmp_path / "k.json").stat().st_size < 100_000
+
+
+def test_a_trace_has_one_prefill_of_the_batch_too(tiny_model, tiny_tokens):
+    """The prefill trace: its own figures beside the decode's, its operators (a prefill of
+    2 x 16 tokens multiplies matrices), its classes summing to its busy time, its wall time
+    longer than the time in its operators."""
+    rec = _checked_trace(run_kernels("tiny", "fp32", tiny_model, tiny_tokens["ids"],
+                                     **{**TRACE, "batch_size": 2}))
+    m = rec.metrics
+    assert set(PrefillSummary.metric_names()) <= set(m)
+    assert 0 < m["prefill_busy_ms"] <= m["prefill_trace_ms"]
+    assert m["prefill_gemm_pct"] > 0 and m["prefill_kernels"] > 0
+    assert sum(m[f"prefill_{c}_pct"] for c in CLASSES) == pytest.approx(100.0)
+    assert rec.details["prefill_top"] and rec.details["prefill_top"][0]["self_ms"] > 0
+
+
+def test_the_prefill_summary_shares_the_decode_summary_s_classes():
+    rows = [TraceRow("aten::mm", 600.0, 2), TraceRow("kDequantizeBlockwise", 300.0, 1),
+            TraceRow("aten::copy_", 100.0, 4)]
+    p = summarise_prefill(rows, wall_s=0.002, top=2)
+    assert (p.prefill_trace_ms, p.prefill_busy_ms, p.prefill_busy_pct) == (2.0, 1.0, 50.0)
+    assert (p.prefill_gemm_pct, p.prefill_dequant_pct, p.prefill_copy_pct) == (60.0, 30.0, 10.0)
+    assert p.prefill_kernels == 7 and [t["name"] for t in p.top] == ["aten::mm",
+                                                                      "kDequantizeBlockwise"]
+    assert set(p.metrics()) <= set(PrefillSummary.metric_names())
 
 
 def test_a_trace_at_a_batch_and_depth_decodes_every_sequence(tiny_model, tiny_tokens):

@@ -1,10 +1,11 @@
-"""Where decode time goes: a profiler trace's kernels summarised (no torch here).
+"""Where decode and prefill time go: a profiler trace's kernels summarised (no torch here).
 
 A trace (``quantbench.scenarios.kernels``) gives one row per kernel or operator name with its
 self time and its number of calls: on a GPU the device's kernels, memory copies and sets (self
 time = device time), on the CPU the operators (self CPU time). This module classifies each name
 coarsely by pattern (``classify``), ranks the names by self time and builds the typed summary
-(``KernelSummary``) that the record, the aggregate's results/kernels.csv and the report share.
+(``KernelSummary`` for decode steps, ``PrefillSummary`` for one prefill) that the record, the
+aggregate's results/kernels.csv and the report share.
 Kept light: the aggregate, the report and the DAG's helpers import it.
 """
 
@@ -132,3 +133,39 @@ def summarise(rows: list[TraceRow], *, device: str, steps: int, batch_size: int,
               "share": r.self_us / total_us if total_us else None, "calls": r.calls}
              for r in ranked],
     )
+
+
+@dataclass
+class PrefillSummary(Measurement):
+    """One traced prefill of the batch's prompts (the step before the first token), summarised
+    as a decode trace is: its wall time under the profiler, the time in its kernels (or CPU
+    operators) and each class's share of that."""
+
+    prefill_trace_ms: float | None = _metric("ms")
+    prefill_busy_ms: float | None = _metric("ms")
+    prefill_busy_pct: float | None = _metric("%")
+    prefill_kernels: int | None = _metric("")
+    prefill_gemm_pct: float | None = _metric("%")
+    prefill_attention_pct: float | None = _metric("%")
+    prefill_dequant_pct: float | None = _metric("%")
+    prefill_elementwise_pct: float | None = _metric("%")
+    prefill_copy_pct: float | None = _metric("%")
+    prefill_other_pct: float | None = _metric("%")
+    top: list = field(default_factory=list)
+
+    @classmethod
+    def metric_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if "unit" in f.metadata]
+
+    def metrics(self) -> dict:
+        return {k: v for k, v in asdict(self).items()
+                if k in self.metric_names() and v is not None}
+
+
+def summarise_prefill(rows: list[TraceRow], *, wall_s: float, top: int = 15) -> PrefillSummary:
+    """The summary of one traced prefill that took ``wall_s`` seconds."""
+    decode = summarise(rows, device="", steps=1, batch_size=1, wall_s=wall_s, top=top)
+    return PrefillSummary(
+        prefill_trace_ms=decode.step_ms, prefill_busy_ms=decode.busy_ms_per_step,
+        prefill_busy_pct=decode.busy_pct, prefill_kernels=sum(r.calls for r in rows),
+        **{f"prefill_{c}_pct": getattr(decode, f"{c}_pct") for c in CLASSES}, top=decode.top)

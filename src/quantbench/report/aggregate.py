@@ -11,7 +11,7 @@ import pandas as pd
 
 from quantbench import precisions, roofline, runs
 from quantbench.artifacts import gguf
-from quantbench.kernel_summary import KernelSummary
+from quantbench.kernel_summary import KernelSummary, PrefillSummary
 from quantbench.metrics import GpuMetrics, QualityMetrics
 from quantbench.points import COLUMNS as POINT_COLUMNS
 from quantbench.points import KEYS as POINT_KEYS
@@ -102,7 +102,8 @@ def typed_units() -> dict[str, dict[str, str]]:
     """By record kind, the units its types declare under its metrics' names (a latency
     record's headline figures are its point's, under their summary names)."""
     return {"latency": LatencyPoint.summary_units(), "quality": QualityMetrics.units(),
-            "gpu": GpuMetrics.units(), "kernels": KernelSummary.units()}
+            "gpu": GpuMetrics.units(),
+            "kernels": {**KernelSummary.units(), **PrefillSummary.units()}}
 
 
 # summary columns that come from the headline operating point
@@ -247,7 +248,8 @@ def points_table(records: list[dict], limits: dict | None = None) -> pd.DataFram
 # the kernel traces: one row per (model, precision) traced, from the typed summary
 KERNEL_COLUMNS = ["model", "precision", "backend", "status", "reason", "device", "batch_size",
                   "context_depth", "prompt_tokens", "steps", "tokens",
-                  *KernelSummary.metric_names(), "top_kernel", "top_kernel_class", "top_kernel_pct",
+                  *KernelSummary.metric_names(), *PrefillSummary.metric_names(), "top_kernel",
+                  "top_kernel_class", "top_kernel_pct",
                   "graph_break_reason", "recompile_reason", "run_id"]
 
 
@@ -268,7 +270,8 @@ def kernels_table(records: list[dict]) -> pd.DataFrame:
             **{k: (r.get("details", {}).get("point") or r["metrics"]).get(k)
                for k in ("batch_size", "context_depth", "prompt_tokens")},
             **{k: r["metrics"].get(k) for k in ("steps", "tokens",
-                                                 *KernelSummary.metric_names())},
+                                                 *KernelSummary.metric_names(),
+                                                 *PrefillSummary.metric_names())},
             "top_kernel": top.get("name"), "top_kernel_class": top.get("class"),
             "top_kernel_pct": None if top.get("share") is None else 100 * top["share"],
             "graph_break_reason": next(iter(reasons.get("graph_breaks") or []), None),

@@ -281,6 +281,7 @@ def kernel_findings(kernels: pd.DataFrame | None) -> list[Finding]:
         if shares.get("dequant", 0) >= NOTABLE_CLASS_PCT:
             out.append(Finding("kernels_dequant", model, name,
                                numbers={"pct": shares["dequant"]}, names=where))
+        out += _prefill_findings(model, name, row, where)
         busy = row.get("busy_pct")
         if row["device"] == "cuda" and _measured(busy) and busy < HOST_BOUND_BUSY_PCT:
             out.append(Finding("kernels_host_bound", model, name,
@@ -290,6 +291,26 @@ def kernel_findings(kernels: pd.DataFrame | None) -> list[Finding]:
                                names={"threshold": HOST_BOUND_BUSY_PCT}))
         out += _compile_findings(model, name, row)
     return out
+
+
+def _prefill_findings(model: str, name: str, row: pd.Series, where: dict) -> list[Finding]:
+    """Where the traced prefill's time went: its largest class of kernels, and its
+    dequantization where that takes at least ``NOTABLE_CLASS_PCT`` % (only for a trace that
+    has a prefill)."""
+    shares = {c: row.get(f"prefill_{c}_pct") for c in CLASSES
+              if _measured(row.get(f"prefill_{c}_pct"))}
+    if not shares or not _measured(row.get("prefill_busy_ms")):
+        return []
+    largest = max(shares, key=shares.get)
+    dequant = shares.get("dequant", 0)
+    return [Finding("kernels_prefill", model, name,
+                    numbers={"pct": shares[largest], "trace_ms": row["prefill_trace_ms"],
+                             "busy_ms": row["prefill_busy_ms"],
+                             "dequant_pct": (dequant if largest != "dequant"
+                                             and dequant >= NOTABLE_CLASS_PCT else None),
+                             **{k: row.get(k) for k in ("batch_size", "prompt_tokens",
+                                                        "context_depth")}},
+                    names={**where, "what": CLASS_WORDS[largest]})]
 
 
 def _compile_findings(model: str, name: str, row: pd.Series) -> list[Finding]:

@@ -134,6 +134,15 @@ WORDING = {
         "{{ model }}: {{ precision }} spends {{ pct | fmt(0) }} % of its decode {{ device }} time "
         "in dequantization and quantization {{ unit }}."
     ),
+    "kernels_prefill": (
+        "{{ model }}: {{ precision }}'s traced prefill of {{ batch_size | fmt(0) }} × "
+        "{{ prompt_tokens | fmt(0) }} tokens{% if context_depth %} at depth "
+        "{{ context_depth | fmt(0) }}{% endif %} takes {{ trace_ms | fmt(2) }} ms under the "
+        "profiler, {{ busy_ms | fmt(2) }} ms of it in {{ device }} {{ unit }}; the largest "
+        "share, {{ pct | fmt(0) }} %, in {{ what }} {{ unit }}"
+        "{% if dequant_pct is known %}, {{ dequant_pct | fmt(0) }} % in dequantization and "
+        "quantization{% endif %}."
+    ),
     "kernels_host_bound": (
         "{{ model }}: {{ precision }}'s GPU is busy only {{ busy_pct | fmt(0) }} % of a traced "
         "decode step ({{ busy_ms_per_step | fmt(2) }} of {{ step_ms | fmt(2) }} ms; "

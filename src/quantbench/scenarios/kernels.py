@@ -1,4 +1,5 @@
-"""Where one precision's decode time goes: a torch profiler trace of a few decode steps.
+"""Where one precision's decode and prefill time go: a torch profiler trace of a few decode
+steps, then of one prefill.
 
 At the headline operating point (batch size, context depth, prompt; ``latency.headline``) the
 backend is loaded and configured as the latency stage does it: a compiled precision compiles
@@ -8,7 +9,9 @@ untraced, and ``steps`` decode steps under ``torch.profiler``: with CUDA activit
 device's kernels, memory copies and sets, and the host's launch calls), with CPU activity
 otherwise (the operators). The steps are one ``decode_run``, as the latency stage times them
 (a backend that keeps its steps on the device synchronises once, at the end of the run, inside
-the trace), so every kernel of the traced steps is in it. The summary
+the trace), so every kernel of the traced steps is in it. One more prefill of the batch's
+prompts at the same depth is traced after them (``PrefillSummary``, its figures prefixed
+``prefill_``): where the time to the first token goes. The summary
 (``quantbench.kernel_summary``) ranks kernels by self time, classes them by name and counts
 kernels and launches per decoded token.
 
@@ -29,7 +32,7 @@ import time
 import numpy as np
 
 from quantbench.config import check_prompt_in_text
-from quantbench.kernel_summary import LAUNCH, TraceRow, summarise
+from quantbench.kernel_summary import LAUNCH, TraceRow, summarise, summarise_prefill
 from quantbench.records import Status
 from quantbench.scenarios.common import Job
 from quantbench.scenarios.latency import timed_run
@@ -68,33 +71,66 @@ def run_kernels(model: str, precision: str, artifact, tokens_path, *, prompt_tok
             timed_run(backend, prompt, steps, batch_size)
         compiles_before = len(compilation_metrics())
         rows, launches, wall_s = trace_decode(backend, prompt, steps, batch_size, job.device)
+        prefill_rows, prefill_s = trace_prefill(backend, prompt, batch_size, job.device)
+        prefill = summarise_prefill(prefill_rows, wall_s=prefill_s, top=top)
         counts, reasons = (compile_counts(compiles_before, cudagraphs=job.device == "cuda")
                            if backend.info().get("compiled") else ({}, {}))
         summary = summarise(rows, device=job.device, steps=steps, batch_size=batch_size,
                             wall_s=wall_s, launches=launches, top=top, compile_counts=counts)
         rec.metrics.update(summary.metrics(), tokens=summary.tokens, steps=steps,
                            batch_size=batch_size, prompt_tokens=prompt_tokens,
-                           context_depth=context_depth)
-        rec.details.update(top=summary.top, classes=summary.classes(), compile=reasons,
+                           context_depth=context_depth, **prefill.metrics())
+        rec.details.update(top=summary.top, prefill_top=prefill.top, classes=summary.classes(),
+                           compile=reasons,
                            traced="cuda kernels" if job.device == "cuda" else "cpu operators")
     return rec
+
+
+def _prefill(backend, prompt: list[int], batch_size: int) -> list[int]:
+    return [backend.prefill(prompt)] if batch_size == 1 else backend.prefill_batch(prompt)
+
+
+def trace_prefill(backend, prompt: list[int], batch_size: int, device: str):
+    """One prefill of the batch under the profiler: (rows of the trace, wall seconds)."""
+    from torch.profiler import profile
+
+    with profile(activities=_activities(device)) as prof:
+        start = time.perf_counter()
+        _prefill(backend, prompt, batch_size)
+        backend.sync()
+        wall_s = time.perf_counter() - start
+    rows, _ = _rows(prof, device)
+    return rows, wall_s
+
+
+def _activities(device: str) -> list:
+    from torch.profiler import ProfilerActivity
+
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
 
 
 def trace_decode(backend, prompt: list[int], steps: int, batch_size: int, device: str):
     """One untraced prefill, then ``steps`` decode steps under the profiler: (rows of the trace,
     host launch calls (None on the CPU), wall seconds of the traced steps)."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import profile
 
-    cuda = device == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    tokens = [backend.prefill(prompt)] if batch_size == 1 else backend.prefill_batch(prompt)
+    tokens = _prefill(backend, prompt, batch_size)
     backend.sync()
-    with profile(activities=activities) as prof:
+    with profile(activities=_activities(device)) as prof:
         start = time.perf_counter()
         backend.decode_run(tokens, steps)
         backend.sync()
         wall_s = time.perf_counter() - start
+    rows, launches = _rows(prof, device)
+    return rows, launches, wall_s
+
+
+def _rows(prof, device: str) -> tuple[list[TraceRow], int | None]:
+    """A trace's rows (device kernels on a GPU, CPU operators otherwise) and the host's launch
+    calls (None on the CPU)."""
+    from torch.autograd import DeviceType
+
+    cuda = device == "cuda"
     totals: dict[str, list] = {}
     launches = 0 if cuda else None
     for e in prof.events():
@@ -110,8 +146,7 @@ def trace_decode(backend, prompt: list[int], steps: int, batch_size: int, device
         acc = totals.setdefault(e.name, [0.0, 0])
         acc[0] += us
         acc[1] += 1
-    rows = [TraceRow(name, us, calls) for name, (us, calls) in totals.items()]
-    return rows, launches, wall_s
+    return [TraceRow(name, us, calls) for name, (us, calls) in totals.items()], launches
 
 
 def reset_compile_state() -> None:
