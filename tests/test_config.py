@@ -565,3 +565,16 @@ def test_latency_points_cut_the_grid_to_the_pairs_named_and_refuse_one_outside_i
     with pytest.raises(ConfigError, match=r"'latency.headline': batch 4, depth 0 is not one of "
                                           r"latency.points"):
         check(_config(latency={**grid, "headline": {"batch_size": 4}}))
+
+
+@pytest.mark.parametrize("path", sorted((SCHEMA.parents[2] / "config").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_config_passes_its_checks_and_the_schema(path):
+    """Each config under config/ reads as a config file does, has no unknown key and passes the
+    schema, so that its command fails on nothing but the machine it asks for."""
+    import yaml
+
+    qb_config.check_config_files([path])
+    config = yaml.safe_load(path.read_text())
+    qb_config.check_keys(config, SCHEMA)
+    validate(config, str(SCHEMA))
