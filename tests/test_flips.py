@@ -84,3 +84,33 @@ def test_spearman_ranks_with_ties_and_needs_three_pairs():
     assert flips.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)
     assert math.isnan(flips.spearman([1, 2], [1, 2]))
     assert math.isnan(flips.spearman([1, 2, float("nan"), 3], [1, 1, 2, 1]))
+
+
+def test_the_report_ranks_accuracy_changes_and_flip_rates_with_kld_and_perplexity():
+    """The section's correlation line: Spearman's ρ of the accuracy change and of the flip rate
+    with KL divergence and Δ perplexity across the precisions (the reference left out); none
+    below three precisions."""
+    import pandas as pd
+
+    from quantbench.report.accuracy import section
+
+    df = pd.DataFrame({
+        "model": "m", "precision": ["ref", "a", "b", "c", "d"],
+        "acc_change_pp": [None, 0.0, -1.0, -3.0, -2.0],
+        "acc_change_lo_pp": [None, -2.0, -3.0, -5.0, -4.0],
+        "acc_change_hi_pp": [None, 2.0, 1.0, -1.0, 0.0],
+        "acc_p_mcnemar": [None, 1.0, 0.5, 0.2, 0.3],
+        "flips_lost": [None, 1, 2, 5, 3], "flips_gained": [None, 1, 1, 2, 1],
+        "flip_rate_pct": [None, 2.0, 3.0, 7.0, 4.0],
+        "kld_mean": [None, 0.01, 0.02, 0.05, 0.03], "ppl_delta_pct": [None, 0.5, 0.4, 3.0, 1.0]})
+    table = pd.DataFrame([{"model": "m", "precision": "a", "task": "t", "status": "ok",
+                           "n_items": 100, "accuracy": 0.5, "accuracy_lo": 0.4,
+                           "accuracy_hi": 0.6, "acc_change_pp": 0.0, "acc_change_lo_pp": -2.0,
+                           "acc_change_hi_pp": 2.0, "flips_lost": 1, "flips_gained": 1,
+                           "flip_rate_pct": 2.0}])
+    line = next(x for x in section(df, table, "ref") if "Spearman" in x)
+    assert line == (
+        "- m: across 4 precisions, the accuracy change ranks with KL divergence at Spearman "
+        "ρ = -1.00 and with Δ perplexity at ρ = -0.80 (a falling accuracy gives a negative ρ); "
+        "the flip rate ranks with KL divergence at ρ = 1.00 and with Δ perplexity at ρ = 0.80.")
+    assert not [x for x in section(df.iloc[:3], table, "ref") if "Spearman" in x]

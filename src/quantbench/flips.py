@@ -12,6 +12,9 @@
 - Flips: ``lost`` and ``gained`` as counts, and their sum as a rate over the items (Dutta et al.
   2024, "Accuracy is Not All You Need": equal accuracy can hide many flips).
 - Across precisions, Spearman's rank correlation (average ranks for ties).
+
+The intervals, the test and the correlation are scipy.stats'; Newcombe's paired interval,
+which scipy lacks, is built here from its Wilson intervals.
 """
 
 from __future__ import annotations
@@ -20,32 +23,28 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats
 
 Z95 = 1.959963984540054
 
 
 def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson's score interval of a proportion ``correct / n`` (nan, nan for no items)."""
+    """Wilson's score interval of a proportion ``correct / n`` at the confidence ``z`` stands
+    for (scipy.stats.binomtest's; nan, nan for no items)."""
     if n <= 0:
         return math.nan, math.nan
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # exactly 0 and 1 at the ends (the arithmetic leaves a rounding error there)
-    lo = 0.0 if correct == 0 else max(0.0, centre - half)
-    hi = 1.0 if correct == n else min(1.0, centre + half)
-    return lo, hi
+    level = 2 * stats.norm.cdf(z) - 1
+    ci = stats.binomtest(correct, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def mcnemar_exact(lost: int, gained: int) -> float:
     """Two-sided p-value of McNemar's exact test: ``gained`` of the ``lost + gained`` discordant
-    items under Binomial(n, 1/2) (1.0 with no discordant item)."""
+    items under Binomial(n, 1/2) (scipy.stats.binomtest; 1.0 with no discordant item)."""
     n = lost + gained
     if n == 0:
         return 1.0
-    k = min(lost, gained)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
+    return float(stats.binomtest(gained, n, 0.5).pvalue)
 
 
 @dataclass(frozen=True)
@@ -110,26 +109,11 @@ def paired_change(reference, other) -> PairedChange:
                         p_mcnemar=mcnemar_exact(lost, gained))
 
 
-def ranks(values) -> np.ndarray:
-    """Ranks from 1, ties given their average rank."""
-    x = np.asarray(values, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    out = np.empty(len(x))
-    out[order] = np.arange(1, len(x) + 1)
-    for v in np.unique(x):
-        tied = x == v
-        out[tied] = out[tied].mean()
-    return out
-
-
 def spearman(x, y) -> float:
-    """Spearman's rank correlation of the pairs where both are known (nan below 3 pairs or
-    when one side is constant)."""
+    """Spearman's rank correlation (scipy.stats.spearmanr: average ranks for ties) of the pairs
+    where both are known (nan below 3 pairs or when one side is constant)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
-    if keep.sum() < 3:
+    if keep.sum() < 3 or np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
         return math.nan
-    rx, ry = ranks(x[keep]), ranks(y[keep])
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
+    return float(stats.spearmanr(x[keep], y[keep]).statistic)

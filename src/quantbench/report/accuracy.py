@@ -107,14 +107,16 @@ def with_summary_columns(summary: pd.DataFrame, table: pd.DataFrame) -> pd.DataF
 
 def correlations(df: pd.DataFrame, reference: str) -> dict[str, dict]:
     """Per model, Spearman's rank correlation across its precisions (the reference left out)
-    of the accuracy change with Δ perplexity and with KL divergence, and how many precisions
-    it is over."""
+    of the accuracy change with Δ perplexity and with KL divergence, the same of the flip rate
+    (equal accuracies can hide many flips), and how many precisions they are over."""
     out = {}
     for model, g in df.groupby("model"):
         g = g[(g["precision"] != reference) & g["acc_change_pp"].notna()]
         out[model] = {"n": len(g),
                       "ppl": flips.spearman(g["acc_change_pp"], g["ppl_delta_pct"]),
-                      "kld": flips.spearman(g["acc_change_pp"], g["kld_mean"])}
+                      "kld": flips.spearman(g["acc_change_pp"], g["kld_mean"]),
+                      "flips_ppl": flips.spearman(g["flip_rate_pct"], g["ppl_delta_pct"]),
+                      "flips_kld": flips.spearman(g["flip_rate_pct"], g["kld_mean"])}
     return out
 
 
@@ -165,7 +167,12 @@ def section(df: pd.DataFrame, table: pd.DataFrame | None, reference: str) -> lis
                        f"{int(r['flips_gained'])} gained.")
     for model, c in correlations(df, reference).items():
         if c["n"] >= 3 and not (math.isnan(c["kld"]) and math.isnan(c["ppl"])):
+            flipped = ("" if math.isnan(c["flips_kld"]) and math.isnan(c["flips_ppl"]) else
+                       f"; the flip rate ranks with KL divergence at ρ = "
+                       f"{fmt(c['flips_kld'], 2)} and with Δ perplexity at ρ = "
+                       f"{fmt(c['flips_ppl'], 2)}")
             out.append(f"- {model}: across {c['n']} precisions, the accuracy change ranks with "
                        f"KL divergence at Spearman ρ = {fmt(c['kld'], 2)} and with Δ perplexity "
-                       f"at ρ = {fmt(c['ppl'], 2)} (a falling accuracy gives a negative ρ).")
+                       f"at ρ = {fmt(c['ppl'], 2)} (a falling accuracy gives a negative ρ)"
+                       f"{flipped}.")
     return out
