@@ -360,7 +360,7 @@ def test_smaller_is_said_only_where_the_sizes_shown_differ(measured):
     # the smallest precision is the reference itself, or as big as it shows: no "× smaller"
     same = table(("fp32", "transformers", 20.0, 400.0, 900.0, 10.0),
                  ("gguf-f32", "llama.cpp", 40.0, 400.2, 500.0, 10.0))
-    assert "m: smallest weights are fp32 at 400.0 MiB." in headline_findings(same, REF)
+    assert "m: smallest weight tensors are fp32's at 400.0 MiB." in headline_findings(same, REF)
 
 
 def test_the_closest_precision_is_the_one_nearest_the_reference_either_way():
@@ -505,6 +505,13 @@ def test_the_machine_is_called_shared_only_when_other_work_was_measured(measured
             "other processes used 40.0 % of the machine's CPU time, load average 2.50") in busy
     assert [f.kind for f in timing_findings(measured, "cpu")] == ["timing_spread",
                                                                   "machine_shared"]
+    # every other precision above the thresholds is named too, the worst first
+    measured.loc[measured["precision"] == "gguf-q4_k_m", ["other_cpu_share", "steal_share"]] = [
+        0.06, 0.025]
+    assert ("steal), and above those while gguf-q4_k_m (6.0 % other CPU, 2.5 % steal) was "
+            "measured; such work") in said()
+    measured.loc[measured["precision"] == "gguf-q4_k_m", ["other_cpu_share", "steal_share"]] = [
+        0.01, 0.0]
     measured.loc[q8, ["other_cpu_share", "steal_share"]] = [0.01, 0.1]  # steal alone
     assert "the hypervisor took 10.0 % (steal)" in said()
 
@@ -974,3 +981,30 @@ def test_records_of_several_runs_are_named_in_the_limitations(measured):
     no_latency = one.copy()
     no_latency.loc[no_latency["precision"] == "fp32", "git_commit"] = None
     assert said(no_latency) == []  # a row without a latency record is not another run
+
+
+def test_same_layout_precisions_with_intervals_apart_say_the_intervals_are_too_narrow():
+    """gguf-q3_k_m and gguf-q3_k_m-imat hold the same tensor types and sizes: decode intervals
+    apart between them are the jobs' time, not the format; a file of another size, or a KV
+    cache of another type, is not such a twin."""
+    from quantbench.report.anomalies import layout_twins
+
+    def row(precision, tok_s, low, high, size=87.5, types="q3_K 70%, q5_K 30%"):
+        return {"model": "m", "precision": precision, "decode_tok_s": tok_s,
+                "decode_tok_s_ci_low": low, "decode_tok_s_ci_high": high, "size_mib": size,
+                "weight_types": types}
+
+    df = pd.DataFrame([row("gguf-q3_k_m", 241.7, 230.6, 252.8),
+                       row("gguf-q3_k_m-imat", 190.4, 188.6, 192.2),
+                       row("gguf-q2_k", 150.0, 149.0, 151.0, size=70.0),
+                       row("gguf-f16", 131.0, 127.0, 135.0, size=258.0, types="f16 100%"),
+                       row("gguf-f16-kvq8", 100.0, 99.0, 101.0, size=258.0, types="f16 100%")])
+    [twin] = layout_twins(df)
+    assert twin.text == (
+        "m: gguf-q3_k_m and gguf-q3_k_m-imat hold the same tensor types and sizes and run with "
+        "the same settings (their values differ, not the work), yet decode at 241.7 [230.6, "
+        "252.8] and 190.4 [188.6, 192.2] tok/s, intervals apart (1.27×): between jobs the "
+        "speed moved more than the intervals over processes show, so a difference between "
+        "precisions of that size may come from when each was measured, not from its format.")
+    df.loc[1, ["decode_tok_s_ci_high"]] = 235.0  # intervals that meet: nothing to say
+    assert layout_twins(df) == []

@@ -58,6 +58,25 @@ def test_a_margin_within_the_intervals_is_a_tie_naming_both():
     assert answer(pts, SINGLE, budgets=Budgets(quality_budget_pct=10)).status == "answered"
 
 
+def test_a_tie_names_every_precision_whose_interval_reaches_the_pick_s():
+    """The runner-up is apart from the pick, a slower one with a wide interval is not: it is
+    in the tie; the speed-up over an unquantized path that is tied is not told apart."""
+    pts = table(pt("gguf-q8_0", 1, 160.0, spread=0.2), pt("gguf-f16-kvq8", 1, 141.0),
+                pt("bf16", 1, 131.0, spread=0.02), pt("gguf-q4_k_m", 1, 100.0))
+    q = summary(("bf16", 10.0), ("gguf-q8_0", 10.05), ("gguf-f16-kvq8", 10.0),
+                ("gguf-q4_k_m", 10.1))
+    a = answer(pts, SINGLE, quality=q)
+    assert a.status == "tie"
+    assert [t["precision"] for t in a.tied] == ["gguf-f16-kvq8", "bf16"]
+    row = a.row()
+    assert row["pick"] == "tie: gguf-q8_0 / gguf-f16-kvq8 / bf16"
+    assert row["vs_unquantized"] == "1.22× bf16 (not told apart)"
+    many = table(*(pt(f"gguf-q{i}_0", 1, 100.0 + i, spread=0.1) for i in range(2, 9)))
+    q = summary(("bf16", 10.0), *((f"gguf-q{i}_0", 10.0) for i in range(2, 9)))
+    assert answer(many, SINGLE, quality=q).row()["pick"] == (
+        "tie: gguf-q8_0 / gguf-q7_0 / gguf-q6_0 / gguf-q5_0 (+3 more)")
+
+
 def test_a_target_excludes_the_fastest_and_none_within_says_so():
     pts = table(pt("gguf-q8_0", 1, 100.0, ttft=90.0), pt("gguf-q4_k_m", 1, 200.0, ttft=150.0))
     a = answer(pts, SINGLE, budgets=Budgets(quality_budget_pct=10))
@@ -114,6 +133,12 @@ def test_what_would_change_the_pick_comes_from_measured_points_only():
     same = table(pt("gguf-q8_0", 1, 80.0), pt("gguf-q4_k_m", 1, 100.0))
     assert answer(same, SINGLE, budgets=Budgets(quality_budget_pct=10)).changes == [
         "A quality budget below +5.00 % perplexity: gguf-q8_0."]
+    # at depth, a fastest whose interval the next one reaches is a tie there, not "still"
+    tied = table(pt("gguf-q8_0", 1, 80.0), pt("gguf-q4_k_m", 1, 100.0),
+                 pt("gguf-q8_0", 1, 48.0, depth=4096), pt("gguf-q4_k_m", 1, 50.0, depth=4096,
+                                                           spread=0.05))
+    assert answer(tied, SINGLE, budgets=Budgets(quality_budget_pct=10)).changes[-1] == (
+        "At depth 4096: a tie of gguf-q4_k_m / gguf-q8_0.")
 
 
 def test_a_quantized_kv_cache_is_not_an_unquantized_path():
@@ -136,6 +161,27 @@ def test_speed_ups_are_against_the_fastest_unquantized_path_not_the_eager_refere
     assert "(2.00× bf16-compiled, the fastest unquantized path measured; 2.50× gguf-f16, its " \
            "own engine's)" in line
     assert "10.00×" not in line
+
+
+def test_the_fastest_is_said_tied_with_those_its_interval_reaches():
+    """Intervals over processes that overlap: the fastest is "not told apart" from those, and
+    its speed-up over an unquantized path it is not apart from says so; without intervals
+    (one process) nothing is said either way."""
+    from quantbench.report.markdown import headline_findings
+
+    s = summary(("bf16", 10.0), ("gguf-f16", 10.0), ("gguf-q8_0", 10.05), ("gguf-q4_k_m", 10.3))
+    s["decode_tok_s"] = [40.0, 131.0, 160.0, 150.0]
+    s["decode_tok_s_ci_low"] = [39.0, 127.0, 117.0, 149.0]
+    s["decode_tok_s_ci_high"] = [41.0, 135.0, 203.0, 151.0]
+    [line] = [x for x in headline_findings(s, "bf16") if "fastest" in x]
+    assert line == ("m: the fastest decode at the headline point, gguf-q8_0 at 160.0 tok/s, is "
+                    "not told apart from gguf-q4_k_m, gguf-f16 (their 95 % intervals reach "
+                    "its) (1.22× gguf-f16, the fastest unquantized path measured, not told "
+                    "apart).")
+    s[["decode_tok_s_ci_low", "decode_tok_s_ci_high"]] = float("nan")
+    [line] = [x for x in headline_findings(s, "bf16") if "fastest" in x]
+    assert line == ("m: fastest decode at the headline point is gguf-q8_0 at 160.0 tok/s "
+                    "(1.22× gguf-f16, the fastest unquantized path measured).")
 
 
 def test_the_decision_comes_first_and_the_report_stays_short_before_its_appendix(tmp_path):

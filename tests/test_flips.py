@@ -35,6 +35,28 @@ def test_newcombe_paired_interval_is_the_two_wilson_intervals_combined():
     # among more items both answered alike
     _, lo_corr, hi_corr = flips.newcombe_paired(40, 6, 2, 30)
     assert hi_corr - lo_corr < (hi - lo) / 2
+    # Newcombe's correction of phi: a*d - b*c positive but at most n/2 counts as no correlation
+    assert flips.newcombe_paired(4, 6, 2, 4)[1:] == pytest.approx(_independent(4, 6, 2, 4))
+
+
+def _independent(a, b, c, d):
+    n = a + b + c + d
+    p1, p2 = (a + b) / n, (a + c) / n
+    (l1, u1), (l2, u2) = flips.wilson(a + b, n), flips.wilson(a + c, n)
+    return (p2 - p1 - ((u1 - p1) ** 2 + (p2 - l2) ** 2) ** 0.5,
+            p2 - p1 + ((p1 - l1) ** 2 + (u2 - p2) ** 2) ** 0.5)
+
+
+def test_no_flip_still_leaves_an_interval_around_zero():
+    """Identical answers: the change is 0 and its interval, with phi corrected by n/2, is wider
+    than phi = 1 would make it (the plain Wilson arms' difference) and narrower than the
+    independent combination's."""
+    change, lo, hi = flips.newcombe_paired(27, 0, 0, 153)
+    ind_lo, ind_hi = _independent(27, 0, 0, 153)
+    (l1, u1) = flips.wilson(27, 180)
+    p = 27 / 180
+    assert change == 0 and lo < 0 < hi
+    assert ind_lo < lo < -abs((u1 - p) - (p - l1)) and abs(u1 - p - (p - l1)) < hi < ind_hi
 
 
 def test_paired_change_counts_the_flips_each_way():
@@ -111,6 +133,7 @@ def test_the_report_ranks_accuracy_changes_and_flip_rates_with_kld_and_perplexit
     line = next(x for x in section(df, table, "ref") if "Spearman" in x)
     assert line == (
         "- m: across 4 precisions, the accuracy change ranks with KL divergence at Spearman "
-        "ρ = -1.00 and with Δ perplexity at ρ = -0.80 (a falling accuracy gives a negative ρ); "
-        "the flip rate ranks with KL divergence at ρ = 1.00 and with Δ perplexity at ρ = 0.80.")
+        "ρ = -1.00 (p < 0.001) and with Δ perplexity at ρ = -0.80 (p = 0.200) (a falling "
+        "accuracy gives a negative ρ); the flip rate ranks with KL divergence at ρ = 1.00 "
+        "(p < 0.001) and with Δ perplexity at ρ = 0.80 (p = 0.200).")
     assert not [x for x in section(df.iloc[:3], table, "ref") if "Spearman" in x]

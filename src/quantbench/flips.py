@@ -85,7 +85,11 @@ def newcombe_paired(both: int, lost: int, gained: int, neither: int,
     l1, u1 = wilson(a + b, n, z)
     l2, u2 = wilson(a + c, n, z)
     denominator = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(denominator) if denominator else 0.0
+    # phi with Newcombe's correction (as Altman et al., "Statistics with Confidence", give
+    # method 10): a positive a*d - b*c is lowered by n/2 (never below 0); a negative one is kept
+    cross = a * d - b * c
+    corrected = max(cross - n / 2, 0.0) if cross > 0 else cross
+    phi = corrected / math.sqrt(denominator) if denominator else 0.0
     # Newcombe's interval of p1 − p2 (lower by delta, upper by epsilon), negated for p2 − p1
     delta = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     epsilon = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2)
@@ -112,8 +116,15 @@ def paired_change(reference, other) -> PairedChange:
 def spearman(x, y) -> float:
     """Spearman's rank correlation (scipy.stats.spearmanr: average ranks for ties) of the pairs
     where both are known (nan below 3 pairs or when one side is constant)."""
+    return spearman_test(x, y)[0]
+
+
+def spearman_test(x, y) -> tuple[float, float]:
+    """Spearman's ρ and its two-sided p-value (scipy.stats.spearmanr's, against no
+    correlation) over the pairs where both are known; (nan, nan) where ``spearman`` is nan."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     if keep.sum() < 3 or np.ptp(x[keep]) == 0 or np.ptp(y[keep]) == 0:
-        return math.nan
-    return float(stats.spearmanr(x[keep], y[keep]).statistic)
+        return math.nan, math.nan
+    result = stats.spearmanr(x[keep], y[keep])
+    return float(result.statistic), float(result.pvalue)

@@ -112,12 +112,24 @@ def correlations(df: pd.DataFrame, reference: str) -> dict[str, dict]:
     out = {}
     for model, g in df.groupby("model"):
         g = g[(g["precision"] != reference) & g["acc_change_pp"].notna()]
-        out[model] = {"n": len(g),
-                      "ppl": flips.spearman(g["acc_change_pp"], g["ppl_delta_pct"]),
-                      "kld": flips.spearman(g["acc_change_pp"], g["kld_mean"]),
-                      "flips_ppl": flips.spearman(g["flip_rate_pct"], g["ppl_delta_pct"]),
-                      "flips_kld": flips.spearman(g["flip_rate_pct"], g["kld_mean"])}
+        pairs = {"ppl": ("acc_change_pp", "ppl_delta_pct"), "kld": ("acc_change_pp", "kld_mean"),
+                 "flips_ppl": ("flip_rate_pct", "ppl_delta_pct"),
+                 "flips_kld": ("flip_rate_pct", "kld_mean")}
+        out[model] = {"n": len(g)}
+        for key, (x, y) in pairs.items():
+            out[model][key], out[model][f"{key}_p"] = flips.spearman_test(g[x], g[y])
     return out
+
+
+def rho(c: dict, key: str) -> str:
+    """ρ with its p-value, as the section prints it."""
+    return f"ρ = {fmt(c[key], 2)} ({fmt_p(c[key + '_p'])})"
+
+
+def fmt_p(p: float) -> str:
+    if math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {fmt(p, 3)}"
 
 
 def change_words(row) -> str:
@@ -168,11 +180,10 @@ def section(df: pd.DataFrame, table: pd.DataFrame | None, reference: str) -> lis
     for model, c in correlations(df, reference).items():
         if c["n"] >= 3 and not (math.isnan(c["kld"]) and math.isnan(c["ppl"])):
             flipped = ("" if math.isnan(c["flips_kld"]) and math.isnan(c["flips_ppl"]) else
-                       f"; the flip rate ranks with KL divergence at ρ = "
-                       f"{fmt(c['flips_kld'], 2)} and with Δ perplexity at ρ = "
-                       f"{fmt(c['flips_ppl'], 2)}")
+                       f"; the flip rate ranks with KL divergence at {rho(c, 'flips_kld')} and "
+                       f"with Δ perplexity at {rho(c, 'flips_ppl')}")
             out.append(f"- {model}: across {c['n']} precisions, the accuracy change ranks with "
-                       f"KL divergence at Spearman ρ = {fmt(c['kld'], 2)} and with Δ perplexity "
-                       f"at ρ = {fmt(c['ppl'], 2)} (a falling accuracy gives a negative ρ)"
+                       f"KL divergence at Spearman {rho(c, 'kld')} and with Δ perplexity "
+                       f"at {rho(c, 'ppl')} (a falling accuracy gives a negative ρ)"
                        f"{flipped}.")
     return out

@@ -13,6 +13,7 @@ from quantbench.records import Status
 from quantbench.report.findings import Budgets, Finding, apart, ok_rows, with_baselines
 from quantbench.report.numbers import fmt
 from quantbench.scenarios import contention
+from quantbench.stats import known
 
 
 def anomalies(df: pd.DataFrame, reference: str, b: Budgets,
@@ -238,6 +239,7 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
                                                 if "device" in ok and ok["device"].notna().any()
                                                 else None)
     out += [f.text for f in timing_findings(ok, device)]
+    out += [f.text for f in layout_twins(ok)]
     lat = config.get("latency", {})
     if lat:
         runs, warmup = lat.get("measured_runs", "?"), lat.get("warmup_runs", "?")
@@ -269,6 +271,47 @@ def limitations(df: pd.DataFrame, models: dict, config: dict, machine: dict | No
     return out
 
 
+# settings that change a GGUF's values, not its layout or the work a decode step does
+VALUE_ONLY_SETTINGS = {"imatrix"}
+
+
+def layout_twins(ok: pd.DataFrame) -> list[Finding]:
+    """Per model, the pair of llama.cpp precisions that hold the same tensor types and sizes
+    and run with the same settings but for their values (an importance matrix changes the
+    values, not the work), whose decode intervals are apart by the largest ratio: the speed
+    moved between their jobs more than the intervals over processes show."""
+    need = {"weight_types", "size_mib", "decode_tok_s_ci_low", "decode_tok_s_ci_high"}
+    if not need <= set(ok.columns):
+        return []
+    out = []
+    for model, g in ok[ok["weight_types"].notna()].groupby("model"):
+        def layout(name, size):
+            settings = dict(precisions.get(name).settings) if name in precisions.table() else {}
+            kept = {k: v for k, v in settings.items() if k not in VALUE_ONLY_SETTINGS}
+            return (tuple(sorted(kept.items())), round(float(size), 2))
+
+        keyed = g.assign(layout=[(layout(p, sz), wt) for p, sz, wt in
+                                 zip(g["precision"], g["size_mib"], g["weight_types"],
+                                     strict=True)])
+        best = None
+        for _, same in keyed.groupby("layout"):
+            rows = same.sort_values("decode_tok_s", ascending=False).to_dict("records")
+            for i, fast in enumerate(rows):
+                for slow in rows[i + 1:]:
+                    if apart(fast, slow):
+                        ratio = fast["decode_tok_s"] / slow["decode_tok_s"]
+                        if best is None or ratio > best[0]:
+                            best = (ratio, fast, slow)
+        if best is not None:
+            ratio, fast, slow = best
+            out.append(Finding("layout_twins_apart", model, fast["precision"], numbers={
+                "ratio": ratio, **{f"{k}_{w}": r[k] for w, r in (("fast", fast), ("slow", slow))
+                                   for k in ("decode_tok_s", "decode_tok_s_ci_low",
+                                             "decode_tok_s_ci_high")}},
+                names={"other": slow["precision"]}))
+    return out
+
+
 def timing_findings(ok: pd.DataFrame, device) -> list[Finding]:
     """The spread of the decode timings, and what else used the machine while they were taken:
     "shared with other work" only when the recorded other-process CPU share or steal share of
@@ -295,6 +338,11 @@ def timing_findings(ok: pd.DataFrame, device) -> list[Finding]:
                "loadavg": worst.get("loadavg"),
                "other_cpu_max_pct": 100 * contention.OTHER_CPU_SHARE_MAX,
                "steal_max_pct": 100 * contention.STEAL_SHARE_MAX}
+    others = [f"{r['precision']} ({fmt(100 * r['other_cpu_share'], 1)} % other CPU"
+              + (f", {fmt(100 * r['steal_share'], 1)} % steal" if known(r.get("steal_share"))
+                 and r["steal_share"] > 0 else "") + ")"
+              for _, r in busy.sort_values("other_cpu_share", ascending=False).iterrows()
+              if r["precision"] != worst["precision"]]
     out.append(Finding("machine_shared" if shared else "machine_quiet", "", worst["precision"],
-                       numbers=numbers))
+                       numbers=numbers, names={"others": others}))
     return out

@@ -84,6 +84,8 @@ class Answer:
     status: str  # answered | tie | none_within | not_measured | unchecked
     pick: dict | None = None
     runner_up: dict | None = None
+    # the other candidates whose decode interval overlaps the pick's, fastest first: the tie
+    tied: list = field(default_factory=list)
     margin_pct: float | None = None
     separated: bool = False
     fastest_unquantized: dict | None = None
@@ -104,7 +106,10 @@ class Answer:
         elif self.status == "none_within":
             verdict = f"none meets {s.targets()}"
         elif self.status == "tie":
-            verdict = f"tie: {p['precision']} / {self.runner_up['precision']}"
+            names = [p["precision"], *(t["precision"] for t in self.tied)]
+            shown = names[:TIE_NAMES_SHOWN]
+            more = len(names) - len(shown)
+            verdict = "tie: " + " / ".join(shown) + (f" (+{more} more)" if more else "")
         else:
             verdict = p["precision"]
         runner = self.runner_up["precision"] if self.runner_up else "–"
@@ -116,7 +121,8 @@ class Answer:
         if p and self.fastest_unquantized:
             f = self.fastest_unquantized
             vs = ("is it" if f["precision"] == p["precision"] else
-                  f"{fmt(p['decode_tok_s'] / f['decode_tok_s'], 2)}× {f['precision']}")
+                  f"{fmt(p['decode_tok_s'] / f['decode_tok_s'], 2)}× {f['precision']}"
+                  + ("" if apart(p, f) else " (not told apart)"))
         return {
             "model": self.model, "scenario": s.name, "pick": verdict, "runner_up": runner,
             "margin": margin,
@@ -127,6 +133,10 @@ class Answer:
             "token_p90": p.get("token_ms_p90"), "memory": p.get("peak_mem_mib"),
             "vs_unquantized": vs, "quality": self.evidence if p else "–",
         }
+
+
+# a tie's names in the table: the rest are counted
+TIE_NAMES_SHOWN = 4
 
 
 def _ok(points: pd.DataFrame) -> pd.DataFrame:
@@ -244,6 +254,14 @@ def apart(a: dict, b: dict) -> bool:
             and a["decode_tok_s_ci_low"] > b["decode_tok_s_ci_high"])
 
 
+def ties(ranked: pd.DataFrame) -> list[dict]:
+    """The rows after the first of ``ranked`` (fastest first) that the first is not apart
+    from: every one whose interval reaches the first's, not only the runner-up's."""
+    first = ranked.iloc[0].to_dict()
+    return [r for r in (ranked.iloc[i].to_dict() for i in range(1, len(ranked)))
+            if not apart(first, r)]
+
+
 def answer(model: str, scenario: Scenario, points: pd.DataFrame, summary: pd.DataFrame, *,
            reference: str, budgets: Budgets, weights_note: str = "") -> Answer:
     g = points[points["model"] == model]
@@ -280,7 +298,8 @@ def answer(model: str, scenario: Scenario, points: pd.DataFrame, summary: pd.Dat
         out.runner_up = candidates.iloc[1].to_dict()
         out.margin_pct = (out.pick["decode_tok_s"] / out.runner_up["decode_tok_s"] - 1) * 100
         out.separated = apart(out.pick, out.runner_up)
-        if not out.separated:
+        out.tied = ties(candidates)
+        if out.tied:
             out.status = "tie"
     out.evidence = evidence(out.pick["precision"], quality, reference, weights_note)
     out.changes = what_would_change(out, g, quality, reference=reference, budget=budget,
@@ -330,6 +349,11 @@ def what_would_change(ans: Answer, g: pd.DataFrame, quality: pd.DataFrame, *, re
         rows = rank(within_quality(rows, quality, budget, kld, reference, drop))
         if rows.empty:
             out.append(f"At depth {int(depth)}: no precision meets the targets.")
+        elif tied := ties(rows):
+            names = [rows.iloc[0]["precision"], *(t["precision"] for t in tied)]
+            out.append(f"At depth {int(depth)}: a tie of {' / '.join(names[:TIE_NAMES_SHOWN])}"
+                       + (f" (+{len(names) - TIE_NAMES_SHOWN} more)"
+                          if len(names) > TIE_NAMES_SHOWN else "") + ".")
         elif rows.iloc[0]["precision"] != name:
             out.append(f"At depth {int(depth)}: {rows.iloc[0]['precision']} "
                        f"({fmt(rows.iloc[0]['decode_tok_s'], 1)} tok/s).")

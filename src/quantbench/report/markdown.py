@@ -45,10 +45,19 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
             out.append(f"{model}: no precision ran successfully.")
             continue
         fastest = ok.loc[ok["decode_tok_s"].idxmax()]
-        out.append(f"{model}: fastest decode at the headline point is {fastest['precision']} at "
-                   f"{fmt(fastest['decode_tok_s'], 1)} tok/s{against_unquantized(fastest, ok)}.")
+        tied = [r["precision"] for _, r in ok.sort_values("decode_tok_s", ascending=False)
+                .iterrows() if r.name != fastest.name and not_told_apart(fastest, r)]
+        if tied:
+            out.append(f"{model}: the fastest decode at the headline point, "
+                       f"{fastest['precision']} at {fmt(fastest['decode_tok_s'], 1)} tok/s, is not "
+                       f"told apart from {', '.join(tied)} (their 95 % intervals reach its)"
+                       f"{against_unquantized(fastest, ok)}.")
+        else:
+            out.append(f"{model}: fastest decode at the headline point is {fastest['precision']} "
+                       f"at {fmt(fastest['decode_tok_s'], 1)} tok/s"
+                       f"{against_unquantized(fastest, ok)}.")
         smallest = ok.loc[ok["size_mib"].idxmin()]
-        line = (f"{model}: smallest weights are {smallest['precision']} at "
+        line = (f"{model}: smallest weight tensors are {smallest['precision']}'s at "
                 f"{fmt(smallest['size_mib'], 1)} MiB")
         if not ref.empty and ref.iloc[0]["size_mib"]:
             ratio = ref.iloc[0]["size_mib"] / smallest["size_mib"]
@@ -68,6 +77,15 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
     return out
 
 
+def not_told_apart(a, b) -> bool:
+    """Whether two rows' decode intervals are both known and overlap (unknown intervals, as
+    from a single process, are neither apart nor tied: nothing is said)."""
+    keys = ("decode_tok_s_ci_low", "decode_tok_s_ci_high")
+    if not all(_known(x.get(k)) for x in (a, b) for k in keys):
+        return False
+    return not (decision.apart(a, b) or decision.apart(b, a))
+
+
 def against_unquantized(row, ok: pd.DataFrame) -> str:
     """A quantized precision's speed-up against the fastest unquantized path measured on the
     same device (any engine), and against its own engine's where that is another precision;
@@ -81,13 +99,17 @@ def against_unquantized(row, ok: pd.DataFrame) -> str:
     if plain.empty:
         return " (no unquantized path measured to compare it with)"
     best = plain.loc[plain["decode_tok_s"].idxmax()]
+
+    def apart(other) -> str:
+        return ", not told apart" if not_told_apart(row, other) else ""
+
     said = [f"{fmt(row['decode_tok_s'] / best['decode_tok_s'])}× {best['precision']}, the "
-            "fastest unquantized path measured"]
+            f"fastest unquantized path measured{apart(best)}"]
     own = plain[plain["backend"] == row["backend"]]
     if not own.empty and own["decode_tok_s"].idxmax() != best.name:
         mine = own.loc[own["decode_tok_s"].idxmax()]
         said.append(f"{fmt(row['decode_tok_s'] / mine['decode_tok_s'])}× {mine['precision']}, "
-                    "its own engine's")
+                    f"its own engine's{apart(mine)}")
     return f" ({'; '.join(said)})"
 
 

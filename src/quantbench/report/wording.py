@@ -441,8 +441,10 @@ WORDING = {
         "{% if steal_pct is known and steal_pct > 0 %} and the hypervisor took "
         "{{ steal_pct | fmt(1) }} % (steal){% endif %}, load average {{ loadavg | fmt(2) }} "
         "(above {{ other_cpu_max_pct | fmt(0) }} % other CPU or {{ steal_max_pct | fmt(0) }} % "
-        "steal); such work slows and spreads the timings, so small differences between "
-        "precisions may not hold on an idle machine."
+        "steal){% if others %}, and above those while {{ others | join(', ') }} "
+        "{{ 'was' if others | length == 1 else 'were' }} measured{% endif %}; such work "
+        "slows and spreads the timings, so small differences between precisions may not hold "
+        "on an idle machine."
     ),
     # -- importance matrix A/B ------------------------------------------------------------------
     "imatrix_lowered_ppl": (
@@ -468,6 +470,16 @@ WORDING = {
         "{{ ppl_change_pct | fmt(2) }} % in perplexity over {{ n_windows | fmt(0) }} windows, "
         "too few for an interval, so this run does not say whether the importance matrix "
         "helped" + _IMAT_TAIL
+    ),
+    "layout_twins_apart": (
+        "{{ model }}: {{ precision }} and {{ other }} hold the same tensor types and sizes and "
+        "run with the same settings (their values differ, not the work), yet decode at "
+        "{{ decode_tok_s_fast | fmt(1) }} [{{ decode_tok_s_ci_low_fast | fmt(1) }}, "
+        "{{ decode_tok_s_ci_high_fast | fmt(1) }}] and {{ decode_tok_s_slow | fmt(1) }} "
+        "[{{ decode_tok_s_ci_low_slow | fmt(1) }}, {{ decode_tok_s_ci_high_slow | fmt(1) }}] "
+        "tok/s, intervals apart ({{ ratio | fmt(2) }}×): between jobs the speed moved more "
+        "than the intervals over processes show, so a difference between precisions of that "
+        "size may come from when each was measured, not from its format."
     ),
     "machine_quiet": (
         "Other work on the machine while the timings were taken: at most "
