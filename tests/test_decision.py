@@ -71,10 +71,12 @@ def test_a_tie_names_every_precision_whose_interval_reaches_the_pick_s():
     row = a.row()
     assert row["pick"] == "tie: gguf-q8_0 / gguf-f16-kvq8 / bf16"
     assert row["vs_unquantized"] == "1.22× bf16 (not told apart)"
-    many = table(*(pt(f"gguf-q{i}_0", 1, 100.0 + i, spread=0.1) for i in range(2, 9)))
-    q = summary(("bf16", 10.0), *((f"gguf-q{i}_0", 10.0) for i in range(2, 9)))
+    names = ["gguf-q8_0", "gguf-q6_k", "gguf-q5_k_m", "gguf-q5_k_s", "gguf-q4_k_m", "gguf-q4_0",
+             "gguf-q3_k_m"]
+    many = table(*(pt(n, 1, 110.0 - i, spread=0.1) for i, n in enumerate(names)))
+    q = summary(("bf16", 10.0), *((n, 10.0) for n in names))
     assert answer(many, SINGLE, quality=q).row()["pick"] == (
-        "tie: gguf-q8_0 / gguf-q7_0 / gguf-q6_0 / gguf-q5_0 (+3 more)")
+        "tie: gguf-q8_0 / gguf-q6_k / gguf-q5_k_m / gguf-q5_k_s (+3 more)")
 
 
 def test_a_target_excludes_the_fastest_and_none_within_says_so():
@@ -171,12 +173,13 @@ def test_the_fastest_is_said_tied_with_those_its_interval_reaches():
 
     s = summary(("bf16", 10.0), ("gguf-f16", 10.0), ("gguf-q8_0", 10.05), ("gguf-q4_k_m", 10.3))
     s["decode_tok_s"] = [40.0, 131.0, 160.0, 150.0]
+    s["device"] = "cpu"
     s["decode_tok_s_ci_low"] = [39.0, 127.0, 117.0, 149.0]
     s["decode_tok_s_ci_high"] = [41.0, 135.0, 203.0, 151.0]
     [line] = [x for x in headline_findings(s, "bf16") if "fastest" in x]
     assert line == ("m: the fastest decode at the headline point, gguf-q8_0 at 160.0 tok/s, is "
-                    "not told apart from gguf-q4_k_m, gguf-f16 (their 95 % intervals reach "
-                    "its) (1.22× gguf-f16, the fastest unquantized path measured, not told "
+                    "not told apart from gguf-q4_k_m, gguf-f16: their 95 % intervals reach "
+                    "its (1.22× gguf-f16, the fastest unquantized path measured, not told "
                     "apart).")
     s[["decode_tok_s_ci_low", "decode_tok_s_ci_high"]] = float("nan")
     [line] = [x for x in headline_findings(s, "bf16") if "fastest" in x]

@@ -98,6 +98,23 @@ def run_dir(tmp_path_factory, tiny_model, converter, sample_text):
     return work, cfg
 
 
+def test_render_makes_the_run_s_accuracy_table_and_section_again(run_dir, tmp_path):
+    """quantbench render from the run's results folder reads its accuracy records and items
+    too: the same accuracy.csv and the same Task accuracy section as the workflow's."""
+    from quantbench import cli
+
+    work, cfg = run_dir
+    assert cli.main(["render", str(work / "results"), "--config", str(cfg), "--out",
+                     str(tmp_path)]) == 0
+    mine, theirs = (pd.read_csv(d / "accuracy.csv") for d in (tmp_path, work / "results"))
+    pd.testing.assert_frame_equal(mine, theirs)
+
+    def section(folder):
+        return (folder / "report.md").read_text().split("### Task accuracy")[1].split("###")[0]
+
+    assert section(tmp_path) == section(work / "results")
+
+
 def test_pipeline_writes_every_output(run_dir):
     work, _ = run_dir
     summary = pd.read_csv(work / "results" / "summary.csv")

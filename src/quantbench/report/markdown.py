@@ -50,7 +50,7 @@ def headline_findings(df: pd.DataFrame, reference: str) -> list[str]:
         if tied:
             out.append(f"{model}: the fastest decode at the headline point, "
                        f"{fastest['precision']} at {fmt(fastest['decode_tok_s'], 1)} tok/s, is not "
-                       f"told apart from {', '.join(tied)} (their 95 % intervals reach its)"
+                       f"told apart from {', '.join(tied)}: their 95 % intervals reach its"
                        f"{against_unquantized(fastest, ok)}.")
         else:
             out.append(f"{model}: fastest decode at the headline point is {fastest['precision']} "

@@ -3,11 +3,13 @@ the GPU machine, which has no browser for PNG export), with this checkout's code
 
     quantbench render RESULTS_DIR --config CONFIG [--out OUT_DIR]
 
-The records (RESULTS_DIR/<model>/{latency,quality,gpu,kernels}/*.json), RESULTS_DIR/machine.json
-and, where there is one, RESULTS_DIR/imatrix.csv are read; summary.csv, points.csv,
-kernels.csv, metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default
-RESULTS_DIR). The models' folders (resources/models/<model>/hf) are used when they are here; a
-random-weights model's shape and description are rebuilt from the config without weights.
+The records (RESULTS_DIR/<model>/{latency,quality,gpu,kernels,accuracy}/*.json, an accuracy
+record's items beside it), RESULTS_DIR/machine.json and, where there is one,
+RESULTS_DIR/imatrix.csv are read; summary.csv, points.csv, kernels.csv, accuracy.csv,
+metrics.{csv,parquet}, the figures and report.md are written to OUT_DIR (default RESULTS_DIR),
+in the workflow's order of precisions (the config's). The models' folders
+(resources/models/<model>/hf) are used when they are here; a random-weights model's shape and
+description are rebuilt from the config without weights.
 Records of another commit, a modified tree or another machine than the newest record's are
 refused, naming them, before anything is written, unless the config sets
 report.allow_mixed_runs: true.
@@ -43,7 +45,7 @@ from quantbench.report.aggregate import aggregate
 from quantbench.report.markdown import render_report
 from quantbench.report.plots import plot_all
 from quantbench.runs import MixedRunsError
-from quantbench.targets import KINDS
+from quantbench.targets import ACCURACY, KINDS
 
 REPO = source_tree()
 
@@ -83,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     reference = qb_config.reference_precision(config)
     if a.tables:
         return from_tables(a.results, out, config, reference, a.config)
-    records = sorted(p for kind in (*KINDS, "kernels")
-                     for p in a.results.glob(f"*/{kind}/*.json"))
+    # in the workflow's order (each kind's records by model, then in the config's order of
+    # precisions), so that the tables and the report list them as the run's own do
+    order = {name: i for i, name in enumerate(config["precisions"])}
+    records = [p for kind in (*KINDS, "kernels", ACCURACY)
+               for p in sorted(a.results.glob(f"*/{kind}/*.json"),
+                               key=lambda p: (p.parent.parent.name, order.get(p.stem, len(order)),
+                                              p.stem))]
     gpu_traces = sorted(a.results.glob("*/gpu/*.json"))
     imatrix = a.results / "imatrix.csv"
     machine = a.results / "machine.json"
@@ -96,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                       points_path=out / "points.csv", kernels_path=out / "kernels.csv",
                       model_dirs=dirs, machine_path=machine,
                       limit_paths=sorted(a.results.glob("*/limit.json")),
-                      allow_mixed_runs=config["report"]["allow_mixed_runs"])
+                      allow_mixed_runs=config["report"]["allow_mixed_runs"],
+                      accuracy_path=out / "accuracy.csv")
         except MixedRunsError as exc:
             raise SystemExit(f"quantbench render: {exc}") from None
         index = plot_all(out / "summary.csv", out / "figures", machine_path=machine,
