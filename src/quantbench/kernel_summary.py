@@ -63,8 +63,21 @@ def _metric(unit: str):
     return metric(unit, summary=False)
 
 
+class TraceSummary(Measurement):
+    """What a trace's summaries share: their figures by name, and those measured."""
+
+    @classmethod
+    def metric_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if "unit" in f.metadata]
+
+    def metrics(self) -> dict:
+        """The measured figures (None: not measured here, e.g. launches on the CPU)."""
+        return {k: v for k, v in asdict(self).items()
+                if k in self.metric_names() and v is not None}
+
+
 @dataclass
-class KernelSummary(Measurement):
+class KernelSummary(TraceSummary):
     """A decode trace summarised. ``busy_*`` is the time spent in the kernels (or CPU
     operators) themselves; the rest of a step is the host's Python, dispatch and launch work
     (and the profiler's own cost, which makes ``step_ms`` a little longer than an untraced
@@ -91,15 +104,6 @@ class KernelSummary(Measurement):
     cudagraph_skips: int | None = _metric("")
     compiles_in_trace: int | None = _metric("")  # compilations during the traced steps
     top: list = field(default_factory=list)  # the top kernels: name, class, self_ms, share, calls
-
-    @classmethod
-    def metric_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if "unit" in f.metadata]
-
-    def metrics(self) -> dict:
-        """The measured figures (None: not measured here, e.g. launches on the CPU)."""
-        return {k: v for k, v in asdict(self).items()
-                if k in self.metric_names() and v is not None}
 
     def classes(self) -> dict[str, float]:
         """Share (0..1) of the busy time per class."""
@@ -136,7 +140,7 @@ def summarise(rows: list[TraceRow], *, device: str, steps: int, batch_size: int,
 
 
 @dataclass
-class PrefillSummary(Measurement):
+class PrefillSummary(TraceSummary):
     """One traced prefill of the batch's prompts (the step before the first token), summarised
     as a decode trace is: its wall time under the profiler, the time in its kernels (or CPU
     operators) and each class's share of that."""
@@ -152,14 +156,6 @@ class PrefillSummary(Measurement):
     prefill_copy_pct: float | None = _metric("%")
     prefill_other_pct: float | None = _metric("%")
     top: list = field(default_factory=list)
-
-    @classmethod
-    def metric_names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if "unit" in f.metadata]
-
-    def metrics(self) -> dict:
-        return {k: v for k, v in asdict(self).items()
-                if k in self.metric_names() and v is not None}
 
 
 def summarise_prefill(rows: list[TraceRow], *, wall_s: float, top: int = 15) -> PrefillSummary:
