@@ -225,3 +225,23 @@ def test_a_format_that_quantises_no_layer_of_the_model_is_refused(tmp_path, samp
         load_backend(precisions.get("torchao-int4wo"), narrow, device="cpu", threads=2, n_ctx=40)
     message = "torchao-int4wo: torchao quantised none of the model's 15 linear layers"
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("tuning", [False, True])
+def test_torchao_inductor_settings_only_where_the_precision_asks(tuning):
+    """By default a torchao precision compiles with Inductor's settings as bf16-compiled does:
+    torchao's recommended ones (coordinate-descent tuning of every kernel, set for the whole
+    process) only with inductor_tuning, and then in the config it loads with."""
+    from torch._inductor import config as inductor
+
+    from quantbench.backends.quantization import torchao_config
+
+    overrides = {"inductor_tuning": True} if tuning else None
+    saved = inductor.save_config()  # every setting torchao's setter changes, restored after
+    try:
+        inductor.coordinate_descent_tuning = False
+        config = torchao_config(precisions.get("torchao-int8wo", overrides), torch.device("cpu"))
+        assert inductor.coordinate_descent_tuning is tuning  # the probe's quantize_ set it
+    finally:
+        inductor.load_config(saved)
+    assert f"set_inductor_config={tuning}" in repr(config.quant_type)

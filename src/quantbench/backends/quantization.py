@@ -81,7 +81,10 @@ def _torchao_paths(tq, s: dict) -> list:
     """(kernel path, config factory) for each way torchao runs the format, in the order tried:
     one unnamed path, or one per int4 ``packing`` ("opaque" is the CPU's int4 layout, a
     prototype config of its own in torchao 0.18)."""
-    kwargs = {}
+    # torchao's own Inductor settings (coordinate-descent tuning of every generated kernel,
+    # set for the whole process) only where the precision asks for them: by default every
+    # compiled precision compiles with the same Inductor settings as bf16-compiled
+    kwargs = {"set_inductor_config": bool(s.get("inductor_tuning", False))}
     if "granularity" in s:
         kwargs["granularity"] = {"per_row": tq.PerRow, "per_tensor": tq.PerTensor}[
             s["granularity"]]()
