@@ -18,6 +18,7 @@ import json
 import os
 import statistics
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 SHAPES = {  # config/gpu-fastpath.yaml's, and a tiny one to try the script on the CPU
@@ -78,8 +79,8 @@ def replays(trace: dict) -> dict:
             s[2] += e["dur"]
             s[3] += 1
     steps = [spans[c] for _, _, c in launches if c in spans]
-    gaps = [b[0] - a[1] for a, b in zip(steps, steps[1:])]
-    host = [b[0] - a[0] for a, b in zip(launches, launches[1:])]
+    gaps = [b[0] - a[1] for a, b in pairwise(steps)]
+    host = [b[0] - a[0] for a, b in pairwise(launches)]
     return {"replays": len(steps), "span_us": [s[1] - s[0] for s in steps],
             "busy_us": [s[2] for s in steps], "kernels": [s[3] for s in steps],
             "gap_us": gaps, "host_launch_interval_us": host,
@@ -141,7 +142,8 @@ def measure(name: str, precision: str, store: Path, out: Path, batches: list[int
 
 
 def table(out: Path) -> None:
-    limits = {p.name.split(".")[0]: {q["batch_size"]: q for q in json.loads(p.read_text())["points"]}
+    limits = {p.name.split(".")[0]: {q["batch_size"]: q
+                                     for q in json.loads(p.read_text())["points"]}
               for p in out.glob("*.limit.json")}
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*-shape.*.json"))
             if not p.name.endswith(".limit.json")]
@@ -149,7 +151,8 @@ def table(out: Path) -> None:
           f"{'prefill ms':>11}{'peak GiB':>9}{'J/tok':>7}{'compile s':>10}")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['model']:<21}{r['precision']:<19} {r['status']}: {(r['reason'] or '')[:150]}")
+            why = (r["reason"] or "")[:150]
+            print(f"{r['model']:<21}{r['precision']:<19} {r['status']}: {why}")
             continue
         compile_s: dict = {}
         for c in r["backend"].get("compile_log") or []:
@@ -181,7 +184,7 @@ def table(out: Path) -> None:
         gaps = (r.get("profile") or {}).get("gap_us") or []
         gap = statistics.median(gaps) if gaps else float("nan")
 
-        def pct(key):
+        def pct(key, k=k):
             v = k.get(key)
             return float("nan") if v is None else v
         print(f"{r['model']:<21}{r['precision']:<19}{pct('step_ms'):>8.2f}{pct('busy_pct'):>7.0f}"
