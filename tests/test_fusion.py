@@ -97,3 +97,62 @@ def test_the_compiled_graph_multiplies_each_group_once(models):
             torch.compile(model, backend=counting(name), fullgraph=True)(ids)
     layers = plain.config.num_hidden_layers
     assert counts == {"plain": 7 * layers + 1, "fused": 4 * layers + 1}
+
+
+@pytest.fixture(scope="module")
+def torchao_pair(tiny_model):
+    """torchao-int8wo on its compiled path, fused (the default) and not."""
+    pytest.importorskip("torchao")
+    return {fuse: load_backend(precisions.get("torchao-int8wo", {"fuse": fuse}), tiny_model,
+                               device="cpu", threads=2, n_ctx=40) for fuse in (True, False)}
+
+
+def test_a_torchao_precision_quantises_each_fused_group_whole(torchao_pair):
+    """Loaded unquantised, fused, then quantised: each group's quantised whole holds exactly
+    the separate weights' quantised rows (per-row scales), the bytes and the quantised layers
+    are those of the unfused load, and the logits agree."""
+    fused, plain = torchao_pair[True], torchao_pair[False]
+    layers = fused.model.config.num_hidden_layers
+    assert fused.info()["fused_projections"] == 2 * layers
+    assert plain.info()["fused_projections"] == 0
+    for name in ("quantised_linears", "torchao_config"):
+        assert fused.info()["quantization"][name] == plain.info()["quantization"][name]
+    assert fused.memory_parts()["weights_mib"] == pytest.approx(
+        plain.memory_parts()["weights_mib"], rel=1e-3)
+    mine, theirs = fused.model.model.layers, plain.model.model.layers
+    for got, want in ((mine[1].self_attn, theirs[1].self_attn), (mine[0].mlp, theirs[0].mlp)):
+        names = [n for n in ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+                 if hasattr(want, n)]
+        separate = torch.cat([getattr(want, n).weight.dequantize() for n in names])
+        torch.testing.assert_close(got.fused_weight.dequantize(), separate, rtol=0, atol=0)
+        assert all(getattr(got, n).weight.numel() == 0 for n in names)  # no copy kept
+    ids = list(range(5, 25))
+    np.testing.assert_allclose(fused.logits(ids), plain.logits(ids), rtol=1e-3, atol=1e-3)
+
+
+def test_a_quantised_fused_projection_on_another_input_takes_its_slice(torchao_pair):
+    fused, plain = torchao_pair[True], torchao_pair[False]
+    attn, ref = fused.model.model.layers[0].self_attn, plain.model.model.layers[0].self_attn
+    width = ref.k_proj.in_features
+    x, y = torch.randn(1, 3, width), torch.randn(1, 3, width)
+    with torch.inference_mode():
+        attn.q_proj(x)
+        torch.testing.assert_close(attn.k_proj(y), ref.k_proj(y), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(attn.v_proj(x), ref.v_proj(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_group_torchao_cannot_take_whole_leaves_the_format_unfused_and_says_why(
+        tiny_model, monkeypatch):
+    pytest.importorskip("torchao")
+    from quantbench.backends import hf
+
+    def refuse(model, config):
+        raise NotImplementedError("no fused layout")
+
+    monkeypatch.setattr(hf, "quantise_fused", refuse)
+    backend = load_backend(precisions.get("torchao-int8wo"), tiny_model, device="cpu",
+                           threads=2, n_ctx=40)
+    info = backend.info()
+    assert info["fused_projections"] == 0
+    assert info["fusion_refused"] == "NotImplementedError: no fused layout"
+    assert info["quantization"]["quantised_linears"] == "14 of 15"  # quantised as it loads

@@ -11,6 +11,14 @@ every other path, the eager prefill included, computes what it did). The first p
 group then computes the whole product once and hands its slices to the others, which return
 them when called on the same input; called on another input, each computes its own slice
 alone. The model's code is not changed: only the projections' ``forward``.
+
+A torchao precision on the compiled path is loaded unquantised, fused, then quantised
+(``quantise_fused``): each group's concatenated weight as one weight, the other linear layers
+one by one. Its per-row (and per-row group) scales are those of the separate weights, so the
+fused product computes what the separate ones would; the group's quantised weight is a
+parameter of the module holding the group (``fused_weight``), the projections' own weights
+are emptied (no bytes counted twice), and a projection called on another input takes its slice
+of the whole product.
 """
 
 from __future__ import annotations
@@ -28,15 +36,21 @@ class _Group:
 
     def __init__(self, weight: torch.Tensor, sizes: list[int]):
         self.weight, self.sizes = weight, sizes
+        self.quantised = False  # True once quantise_fused made the weight one quantised tensor
         self.input = self.parts = None
 
     def first(self, x: torch.Tensor) -> torch.Tensor:
         self.input, self.parts = x, F.linear(x, self.weight).split(self.sizes, dim=-1)
         return self.parts[0]
 
-    def part(self, index: int, x: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    def part(self, index: int, x: torch.Tensor, module: torch.nn.Linear) -> torch.Tensor:
         same = self.parts is not None and x is self.input
-        out = self.parts[index] if same else F.linear(x, own)
+        if same:
+            out = self.parts[index]
+        elif self.quantised:  # the projection's own rows live only in the quantised whole
+            out = F.linear(x, self.weight).split(self.sizes, dim=-1)[index]
+        else:
+            out = F.linear(x, module.weight)
         if index == len(self.sizes) - 1:
             self.input = self.parts = None  # nothing kept between steps
         return out
@@ -66,14 +80,47 @@ def fuse_projections(model: torch.nn.Module) -> int:
             with torch.no_grad():
                 whole = torch.cat(weights, dim=0)
             group = _Group(whole, sizes)
+            holder.fused_group = group
             start = 0
             for index, (projection, size) in enumerate(zip(projections, sizes, strict=True)):
-                own = whole[start:start + size]
-                projection.weight.data = own  # a view: the copy above is the only one left
+                # a view: the copy above is the only one left
+                projection.weight.data = whole[start:start + size]
                 start += size
                 if index == 0:
                     projection.forward = group.first
                 else:
-                    projection.forward = (lambda x, i=index, w=own, g=group: g.part(i, x, w))
+                    projection.forward = (lambda x, i=index, m=projection, g=group:
+                                          g.part(i, x, m))
             fused += 1
     return fused
+
+
+def fused_groups(model: torch.nn.Module) -> list[tuple[torch.nn.Module, list[str]]]:
+    """(module holding a fused group, its projections' names) for every fused group."""
+    return [(m, [n for n in GROUPS[name] if hasattr(m, n)])
+            for module in model.modules() for name in GROUPS
+            if (m := getattr(module, name, None)) is not None and hasattr(m, "fused_group")]
+
+
+def quantise_fused(model: torch.nn.Module, config) -> None:
+    """torchao's ``quantize_`` with ``config`` over a model whose groups ``fuse_projections``
+    fused: each group's whole weight as one linear layer's, then every other linear layer but
+    the output embedding (transformers' TorchAoConfig keeps it unquantised too)."""
+    from torchao.quantization import quantize_
+
+    for holder, names in fused_groups(model):
+        group = holder.fused_group
+        whole = torch.nn.Linear(group.weight.shape[1], group.weight.shape[0], bias=False,
+                                device=group.weight.device, dtype=group.weight.dtype)
+        whole.weight = torch.nn.Parameter(group.weight, requires_grad=False)
+        quantize_(whole, config)
+        holder.fused_weight = whole.weight  # a parameter of the holder: counted once
+        group.weight, group.quantised = whole.weight, True
+        for name in names:  # the views into the unquantised whole go with it
+            own = getattr(holder, name)
+            own.weight = torch.nn.Parameter(own.weight.new_empty(0, own.weight.shape[1]),
+                                            requires_grad=False)
+    grouped = {id(getattr(h, n)) for h, names in fused_groups(model) for n in names}
+    head = model.get_output_embeddings()
+    quantize_(model, config, filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear)
+              and m is not head and id(m) not in grouped)

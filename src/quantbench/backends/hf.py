@@ -18,6 +18,7 @@ them: each layer's q/k/v and gate/up in one product each (backends.fusion, same 
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import logging
 import re
@@ -29,7 +30,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
 from quantbench.artifacts.manifest import model_options
 from quantbench.backends.base import BackendBase, DecodeRun
-from quantbench.backends.fusion import fuse_projections
+from quantbench.backends.fusion import fuse_projections, quantise_fused
 from quantbench.backends.quantization import (
     DTYPES,
     quantised_linears,
@@ -164,23 +165,37 @@ class HFBackend(BackendBase):
         if qconfig is None:
             qconfig = torchao_config(precision, self.device)
         dtype = DTYPES[precision.settings.get("dtype", "float32")]
+        # the compiled path reads each layer's q/k/v and gate/up weights in one product each
+        # (backends.fusion; the same bytes); a torchao precision is then loaded unquantised,
+        # fused and quantised group by group (bitsandbytes' weights, quantised as they load,
+        # are left as they are)
+        fuse = bool(precision.settings.get("compile")) and precision.settings.get("fuse", True)
+        quantise_fused_groups = fuse and precision.backend == "torchao"
         if isinstance(qconfig, BitsAndBytesConfig):
             dtype = qconfig.bnb_4bit_compute_dtype if qconfig.load_in_4bit else torch.float16
             if self.device.type == "cpu" and qconfig.load_in_8bit:
                 dtype = torch.float32
-        try:
-            self.model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir),
-                dtype=dtype,
-                quantization_config=qconfig,
-                device_map={"": self.device},
-                **model_options(model_dir),
-            )
-        except (ImportError, RuntimeError, ValueError, NotImplementedError) as exc:
-            if qconfig is not None or self.device.type == "cuda":
-                raise UnsupportedError(f"{precision.name} on {self.device.type}: {exc}") from exc
-            raise
-        self.model.eval()
+        self.fusion_refused = None  # why a torchao precision's groups were not fused
+        self.model = self._from_pretrained(model_dir, dtype,
+                                           None if quantise_fused_groups else qconfig)
+        self.fused = (fuse_projections(self.model) if fuse
+                      and (qconfig is None or quantise_fused_groups) else 0)
+        if quantise_fused_groups:
+            try:
+                quantise_fused(self.model, qconfig.quant_type)
+            except (AssertionError, NotImplementedError, RuntimeError, TypeError,
+                    ValueError) as exc:
+                # torchao cannot take a group whole here: the format is measured unfused,
+                # quantised as it loads, and the record says why
+                self.fusion_refused = f"{type(exc).__name__}: {exc}"[:400]
+                del self.model
+                self.model = self._from_pretrained(model_dir, dtype, qconfig)
+                self.fused = 0
+            if self.device.type == "cuda":
+                # the unquantised weights are gone: their blocks go back to the device, or
+                # the serving memory (NVML's) would still count them
+                gc.collect()
+                torch.cuda.empty_cache()
         self.quantised, self.qconfig = None, qconfig
         if precision.backend == "torchao":
             self.quantised = quantised_linears(self.model)
@@ -190,10 +205,6 @@ class HFBackend(BackendBase):
                     f"{self.quantised[1]} linear layers (their shapes do not fit the format)"
                 )
         self.dtype = dtype
-        # the compiled path reads each layer's q/k/v and gate/up weights in one product each
-        # (backends.fusion; the same bytes): quantised weights are left as they are
-        self.fused = (fuse_projections(self.model) if precision.settings.get("compile")
-                      and qconfig is None and precision.settings.get("fuse", True) else 0)
         self.cache = self.static = self.graph = None
         # transformers renamed the KV-cache argument and output from past_key_values to cache
         self._cache_kw = (
@@ -492,6 +503,23 @@ class HFBackend(BackendBase):
         out = self.model(input_ids=x, use_cache=False, logits_to_keep=last or 0)
         return out.logits[0].float().cpu().numpy()
 
+    def _from_pretrained(self, model_dir, dtype, qconfig):
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir),
+                dtype=dtype,
+                quantization_config=qconfig,
+                device_map={"": self.device},
+                **model_options(model_dir),
+            )
+        except (ImportError, RuntimeError, ValueError, NotImplementedError) as exc:
+            if qconfig is not None or self.precision.backend != "transformers" \
+                    or self.device.type == "cuda":
+                raise UnsupportedError(
+                    f"{self.precision.name} on {self.device.type}: {exc}") from exc
+            raise
+        return model.eval()
+
     def memory_parts(self) -> dict:
         """Weights (every parameter and buffer, tied ones once) and the KV cache of ``n_ctx``
         tokens in each of ``batch_size`` sequences, from the config (transformers has no compute
@@ -518,6 +546,7 @@ class HFBackend(BackendBase):
             "kv_elem_bytes": self.dtype.itemsize,
             "compiled": self.compiled,
             "fused_projections": self.fused,
+            "fusion_refused": self.fusion_refused,
             "compile_options": self.compile_options,
             # the decode step replayed as one CUDA graph of ours (see _capture)
             "cuda_graph": self.compiled and self.device.type == "cuda",

@@ -8,6 +8,7 @@ import torch
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from transformers import BitsAndBytesConfig
 
+from quantbench.backends.fusion import fused_groups
 from quantbench.errors import UnsupportedError
 from quantbench.precisions import Precision
 
@@ -123,9 +124,13 @@ def _torchao_problem(make, device: torch.device, dtype: torch.dtype) -> str | No
 
 
 def quantised_linears(model) -> tuple[int, int]:
-    """(linear layers whose weight torchao quantised, all linear layers)."""
+    """(linear layers whose weight torchao quantised, all linear layers): a fused projection
+    (backends.fusion) counts as its group's quantised whole does."""
+    grouped = {id(getattr(holder, name)): holder.fused_group.weight
+               for holder, names in fused_groups(model) for name in names}
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    return sum(is_traceable_wrapper_subclass(m.weight) for m in linears), len(linears)
+    return (sum(is_traceable_wrapper_subclass(grouped.get(id(m), m.weight)) for m in linears),
+            len(linears))
 
 
 def stored_bytes(t: torch.Tensor) -> int:
