@@ -20,7 +20,7 @@ import pandas as pd
 
 from quantbench import kvcache, precisions
 from quantbench.records import Status
-from quantbench.report.findings import Budgets
+from quantbench.report.findings import Budgets, apart
 from quantbench.report.numbers import fmt
 from quantbench.stats import known
 
@@ -246,12 +246,6 @@ def points(value: float) -> str:
 
 def rank(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values("decode_tok_s", ascending=False)
-
-
-def apart(a: dict, b: dict) -> bool:
-    """Whether a's decode speed is above b's with their 95 % intervals apart."""
-    return (known(a.get("decode_tok_s_ci_low")) and known(b.get("decode_tok_s_ci_high"))
-            and a["decode_tok_s_ci_low"] > b["decode_tok_s_ci_high"])
 
 
 def ties(ranked: pd.DataFrame) -> list[dict]:

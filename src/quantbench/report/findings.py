@@ -117,8 +117,10 @@ def with_baselines(ok: pd.DataFrame):
 INT8_ENGINES = ("onnx-int8", "bnb-int8", "gguf-q8_0")
 
 
-def apart(fast: pd.Series, slow: pd.Series) -> bool:
-    """Whether ``fast`` decodes faster than ``slow`` with their 95 % intervals apart."""
+def apart(fast, slow) -> bool:
+    """Whether ``fast`` decodes faster than ``slow`` with their 95 % intervals apart (rows of
+    a table, as Series or dicts): the one test of "faster" every finding and the decision
+    use."""
     low, high = fast.get("decode_tok_s_ci_low"), slow.get("decode_tok_s_ci_high")
     return not (pd.isna(low) or pd.isna(high)) and bool(low > high)
 

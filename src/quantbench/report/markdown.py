@@ -30,7 +30,7 @@ from quantbench.report import (
     variants,
 )
 from quantbench.report.aggregate import SELF_FLOOR, read_summary
-from quantbench.report.findings import Budgets, Finding
+from quantbench.report.findings import Budgets, Finding, apart
 from quantbench.report.numbers import fmt, md_escape, sci
 from quantbench.stats import known as _known
 
@@ -83,7 +83,7 @@ def not_told_apart(a, b) -> bool:
     keys = ("decode_tok_s_ci_low", "decode_tok_s_ci_high")
     if not all(_known(x.get(k)) for x in (a, b) for k in keys):
         return False
-    return not (decision.apart(a, b) or decision.apart(b, a))
+    return not (apart(a, b) or apart(b, a))
 
 
 def against_unquantized(row, ok: pd.DataFrame) -> str:
@@ -100,16 +100,16 @@ def against_unquantized(row, ok: pd.DataFrame) -> str:
         return " (no unquantized path measured to compare it with)"
     best = plain.loc[plain["decode_tok_s"].idxmax()]
 
-    def apart(other) -> str:
+    def tie_note(other) -> str:
         return ", not told apart" if not_told_apart(row, other) else ""
 
     said = [f"{fmt(row['decode_tok_s'] / best['decode_tok_s'])}× {best['precision']}, the "
-            f"fastest unquantized path measured{apart(best)}"]
+            f"fastest unquantized path measured{tie_note(best)}"]
     own = plain[plain["backend"] == row["backend"]]
     if not own.empty and own["decode_tok_s"].idxmax() != best.name:
         mine = own.loc[own["decode_tok_s"].idxmax()]
         said.append(f"{fmt(row['decode_tok_s'] / mine['decode_tok_s'])}× {mine['precision']}, "
-                    f"its own engine's{apart(mine)}")
+                    f"its own engine's{tie_note(mine)}")
     return f" ({'; '.join(said)})"
 
 
