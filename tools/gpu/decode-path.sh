@@ -13,7 +13,7 @@
 # precisions) are installed into /tmp/site, without any llama.cpp build.
 # Time on an H100 (cold compile cache; a warm one, kept in /tmp/qb-compile-cache or passed as
 # COMPILE_CACHE=archive, saves most of the compiles): per model, weights drawn on the GPU and
-# saved to /dev/shm (1.1B: ~10 s, 8B: ~40 s; kept for a later call with KEEP_WEIGHTS=1), the
+# saved to /dev/shm (1.1B: ~10 s, 8B: ~40 s; kept for a later run with KEEP_WEIGHTS=1), the
 # limit (~5 s); per precision the latency job (load, one compile per batch size: bf16-compiled
 # at 1.1B ~60 s, at 8B ~90 s cold), the kernel trace and the replay trace (each a load and a
 # compile that finds the first one's graphs: ~20-40 s; the replay trace only for the precisions
