@@ -111,7 +111,7 @@ def quantise_fused(model: torch.nn.Module, config) -> None:
     for holder, names in fused_groups(model):
         group = holder.fused_group
         whole = torch.nn.Linear(group.weight.shape[1], group.weight.shape[0], bias=False,
-                                device=group.weight.device, dtype=group.weight.dtype)
+                                device="meta")  # no weight of its own: it takes the group's
         whole.weight = torch.nn.Parameter(group.weight, requires_grad=False)
         quantize_(whole, config)
         holder.fused_weight = whole.weight  # a parameter of the holder: counted once

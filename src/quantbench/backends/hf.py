@@ -188,7 +188,8 @@ class HFBackend(BackendBase):
                 # torchao cannot take a group whole here: the format is measured unfused,
                 # quantised as it loads, and the record says why
                 self.fusion_refused = f"{type(exc).__name__}: {exc}"[:400]
-                del self.model
+                self.model = None
+                gc.collect()  # the fused model's forwards refer to it: a cycle
                 self.model = self._from_pretrained(model_dir, dtype, qconfig)
                 self.fused = 0
             if self.device.type == "cuda":
