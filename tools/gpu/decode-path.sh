@@ -8,9 +8,10 @@
 # steps and one prefill) and, for a compiled precision, a profiler trace of 8 decode steps at
 # batch 1 read replay by replay (tools/gpu/decode_path.py). One process per part: one JSON per
 # model and precision, and a table last, in OUT. A study: one process a point, no interval.
-# Needs torch and transformers (the machine's own); where an import fails, the wheels of
-# WHEELS (default .gpu/wheels: ../shared/gpu/pack.sh; torchao's and bitsandbytes' for those
-# precisions) are installed into /tmp/site, without any llama.cpp build.
+# Needs torch and transformers (the machine's own); where an import fails, the wheels in
+# WHEELS (default .gpu/wheels: torchao's and bitsandbytes' for those precisions, for a machine
+# without a package index) are installed into /tmp/site, without any llama.cpp build.
+# DEVICE=cpu with MODELS=tiny-shape tries the script on a CPU.
 # Time on an H100 (cold compile cache; a warm one, kept in /tmp/qb-compile-cache or passed as
 # COMPILE_CACHE=archive, saves most of the compiles): per model, weights drawn on the GPU and
 # saved to /dev/shm (1.1B: ~10 s, 8B: ~40 s; kept for a later run with KEEP_WEIGHTS=1), the
