@@ -108,7 +108,8 @@ def quantise_fused(model: torch.nn.Module, config) -> None:
     the output embedding (transformers' TorchAoConfig keeps it unquantised too)."""
     from torchao.quantization import quantize_
 
-    for holder, names in fused_groups(model):
+    groups = fused_groups(model)
+    for holder, names in groups:
         group = holder.fused_group
         whole = torch.nn.Linear(group.weight.shape[1], group.weight.shape[0], bias=False,
                                 device="meta")  # no weight of its own: it takes the group's
@@ -120,7 +121,7 @@ def quantise_fused(model: torch.nn.Module, config) -> None:
             own = getattr(holder, name)
             own.weight = torch.nn.Parameter(own.weight.new_empty(0, own.weight.shape[1]),
                                             requires_grad=False)
-    grouped = {id(getattr(h, n)) for h, names in fused_groups(model) for n in names}
+    grouped = {id(getattr(h, n)) for h, names in groups for n in names}
     head = model.get_output_embeddings()
     quantize_(model, config, filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear)
               and m is not head and id(m) not in grouped)
